@@ -1,0 +1,1 @@
+"""slipway: a self-hosted, wire-compatible AWS App Runner."""

@@ -1,0 +1,126 @@
+"""Settings: embedded defaults, then the YAML file, then SLIPWAY_* environment variables.
+
+One frozen object is built at start and passed down; nothing else reads the
+environment for settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InvalidRequest
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def default_data_dir() -> Path:
+    if _is_root():
+        return Path("/var/lib/slipway")
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+    return Path(xdg) / "slipway"
+
+
+def default_config_dir() -> Path:
+    if _is_root():
+        return Path("/etc/slipway")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "slipway"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    config_dir: Path = field(default_factory=default_config_dir)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8780
+    base_domain: str = "localhost"
+    http_port: int = 80
+    caddy_admin: str = "http://localhost:2019"
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    service_quota: int = 10
+    # Seconds between two passes of the reconcile loop (routes, dead instances).
+    reconcile_interval: float = 2.0
+    # Seconds an old instance keeps serving in-flight requests before it is stopped.
+    drain_seconds: int = 5
+    # Registries reached over plain HTTP besides loopback ones.
+    insecure_registries: tuple[str, ...] = ()
+    # Host address that instances publish their port on; Caddy dials it.
+    instance_host: str = "127.0.0.1"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.listen_host}:{self.listen_port}"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / "credentials"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "slipway.db"
+
+    def service_host(self, hostname_label: str) -> str:
+        return f"{hostname_label}.{self.base_domain}"
+
+    def service_url(self, hostname_label: str) -> str:
+        port = "" if self.http_port == 80 else f":{self.http_port}"
+        return f"{self.service_host(hostname_label)}{port}"
+
+
+def _coerce(name: str, typ: Any, value: Any) -> Any:
+    typ = str(typ)
+    try:
+        if typ == "Path":
+            return Path(str(value))
+        if typ == "int":
+            return int(value)
+        if typ == "float":
+            return float(value)
+        if typ.startswith("tuple"):
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v]
+            return tuple(str(v) for v in value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings; later sources win: defaults < file < environment < overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is None:
+        env_file = environ.get("SLIPWAY_CONFIG")
+        config_file = Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+    if config_file.exists():
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidRequest(f"{config_file}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InvalidRequest(f"{config_file}: expected a mapping of settings")
+        for key, value in loaded.items():
+            if key not in known:
+                raise InvalidRequest(f"{config_file}: unknown setting {key!r}")
+            values[key] = value
+    for name in known:
+        env_value = environ.get(f"SLIPWAY_{name.upper()}")
+        if env_value is not None:
+            values[name] = env_value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    coerced = {k: _coerce(k, known[k].type, v) for k, v in values.items()}
+    return dataclasses.replace(Settings(), **coerced)
