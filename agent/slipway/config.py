@@ -51,6 +51,8 @@ class Settings:
     reconcile_interval: float = 2.0
     # Seconds an old instance keeps serving in-flight requests before it is stopped.
     drain_seconds: int = 5
+    # Seconds a new instance has to pass its health check before the deployment fails.
+    health_deadline: float = 120.0
     # Registries reached over plain HTTP besides loopback ones.
     insecure_registries: tuple[str, ...] = ()
     # Host address that instances publish their port on; Caddy dials it.

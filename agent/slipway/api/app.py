@@ -1,0 +1,117 @@
+"""The HTTP edge: App Runner's JSON 1.0 protocol on ``POST /``, slipway's own signed
+endpoints under ``/slipway/v1``, and ``/healthz``. Errors are rendered here only."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import InvalidRequest, SlipwayError
+from . import sigv4
+from .handlers import HANDLERS
+from .validate import operation_names, validate_input
+
+if TYPE_CHECKING:
+    from ..agent import Agent
+
+log = logging.getLogger("slipway.api")
+AMZ_JSON = "application/x-amz-json-1.0"
+TARGET_PREFIX = "AppRunner."
+
+
+class UnknownOperation(SlipwayError):
+    code = "UnknownOperationException"
+    status = 400
+
+
+def error_response(exc: SlipwayError) -> Response:
+    body = {"__type": exc.code, "Message": exc.message}
+    return Response(
+        json.dumps(body),
+        status_code=exc.status,
+        media_type=AMZ_JSON,
+        headers={"x-amzn-ErrorType": exc.code},
+    )
+
+
+def _decode(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def create_app(agent: Agent) -> FastAPI:
+    app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
+    supported = set(operation_names())
+
+    async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
+        return await run_in_threadpool(
+            sigv4.verify,
+            request.method,
+            request.url.path,
+            request.url.query,
+            request.headers,
+            body,
+            agent.lookup_secret,
+        )
+
+    @app.exception_handler(SlipwayError)
+    async def _render(_: Request, exc: SlipwayError) -> Response:
+        if exc.status >= 500:
+            log.error("internal error: %s", exc.message)
+        return error_response(exc)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/")
+    async def app_runner(request: Request) -> Response:
+        body = await request.body()
+        await authenticate(request, body)
+        target = request.headers.get("x-amz-target", "")
+        operation = target.removeprefix(TARGET_PREFIX)
+        if not target.startswith(TARGET_PREFIX) or operation not in supported:
+            raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
+        handler = HANDLERS.get(operation)
+        if handler is None:
+            raise InvalidRequest(f"{operation} is not supported by slipway yet")
+        params = _decode(body)
+        validate_input(operation, params)
+        result = await run_in_threadpool(handler, agent.services, params)
+        return Response(json.dumps(result), media_type=AMZ_JSON)
+
+    @app.post("/slipway/v1/keys")
+    async def create_key(request: Request) -> JSONResponse:
+        body = await request.body()
+        await authenticate(request, body)
+        params = _decode(body)
+        key_id, secret = await run_in_threadpool(
+            agent.create_access_key, str(params.get("Description", ""))
+        )
+        return JSONResponse({"AccessKeyId": key_id, "SecretAccessKey": secret})
+
+    @app.put("/slipway/v1/registries/{host}")
+    async def registry_login(host: str, request: Request) -> JSONResponse:
+        body = await request.body()
+        await authenticate(request, body)
+        params = _decode(body)
+        if not isinstance(params, dict):
+            raise InvalidRequest("registry login expects a JSON object")
+        await run_in_threadpool(
+            agent.services.registry_login,
+            host,
+            str(params.get("Username", "")),
+            str(params.get("Password", "")),
+        )
+        return JSONResponse({"Host": host})
+
+    return app

@@ -1,0 +1,119 @@
+"""One handler per App Runner operation: read members, call the rules, render shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..services import Services, paginate
+from . import shapes
+
+Handler = Callable[[Services, dict[str, Any]], dict[str, Any]]
+
+
+def create_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row, op_id = svc.create_service(p)
+    return {"Service": shapes.service(row, svc), "OperationId": op_id}
+
+
+def describe_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    return {"Service": shapes.service(svc.service(p["ServiceArn"]), svc)}
+
+
+def list_services(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    page = svc.list_services(p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {
+        "ServiceSummaryList": [shapes.service_summary(r, svc.settings) for r in page.items]
+    }
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def update_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row, op_id = svc.update_service(p)
+    return {"Service": shapes.service(row, svc), "OperationId": op_id}
+
+
+def _service_op(method: str) -> Handler:
+    def handler(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+        row, op_id = getattr(svc, method)(p["ServiceArn"])
+        return {"Service": shapes.service(row, svc), "OperationId": op_id}
+
+    return handler
+
+
+def start_deployment(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    return {"OperationId": svc.start_deployment(p["ServiceArn"])}
+
+
+def list_operations(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    page = svc.list_operations(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {"OperationSummaryList": [shapes.operation(r) for r in page.items]}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def create_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    return {"AutoScalingConfiguration": shapes.auto_scaling(svc.create_auto_scaling(p), svc)}
+
+
+def describe_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row = svc.auto_scaling(p["AutoScalingConfigurationArn"])
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
+
+
+def list_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    rows = svc.list_auto_scaling(p.get("AutoScalingConfigurationName"), p.get("LatestOnly", False))
+    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {
+        "AutoScalingConfigurationSummaryList": [
+            shapes.auto_scaling_summary(r, svc) for r in page.items
+        ]
+    }
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def delete_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row = svc.delete_auto_scaling(
+        p["AutoScalingConfigurationArn"], p.get("DeleteAllRevisions", False)
+    )
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
+
+
+def tag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    svc.tag_resource(p["ResourceArn"], p["Tags"])
+    return {}
+
+
+def untag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    svc.untag_resource(p["ResourceArn"], p["TagKeys"])
+    return {}
+
+
+def list_tags(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    tags = svc.list_tags(p["ResourceArn"])
+    return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+
+
+HANDLERS: dict[str, Handler] = {
+    "CreateService": create_service,
+    "DescribeService": describe_service,
+    "ListServices": list_services,
+    "UpdateService": update_service,
+    "DeleteService": _service_op("delete_service"),
+    "PauseService": _service_op("pause_service"),
+    "ResumeService": _service_op("resume_service"),
+    "StartDeployment": start_deployment,
+    "ListOperations": list_operations,
+    "CreateAutoScalingConfiguration": create_auto_scaling,
+    "DescribeAutoScalingConfiguration": describe_auto_scaling,
+    "ListAutoScalingConfigurations": list_auto_scaling,
+    "DeleteAutoScalingConfiguration": delete_auto_scaling,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListTagsForResource": list_tags,
+}

@@ -1,0 +1,76 @@
+"""Store rows rendered as App Runner response shapes (PascalCase, epoch-second times)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Settings
+from ..errors import ResourceNotFound
+from ..models import NETWORK_API, ServiceSpec
+from ..services import Services
+
+
+def _times(row: dict[str, Any], **names: str) -> dict[str, float]:
+    return {api: row[col] for api, col in names.items() if row.get(col) is not None}
+
+
+def service(row: dict[str, Any], services: Services) -> dict[str, Any]:
+    spec = ServiceSpec.from_dict(row["spec"])
+    out: dict[str, Any] = {
+        **service_summary(row, services.settings),
+        "SourceConfiguration": spec.source.to_api(),
+        "InstanceConfiguration": spec.instance.to_api(),
+        "HealthCheckConfiguration": spec.health.to_api(),
+        "NetworkConfiguration": NETWORK_API,
+        "ObservabilityConfiguration": {"ObservabilityEnabled": False},
+    }
+    try:
+        asc = services.auto_scaling_for(spec)
+    except ResourceNotFound:  # a configuration deleted since still renders the service
+        return out
+    out["AutoScalingConfigurationSummary"] = auto_scaling_summary(asc, services)
+    return out
+
+
+def service_summary(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    return {
+        "ServiceName": row["name"],
+        "ServiceId": row["id"],
+        "ServiceArn": row["arn"],
+        "ServiceUrl": settings.service_url(row["hostname"]),
+        "Status": row["status"],
+        **_times(row, CreatedAt="created_at", UpdatedAt="updated_at", DeletedAt="deleted_at"),
+    }
+
+
+def operation(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Id": row["id"],
+        "Type": row["type"],
+        "Status": row["status"],
+        "TargetArn": row["target_arn"],
+        **_times(row, StartedAt="created_at", EndedAt="ended_at", UpdatedAt="updated_at"),
+    }
+
+
+def auto_scaling_summary(row: dict[str, Any], services: Services) -> dict[str, Any]:
+    return {
+        "AutoScalingConfigurationArn": row["arn"],
+        "AutoScalingConfigurationName": row["name"],
+        "AutoScalingConfigurationRevision": row["revision"],
+        "Status": row["status"],
+        "HasAssociatedService": services.has_associated_service(row),
+        "IsDefault": bool(row["is_default"]),
+        **_times(row, CreatedAt="created_at"),
+    }
+
+
+def auto_scaling(row: dict[str, Any], services: Services) -> dict[str, Any]:
+    return {
+        **auto_scaling_summary(row, services),
+        "Latest": row["status"] == "ACTIVE" and services.is_latest(row),
+        "MaxConcurrency": row["max_concurrency"],
+        "MinSize": row["min_size"],
+        "MaxSize": row["max_size"],
+        **_times(row, DeletedAt="deleted_at"),
+    }

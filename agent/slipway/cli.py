@@ -1,0 +1,308 @@
+"""The `slipway` command: parses, calls the API like any client, prints.
+
+Only `serve` runs the agent itself; every other command talks to a running
+agent over its signed API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import keys
+from .client import Client, user_credentials_file
+from .config import load_settings
+from .errors import SlipwayError
+
+app = typer.Typer(
+    help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
+)
+services_app = typer.Typer(help="Create and manage services.", no_args_is_help=True)
+keys_app = typer.Typer(help="Access keys for the API.", no_args_is_help=True)
+registries_app = typer.Typer(help="Credentials for image registries.", no_args_is_help=True)
+app.add_typer(services_app, name="services")
+app.add_typer(keys_app, name="keys")
+app.add_typer(registries_app, name="registries")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="settings file (default /etc/slipway/slipway.yaml)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+def _client(config: Path | None = None) -> Client:
+    return Client.from_settings(load_settings(config))
+
+
+def _fail(exc: SlipwayError) -> None:
+    typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+    raise typer.Exit(1)
+
+
+def _run(fn: Any) -> Any:
+    try:
+        return fn()
+    except SlipwayError as exc:
+        _fail(exc)
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, sort_keys=True))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    typer.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        typer.echo("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return ""
+    stamp = value.timestamp() if hasattr(value, "timestamp") else float(value)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    listen_host: Annotated[str | None, typer.Option(help="API address")] = None,
+    listen_port: Annotated[int | None, typer.Option(help="API port (default 8780)")] = None,
+    http_port: Annotated[int | None, typer.Option(help="port services answer on")] = None,
+    base_domain: Annotated[str | None, typer.Option(help="services at <name>.<domain>")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="state directory")] = None,
+) -> None:
+    """Run the agent: API, operations worker and reconcile loop."""
+    from .agent import Agent
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    def start() -> None:
+        settings = load_settings(
+            config,
+            listen_host=listen_host,
+            listen_port=listen_port,
+            http_port=http_port,
+            base_domain=base_domain,
+            data_dir=data_dir,
+        )
+        Agent(settings).serve()
+
+    _run(start)
+
+
+@keys_app.command("create")
+def keys_create(
+    description: Annotated[str, typer.Option(help="what the key is for")] = "",
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an access key; the first one is also saved for this user's CLI."""
+    client = _client(config)
+    result = _run(lambda: client.signed("POST", "/slipway/v1/keys", {"Description": description}))
+    target = user_credentials_file()
+    if keys.read_credentials(target) is None:
+        keys.write_credentials(
+            target, result["AccessKeyId"], result["SecretAccessKey"], client.region
+        )
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"AccessKeyId:     {result['AccessKeyId']}")
+        typer.echo(f"SecretAccessKey: {result['SecretAccessKey']}")
+
+
+@registries_app.command("login")
+def registries_login(
+    host: Annotated[str, typer.Argument(help="registry host[:port]")],
+    username: Annotated[str, typer.Option("--username", "-u")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Store credentials the agent uses for ECR-type images on HOST."""
+    if not password_stdin:
+        _fail(SlipwayError("pass the password on stdin with --password-stdin"))
+    password = sys.stdin.read().rstrip("\r\n")
+    client = _client(config)
+    _run(
+        lambda: client.signed(
+            "PUT", f"/slipway/v1/registries/{host}", {"Username": username, "Password": password}
+        )
+    )
+    typer.echo(f"Login stored for {host}")
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(SlipwayError(f"--env {pair!r}: expected KEY=VALUE"))
+        env[key] = value
+    return env
+
+
+def _show_service(service: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(service)
+        return
+    image = service.get("SourceConfiguration", {}).get("ImageRepository", {})
+    rows = [
+        ("Name", service["ServiceName"]),
+        ("Status", service["Status"]),
+        ("URL", f"http://{service.get('ServiceUrl', '')}"),
+        ("Image", image.get("ImageIdentifier", "")),
+        ("Port", image.get("ImageConfiguration", {}).get("Port", "")),
+        ("Arn", service["ServiceArn"]),
+        ("Created", _when(service.get("CreatedAt"))),
+        ("Updated", _when(service.get("UpdatedAt"))),
+    ]
+    for label, value in rows:
+        typer.echo(f"{label + ':':<9}{value}")
+
+
+@services_app.command("create")
+def services_create(
+    name: str,
+    image: Annotated[str, typer.Option(help="host[:port]/repo:tag or @sha256:...")],
+    port: Annotated[int, typer.Option(help="port the app listens on")] = 8080,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
+    start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
+    public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
+    manual: Annotated[bool, typer.Option("--manual", help="deploy only when asked")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an image service; it deploys at once."""
+    image_config: dict[str, Any] = {"Port": str(port)}
+    variables = _parse_env(env or [])
+    if variables:
+        image_config["RuntimeEnvironmentVariables"] = variables
+    if start_command:
+        image_config["StartCommand"] = start_command
+    client = _client(config)
+    result = _run(
+        lambda: client.call(
+            "CreateService",
+            ServiceName=name,
+            SourceConfiguration={
+                "ImageRepository": {
+                    "ImageIdentifier": image,
+                    "ImageRepositoryType": "ECR_PUBLIC" if public else "ECR",
+                    "ImageConfiguration": image_config,
+                },
+                "AutoDeploymentsEnabled": not manual,
+            },
+        )
+    )
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"Creating {name}: operation {result['OperationId']}")
+        typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+
+
+@services_app.command("list")
+def services_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """List services."""
+    client = _client(config)
+    summaries = _run(lambda: list(client.services()))
+    if as_json:
+        _print_json(summaries)
+        return
+    _table(
+        [
+            {
+                "NAME": s["ServiceName"],
+                "STATUS": s["Status"],
+                "URL": f"http://{s['ServiceUrl']}",
+                "UPDATED": _when(s.get("UpdatedAt")),
+            }
+            for s in summaries
+        ],
+        ["NAME", "STATUS", "URL", "UPDATED"],
+    )
+
+
+@services_app.command("describe")
+def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Show one service."""
+    client = _client(config)
+    service = _run(lambda: client.call("DescribeService", ServiceArn=client.service_arn(name)))
+    _show_service(service["Service"], as_json)
+
+
+def _service_action(operation: str, verb: str) -> Any:
+    def command(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+        client = _client(config)
+        result = _run(lambda: client.call(operation, ServiceArn=client.service_arn(name)))
+        if as_json:
+            _print_json(result)
+        else:
+            typer.echo(f"{verb} {name}: operation {result['OperationId']}")
+
+    command.__doc__ = f"{verb} a service."
+    return command
+
+
+services_app.command("pause")(_service_action("PauseService", "Pausing"))
+services_app.command("resume")(_service_action("ResumeService", "Resuming"))
+services_app.command("delete")(_service_action("DeleteService", "Deleting"))
+
+
+@app.command()
+def deploy(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Deploy the newest revision of a service now."""
+    client = _client(config)
+    result = _run(lambda: client.call("StartDeployment", ServiceArn=client.service_arn(name)))
+    if as_json:
+        _print_json(result)
+    else:
+        typer.echo(f"Deploying {name}: operation {result['OperationId']}")
+
+
+@app.command()
+def operations(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """List a service's operations, newest first."""
+    client = _client(config)
+
+    def fetch() -> list[dict[str, Any]]:
+        arn = client.service_arn(name)
+        ops, token = [], None
+        while True:
+            page = client.call(
+                "ListOperations", ServiceArn=arn, **({"NextToken": token} if token else {})
+            )
+            ops += page["OperationSummaryList"]
+            token = page.get("NextToken")
+            if not token:
+                return ops
+
+    ops = _run(fetch)
+    if as_json:
+        _print_json(ops)
+        return
+    _table(
+        [
+            {
+                "ID": o["Id"],
+                "TYPE": o["Type"],
+                "STATUS": o["Status"],
+                "STARTED": _when(o.get("StartedAt")),
+                "ENDED": _when(o.get("EndedAt")),
+            }
+            for o in ops
+        ],
+        ["ID", "TYPE", "STATUS", "STARTED", "ENDED"],
+    )

@@ -1,0 +1,275 @@
+"""Domain records and their App Runner wire forms.
+
+PascalCase lives here only: ``from_api`` turns validated request members into
+records, ``to_api`` turns records into response members. The store keeps the
+records as plain dicts (``asdict``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidRequest
+
+# App Runner's defaults, as DescribeService reports them when a member was omitted.
+DEFAULT_CPU = "1024"
+DEFAULT_MEMORY = "2048"
+DEFAULT_PORT = "8080"
+
+_CPU_UNITS = {
+    "0.25 vCPU": "256",
+    "0.5 vCPU": "512",
+    "1 vCPU": "1024",
+    "2 vCPU": "2048",
+    "4 vCPU": "4096",
+}
+_MEMORY_MB = {
+    f"{gb} GB": str(int(float(gb) * 1024))
+    for gb in ("0.5", "1", "2", "3", "4", "6", "8", "10", "12")
+}
+# App Runner's valid CPU/memory pairs (the guide's "configuración de instancia" table).
+_VALID_MEMORY_FOR_CPU = {
+    "256": {"512", "1024"},
+    "512": {"1024"},
+    "1024": {"2048", "3072", "4096"},
+    "2048": {"4096", "6144"},
+    "4096": {"8192", "10240", "12288"},
+}
+
+
+@dataclass
+class ImageSource:
+    identifier: str
+    repository_type: str
+    port: str = DEFAULT_PORT
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    start_command: str | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ImageSource:
+        conf = data.get("ImageConfiguration") or {}
+        port = conf.get("Port") or DEFAULT_PORT
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise InvalidRequest(
+                f"SourceConfiguration.ImageRepository.ImageConfiguration.Port: "
+                f"{port!r} is not a port number between 1 and 65535"
+            )
+        if conf.get("RuntimeEnvironmentSecrets"):
+            raise InvalidRequest(
+                "SourceConfiguration.ImageRepository.ImageConfiguration.RuntimeEnvironmentSecrets:"
+                " Secrets Manager and SSM references are not supported by slipway; pass values"
+                " as RuntimeEnvironmentVariables"
+            )
+        return cls(
+            identifier=data["ImageIdentifier"],
+            repository_type=data["ImageRepositoryType"],
+            port=port,
+            env=dict(conf.get("RuntimeEnvironmentVariables") or {}),
+            start_command=conf.get("StartCommand"),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {"Port": self.port}
+        if self.env:
+            conf["RuntimeEnvironmentVariables"] = dict(self.env)
+        if self.start_command:
+            conf["StartCommand"] = self.start_command
+        return {
+            "ImageIdentifier": self.identifier,
+            "ImageConfiguration": conf,
+            "ImageRepositoryType": self.repository_type,
+        }
+
+
+@dataclass
+class SourceConfig:
+    image: ImageSource
+    auto_deployments: bool = True
+    access_role_arn: str | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SourceConfig:
+        if data.get("CodeRepository"):
+            raise InvalidRequest(
+                "SourceConfiguration.CodeRepository: code repository services are not supported"
+                " yet; use SourceConfiguration.ImageRepository"
+            )
+        if not data.get("ImageRepository"):
+            raise InvalidRequest("SourceConfiguration: ImageRepository is required")
+        auth = data.get("AuthenticationConfiguration") or {}
+        if auth.get("ConnectionArn"):
+            raise InvalidRequest(
+                "SourceConfiguration.AuthenticationConfiguration.ConnectionArn: connections"
+                " apply to code repositories only"
+            )
+        return cls(
+            image=ImageSource.from_api(data["ImageRepository"]),
+            auto_deployments=data.get("AutoDeploymentsEnabled", True),
+            access_role_arn=auth.get("AccessRoleArn"),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ImageRepository": self.image.to_api(),
+            "AutoDeploymentsEnabled": self.auto_deployments,
+        }
+        if self.access_role_arn:
+            out["AuthenticationConfiguration"] = {"AccessRoleArn": self.access_role_arn}
+        return out
+
+
+@dataclass
+class InstanceConfig:
+    cpu: str = DEFAULT_CPU
+    memory: str = DEFAULT_MEMORY
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> InstanceConfig:
+        data = data or {}
+        if data.get("InstanceRoleArn"):
+            raise InvalidRequest(
+                "InstanceConfiguration.InstanceRoleArn: IAM instance roles do not exist on a"
+                " slipway host; pass credentials as environment variables"
+            )
+        cpu = _CPU_UNITS.get(data.get("Cpu", ""), data.get("Cpu", DEFAULT_CPU))
+        memory = _MEMORY_MB.get(data.get("Memory", ""), data.get("Memory", DEFAULT_MEMORY))
+        if memory not in _VALID_MEMORY_FOR_CPU.get(cpu, set()):
+            allowed = ", ".join(sorted(_VALID_MEMORY_FOR_CPU[cpu], key=int))
+            raise InvalidRequest(
+                f"InstanceConfiguration: Memory {memory} is not valid with Cpu {cpu};"
+                f" valid memory for that CPU: {allowed}"
+            )
+        return cls(cpu=cpu, memory=memory)
+
+    def to_api(self) -> dict[str, Any]:
+        return {"Cpu": self.cpu, "Memory": self.memory}
+
+
+@dataclass
+class HealthCheck:
+    protocol: str = "TCP"
+    path: str = "/"
+    interval: int = 5
+    timeout: int = 2
+    healthy_threshold: int = 1
+    unhealthy_threshold: int = 5
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> HealthCheck:
+        data = data or {}
+        d = cls()
+        return cls(
+            protocol=data.get("Protocol", d.protocol),
+            path=data.get("Path", d.path),
+            interval=data.get("Interval", d.interval),
+            timeout=data.get("Timeout", d.timeout),
+            healthy_threshold=data.get("HealthyThreshold", d.healthy_threshold),
+            unhealthy_threshold=data.get("UnhealthyThreshold", d.unhealthy_threshold),
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "Protocol": self.protocol,
+            "Path": self.path,
+            "Interval": self.interval,
+            "Timeout": self.timeout,
+            "HealthyThreshold": self.healthy_threshold,
+            "UnhealthyThreshold": self.unhealthy_threshold,
+        }
+
+
+def check_network(data: dict[str, Any] | None) -> None:
+    """Refuse network settings that only an AWS VPC could honour."""
+    data = data or {}
+    egress = data.get("EgressConfiguration") or {}
+    if egress.get("EgressType") == "VPC" or egress.get("VpcConnectorArn"):
+        raise InvalidRequest(
+            "NetworkConfiguration.EgressConfiguration: VPC egress needs a VPC connector,"
+            " which a slipway host does not have; use EgressType DEFAULT"
+        )
+    if (data.get("IngressConfiguration") or {}).get("IsPubliclyAccessible") is False:
+        raise InvalidRequest(
+            "NetworkConfiguration.IngressConfiguration.IsPubliclyAccessible: private"
+            " (VPC ingress) services are not supported; slipway serves services through Caddy"
+        )
+    if data.get("IpAddressType", "IPV4") != "IPV4":
+        raise InvalidRequest(
+            "NetworkConfiguration.IpAddressType: only IPV4 is supported by slipway"
+        )
+
+
+NETWORK_API = {
+    "EgressConfiguration": {"EgressType": "DEFAULT"},
+    "IngressConfiguration": {"IsPubliclyAccessible": True},
+    "IpAddressType": "IPV4",
+}
+
+
+def check_aws_only(params: dict[str, Any]) -> None:
+    """Refuse members that would change behaviour and that have no host equivalent."""
+    if params.get("EncryptionConfiguration"):
+        raise InvalidRequest(
+            "EncryptionConfiguration: customer-managed KMS keys are not supported by slipway;"
+            " images and data stay on this host"
+        )
+    obs = params.get("ObservabilityConfiguration") or {}
+    if obs.get("ObservabilityEnabled"):
+        raise InvalidRequest(
+            "ObservabilityConfiguration: X-Ray tracing is not supported by slipway;"
+            " set ObservabilityEnabled to false"
+        )
+    check_network(params.get("NetworkConfiguration"))
+
+
+@dataclass
+class ServiceSpec:
+    """What a service should run: everything UpdateService may change."""
+
+    source: SourceConfig
+    instance: InstanceConfig = field(default_factory=InstanceConfig)
+    health: HealthCheck = field(default_factory=HealthCheck)
+    auto_scaling_arn: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceSpec:
+        src = data["source"]
+        return cls(
+            source=SourceConfig(
+                image=ImageSource(**src["image"]),
+                auto_deployments=src["auto_deployments"],
+                access_role_arn=src.get("access_role_arn"),
+            ),
+            instance=InstanceConfig(**data["instance"]),
+            health=HealthCheck(**data["health"]),
+            auto_scaling_arn=data.get("auto_scaling_arn"),
+        )
+
+    def updated(self, params: dict[str, Any]) -> ServiceSpec:
+        """The spec UpdateService asks for: members it names replace ours, the rest stay."""
+        check_aws_only(params)
+        new = ServiceSpec.from_dict(self.to_dict())
+        if "SourceConfiguration" in params:
+            new.source = SourceConfig.from_api(params["SourceConfiguration"])
+        if "InstanceConfiguration" in params:
+            new.instance = InstanceConfig.from_api(params["InstanceConfiguration"])
+        if "HealthCheckConfiguration" in params:
+            new.health = HealthCheck.from_api(params["HealthCheckConfiguration"])
+        if "AutoScalingConfigurationArn" in params:
+            new.auto_scaling_arn = params["AutoScalingConfigurationArn"]
+        return new
+
+    @classmethod
+    def from_create(cls, params: dict[str, Any]) -> ServiceSpec:
+        check_aws_only(params)
+        return cls(
+            source=SourceConfig.from_api(params["SourceConfiguration"]),
+            instance=InstanceConfig.from_api(params.get("InstanceConfiguration")),
+            health=HealthCheck.from_api(params.get("HealthCheckConfiguration")),
+            auto_scaling_arn=params.get("AutoScalingConfigurationArn"),
+        )

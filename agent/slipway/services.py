@@ -1,0 +1,460 @@
+"""Service and operation rules: what each App Runner call may do, and in which state.
+
+Every mutation is validated completely before anything is written, and then
+written in one transaction together with the operation row that the worker
+will carry out. Nothing here touches containers or Caddy.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .config import Settings
+from .errors import (
+    InvalidRequest,
+    InvalidState,
+    QuotaExceeded,
+    RegistryError,
+    ResourceNotFound,
+)
+from .models import ServiceSpec
+from .sources.registry import ImageRef
+from .store import Store
+from .vault import Vault
+
+ACTIVE_STATUSES = ("PENDING", "IN_PROGRESS")
+DEFAULT_ASC_NAME = "DefaultConfiguration"
+DEFAULT_ASC_ID = "0" * 31 + "1"
+DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
+ASC_NAME_QUOTA = 10
+ASC_REVISION_QUOTA = 10
+MAX_TAGS = 50
+
+
+class Resolver(Protocol):
+    def __call__(self, identifier: str, repository_type: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_token: str | None
+
+
+def paginate(items: list[dict[str, Any]], max_results: int | None, token: str | None) -> Page:
+    """Offset paging with an opaque token, as ListServices and friends hand them out."""
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except ValueError as exc:
+            raise InvalidRequest(f"NextToken {token!r} is not valid") from exc
+    size = max_results or 20
+    chunk = items[start : start + size]
+    end = start + size
+    nxt = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return Page(chunk, nxt)
+
+
+def hostname_label(name: str) -> str:
+    """The DNS label a service answers on: names are case- and '_'-insensitive there."""
+    return name.lower().replace("_", "-")
+
+
+class Services:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        vault: Vault,
+        resolve: Resolver,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.vault = vault
+        self.resolve = resolve
+        self.wake = wake
+
+    # -- ARNs -------------------------------------------------------------------
+
+    def _arn(self, resource: str) -> str:
+        s = self.settings
+        return f"arn:aws:apprunner:{s.region}:{s.account_id}:{resource}"
+
+    def ensure_default_auto_scaling(self) -> None:
+        arn = self._arn(f"autoscalingconfiguration/{DEFAULT_ASC_NAME}/1/{DEFAULT_ASC_ID}")
+        if self.store.get_auto_scaling(arn) is None:
+            self.store.insert_auto_scaling(
+                {
+                    "arn": arn,
+                    "name": DEFAULT_ASC_NAME,
+                    "revision": 1,
+                    "status": "ACTIVE",
+                    "is_default": 1,
+                    "created_at": time.time(),
+                    **DEFAULT_ASC,
+                }
+            )
+
+    # -- lookups ----------------------------------------------------------------
+
+    def service(self, arn: str) -> dict[str, Any]:
+        row = self.store.service_by_arn(arn)
+        if row is None:
+            raise ResourceNotFound(f"Service {arn} not found")
+        return row
+
+    def live_service(self, arn: str) -> dict[str, Any]:
+        row = self.service(arn)
+        if row["status"] == "DELETED":
+            raise InvalidState(f"Service {row['name']} is deleted")
+        return row
+
+    def auto_scaling(self, arn: str) -> dict[str, Any]:
+        """A configuration by full ARN, or the latest revision when the ARN names only
+        ``name`` or ``name/revision`` (App Runner accepts all three forms)."""
+        row = self.store.get_auto_scaling(arn)
+        if row and row["status"] == "ACTIVE":
+            return row
+        prefix = self._arn("autoscalingconfiguration/")
+        parts = arn[len(prefix) :].split("/") if arn.startswith(prefix) else []
+        if 1 <= len(parts) <= 2 and parts[0]:
+            revisions = self.store.list_auto_scaling(parts[0])
+            if len(parts) == 2:
+                revisions = [r for r in revisions if str(r["revision"]) == parts[1]]
+            if revisions:
+                return revisions[-1]
+        raise ResourceNotFound(f"Auto scaling configuration {arn} not found")
+
+    def auto_scaling_for(self, spec: ServiceSpec) -> dict[str, Any]:
+        if spec.auto_scaling_arn:
+            return self.auto_scaling(spec.auto_scaling_arn)
+        return self.store.list_auto_scaling(DEFAULT_ASC_NAME)[0]
+
+    # -- operations -------------------------------------------------------------
+
+    def _enqueue(self, service: dict[str, Any], op_type: str, params: dict | None = None) -> str:
+        op_id = str(uuid.uuid4())
+        now = time.time()
+        self.store.insert_operation(
+            {
+                "id": op_id,
+                "service_id": service["id"],
+                "target_arn": service["arn"],
+                "type": op_type,
+                "status": "PENDING",
+                "params": params or {},
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        return op_id
+
+    def _pending_ops(self, service_id: str) -> list[dict[str, Any]]:
+        return [
+            op for op in self.store.list_operations(service_id) if op["status"] in ACTIVE_STATUSES
+        ]
+
+    def _resolve(self, spec: ServiceSpec, field: str) -> str:
+        image = spec.source.image
+        try:
+            ImageRef.parse(image.identifier)
+            return self.resolve(image.identifier, image.repository_type)
+        except RegistryError as exc:
+            raise InvalidRequest(f"{field}: {exc.message}") from exc
+
+    # -- services ---------------------------------------------------------------
+
+    def create_service(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        name = params["ServiceName"]
+        spec = ServiceSpec.from_create(params)
+        if spec.auto_scaling_arn:
+            self.auto_scaling(spec.auto_scaling_arn)
+        tags = _tag_dict(params.get("Tags") or [])
+        label = hostname_label(name)
+        with self.store.transaction():
+            for row in self.store.list_services():
+                if row["name"] == name:
+                    raise InvalidRequest(f"Service with the provided name {name} already exists")
+                if row["hostname"] == label:
+                    raise InvalidRequest(
+                        f"ServiceName {name}: service {row['name']} already answers at"
+                        f" {self.settings.service_host(label)}"
+                    )
+            if self.store.count_services() >= self.settings.service_quota:
+                raise QuotaExceeded(
+                    f"You have reached the maximum number of services"
+                    f" ({self.settings.service_quota}) allowed for this host"
+                )
+        digest = self._resolve(spec, "SourceConfiguration.ImageRepository.ImageIdentifier")
+        service_id = uuid.uuid4().hex
+        now = time.time()
+        service = {
+            "id": service_id,
+            "name": name,
+            "arn": self._arn(f"service/{name}/{service_id}"),
+            "hostname": label,
+            "status": "OPERATION_IN_PROGRESS",
+            "spec": spec.to_dict(),
+            "latest_revision": digest,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self.store.transaction():
+            if self.store.live_service_by_hostname(label):
+                raise InvalidRequest(f"Service with the provided name {name} already exists")
+            self.store.insert_service(service)
+            if tags:
+                self.store.put_tags(service["arn"], tags)
+            op_id = self._enqueue(service, "CREATE_SERVICE", {"revision": digest})
+        self.wake()
+        return self.store.get_service(service_id), op_id
+
+    def list_services(self, max_results: int | None, token: str | None) -> Page:
+        return paginate(self.store.list_services(), max_results, token)
+
+    def _require_running(self, service: dict[str, Any], action: str) -> None:
+        status = service["status"]
+        if status == "PAUSED":
+            raise InvalidState(
+                f"Service {service['name']} is paused; resume it before you {action}"
+            )
+        if status != "RUNNING" or self._pending_ops(service["id"]):
+            raise InvalidState(
+                f"Service {service['name']} is in status {status}; you can {action} only"
+                " when it is RUNNING and no operation is in progress"
+            )
+
+    def update_service(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        service = self.live_service(params["ServiceArn"])
+        self._require_running(service, "update it")
+        old = ServiceSpec.from_dict(service["spec"])
+        new = old.updated(params)
+        if new.auto_scaling_arn:
+            self.auto_scaling(new.auto_scaling_arn)
+        digest = self._resolve(new, "SourceConfiguration.ImageRepository.ImageIdentifier")
+        with self.store.transaction():
+            self._require_running(self.store.get_service(service["id"]), "update it")
+            op_id = self._enqueue(
+                service, "UPDATE_SERVICE", {"spec": new.to_dict(), "revision": digest}
+            )
+            self.store.update_service(
+                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+            )
+        self.wake()
+        return self.store.get_service(service["id"]), op_id
+
+    def start_deployment(self, arn: str) -> str:
+        service = self.live_service(arn)
+        if service["status"] == "PAUSED":
+            raise InvalidState(f"Service {service['name']} is paused; resume it to deploy")
+        if service["status"] not in ("RUNNING", "OPERATION_IN_PROGRESS") or any(
+            op["type"] in ("PAUSE_SERVICE", "DELETE_SERVICE", "CREATE_SERVICE")
+            for op in self._pending_ops(service["id"])
+        ):
+            raise InvalidState(
+                f"Service {service['name']} is in status {service['status']}; it cannot"
+                " take a deployment now"
+            )
+        with self.store.transaction():
+            op_id = self._enqueue(service, "START_DEPLOYMENT")
+            self.store.update_service(
+                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+            )
+        self.wake()
+        return op_id
+
+    def pause_service(self, arn: str) -> tuple[dict[str, Any], str]:
+        service = self.live_service(arn)
+        if service["status"] == "PAUSED":
+            raise InvalidState(f"Service {service['name']} is already paused")
+        self._require_running(service, "pause it")
+        return self._transition(service, "PAUSE_SERVICE")
+
+    def resume_service(self, arn: str) -> tuple[dict[str, Any], str]:
+        service = self.live_service(arn)
+        if service["status"] != "PAUSED" or self._pending_ops(service["id"]):
+            raise InvalidState(
+                f"Service {service['name']} is in status {service['status']}; only a"
+                " PAUSED service can be resumed"
+            )
+        return self._transition(service, "RESUME_SERVICE")
+
+    def delete_service(self, arn: str) -> tuple[dict[str, Any], str]:
+        service = self.live_service(arn)
+        if any(op["type"] == "DELETE_SERVICE" for op in self._pending_ops(service["id"])):
+            raise InvalidState(f"Service {service['name']} is already being deleted")
+        now = time.time()
+        with self.store.transaction():
+            for op in self._pending_ops(service["id"]):
+                if op["status"] == "PENDING":
+                    self.store.update_operation(
+                        op["id"],
+                        status="FAILED",
+                        message="cancelled: the service is being deleted",
+                        ended_at=now,
+                        updated_at=now,
+                    )
+        return self._transition(service, "DELETE_SERVICE")
+
+    def _transition(self, service: dict[str, Any], op_type: str) -> tuple[dict[str, Any], str]:
+        with self.store.transaction():
+            op_id = self._enqueue(service, op_type)
+            self.store.update_service(
+                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+            )
+        self.wake()
+        return self.store.get_service(service["id"]), op_id
+
+    def list_operations(self, arn: str, max_results: int | None, token: str | None) -> Page:
+        service = self.service(arn)
+        return paginate(self.store.list_operations(service["id"]), max_results, token)
+
+    # -- auto scaling configurations --------------------------------------------
+
+    def create_auto_scaling(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["AutoScalingConfigurationName"]
+        if name == DEFAULT_ASC_NAME:
+            raise InvalidRequest(f"AutoScalingConfigurationName: {name} is reserved")
+        values = {
+            "max_concurrency": params.get("MaxConcurrency", DEFAULT_ASC["max_concurrency"]),
+            "min_size": params.get("MinSize", DEFAULT_ASC["min_size"]),
+            "max_size": params.get("MaxSize", DEFAULT_ASC["max_size"]),
+        }
+        if values["min_size"] > values["max_size"]:
+            raise InvalidRequest(
+                f"MinSize ({values['min_size']}) must not be greater than MaxSize"
+                f" ({values['max_size']})"
+            )
+        with self.store.transaction():
+            active = self.store.list_auto_scaling()
+            names = {r["name"] for r in active if r["name"] != DEFAULT_ASC_NAME}
+            if name not in names and len(names) >= ASC_NAME_QUOTA:
+                raise QuotaExceeded(
+                    f"You have reached the maximum of {ASC_NAME_QUOTA} auto scaling"
+                    " configuration names"
+                )
+            if sum(r["name"] == name for r in active) >= ASC_REVISION_QUOTA:
+                raise QuotaExceeded(
+                    f"Auto scaling configuration {name} already has {ASC_REVISION_QUOTA}"
+                    " revisions, the maximum"
+                )
+            revision = self.store.max_auto_scaling_revision(name) + 1
+            arn = self._arn(f"autoscalingconfiguration/{name}/{revision}/{uuid.uuid4().hex}")
+            self.store.insert_auto_scaling(
+                {
+                    "arn": arn,
+                    "name": name,
+                    "revision": revision,
+                    "status": "ACTIVE",
+                    "is_default": 0,
+                    "created_at": time.time(),
+                    **values,
+                }
+            )
+            tags = _tag_dict(params.get("Tags") or [])
+            if tags:
+                self.store.put_tags(arn, tags)
+        return self.store.get_auto_scaling(arn)
+
+    def list_auto_scaling(self, name: str | None, latest_only: bool) -> list[dict[str, Any]]:
+        rows = self.store.list_auto_scaling(name)
+        if latest_only:
+            latest = {r["name"]: r for r in rows}
+            rows = [r for r in rows if latest[r["name"]] is r]
+        return rows
+
+    def is_latest(self, row: dict[str, Any]) -> bool:
+        return self.store.list_auto_scaling(row["name"])[-1]["arn"] == row["arn"]
+
+    def has_associated_service(self, row: dict[str, Any]) -> bool:
+        for service in self.store.list_services():
+            spec = ServiceSpec.from_dict(service["spec"])
+            try:
+                if self.auto_scaling_for(spec)["arn"] == row["arn"]:
+                    return True
+            except ResourceNotFound:
+                continue
+        return False
+
+    def delete_auto_scaling(self, arn: str, delete_all: bool) -> dict[str, Any]:
+        row = self.auto_scaling(arn)
+        if row["is_default"] and row["name"] == DEFAULT_ASC_NAME:
+            raise InvalidRequest("The DefaultConfiguration provided by slipway cannot be deleted")
+        targets = self.store.list_auto_scaling(row["name"]) if delete_all else [row]
+        for target in targets:
+            if self.has_associated_service(target):
+                raise InvalidRequest(
+                    f"Auto scaling configuration {target['arn']} is used by a service;"
+                    " move the service to another configuration first"
+                )
+        now = time.time()
+        with self.store.transaction():
+            for target in targets:
+                self.store.update_auto_scaling(target["arn"], status="INACTIVE", deleted_at=now)
+        return self.store.get_auto_scaling(row["arn"])
+
+    # -- tags ---------------------------------------------------------------------
+
+    def _taggable(self, arn: str) -> None:
+        service = self.store.service_by_arn(arn)
+        if service is not None:
+            if service["status"] == "DELETED":
+                raise InvalidState(f"Resource {arn} is deleted")
+            return
+        asc = self.store.get_auto_scaling(arn)
+        if asc is None or asc["status"] != "ACTIVE":
+            raise ResourceNotFound(f"Resource {arn} not found")
+
+    def tag_resource(self, arn: str, tags: list[dict[str, str]]) -> None:
+        self._taggable(arn)
+        new = _tag_dict(tags)
+        if len({**self.store.get_tags(arn), **new}) > MAX_TAGS:
+            raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
+        self.store.put_tags(arn, new)
+
+    def untag_resource(self, arn: str, keys: list[str]) -> None:
+        self._taggable(arn)
+        self.store.remove_tags(arn, keys)
+
+    def list_tags(self, arn: str) -> dict[str, str]:
+        self._taggable(arn)
+        return self.store.get_tags(arn)
+
+    # -- registries -------------------------------------------------------------------
+
+    def registry_login(self, host: str, username: str, password: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
+            raise InvalidRequest(f"registry host {host!r} is not a host[:port]")
+        if not username or not password:
+            raise InvalidRequest("registry login needs a username and a password")
+        self.store.put_registry_credentials(
+            {
+                "host": host,
+                "username": username,
+                "password": self.vault.seal(password),
+                "updated_at": time.time(),
+            }
+        )
+
+    def registry_credentials(self, host: str) -> tuple[str, str] | None:
+        row = self.store.get_registry_credentials(host)
+        return (row["username"], self.vault.open(row["password"])) if row else None
+
+
+def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i, tag in enumerate(tags):
+        if "Key" not in tag:
+            raise InvalidRequest(f"Tags[{i}]: Key is required")
+        out[tag["Key"]] = tag.get("Value", "")
+    if len(out) > MAX_TAGS:
+        raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
+    return out

@@ -1,0 +1,309 @@
+"""The only module that speaks SQL: SQLite through sqlite-utils, WAL mode, versioned schema.
+
+Rows go in and come out as plain dicts; JSON columns are decoded on the way
+out. One connection is shared by the agent's threads behind a lock, which is
+plenty for a control plane and keeps every multi-row change atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .errors import SlipwayError
+
+JSON_COLUMNS = {"spec", "params", "previous", "detail"}
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["services"].create(
+        {
+            "id": str,
+            "name": str,
+            "arn": str,
+            "hostname": str,
+            "status": str,
+            "spec": str,
+            "live_deployment_id": str,
+            "live_revision": str,
+            "latest_revision": str,
+            "created_at": float,
+            "updated_at": float,
+            "deleted_at": float,
+        },
+        pk="id",
+    )
+    db["services"].create_index(["arn"], unique=True)
+    db["operations"].create(
+        {
+            "id": str,
+            "seq": int,
+            "service_id": str,
+            "target_arn": str,
+            "type": str,
+            "status": str,
+            "params": str,
+            "previous": str,
+            "message": str,
+            "created_at": float,
+            "started_at": float,
+            "ended_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+    )
+    db["operations"].create_index(["service_id", "seq"])
+    db["auto_scaling_configurations"].create(
+        {
+            "arn": str,
+            "name": str,
+            "revision": int,
+            "status": str,
+            "max_concurrency": int,
+            "min_size": int,
+            "max_size": int,
+            "is_default": int,
+            "created_at": float,
+            "deleted_at": float,
+        },
+        pk="arn",
+    )
+    db["auto_scaling_configurations"].create_index(["name", "revision"])
+    db["tags"].create({"resource_arn": str, "key": str, "value": str}, pk=("resource_arn", "key"))
+    db["access_keys"].create(
+        {"id": str, "secret": str, "created_at": float, "description": str}, pk="id"
+    )
+    db["revisions"].create(
+        {
+            "id": int,
+            "service_id": str,
+            "revision": str,
+            "image": str,
+            "operation_id": str,
+            "detail": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["revisions"].create_index(["service_id", "revision"])
+    db["registry_credentials"].create(
+        {"host": str, "username": str, "password": str, "updated_at": float}, pk="host"
+    )
+
+
+# Append only: each entry moves the schema one version forward.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+
+
+class StoreError(SlipwayError):
+    pass
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        if "meta" not in self.db.table_names():
+            return 0
+        return int(self.get_meta("schema_version") or 0)
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            for version, step in enumerate(MIGRATIONS, start=1):
+                if self.schema_version < version:
+                    step(self.db)
+                    self.set_meta("schema_version", str(version))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside happen or none do; nested blocks become savepoints."""
+        with self._lock, self.db.atomic():
+            yield
+
+    def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                cursor = self.db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store query failed: {exc}") from exc
+            names = [d[0] for d in cursor.description]
+            return [_decode(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db[table].insert(_encode(row))
+
+    def _update(self, table: str, pk: Any, fields: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db[table].update(pk, _encode(fields))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    # -- services ---------------------------------------------------------------
+
+    def insert_service(self, row: dict[str, Any]) -> None:
+        self._insert("services", row)
+
+    def update_service(self, service_id: str, **fields: Any) -> None:
+        self._update("services", service_id, fields)
+
+    def get_service(self, service_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM services WHERE id = ?", (service_id,))
+
+    def service_by_arn(self, arn: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM services WHERE arn = ?", (arn,))
+
+    def live_service_by_hostname(self, hostname: str) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT * FROM services WHERE hostname = ? AND status != 'DELETED'", (hostname,)
+        )
+
+    def list_services(self, include_deleted: bool = False) -> list[dict[str, Any]]:
+        where = "" if include_deleted else "WHERE status != 'DELETED'"
+        return self._rows(f"SELECT * FROM services {where} ORDER BY created_at, id")
+
+    def count_services(self) -> int:
+        return len(self.list_services())
+
+    # -- operations -------------------------------------------------------------
+
+    def insert_operation(self, row: dict[str, Any]) -> None:
+        with self.transaction():
+            seq = self._one("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM operations")["n"]
+            self._insert("operations", {**row, "seq": seq})
+
+    def update_operation(self, operation_id: str, **fields: Any) -> None:
+        self._update("operations", operation_id, fields)
+
+    def get_operation(self, operation_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM operations WHERE id = ?", (operation_id,))
+
+    def list_operations(self, service_id: str) -> list[dict[str, Any]]:
+        """Newest first, as ListOperations returns them."""
+        return self._rows(
+            "SELECT * FROM operations WHERE service_id = ? ORDER BY seq DESC", (service_id,)
+        )
+
+    def operations_with_status(self, *statuses: str) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(statuses))
+        return self._rows(
+            f"SELECT * FROM operations WHERE status IN ({marks}) ORDER BY seq", statuses
+        )
+
+    # -- auto scaling configurations ---------------------------------------------
+
+    def insert_auto_scaling(self, row: dict[str, Any]) -> None:
+        self._insert("auto_scaling_configurations", row)
+
+    def update_auto_scaling(self, arn: str, **fields: Any) -> None:
+        self._update("auto_scaling_configurations", arn, fields)
+
+    def get_auto_scaling(self, arn: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM auto_scaling_configurations WHERE arn = ?", (arn,))
+
+    def list_auto_scaling(self, name: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM auto_scaling_configurations WHERE status = 'ACTIVE'"
+        params: tuple = ()
+        if name is not None:
+            sql += " AND name = ?"
+            params = (name,)
+        return self._rows(sql + " ORDER BY name, revision", params)
+
+    def max_auto_scaling_revision(self, name: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(MAX(revision), 0) AS n FROM auto_scaling_configurations"
+            " WHERE name = ?",
+            (name,),
+        )
+        return row["n"]
+
+    # -- tags ---------------------------------------------------------------------
+
+    def put_tags(self, resource_arn: str, tags: dict[str, str]) -> None:
+        with self.transaction():
+            self.db["tags"].upsert_all(
+                [{"resource_arn": resource_arn, "key": k, "value": v} for k, v in tags.items()],
+                pk=("resource_arn", "key"),
+            )
+
+    def remove_tags(self, resource_arn: str, keys: list[str] | None = None) -> None:
+        with self.transaction():
+            if keys is None:
+                self.db.execute("DELETE FROM tags WHERE resource_arn = ?", (resource_arn,))
+            for key in keys or []:
+                self.db.execute(
+                    "DELETE FROM tags WHERE resource_arn = ? AND key = ?", (resource_arn, key)
+                )
+
+    def get_tags(self, resource_arn: str) -> dict[str, str]:
+        rows = self._rows(
+            "SELECT key, value FROM tags WHERE resource_arn = ? ORDER BY key", (resource_arn,)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    # -- access keys, registry credentials --------------------------------------
+
+    def insert_access_key(self, row: dict[str, Any]) -> None:
+        self._insert("access_keys", row)
+
+    def get_access_key(self, key_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM access_keys WHERE id = ?", (key_id,))
+
+    def count_access_keys(self) -> int:
+        return self._one("SELECT COUNT(*) AS n FROM access_keys")["n"]
+
+    def put_registry_credentials(self, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db["registry_credentials"].upsert(_encode(row), pk="host")
+
+    def get_registry_credentials(self, host: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
+
+    # -- revisions ----------------------------------------------------------------
+
+    def add_revision(self, row: dict[str, Any]) -> None:
+        self._insert("revisions", row)
+
+    def list_revisions(self, service_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM revisions WHERE service_id = ? ORDER BY id DESC", (service_id,)
+        )
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in JSON_COLUMNS & row.keys():
+        if isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,400 @@
+"""The operation queue and the reconcile loop.
+
+Operations of one service run one at a time, in the order they were queued;
+different services run side by side. The reconcile loop converges what runs
+(containers, Caddy routes) on what the store says should, so a restart of the
+agent, dockerd or Caddy heals by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import health
+from .backends import Backend, Instance, InstanceSpec
+from .config import Settings
+from .errors import SlipwayError
+from .models import ServiceSpec
+from .router import Route, Router
+from .services import ACTIVE_STATUSES, Resolver, Services
+from .sources.registry import ImageRef
+from .store import Store
+
+log = logging.getLogger("slipway.worker")
+
+# Operation type -> service status when it succeeds / fails (None: as it was).
+OUTCOME = {
+    "CREATE_SERVICE": ("RUNNING", "CREATE_FAILED"),
+    "START_DEPLOYMENT": ("RUNNING", None),
+    "UPDATE_SERVICE": ("RUNNING", None),
+    "RESUME_SERVICE": ("RUNNING", "PAUSED"),
+    "PAUSE_SERVICE": ("PAUSED", None),
+    "DELETE_SERVICE": ("DELETED", "DELETE_FAILED"),
+}
+
+
+def desired_routes(
+    services: list[dict[str, Any]], instances: list[Instance], settings: Settings
+) -> list[Route]:
+    """Which upstreams each service host should reach: only running instances of its
+    live deployment. Pure, so the rule is testable with plain data."""
+    routes = []
+    for service in services:
+        host = settings.service_host(service["hostname"])
+        if service["status"] == "PAUSED":
+            routes.append(Route(host=host, upstreams=(), paused=True))
+            continue
+        live = service["live_deployment_id"]
+        upstreams = tuple(
+            sorted(
+                f"{settings.instance_host}:{i.host_port}"
+                for i in instances
+                if live
+                and i.service_id == service["id"]
+                and i.deployment_id == live
+                and i.state == "running"
+                and i.host_port
+            )
+        )
+        routes.append(Route(host=host, upstreams=upstreams))
+    return routes
+
+
+def stray_instances(
+    services: list[dict[str, Any]], instances: list[Instance], busy: set[str]
+) -> list[Instance]:
+    """Instances that nothing should be running: of deleted or paused services, or of a
+    deployment that is not live, for services with no operation under way."""
+    by_id = {s["id"]: s for s in services}
+    strays = []
+    for inst in instances:
+        service = by_id.get(inst.service_id)
+        if service is None or inst.service_id in busy:
+            continue
+        if service["status"] in ("DELETED", "PAUSED") or (
+            inst.deployment_id != service["live_deployment_id"]
+        ):
+            strays.append(inst)
+    return strays
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        services: Services,
+        backend: Backend,
+        router: Router,
+        resolve: Resolver,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.backend = backend
+        self.router = router
+        self.resolve = resolve
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+        self._route_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slipway-op")
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.recover()
+        for target, name in (
+            (self._dispatch_loop, "dispatch"),
+            (self._reconcile_loop, "reconcile"),
+        ):
+            thread = threading.Thread(target=target, name=f"slipway-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.wake()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Pick up operations a previous agent left IN_PROGRESS."""
+        for op in self.store.operations_with_status("IN_PROGRESS"):
+            service = self.store.get_service(op["service_id"])
+            if service and service["live_deployment_id"] == op["id"]:
+                # The route already switched: only the old instances were left to stop.
+                self._stop_instances(service["id"], keep=op["id"])
+                self._finish(op, service, ok=True, message="completed after an agent restart")
+                continue
+            for inst in self.backend.list_instances(op["service_id"]):
+                if inst.deployment_id == op["id"]:
+                    self.backend.stop_instance(inst.id, timeout=2)
+            self.store.update_operation(
+                op["id"], status="PENDING", message="restarted after an agent restart"
+            )
+            log.warning("operation %s %s restarts after an agent restart", op["type"], op["id"])
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            try:
+                self._dispatch()
+            except SlipwayError:
+                log.exception("dispatch failed")
+
+    def _dispatch(self) -> None:
+        first_per_service: dict[str, dict[str, Any]] = {}
+        for op in self.store.operations_with_status(*ACTIVE_STATUSES):
+            first_per_service.setdefault(op["service_id"], op)
+        for service_id, op in first_per_service.items():
+            with self._running_lock:
+                if service_id in self._running or op["status"] != "PENDING":
+                    continue
+                self._running.add(service_id)
+            self._pool.submit(self._run_guarded, op)
+
+    def _run_guarded(self, op: dict[str, Any]) -> None:
+        try:
+            self.run_operation(op)
+        except Exception:  # a bug must not wedge the service's queue
+            log.exception("operation %s crashed", op["id"])
+            service = self.store.get_service(op["service_id"])
+            self._finish(op, service, ok=False, message="internal error; see the agent log")
+        finally:
+            with self._running_lock:
+                self._running.discard(op["service_id"])
+            self.wake()
+
+    # -- operations -------------------------------------------------------------
+
+    def run_operation(self, op: dict[str, Any]) -> None:
+        now = time.time()
+        self.store.update_operation(op["id"], status="IN_PROGRESS", started_at=now, updated_at=now)
+        service = self.store.get_service(op["service_id"])
+        log.info("operation %s %s on %s started", op["type"], op["id"], service["name"])
+        try:
+            message = self._execute(op, service)
+        except SlipwayError as exc:
+            log.warning("operation %s %s failed: %s", op["type"], op["id"], exc.message)
+            self._finish(op, self.store.get_service(service["id"]), ok=False, message=exc.message)
+            return
+        self._finish(op, self.store.get_service(service["id"]), ok=True, message=message)
+
+    def _execute(self, op: dict[str, Any], service: dict[str, Any]) -> str:
+        kind = op["type"]
+        spec = ServiceSpec.from_dict(service["spec"])
+        if kind == "PAUSE_SERVICE":
+            self._stop_instances(service["id"])
+            self.store.update_service(service["id"], status="PAUSED")
+            self.apply_routes()
+            return "service paused"
+        if kind == "DELETE_SERVICE":
+            return self._delete(service, spec)
+        if kind == "UPDATE_SERVICE":
+            spec = ServiceSpec.from_dict(op["params"]["spec"])
+        if kind == "RESUME_SERVICE":
+            revision = service["live_revision"]
+        elif kind == "START_DEPLOYMENT":
+            image = spec.source.image
+            revision = self.resolve(image.identifier, image.repository_type)
+            self.store.update_service(service["id"], latest_revision=revision)
+        else:
+            revision = op["params"]["revision"]
+        self.deploy(service, spec, revision, op["id"])
+        return f"revision {revision} is live"
+
+    def _finish(
+        self, op: dict[str, Any], service: dict[str, Any], *, ok: bool, message: str
+    ) -> None:
+        now = time.time()
+        status = "SUCCEEDED" if ok else "FAILED"
+        if not ok and op["type"] == "UPDATE_SERVICE" and service["live_deployment_id"]:
+            status = "ROLLBACK_SUCCEEDED"
+            message = f"{message}; the previous configuration keeps serving"
+        success, failure = OUTCOME[op["type"]]
+        with self.store.transaction():
+            self.store.update_operation(
+                op["id"], status=status, message=message, ended_at=now, updated_at=now
+            )
+            more = [
+                o
+                for o in self.store.list_operations(service["id"])
+                if o["status"] in ACTIVE_STATUSES
+            ]
+            new_status = success if ok else failure
+            if new_status is None:
+                new_status = "RUNNING" if service["live_deployment_id"] else "CREATE_FAILED"
+            fields: dict[str, Any] = {"updated_at": now}
+            if more and new_status != "DELETED":
+                new_status = "OPERATION_IN_PROGRESS"
+            fields["status"] = new_status
+            if new_status == "DELETED":
+                fields["deleted_at"] = now
+            self.store.update_service(service["id"], **fields)
+        log.info("operation %s %s ended %s: %s", op["type"], op["id"], status, message)
+
+    def deploy(self, service: dict[str, Any], spec: ServiceSpec, revision: str, op_id: str) -> None:
+        """Start the new instances next to the old, wait until each is healthy, switch the
+        route, let the old drain, stop them. On any failure the old keep serving."""
+        image = ImageRef.parse(spec.source.image.identifier).with_digest(revision)
+        host = ImageRef.parse(spec.source.image.identifier).registry
+        creds = (
+            self.services.registry_credentials(host)
+            if spec.source.image.repository_type == "ECR"
+            else None
+        )
+        self.backend.pull(image, creds)
+        count = self.services.auto_scaling_for(spec)["min_size"]
+        started: list[Instance] = []
+        try:
+            for index in range(count):
+                started.append(
+                    self.backend.start_instance(
+                        self._instance_spec(service, spec, revision, image, op_id, index)
+                    )
+                )
+            for inst in started:
+                self._wait_healthy(inst, spec)
+        except SlipwayError:
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+            raise
+        with self.store.transaction():
+            self.store.update_service(
+                service["id"],
+                live_deployment_id=op_id,
+                live_revision=revision,
+                latest_revision=service["latest_revision"] or revision,
+                spec=spec.to_dict(),
+            )
+            self.store.add_revision(
+                {
+                    "service_id": service["id"],
+                    "revision": revision,
+                    "image": image,
+                    "operation_id": op_id,
+                    "created_at": time.time(),
+                }
+            )
+        self.apply_routes()
+        if self._stop.wait(self.settings.drain_seconds):
+            return
+        self._stop_instances(service["id"], keep=op_id)
+
+    def _instance_spec(
+        self,
+        service: dict[str, Any],
+        spec: ServiceSpec,
+        revision: str,
+        image: str,
+        op_id: str,
+        index: int,
+    ) -> InstanceSpec:
+        src = spec.source.image
+        return InstanceSpec(
+            service_id=service["id"],
+            service_name=service["name"],
+            deployment_id=op_id,
+            revision=revision,
+            image=image,
+            port=int(src.port),
+            env=src.env,
+            command=src.start_command,
+            cpu_units=int(spec.instance.cpu),
+            memory_mb=int(spec.instance.memory),
+            index=index,
+        )
+
+    def _wait_healthy(self, inst: Instance, spec: ServiceSpec) -> None:
+        hc = spec.health
+
+        def alive() -> bool:
+            current = self.backend.get_instance(inst.id)
+            return current is not None and current.state in ("running", "created")
+
+        try:
+            if not inst.host_port:
+                raise SlipwayError(f"instance {inst.name} did not publish its port")
+            health.wait_healthy(
+                self.settings.instance_host,
+                inst.host_port,
+                hc.protocol,
+                hc.path,
+                hc.interval,
+                hc.timeout,
+                hc.healthy_threshold,
+                hc.unhealthy_threshold,
+                deadline=self.settings.health_deadline,
+                is_alive=alive,
+            )
+        except SlipwayError as exc:
+            tail = self.backend.logs(inst.id, tail=10).strip()
+            current = self.backend.get_instance(inst.id)
+            code = f" (exit code {current.exit_code})" if current and current.exit_code else ""
+            raise SlipwayError(
+                f"instance {inst.name} failed its {hc.protocol} health check on port"
+                f" {spec.source.image.port}{code}: {exc.message}"
+                + (f"; last log lines:\n{tail}" if tail else "")
+            ) from exc
+
+    def _stop_instances(self, service_id: str, keep: str | None = None) -> None:
+        for inst in self.backend.list_instances(service_id):
+            if keep is None or inst.deployment_id != keep:
+                self.backend.stop_instance(inst.id, timeout=10)
+
+    def _delete(self, service: dict[str, Any], spec: ServiceSpec) -> str:
+        self._stop_instances(service["id"])
+        with self.store.transaction():
+            self.store.update_service(service["id"], status="DELETED", live_deployment_id=None)
+            self.store.remove_tags(service["arn"])
+        self.apply_routes()
+        for row in self.store.list_revisions(service["id"]):
+            if not self._image_in_use(row["image"], service["id"]):
+                self.backend.remove_image(row["image"])
+        return "service deleted"
+
+    def _image_in_use(self, image: str, except_service: str) -> bool:
+        for other in self.store.list_services():
+            if other["id"] != except_service and any(
+                r["image"] == image for r in self.store.list_revisions(other["id"])
+            ):
+                return True
+        return False
+
+    # -- reconcile ----------------------------------------------------------------
+
+    def apply_routes(self) -> None:
+        with self._route_lock:
+            services = self.store.list_services()
+            instances = self.backend.list_instances()
+            self.router.apply(desired_routes(services, instances, self.settings))
+
+    def reconcile_once(self) -> None:
+        self.apply_routes()
+        with self._running_lock:
+            busy = set(self._running)
+        busy |= {op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)}
+        services = self.store.list_services(include_deleted=True)
+        for inst in stray_instances(services, self.backend.list_instances(), busy):
+            log.info("stopping stray instance %s", inst.name)
+            self.backend.stop_instance(inst.id, timeout=10)
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop.wait(self.settings.reconcile_interval):
+            try:
+                self.reconcile_once()
+            except SlipwayError as exc:
+                log.warning("reconcile: %s", exc.message)
