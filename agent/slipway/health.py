@@ -1,0 +1,93 @@
+"""Health checks of new instances, with App Runner's HealthCheckConfiguration knobs.
+
+``probe`` is one check. ``wait_healthy`` decides when a fresh instance may take
+traffic. Its rule, kept simple on purpose:
+
+- a fresh instance needs time to boot, so failures *before its first success*
+  only count toward ``deadline`` (seconds from the call);
+- after a first success, ``unhealthy_threshold`` consecutive failures fail it;
+- ``healthy_threshold`` consecutive successes pass it;
+- ``deadline`` always bounds the whole wait, and ``is_alive()`` returning False
+  (the container exited) fails it at once.
+
+An HTTP check is healthy on a 2xx or 3xx answer (redirects are not followed):
+App Runner documents no status range, and this is what load balancers accept
+by default besides plain 200.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+from collections.abc import Callable
+
+from .errors import HealthCheckFailed
+
+
+def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tuple[bool, str]:
+    """One TCP connect or HTTP GET; returns (healthy, what happened)."""
+    kind = protocol.upper()
+    if kind == "TCP":
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True, f"TCP connect to {host}:{port} succeeded"
+        except OSError as exc:
+            return False, f"TCP connect to {host}:{port} failed: {exc}"
+    if kind == "HTTP":
+        path = path if path.startswith("/") else f"/{path}"
+        target = f"HTTP GET {path} on {host}:{port}"
+        # http.client: one plain request, no TLS setup or pooling to pay for on every check.
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers={"User-Agent": "slipway-health-check"})
+            status = connection.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            return False, f"{target} failed: {type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+        if 200 <= status < 400:
+            return True, f"{target} returned {status}"
+        return False, f"{target} returned {status}"
+    raise ValueError(f"health check protocol must be TCP or HTTP, not {protocol!r}")
+
+
+def wait_healthy(
+    host: str,
+    port: int,
+    protocol: str,
+    path: str,
+    interval: float,
+    timeout: float,
+    healthy_threshold: int,
+    unhealthy_threshold: int,
+    *,
+    deadline: float,
+    is_alive: Callable[[], bool] | None = None,
+) -> None:
+    """Return once the instance is healthy; raise HealthCheckFailed with the last detail."""
+    end = time.monotonic() + deadline
+    successes = failures = 0
+    seen_success = False
+    detail = "no health check ran"
+    while True:
+        if is_alive is not None and not is_alive():
+            raise HealthCheckFailed(f"instance stopped before it became healthy; last: {detail}")
+        ok, detail = probe(host, port, protocol, path, timeout)
+        if ok:
+            seen_success = True
+            successes, failures = successes + 1, 0
+            if successes >= healthy_threshold:
+                return
+        else:
+            successes = 0
+            if seen_success:
+                failures += 1
+                if failures >= unhealthy_threshold:
+                    raise HealthCheckFailed(
+                        f"health check failed {failures} times in a row: {detail}"
+                    )
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise HealthCheckFailed(f"instance not healthy after {deadline:g}s: {detail}")
+        time.sleep(min(interval, remaining))
