@@ -1,0 +1,85 @@
+"""Container backends: the only code that starts, lists and stops instances.
+
+``Backend`` is the seam; ``DockerEngine`` (``docker_engine.py``) is the real one
+and ``FakeBackend`` (``fake.py``) the in-memory one for unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Labels every slipway container carries; the reconciler finds instances by them.
+LABEL_MANAGED = "slipway.managed"
+LABEL_SERVICE_ID = "slipway.service-id"
+LABEL_SERVICE_NAME = "slipway.service-name"
+LABEL_DEPLOYMENT_ID = "slipway.deployment-id"
+LABEL_REVISION = "slipway.revision"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What to run for one instance of a deployment."""
+
+    service_id: str
+    service_name: str
+    deployment_id: str
+    revision: str  # image digest "sha256:..."
+    image: str  # e.g. "127.0.0.1:5000/hello@sha256:..."
+    port: int  # container port the app listens on; PORT is set to it
+    env: Mapping[str, str] = field(default_factory=dict)
+    command: str | None = None  # StartCommand, run with /bin/sh -c
+    cpu_units: int = 1024  # App Runner CPU units: 1024 = 1 vCPU
+    memory_mb: int = 2048
+    index: int = 0  # instance number within the deployment
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One container as the engine reports it."""
+
+    id: str
+    name: str
+    service_id: str
+    deployment_id: str
+    revision: str
+    state: str  # docker's: created, running, restarting, exited, dead, paused
+    host_port: int | None  # published host port of the app port; None if not running
+    exit_code: int | None
+    started_at: str | None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+class Backend(Protocol):
+    """Runs instances; every method is safe to repeat."""
+
+    def pull(self, image: str, auth: tuple[str, str] | None = None) -> None: ...
+
+    def start_instance(self, spec: InstanceSpec) -> Instance: ...
+
+    def get_instance(self, instance_id: str) -> Instance | None: ...
+
+    def list_instances(self, service_id: str | None = None) -> list[Instance]: ...
+
+    def stop_instance(self, instance_id: str, timeout: int = 10) -> None: ...
+
+    def remove_image(self, image: str) -> None: ...
+
+    def logs(self, instance_id: str, tail: int = 50) -> str: ...
+
+
+__all__ = [
+    "LABEL_DEPLOYMENT_ID",
+    "LABEL_MANAGED",
+    "LABEL_REVISION",
+    "LABEL_SERVICE_ID",
+    "LABEL_SERVICE_NAME",
+    "Backend",
+    "Instance",
+    "InstanceSpec",
+]

@@ -1,0 +1,300 @@
+"""The Docker Engine backend: one container per instance, found again by its labels.
+
+Docker SDK and daemon errors are translated here, and only here, into
+``BackendError`` (the engine failed) or a ``RegistryError`` subclass (a pull
+could not get the image).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from docker.models.containers import Container
+
+from ..errors import (
+    BackendError,
+    ImageNotFound,
+    RegistryAuthFailed,
+    RegistryUnreachable,
+    SlipwayError,
+)
+from . import (
+    LABEL_DEPLOYMENT_ID,
+    LABEL_MANAGED,
+    LABEL_REVISION,
+    LABEL_SERVICE_ID,
+    LABEL_SERVICE_NAME,
+    Instance,
+    InstanceSpec,
+)
+
+# The container port the app listens on, so its published host port can be read back.
+LABEL_PORT = "slipway.port"
+
+_DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
+_NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+_UNREACHABLE_HINTS = (
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "timeout exceeded",
+    "network is unreachable",
+    "no route to host",
+    "tls handshake timeout",
+)
+_AUTH_HINTS = (
+    "unauthorized",
+    "authentication required",
+    "no basic auth credentials",
+    "denied: ",
+    "incorrect username or password",
+)
+_NOT_FOUND_HINTS = (
+    "not found",
+    "manifest unknown",
+    "does not exist",
+    "pull access denied",
+    "name unknown",
+)
+
+
+def container_name(spec: InstanceSpec) -> str:
+    """``slipway-{service}-{deployment[:8]}-{index}`` reduced to the characters docker allows."""
+    raw = f"slipway-{spec.service_name}-{spec.deployment_id[:8]}-{spec.index}"
+    return _NAME_BAD_CHARS.sub("-", raw)
+
+
+def nano_cpus(cpu_units: int) -> int:
+    """App Runner CPU units (1024 per vCPU) as docker's billionths of a CPU."""
+    return cpu_units * 1_000_000_000 // 1024
+
+
+def pull_error(image: str, message: str) -> SlipwayError:
+    """Map a daemon's pull error text to the registry error a caller can act on."""
+    text = message.lower()
+    if any(hint in text for hint in _UNREACHABLE_HINTS):
+        return RegistryUnreachable(f"registry for {image} unreachable: {message}")
+    if "pull access denied" not in text and any(hint in text for hint in _AUTH_HINTS):
+        return RegistryAuthFailed(f"registry refused credentials for {image}: {message}")
+    if any(hint in text for hint in _NOT_FOUND_HINTS):
+        return ImageNotFound(f"image {image} not found: {message}")
+    return BackendError(f"pulling {image} failed: {message}")
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError):
+        return str(exc.explanation or exc)
+    return str(exc)
+
+
+def _to_instance(container: Container) -> Instance:
+    attrs = container.attrs
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    state = attrs.get("State") or {}
+    status = state.get("Status") or container.status
+    host_port = None
+    if status == "running":
+        host_port = _published_port(attrs, labels.get(LABEL_PORT))
+    exit_code = state.get("ExitCode") if status in ("exited", "dead", "restarting") else None
+    started_at = state.get("StartedAt")
+    return Instance(
+        id=container.id or "",
+        name=(attrs.get("Name") or container.name or "").lstrip("/"),
+        service_id=labels.get(LABEL_SERVICE_ID, ""),
+        deployment_id=labels.get(LABEL_DEPLOYMENT_ID, ""),
+        revision=labels.get(LABEL_REVISION, ""),
+        state=status,
+        host_port=host_port,
+        exit_code=exit_code,
+        started_at=None if not started_at or started_at == _ZERO_TIME else started_at,
+    )
+
+
+def _published_port(attrs: dict[str, Any], port: str | None) -> int | None:
+    ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    bindings = ports.get(f"{port}/tcp") if port else None
+    if bindings is None:  # no label: take the only published port there is
+        bindings = next((b for b in ports.values() if b), None)
+    for binding in bindings or ():
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    return None
+
+
+class DockerEngine:
+    """Runs instances as containers on one Docker Engine."""
+
+    def __init__(
+        self, client: docker.DockerClient | None = None, instance_host: str = "127.0.0.1"
+    ) -> None:
+        if client is None:
+            try:
+                client = docker.from_env()
+            except _DOCKER_ERRORS as exc:
+                raise BackendError(f"cannot reach the docker daemon: {_explain(exc)}") from exc
+        self.client = client
+        self.instance_host = instance_host
+
+    def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
+        """Pull ``image`` (by tag or digest); registry failures become RegistryError."""
+        auth_config = {"username": auth[0], "password": auth[1]} if auth else None
+        try:
+            # Streamed, because the daemon reports most pull failures inside the stream.
+            for event in self.client.api.pull(
+                image, stream=True, decode=True, auth_config=auth_config
+            ):
+                if isinstance(event, dict) and event.get("error"):
+                    raise pull_error(image, str(event["error"]))
+        except docker.errors.APIError as exc:
+            raise pull_error(image, _explain(exc)) from exc
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"pulling {image} failed: {_explain(exc)}") from exc
+
+    def start_instance(self, spec: InstanceSpec) -> Instance:
+        """Create and start the container for ``spec``; if it already exists, reuse it."""
+        name = container_name(spec)
+        labels = {
+            **dict(spec.extra_labels),
+            LABEL_MANAGED: "true",
+            LABEL_SERVICE_ID: spec.service_id,
+            LABEL_SERVICE_NAME: spec.service_name,
+            LABEL_DEPLOYMENT_ID: spec.deployment_id,
+            LABEL_REVISION: spec.revision,
+            LABEL_PORT: str(spec.port),
+        }
+        environment = {**dict(spec.env), "PORT": str(spec.port)}
+        options: dict[str, Any] = {}
+        if spec.command:
+            options["entrypoint"] = ["/bin/sh", "-c"]
+            options["command"] = [spec.command]
+        try:
+            container = self.client.containers.create(
+                spec.image,
+                name=name,
+                labels=labels,
+                environment=environment,
+                ports={f"{spec.port}/tcp": (self.instance_host, None)},
+                restart_policy={"Name": "unless-stopped"},
+                nano_cpus=nano_cpus(spec.cpu_units),
+                mem_limit=f"{spec.memory_mb}m",
+                detach=True,
+                **options,
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise BackendError(
+                f"image {spec.image} is not on this host (pull it first): {_explain(exc)}"
+            ) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                return self._adopt(name, spec, exc)
+            raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
+        return self._start(container, name)
+
+    def _adopt(self, name: str, spec: InstanceSpec, conflict: Exception) -> Instance:
+        """A container of this name exists: reuse it if it is the same instance."""
+        try:
+            container = self.client.containers.get(name)
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"container name {name} is taken: {_explain(conflict)}") from exc
+        labels = container.labels
+        same = (
+            labels.get(LABEL_SERVICE_ID) == spec.service_id
+            and labels.get(LABEL_DEPLOYMENT_ID) == spec.deployment_id
+            and labels.get(LABEL_REVISION) == spec.revision
+        )
+        if not same:
+            raise BackendError(f"container name {name} is taken by another container")
+        if container.status == "running":
+            return _to_instance(container)
+        return self._start(container, name)
+
+    def _start(self, container: Container, name: str) -> Instance:
+        try:
+            container.start()
+            container.reload()
+        except _DOCKER_ERRORS as exc:
+            message = _explain(exc)
+            self._remove_quietly(container)
+            if "port is already allocated" in message or "address already in use" in message:
+                raise BackendError(
+                    f"starting container {name} failed: port conflict on "
+                    f"{self.instance_host}: {message}"
+                ) from exc
+            raise BackendError(f"starting container {name} failed: {message}") from exc
+        return _to_instance(container)
+
+    def _remove_quietly(self, container: Container) -> None:
+        # Best effort: the caller is already reporting the real failure.
+        with contextlib.suppress(*_DOCKER_ERRORS):
+            container.remove(force=True)
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        """The instance with this container id or name, or None if it is gone."""
+        try:
+            return _to_instance(self.client.containers.get(instance_id))
+        except docker.errors.NotFound:
+            return None
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(
+                f"inspecting container {instance_id} failed: {_explain(exc)}"
+            ) from exc
+
+    def list_instances(self, service_id: str | None = None) -> list[Instance]:
+        """All slipway containers (of one service), in any state, oldest name first."""
+        labels = [f"{LABEL_MANAGED}=true"]
+        if service_id is not None:
+            labels.append(f"{LABEL_SERVICE_ID}={service_id}")
+        try:
+            containers = self.client.containers.list(
+                all=True, filters={"label": labels}, ignore_removed=True
+            )
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
+        return sorted((_to_instance(c) for c in containers), key=lambda i: i.name)
+
+    def stop_instance(self, instance_id: str, timeout: int = 10) -> None:
+        """SIGTERM, SIGKILL after ``timeout`` seconds, then remove; a missing one is fine."""
+        try:
+            container = self.client.containers.get(instance_id)
+            container.stop(timeout=timeout)
+            container.remove(v=True, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in _explain(exc):
+                return
+            raise BackendError(f"stopping container {instance_id} failed: {_explain(exc)}") from exc
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"stopping container {instance_id} failed: {_explain(exc)}") from exc
+
+    def remove_image(self, image: str) -> None:
+        """Delete a local image; one still in use or already gone is left alone."""
+        try:
+            self.client.images.remove(image)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                return
+            raise BackendError(f"removing image {image} failed: {_explain(exc)}") from exc
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"removing image {image} failed: {_explain(exc)}") from exc
+
+    def logs(self, instance_id: str, tail: int = 50) -> str:
+        """The last ``tail`` lines of stdout and stderr."""
+        try:
+            raw = self.client.containers.get(instance_id).logs(tail=tail)
+        except docker.errors.NotFound as exc:
+            raise BackendError(f"container {instance_id} not found") from exc
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"reading logs of {instance_id} failed: {_explain(exc)}") from exc
+        return raw.decode("utf-8", errors="replace")

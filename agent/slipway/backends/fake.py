@@ -1,0 +1,97 @@
+"""An in-memory Backend for unit tests of the code above the adapters.
+
+Knobs:
+- ``fail_pull[image] = exc``: ``pull(image)`` raises ``exc`` (e.g. ``ImageNotFound(...)``).
+- ``fail_start[image] = exc``: ``start_instance`` of that image raises ``exc``.
+- ``exit_on_start[image] = code``: instances of that image are created already exited.
+- ``exit_instance(id, code)``: a running instance dies now.
+- ``log_lines[id]``: what ``logs`` returns.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from ..errors import BackendError, SlipwayError
+from . import Instance, InstanceSpec
+from .docker_engine import container_name
+
+
+@dataclass
+class FakeBackend:
+    """Records what was asked of it; instances are plain Instance records."""
+
+    first_port: int = 49000
+    pulled: list[str] = field(default_factory=list)
+    removed_images: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    specs: dict[str, InstanceSpec] = field(default_factory=dict)
+    fail_pull: dict[str, SlipwayError] = field(default_factory=dict)
+    fail_start: dict[str, SlipwayError] = field(default_factory=dict)
+    exit_on_start: dict[str, int] = field(default_factory=dict)
+    log_lines: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._instances: dict[str, Instance] = {}
+        self._ids = itertools.count(1)
+        self._ports = itertools.count(self.first_port)
+
+    def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
+        if image in self.fail_pull:
+            raise self.fail_pull[image]
+        self.pulled.append(image)
+
+    def start_instance(self, spec: InstanceSpec) -> Instance:
+        if spec.image in self.fail_start:
+            raise self.fail_start[spec.image]
+        name = container_name(spec)
+        for existing in self._instances.values():
+            if existing.name == name:
+                if existing.deployment_id != spec.deployment_id:
+                    raise BackendError(f"container name {name} is taken by another container")
+                return existing
+        code = self.exit_on_start.get(spec.image)
+        instance = Instance(
+            id=f"fake{next(self._ids):012d}",
+            name=name,
+            service_id=spec.service_id,
+            deployment_id=spec.deployment_id,
+            revision=spec.revision,
+            state="running" if code is None else "exited",
+            host_port=next(self._ports) if code is None else None,
+            exit_code=code,
+            started_at=datetime.now(UTC).isoformat(),
+        )
+        self._instances[instance.id] = instance
+        self.specs[instance.id] = spec
+        return instance
+
+    def exit_instance(self, instance_id: str, exit_code: int = 1) -> None:
+        """Make a running instance die, as a crashing app would."""
+        self._instances[instance_id] = replace(
+            self._instances[instance_id], state="exited", host_port=None, exit_code=exit_code
+        )
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        return self._instances.get(instance_id)
+
+    def list_instances(self, service_id: str | None = None) -> list[Instance]:
+        found = [
+            i for i in self._instances.values() if service_id is None or i.service_id == service_id
+        ]
+        return sorted(found, key=lambda i: i.name)
+
+    def stop_instance(self, instance_id: str, timeout: int = 10) -> None:
+        if self._instances.pop(instance_id, None) is not None:
+            self.stopped.append(instance_id)
+
+    def remove_image(self, image: str) -> None:
+        self.removed_images.append(image)
+
+    def logs(self, instance_id: str, tail: int = 50) -> str:
+        if instance_id not in self._instances:
+            raise BackendError(f"container {instance_id} not found")
+        lines = self.log_lines.get(instance_id, [])
+        return "".join(f"{line}\n" for line in lines[-tail:])

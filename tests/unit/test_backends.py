@@ -1,0 +1,95 @@
+"""Pure parts of the docker backend, and the fake backend others test against."""
+
+from __future__ import annotations
+
+import pytest
+
+from slipway.backends import InstanceSpec
+from slipway.backends.docker_engine import container_name, nano_cpus, pull_error
+from slipway.backends.fake import FakeBackend
+from slipway.errors import (
+    BackendError,
+    ImageNotFound,
+    RegistryAuthFailed,
+    RegistryUnreachable,
+)
+
+
+def spec(**kwargs: object) -> InstanceSpec:
+    values: dict = {
+        "service_id": "svc1",
+        "service_name": "hello",
+        "deployment_id": "0123456789abcdef",
+        "revision": "sha256:" + "c" * 64,
+        "image": "127.0.0.1:5000/hello@sha256:" + "c" * 64,
+        "port": 8080,
+    }
+    values.update(kwargs)
+    return InstanceSpec(**values)
+
+
+def test_container_name() -> None:
+    assert container_name(spec(index=2)) == "slipway-hello-01234567-2"
+    assert container_name(spec(service_name="my app/x")) == "slipway-my-app-x-01234567-0"
+
+
+@pytest.mark.parametrize(("units", "nano"), [(1024, 10**9), (256, 250_000_000), (4096, 4 * 10**9)])
+def test_nano_cpus(units: int, nano: int) -> None:
+    assert nano_cpus(units) == nano
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            "Get http://127.0.0.1:1/v2/: dial tcp 127.0.0.1:1: connect: connection refused",
+            RegistryUnreachable,
+        ),
+        (
+            "Get https://nowhere.invalid/v2/: dial tcp: lookup nowhere.invalid: no such host",
+            RegistryUnreachable,
+        ),
+        ("manifest for 127.0.0.1:5000/x:nope not found: manifest unknown", ImageNotFound),
+        ("pull access denied for nope, repository does not exist", ImageNotFound),
+        ("unauthorized: authentication required", RegistryAuthFailed),
+        ("Head ...: no basic auth credentials", RegistryAuthFailed),
+        ("something else entirely", BackendError),
+    ],
+)
+def test_pull_error_mapping(message: str, error: type) -> None:
+    mapped = pull_error("img", message)
+    assert type(mapped) is error
+    assert "img" in str(mapped)
+
+
+def test_fake_backend_runs_and_stops() -> None:
+    backend = FakeBackend()
+    first = backend.start_instance(spec(index=0))
+    second = backend.start_instance(spec(index=1))
+    assert first.running and first.host_port == 49000
+    assert second.host_port == 49001
+    assert backend.start_instance(spec(index=0)) == first  # same instance again: reused
+    assert [i.id for i in backend.list_instances("svc1")] == [first.id, second.id]
+    assert backend.list_instances("other") == []
+    backend.exit_instance(first.id, 137)
+    dead = backend.get_instance(first.id)
+    assert dead is not None
+    assert (dead.state, dead.exit_code, dead.host_port) == ("exited", 137, None)
+    backend.stop_instance(first.id)
+    backend.stop_instance(first.id)
+    assert backend.get_instance(first.id) is None
+    assert backend.stopped == [first.id]
+
+
+def test_fake_backend_knobs() -> None:
+    backend = FakeBackend()
+    backend.fail_pull["bad"] = ImageNotFound("no such image bad")
+    with pytest.raises(ImageNotFound):
+        backend.pull("bad")
+    backend.pull("good")
+    assert backend.pulled == ["good"]
+    backend.exit_on_start["crash"] = 3
+    crashed = backend.start_instance(spec(image="crash"))
+    assert (crashed.state, crashed.exit_code) == ("exited", 3)
+    backend.log_lines[crashed.id] = ["a", "b", "c"]
+    assert backend.logs(crashed.id, tail=2) == "b\nc\n"
