@@ -88,11 +88,27 @@ def _admin_listen(admin_url: str) -> str:
 class Router:
     """Turns the routes of all services into Caddy's config and keeps Caddy on it."""
 
-    def __init__(self, admin_url: str, http_port: int, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        admin_url: str,
+        http_port: int,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.admin_listen = _admin_listen(admin_url)
         self.http_port = http_port
         self.timeout = timeout
+        # No kept-alive connections: Caddy restarts its admin server on every /load.
+        self._client = httpx.Client(
+            timeout=timeout,
+            transport=transport,  # tests swap in httpx.MockTransport
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    def close(self) -> None:
+        self._client.close()
 
     def build_config(self, routes: Iterable[Route]) -> dict[str, Any]:
         """Caddy's whole JSON config; pure and ordered by host so it compares stably."""
@@ -166,7 +182,7 @@ class Router:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self.admin_url}{path}"
         try:
-            response = httpx.request(method, url, timeout=self.timeout, **kwargs)
+            response = self._client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise RouterError(f"Caddy admin API at {self.admin_url} unreachable: {exc}") from exc
         if response.status_code >= 400:

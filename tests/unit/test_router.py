@@ -124,21 +124,16 @@ class FakeCaddy:
 
 
 @pytest.fixture
-def fake_caddy(monkeypatch: pytest.MonkeyPatch) -> FakeCaddy:
-    caddy = FakeCaddy()
-    transport = httpx.MockTransport(caddy)
+def fake_caddy() -> FakeCaddy:
+    return FakeCaddy()
 
-    def request(method: str, url: str, **kwargs: object) -> httpx.Response:
-        kwargs.pop("timeout", None)
-        with httpx.Client(transport=transport) as client:
-            return client.request(method, url, **kwargs)
 
-    monkeypatch.setattr(httpx, "request", request)
-    return caddy
+def faked(caddy: FakeCaddy) -> Router:
+    return Router("http://127.0.0.1:2019", 8080, transport=httpx.MockTransport(caddy))
 
 
 def test_apply_pushes_only_on_change(fake_caddy: FakeCaddy) -> None:
-    router = make_router()
+    router = faked(fake_caddy)
     routes = [Route("a.localhost", ("127.0.0.1:1",))]
     assert router.apply(routes) is True
     assert router.apply(routes) is False
@@ -147,12 +142,12 @@ def test_apply_pushes_only_on_change(fake_caddy: FakeCaddy) -> None:
 
 
 def test_upstream_requests(fake_caddy: FakeCaddy) -> None:
-    assert make_router().upstream_requests() == {"127.0.0.1:1": 2}
+    assert faked(fake_caddy).upstream_requests() == {"127.0.0.1:1": 2}
 
 
 def test_caddy_error_is_router_error(fake_caddy: FakeCaddy) -> None:
     with pytest.raises(RouterError, match="unknown path"):
-        make_router()._request("GET", "/nope")
+        faked(fake_caddy)._request("GET", "/nope")
 
 
 def test_unreachable_caddy() -> None:
