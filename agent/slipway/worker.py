@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -91,8 +92,10 @@ class Worker:
         backend: Backend,
         router: Router,
         resolve: Resolver,
+        wait_healthy: Callable[..., None] = health.wait_healthy,
     ) -> None:
         self.store = store
+        self.wait_healthy = wait_healthy
         self.settings = settings
         self.services = services
         self.backend = backend
@@ -328,7 +331,7 @@ class Worker:
         try:
             if not inst.host_port:
                 raise SlipwayError(f"instance {inst.name} did not publish its port")
-            health.wait_healthy(
+            self.wait_healthy(
                 self.settings.instance_host,
                 inst.host_port,
                 hc.protocol,

@@ -56,7 +56,7 @@ def create_app(agent: Agent) -> FastAPI:
         return await run_in_threadpool(
             sigv4.verify,
             request.method,
-            request.url.path,
+            request.scope.get("raw_path", b"/").decode("latin-1"),
             request.url.query,
             request.headers,
             body,

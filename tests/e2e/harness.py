@@ -1,0 +1,136 @@
+"""A real `slipway serve` process for e2e tests, and small waits a user would do by hand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from slipway import keys
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+class AgentProcess:
+    """One agent with its own data dir, sharing the session's Caddy and registry."""
+
+    def __init__(self, root: Path, caddy_admin: str, http_port: int, **settings: Any) -> None:
+        self.root = root
+        self.http_port = http_port
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SLIPWAY_CONFIG": str(root / "slipway.yaml"),
+            "SLIPWAY_DATA_DIR": str(root / "data"),
+            "SLIPWAY_CONFIG_DIR": str(root / "conf"),
+            "SLIPWAY_CREDENTIALS_FILE": str(root / "user-credentials"),
+            "SLIPWAY_LISTEN_PORT": str(self.port),
+            "SLIPWAY_CADDY_ADMIN": caddy_admin,
+            "SLIPWAY_HTTP_PORT": str(http_port),
+            "SLIPWAY_DRAIN_SECONDS": "1",
+            "SLIPWAY_RECONCILE_INTERVAL": "1",
+            "SLIPWAY_HEALTH_DEADLINE": "30",
+            **{f"SLIPWAY_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.root / "conf" / "credentials"
+
+    def start(self) -> AgentProcess:
+        self.log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slipway", "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self._healthy, timeout=30, what="the agent's /healthz")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.proc and self.proc.poll() is not None:
+            raise AssertionError(f"agent exited: {self.log_text()[-2000:]}")
+        return httpx.get(f"{self.endpoint}/healthz", timeout=1).status_code == 200
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def log_text(self) -> str:
+        return (self.root / "agent.log").read_text(errors="replace")
+
+    def credentials(self) -> tuple[str, str]:
+        key_id, secret, _ = keys.read_credentials(self.credentials_file)
+        return key_id, secret
+
+    def client(
+        self, validate: bool = True, key_id: str | None = None, secret: str | None = None
+    ) -> Any:
+        own_id, own_secret = self.credentials()
+        key_id, secret = key_id or own_id, secret or own_secret
+        return boto3.client(
+            "apprunner",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=Config(parameter_validation=validate, retries={"max_attempts": 1}),
+        )
+
+    def get(self, service_name: str, path: str = "/") -> httpx.Response:
+        """A request through Caddy, the way a user reaches the service."""
+        return httpx.get(
+            f"http://127.0.0.1:{self.http_port}{path}",
+            headers={"Host": f"{service_name}.localhost:{self.http_port}"},
+            timeout=10,
+        )
+
+
+def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        service = client.describe_service(ServiceArn=arn)["Service"]
+        if service["Status"] != "OPERATION_IN_PROGRESS" and service["Status"] != wanted:
+            raise AssertionError(f"service went {service['Status']}, wanted {wanted}")
+        return service if service["Status"] == wanted else None
+
+    return wait_for(check, timeout, f"service status {wanted}")
+
+
+def operations(client: Any, arn: str) -> list[dict[str, Any]]:
+    return client.list_operations(ServiceArn=arn)["OperationSummaryList"]

@@ -1,0 +1,312 @@
+"""Service rules and the operations worker with the fake backend: states, ordering,
+rollbacks and recovery, without Docker or Caddy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slipway.backends.fake import FakeBackend
+from slipway.config import Settings
+from slipway.errors import (
+    HealthCheckFailed,
+    ImageNotFound,
+    InvalidRequest,
+    InvalidState,
+    QuotaExceeded,
+    ResourceNotFound,
+)
+from slipway.router import Route
+from slipway.services import Services
+from slipway.store import Store
+from slipway.vault import Vault
+from slipway.worker import Worker, desired_routes, stray_instances
+
+IMAGE = "127.0.0.1:5000/hello:v1"
+
+
+class FakeRouter:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def apply(self, routes) -> bool:
+        self.routes = list(routes)
+        return True
+
+
+class Registry:
+    """Tags to digests; an unknown tag is not found."""
+
+    def __init__(self) -> None:
+        self.tags = {IMAGE: "sha256:" + "1" * 64}
+
+    def __call__(self, identifier: str, repository_type: str) -> str:
+        if identifier not in self.tags:
+            raise ImageNotFound(f"image {identifier} not found")
+        return self.tags[identifier]
+
+
+class Env:
+    def __init__(self, tmp: Path, **settings) -> None:
+        self.settings = Settings(
+            data_dir=tmp, config_dir=tmp, drain_seconds=0, health_deadline=1, **settings
+        )
+        self.store = Store(tmp / "db.sqlite")
+        self.registry = Registry()
+        self.services = Services(self.store, self.settings, Vault(tmp / "key"), self.registry)
+        self.services.ensure_default_auto_scaling()
+        self.backend = FakeBackend()
+        self.router = FakeRouter()
+        self.unhealthy: set[str] = set()
+        self.worker = Worker(
+            self.store,
+            self.settings,
+            self.services,
+            self.backend,
+            self.router,
+            self.registry,
+            wait_healthy=self._wait_healthy,
+        )
+
+    def _wait_healthy(self, host, port, *args, **kwargs) -> None:
+        for inst in self.backend.list_instances():
+            if (
+                inst.host_port == port
+                and self.backend.specs[inst.id].image.split("@")[1] in self.unhealthy
+            ):
+                raise HealthCheckFailed("connection refused")
+
+    def drain(self) -> None:
+        """Run every queued operation to its end, in order, as the dispatcher would."""
+        while True:
+            pending = self.store.operations_with_status("PENDING")
+            if not pending:
+                return
+            self.worker.run_operation(pending[0])
+
+    def create(self, name: str = "hello", **extra) -> dict:
+        params = {
+            "ServiceName": name,
+            "SourceConfiguration": {
+                "ImageRepository": {"ImageIdentifier": IMAGE, "ImageRepositoryType": "ECR"}
+            },
+            **extra,
+        }
+        service, _ = self.services.create_service(params)
+        return service
+
+    def status(self, service: dict) -> str:
+        return self.store.get_service(service["id"])["status"]
+
+    def ops(self, service: dict) -> list[tuple[str, str]]:
+        return [(o["type"], o["status"]) for o in self.store.list_operations(service["id"])]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def test_create_deploys_and_routes(env):
+    service = env.create()
+    assert env.status(service) == "OPERATION_IN_PROGRESS"
+    env.drain()
+    assert env.status(service) == "RUNNING"
+    assert env.ops(service) == [("CREATE_SERVICE", "SUCCEEDED")]
+    (inst,) = env.backend.list_instances()
+    spec = env.backend.specs[inst.id]
+    assert spec.port == 8080 and spec.image == f"127.0.0.1:5000/hello@{env.registry.tags[IMAGE]}"
+    assert spec.cpu_units == 1024 and spec.memory_mb == 2048
+    assert env.router.routes == [
+        Route(host="hello.localhost", upstreams=(f"127.0.0.1:{inst.host_port}",))
+    ]
+
+
+def test_update_replaces_instances_and_failed_update_rolls_back(env):
+    service = env.create()
+    env.drain()
+    arn = service["arn"]
+    old = env.backend.list_instances()[0]
+    env.services.update_service(
+        {
+            "ServiceArn": arn,
+            "SourceConfiguration": {
+                "ImageRepository": {
+                    "ImageIdentifier": IMAGE,
+                    "ImageRepositoryType": "ECR",
+                    "ImageConfiguration": {"RuntimeEnvironmentVariables": {"A": "1"}},
+                }
+            },
+        }
+    )
+    env.drain()
+    (new,) = env.backend.list_instances()
+    assert new.id != old.id and env.backend.specs[new.id].env == {"A": "1"}
+
+    bad = "127.0.0.1:5000/hello:broken"
+    env.registry.tags[bad] = "sha256:" + "2" * 64
+    env.unhealthy.add(env.registry.tags[bad])
+    env.services.update_service(
+        {
+            "ServiceArn": arn,
+            "SourceConfiguration": {
+                "ImageRepository": {"ImageIdentifier": bad, "ImageRepositoryType": "ECR"}
+            },
+        }
+    )
+    env.drain()
+    assert env.ops(service)[0] == ("UPDATE_SERVICE", "ROLLBACK_SUCCEEDED")
+    assert env.status(service) == "RUNNING"
+    assert [i.id for i in env.backend.list_instances()] == [new.id]
+    kept = env.store.get_service(service["id"])["spec"]["source"]["image"]
+    assert kept["identifier"] == IMAGE and kept["env"] == {"A": "1"}
+    message = env.store.list_operations(service["id"])[0]["message"]
+    assert "health check" in message and "previous configuration" in message
+
+
+def test_create_that_never_gets_healthy_fails(env):
+    env.unhealthy.add(env.registry.tags[IMAGE])
+    service = env.create()
+    env.drain()
+    assert env.status(service) == "CREATE_FAILED"
+    assert env.ops(service) == [("CREATE_SERVICE", "FAILED")]
+    assert env.backend.list_instances() == []
+    env.worker.reconcile_once()
+    assert env.router.routes == [Route(host="hello.localhost", upstreams=())]
+
+
+def test_pause_resume_keeps_revision(env):
+    service = env.create()
+    env.drain()
+    first = env.registry.tags[IMAGE]
+    env.services.pause_service(service["arn"])
+    env.drain()
+    assert env.status(service) == "PAUSED"
+    assert env.backend.list_instances() == []
+    assert env.router.routes == [Route(host="hello.localhost", upstreams=(), paused=True)]
+    with pytest.raises(InvalidState, match="paused"):
+        env.services.start_deployment(service["arn"])
+    with pytest.raises(InvalidState, match="paused"):
+        env.services.update_service({"ServiceArn": service["arn"]})
+
+    env.registry.tags[IMAGE] = "sha256:" + "9" * 64  # a newer image appears
+    env.services.resume_service(service["arn"])
+    env.drain()
+    (inst,) = env.backend.list_instances()
+    assert inst.revision == first
+
+    env.services.start_deployment(service["arn"])
+    env.drain()
+    (inst,) = env.backend.list_instances()
+    assert inst.revision == "sha256:" + "9" * 64
+
+
+def test_delete_removes_everything_and_cancels_queued(env):
+    service = env.create()
+    env.drain()
+    env.services.start_deployment(service["arn"])
+    env.services.delete_service(service["arn"])
+    env.drain()
+    assert env.status(service) == "DELETED"
+    assert env.ops(service) == [
+        ("DELETE_SERVICE", "SUCCEEDED"),
+        ("START_DEPLOYMENT", "FAILED"),
+        ("CREATE_SERVICE", "SUCCEEDED"),
+    ]
+    assert env.backend.list_instances() == []
+    assert env.backend.removed_images
+    assert env.router.routes == []
+    with pytest.raises(InvalidState):
+        env.services.delete_service(service["arn"])
+
+
+def test_bad_input_changes_nothing(env):
+    env.create()
+    env.drain()
+    before = (env.store.list_services(), env.backend.list_instances())
+    with pytest.raises(InvalidRequest, match="already exists"):
+        env.create()
+    with pytest.raises(InvalidRequest, match="hello.localhost"):
+        env.create("HELLO")
+    with pytest.raises(InvalidRequest, match="not found"):
+        env.services.create_service(
+            {
+                "ServiceName": "other",
+                "SourceConfiguration": {
+                    "ImageRepository": {
+                        "ImageIdentifier": "127.0.0.1:5000/none:v1",
+                        "ImageRepositoryType": "ECR",
+                    }
+                },
+            }
+        )
+    with pytest.raises(InvalidRequest, match="Memory"):
+        env.create("other", InstanceConfiguration={"Cpu": "256", "Memory": "4096"})
+    with pytest.raises(InvalidRequest, match="InstanceRoleArn"):
+        env.create(
+            "other",
+            InstanceConfiguration={"InstanceRoleArn": "arn:aws:iam::000000000000:role/x"},
+        )
+    with pytest.raises(ResourceNotFound):
+        env.services.pause_service("arn:aws:apprunner:us-east-1:000000000000:service/x/y")
+    assert (env.store.list_services(), env.backend.list_instances()) == before
+
+
+def test_quota(tmp_path):
+    env = Env(tmp_path, service_quota=1)
+    env.create()
+    with pytest.raises(QuotaExceeded, match="1"):
+        env.create("second")
+    assert len(env.store.list_services()) == 1
+
+
+def test_recover_restarts_cut_off_operation(env):
+    service = env.create()
+    op = env.store.operations_with_status("PENDING")[0]
+    env.store.update_operation(op["id"], status="IN_PROGRESS")
+    env.worker.recover()
+    assert env.store.get_operation(op["id"])["status"] == "PENDING"
+    env.drain()
+    assert env.status(service) == "RUNNING"
+
+
+def test_min_size_from_auto_scaling(env):
+    asc = env.services.create_auto_scaling(
+        {"AutoScalingConfigurationName": "pair", "MinSize": 2, "MaxSize": 4}
+    )
+    env.create(AutoScalingConfigurationArn=asc["arn"])
+    env.drain()
+    assert len(env.backend.list_instances()) == 2
+    with pytest.raises(InvalidRequest, match="MinSize"):
+        env.services.create_auto_scaling(
+            {"AutoScalingConfigurationName": "bad1", "MinSize": 5, "MaxSize": 2}
+        )
+    with pytest.raises(InvalidRequest, match="used by a service"):
+        env.services.delete_auto_scaling(asc["arn"], False)
+
+
+def test_auto_scaling_revisions_and_quota(env):
+    first = env.services.create_auto_scaling({"AutoScalingConfigurationName": "web1"})
+    second = env.services.create_auto_scaling({"AutoScalingConfigurationName": "web1"})
+    assert (first["revision"], second["revision"]) == (1, 2)
+    name_only = first["arn"].rsplit("/", 2)[0]
+    assert env.services.auto_scaling(name_only)["arn"] == second["arn"]
+    env.services.delete_auto_scaling(second["arn"], False)
+    assert env.services.auto_scaling(name_only)["arn"] == first["arn"]
+    for i in range(9):
+        env.services.create_auto_scaling({"AutoScalingConfigurationName": f"cfg{i}"})
+    with pytest.raises(QuotaExceeded, match="names"):
+        env.services.create_auto_scaling({"AutoScalingConfigurationName": "cfg-x"})
+
+
+def test_desired_routes_and_strays_are_pure(env):
+    service = env.create()
+    env.drain()
+    row = env.store.get_service(service["id"])
+    instances = env.backend.list_instances()
+    assert desired_routes([row], instances, env.settings)[0].upstreams
+    assert stray_instances([row], instances, busy=set()) == []
+    orphan = {**row, "live_deployment_id": "other"}
+    assert stray_instances([orphan], instances, busy=set()) == instances
+    assert stray_instances([orphan], instances, busy={row["id"]}) == []
