@@ -7,68 +7,41 @@ Fixtures:
 - ``registry`` (session): ``docker-registry serve`` on 127.0.0.1:<free port>, storage in tmp.
 - ``caddy`` (per test): ``caddy run`` with only its admin API on 127.0.0.1:<free port>;
   ``http_port`` is a free port for the server the Router configures.
+- ``caddy_server`` (session): the Caddy that agents own.
+- ``hello_image`` (per test): the example app pushed under a tag of the test's own;
+  ``push_variant(image, KEY=VALUE)`` pushes a new revision under that tag.
+- ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
+  sets its SLIPWAY_* settings.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import socket
 import subprocess
 import tarfile
-import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import docker.errors
-import httpx
 import pytest
+from harness import (
+    AgentProcess,
+    CaddyProcess,
+    LocalRegistry,
+    free_port,
+    require_binary,
+    stop_process,
+    wait_until_answers,
+)
+
+from slipway.backends import LABEL_SERVICE_ID
 
 BUSYBOX_IMAGE = "slipway-test/busybox:latest"
 BUSYBOX_INDEX = "hello from slipway busybox\n"
 TEST_LABEL = "slipway.test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(
-    url: str, what: str, process: subprocess.Popen, log: Path, seconds: float = 10
-) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer at {url} within {seconds}s:\n{log.read_text()}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -131,29 +104,6 @@ def busybox_image(docker_client: docker.DockerClient) -> str:
     return BUSYBOX_IMAGE
 
 
-class LocalRegistry:
-    """A docker-registry process; ``host`` is what goes in image names."""
-
-    def __init__(self, host: str, process: subprocess.Popen, log: Path) -> None:
-        self.host = host
-        self.url = f"http://{host}"
-        self.process = process
-        self.log = log
-
-    def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
-        """Tag ``local_image`` into this registry, push it, return the manifest digest."""
-        target = f"{self.host}/{repository}"
-        client.images.get(local_image).tag(target, tag=tag)
-        digest = None
-        for event in client.api.push(target, tag=tag, stream=True, decode=True):
-            if event.get("error"):
-                raise RuntimeError(f"push of {target}:{tag} failed: {event['error']}")
-            digest = (event.get("aux") or {}).get("Digest", digest)
-        if digest is None:
-            raise RuntimeError(f"push of {target}:{tag} reported no digest")
-        return digest
-
-
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     binary = require_binary("docker-registry")
@@ -175,53 +125,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
             [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for(f"http://{host}/v2/", "docker-registry", process, log)
+        wait_until_answers(f"http://{host}/v2/", "docker-registry", process, log)
         yield LocalRegistry(host, process, log)
     finally:
         stop_process(process)
-
-
-class CaddyProcess:
-    """A ``caddy run`` we own: admin API on a free port, config state in a tmp dir."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.binary = require_binary("caddy")
-        self.admin_port = free_port()
-        self.http_port = free_port()
-        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
-        self.log = root / "caddy.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        """Start with an empty config: only the admin endpoint, no HTTP server."""
-        config = self.root / "initial.json"
-        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}}))
-        # Caddy autosaves its config under XDG dirs: keep that out of the real home.
-        env = {
-            **os.environ,
-            "HOME": str(self.root),
-            "XDG_CONFIG_HOME": str(self.root / "config"),
-            "XDG_DATA_HOME": str(self.root / "data"),
-        }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [self.binary, "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        wait_for(f"{self.admin_url}/config/", "caddy", self.process, self.log)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def restart(self) -> None:
-        """Kill and start again: Caddy comes back with the empty initial config."""
-        self.stop()
-        self.start()
 
 
 @pytest.fixture
@@ -232,3 +139,97 @@ def caddy(tmp_path: Path) -> Iterator[CaddyProcess]:
         yield process
     finally:
         process.stop()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+BASE_PYTHON = "slipway/base-python:3.11"
+HELLO_LOCAL = "slipway-test/hello:latest"
+
+
+@pytest.fixture(scope="session")
+def caddy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProcess]:
+    process = CaddyProcess(tmp_path_factory.mktemp("caddy"))
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def hello_local(docker_client: docker.DockerClient) -> str:
+    try:
+        docker_client.images.get(BASE_PYTHON)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{BASE_PYTHON} is missing: scripts/setup-host builds it")
+    docker_client.images.build(path=str(EXAMPLES / "hello"), tag=HELLO_LOCAL, rm=True)
+    return HELLO_LOCAL
+
+
+@pytest.fixture(scope="session")
+def push_hello(
+    docker_client: docker.DockerClient, registry: LocalRegistry, hello_local: str
+) -> Callable[[], str]:
+    """Push the example app under a fresh tag, so variants pushed later stay local."""
+
+    def push() -> str:
+        tag = f"t{uuid.uuid4().hex[:10]}"
+        registry.push(docker_client, hello_local, "examples/hello", tag)
+        return f"{registry.host}/examples/hello:{tag}"
+
+    return push
+
+
+@pytest.fixture
+def hello_image(push_hello: Callable[[], str]) -> str:
+    return push_hello()
+
+
+@pytest.fixture
+def push_variant(docker_client: docker.DockerClient, registry: LocalRegistry) -> Callable[..., str]:
+    """Push a new revision under an existing tag: the same app with extra ENV lines."""
+
+    def push(image: str, **env: str) -> str:
+        lines = [f"FROM {image}"] + [f"ENV {k}={v}" for k, v in env.items()]
+        local = f"slipway-test/variant:{uuid.uuid4().hex[:10]}"
+        docker_client.images.build(
+            fileobj=io.BytesIO("\n".join(lines).encode()), tag=local, rm=True
+        )
+        repository, tag = image.removeprefix(f"{registry.host}/").rsplit(":", 1)
+        try:
+            return registry.push(docker_client, local, repository, tag)
+        finally:
+            docker_client.images.remove(local, noprune=True)
+
+    return push
+
+
+@pytest.fixture(scope="module")
+def agent(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    caddy_server: CaddyProcess,
+    docker_client: docker.DockerClient,
+) -> Iterator[AgentProcess]:
+    settings = getattr(request.module, "AGENT_SETTINGS", {})
+    process = AgentProcess(
+        tmp_path_factory.mktemp("agent"),
+        caddy_server.admin_url,
+        caddy_server.http_port,
+        **settings,
+    )
+    process.caddy = caddy_server
+    process.start()
+    try:
+        yield process
+    finally:
+        service_ids = []
+        if process.proc and process.proc.poll() is None:
+            client = process.client()
+            service_ids = [s["ServiceId"] for s in client.list_services()["ServiceSummaryList"]]
+        process.kill()
+        for service_id in service_ids:
+            for container in docker_client.containers.list(
+                all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
+            ):
+                container.remove(force=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import docker
 import httpx
+import pytest
 from botocore.config import Config
 
 from slipway import keys
@@ -40,6 +44,105 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
                 return last
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def wait_until_answers(
+    url: str, what: str, process: subprocess.Popen, log: Path, seconds: float = 10
+) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer at {url} within {seconds}s:\n{log.read_text()}")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+class LocalRegistry:
+    """A docker-registry process; ``host`` is what goes in image names."""
+
+    def __init__(self, host: str, process: subprocess.Popen, log: Path) -> None:
+        self.host = host
+        self.url = f"http://{host}"
+        self.process = process
+        self.log = log
+
+    def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
+        """Tag ``local_image`` into this registry, push it, return the manifest digest."""
+        target = f"{self.host}/{repository}"
+        client.images.get(local_image).tag(target, tag=tag)
+        digest = None
+        for event in client.api.push(target, tag=tag, stream=True, decode=True):
+            if event.get("error"):
+                raise RuntimeError(f"push of {target}:{tag} failed: {event['error']}")
+            digest = (event.get("aux") or {}).get("Digest", digest)
+        if digest is None:
+            raise RuntimeError(f"push of {target}:{tag} reported no digest")
+        return digest
+
+
+class CaddyProcess:
+    """A ``caddy run`` we own: admin API on a free port, config state in a tmp dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.binary = require_binary("caddy")
+        self.admin_port = free_port()
+        self.http_port = free_port()
+        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        self.log = root / "caddy.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start with an empty config: only the admin endpoint, no HTTP server."""
+        config = self.root / "initial.json"
+        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}}))
+        # Caddy autosaves its config under XDG dirs: keep that out of the real home.
+        env = {
+            **os.environ,
+            "HOME": str(self.root),
+            "XDG_CONFIG_HOME": str(self.root / "config"),
+            "XDG_DATA_HOME": str(self.root / "data"),
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.binary, "run", "--config", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        wait_until_answers(f"{self.admin_url}/config/", "caddy", self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self) -> None:
+        """Kill and start again: Caddy comes back with the empty initial config."""
+        self.stop()
+        self.start()
 
 
 class AgentProcess:

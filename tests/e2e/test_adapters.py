@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 import uuid
@@ -15,6 +14,7 @@ import docker
 import docker.errors
 import httpx
 import pytest
+from harness import free_port
 
 from slipway.backends import InstanceSpec
 from slipway.backends.docker_engine import DockerEngine
@@ -68,12 +68,6 @@ def spec(image: str, digest: str, *, command: str | None = HTTPD, index: int = 0
         index=index,
         extra_labels={TEST_LABEL: "adapters"},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def via_caddy(caddy: Any, host: str) -> httpx.Response:

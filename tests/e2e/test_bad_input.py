@@ -28,10 +28,10 @@ def source(image: str, port: str = "8080", kind: str = "ECR") -> dict:
 
 
 @pytest.fixture(scope="module")
-def steady(agent, hello_image):
+def steady(agent, push_hello):
     """One running service whose state every bad call must leave alone."""
     client = agent.client()
-    arn = client.create_service(ServiceName="steady", SourceConfiguration=source(hello_image))[
+    arn = client.create_service(ServiceName="steady", SourceConfiguration=source(push_hello()))[
         "Service"
     ]["ServiceArn"]
     wait_status(client, arn, "RUNNING")
