@@ -17,7 +17,6 @@ Fixtures:
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import tarfile
 import uuid
@@ -31,10 +30,6 @@ from harness import (
     AgentProcess,
     CaddyProcess,
     LocalRegistry,
-    free_port,
-    require_binary,
-    stop_process,
-    wait_until_answers,
 )
 
 from slipway.backends import LABEL_SERVICE_ID
@@ -106,29 +101,11 @@ def busybox_image(docker_client: docker.DockerClient) -> str:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    binary = require_binary("docker-registry")
-    root = tmp_path_factory.mktemp("registry")
-    host = f"127.0.0.1:{free_port()}"
-    config = {
-        "version": 0.1,
-        "log": {"level": "warn"},
-        "storage": {
-            "filesystem": {"rootdirectory": str(root / "data")},
-            "delete": {"enabled": True},
-        },
-        "http": {"addr": host},
-    }
-    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = root / "registry.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
-        )
+    process = LocalRegistry.start(tmp_path_factory.mktemp("registry"))
     try:
-        wait_until_answers(f"http://{host}/v2/", "docker-registry", process, log)
-        yield LocalRegistry(host, process, log)
+        yield process
     finally:
-        stop_process(process)
+        process.stop()
 
 
 @pytest.fixture

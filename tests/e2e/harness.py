@@ -88,6 +88,36 @@ class LocalRegistry:
         self.process = process
         self.log = log
 
+    @classmethod
+    def start(cls, root: Path) -> LocalRegistry:
+        """``docker-registry serve`` on a free loopback port, storage under ``root``."""
+        binary = require_binary("docker-registry")
+        host = f"127.0.0.1:{free_port()}"
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn"},
+            "storage": {
+                "filesystem": {"rootdirectory": str(root / "data")},
+                "delete": {"enabled": True},
+            },
+            "http": {"addr": host},
+        }
+        (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+        log = root / "registry.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_until_answers(f"http://{host}/v2/", "docker-registry", process, log)
+        except RuntimeError:
+            stop_process(process)
+            raise
+        return cls(host, process, log)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
     def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
         """Tag ``local_image`` into this registry, push it, return the manifest digest."""
         target = f"{self.host}/{repository}"
