@@ -164,46 +164,22 @@ def test_aws_cli_with_created_key(agent, tmp_path):
         f"aws_secret_access_key = {key['SecretAccessKey']}\n"
     )
     aws = os.path.join(os.path.dirname(sys.executable), "aws")
-    result = subprocess.run(
-        [
-            aws,
-            "apprunner",
-            "list-services",
-            "--endpoint-url",
-            agent.endpoint,
-            "--profile",
-            "ci",
-            "--region",
-            "us-east-1",
-            "--output",
-            "json",
-        ],
-        env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(creds)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def list_services() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [aws, "apprunner", "list-services", "--endpoint-url", agent.endpoint,
+             "--profile", "ci", "--region", "us-east-1", "--output", "json"],
+            env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(creds)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+
+    result = list_services()
     assert result.returncode == 0, result.stderr
     assert "ServiceSummaryList" in json.loads(result.stdout)
 
-    wrong = creds.read_text().replace(key["SecretAccessKey"], "x" * 40)
-    creds.write_text(wrong)
-    denied = subprocess.run(
-        [
-            aws,
-            "apprunner",
-            "list-services",
-            "--endpoint-url",
-            agent.endpoint,
-            "--profile",
-            "ci",
-            "--region",
-            "us-east-1",
-        ],
-        env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(creds)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    creds.write_text(creds.read_text().replace(key["SecretAccessKey"], "x" * 40))
+    denied = list_services()
     assert denied.returncode != 0
     assert "InvalidSignatureException" in denied.stderr
