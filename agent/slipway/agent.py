@@ -9,9 +9,13 @@ import uvicorn
 
 from . import keys
 from .backends.docker_engine import DockerEngine
+from .build.builder import Builder
+from .build.runtimes import load_runtimes
 from .config import Settings
+from .observe.logs import LogStore
 from .router import Router
 from .services import Services
+from .sources.git import GitSource
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
 from .store import Store
@@ -32,8 +36,22 @@ class Agent:
             RegistryClient(settings.insecure_registries), self._registry_credentials
         )
         self.services = Services(self.store, settings, self.vault, self.resolve)
+        self.logs = LogStore(settings.data_dir / "logs")
+        self.builder = Builder(
+            runtimes=load_runtimes(base_image_overrides=settings.base_images),
+            timeout=settings.build_timeout,
+            keep_images=settings.keep_images,
+        )
         self.worker = Worker(
-            self.store, settings, self.services, self.backend, self.router, self.resolve
+            self.store,
+            settings,
+            self.services,
+            self.backend,
+            self.router,
+            self.resolve,
+            git=GitSource(),
+            builder=self.builder,
+            logs=self.logs,
         )
         self.services.wake = self.worker.wake
         self.services.ensure_default_auto_scaling()

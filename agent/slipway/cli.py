@@ -158,13 +158,25 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(service)
         return
-    image = service.get("SourceConfiguration", {}).get("ImageRepository", {})
+    source = service.get("SourceConfiguration", {})
+    image = source.get("ImageRepository")
+    code = source.get("CodeRepository")
+    if image:
+        origin = [
+            ("Image", image["ImageIdentifier"]),
+            ("Port", image.get("ImageConfiguration", {}).get("Port", "")),
+        ]
+    else:
+        origin = [
+            ("Repo", code["RepositoryUrl"]),
+            ("Branch", code["SourceCodeVersion"]["Value"]),
+            ("Config", code.get("CodeConfiguration", {}).get("ConfigurationSource", "")),
+        ]
     rows = [
         ("Name", service["ServiceName"]),
         ("Status", service["Status"]),
         ("URL", f"http://{service.get('ServiceUrl', '')}"),
-        ("Image", image.get("ImageIdentifier", "")),
-        ("Port", image.get("ImageConfiguration", {}).get("Port", "")),
+        *origin,
         ("Arn", service["ServiceArn"]),
         ("Created", _when(service.get("CreatedAt"))),
         ("Updated", _when(service.get("UpdatedAt"))),
@@ -173,10 +185,66 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"{label + ':':<9}{value}")
 
 
+def _source(
+    image: str | None,
+    repo: str | None,
+    branch: str,
+    source_dir: str | None,
+    runtime: str | None,
+    build_command: str | None,
+    port: int,
+    env: dict[str, str],
+    start_command: str | None,
+    public: bool,
+    manual: bool,
+) -> dict[str, Any]:
+    """SourceConfiguration from flags: an image, or a branch configured by its
+    apprunner.yaml or, with --runtime, by the flags."""
+    if bool(image) == bool(repo):
+        _fail(SlipwayError("give exactly one of --image and --repo"))
+    values: dict[str, Any] = {"Port": str(port)}
+    if env:
+        values["RuntimeEnvironmentVariables"] = env
+    if start_command:
+        values["StartCommand"] = start_command
+    if image:
+        return {
+            "ImageRepository": {
+                "ImageIdentifier": image,
+                "ImageRepositoryType": "ECR_PUBLIC" if public else "ECR",
+                "ImageConfiguration": values,
+            },
+            "AutoDeploymentsEnabled": not manual,
+        }
+    code: dict[str, Any] = {
+        "RepositoryUrl": repo,
+        "SourceCodeVersion": {"Type": "BRANCH", "Value": branch},
+        "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
+    }
+    if runtime:
+        if build_command:
+            values["BuildCommand"] = build_command
+        code["CodeConfiguration"] = {
+            "ConfigurationSource": "API",
+            "CodeConfigurationValues": {"Runtime": runtime, **values},
+        }
+    if source_dir:
+        code["SourceDirectory"] = source_dir
+    return {"CodeRepository": code, "AutoDeploymentsEnabled": not manual}
+
+
 @services_app.command("create")
 def services_create(
     name: str,
-    image: Annotated[str, typer.Option(help="host[:port]/repo:tag or @sha256:...")],
+    image: Annotated[str | None, typer.Option(help="host[:port]/repo:tag or @sha256:...")] = None,
+    repo: Annotated[str | None, typer.Option(help="git URL to build from")] = None,
+    branch: Annotated[str, typer.Option(help="branch to build")] = "main",
+    source_dir: Annotated[str | None, typer.Option(help="build from this subdirectory")] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="configure the build here (e.g. PYTHON_3), not in apprunner.yaml"),
+    ] = None,
+    build_command: Annotated[str | None, typer.Option(help="with --runtime")] = None,
     port: Annotated[int, typer.Option(help="port the app listens on")] = 8080,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
@@ -185,27 +253,23 @@ def services_create(
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Create an image service; it deploys at once."""
-    image_config: dict[str, Any] = {"Port": str(port)}
-    variables = _parse_env(env or [])
-    if variables:
-        image_config["RuntimeEnvironmentVariables"] = variables
-    if start_command:
-        image_config["StartCommand"] = start_command
+    """Create a service from an image or a git branch; it deploys at once."""
+    source = _source(
+        image,
+        repo,
+        branch,
+        source_dir,
+        runtime,
+        build_command,
+        port,
+        _parse_env(env or []),
+        start_command,
+        public,
+        manual,
+    )
     client = _client(config)
     result = _run(
-        lambda: client.call(
-            "CreateService",
-            ServiceName=name,
-            SourceConfiguration={
-                "ImageRepository": {
-                    "ImageIdentifier": image,
-                    "ImageRepositoryType": "ECR_PUBLIC" if public else "ECR",
-                    "ImageConfiguration": image_config,
-                },
-                "AutoDeploymentsEnabled": not manual,
-            },
-        )
+        lambda: client.call("CreateService", ServiceName=name, SourceConfiguration=source)
     )
     if as_json:
         _print_json(result)
@@ -307,3 +371,48 @@ def operations(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) ->
         ],
         ["ID", "TYPE", "STATUS", "STARTED", "ENDED"],
     )
+
+
+def _since(value: str | None) -> float:
+    """``10m``, ``2h``, ``30s`` or ``1d`` ago, as epoch seconds."""
+    if not value:
+        return 0.0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = value[:-1], value[-1:]
+    if unit not in units or not number.isdigit():
+        _fail(SlipwayError(f"--since {value!r}: expected a number and s, m, h or d, like 10m"))
+    return time.time() - int(number) * units[unit]
+
+
+@app.command()
+def logs(
+    name: str,
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", help="one deployment's log (operation id)")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="only lines newer than this, e.g. 10m")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a service's logs: its events and deployments, merged by time."""
+    client = _client(config)
+    arn = _run(lambda: client.service_arn(name))
+    params: dict[str, Any] = {"ServiceArn": arn}
+    if deployment:
+        params["Stream"] = f"deployment/{deployment}"
+    else:
+        params["Since"] = _since(since)
+    params["Offset"] = 0
+    while True:
+        page = _run(lambda: client.signed("GET", "/slipway/v1/logs", params=dict(params)))
+        for event in page["Events"]:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["Timestamp"]))
+            prefix = "" if deployment else f"{event['Stream']:<20} "
+            typer.echo(f"{stamp} {prefix}{event['Message']}")
+        if not follow:
+            return
+        if deployment:
+            params["Offset"] = page["NextOffset"]
+        elif page["Events"]:
+            params["Since"] = page["Events"][-1]["Timestamp"] + 1e-6
+        time.sleep(1)

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import boto3
 import httpx
@@ -72,10 +73,18 @@ class Client:
         result.pop("ResponseMetadata", None)
         return result
 
-    def signed(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def signed(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Call one of slipway's own endpoints, signed as boto3 would sign it."""
-        data = json.dumps(body).encode()
+        data = json.dumps(body).encode() if body is not None else b""
         url = f"{self.endpoint}{path}"
+        if params:
+            url += "?" + urlencode(params, quote_via=quote)
         request = AWSRequest(
             method=method, url=url, data=data, headers={"Content-Type": "application/json"}
         )

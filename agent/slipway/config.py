@@ -7,6 +7,7 @@ environment for settings.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -57,6 +58,13 @@ class Settings:
     insecure_registries: tuple[str, ...] = ()
     # Host address that instances publish their port on; Caddy dials it.
     instance_host: str = "127.0.0.1"
+    # Seconds a build may take before it is stopped and the deployment fails.
+    build_timeout: float = 1200.0
+    # Built images kept per service for rollback.
+    keep_images: int = 5
+    # Base image per runtime ("python3" or "python3:3.11.2") instead of the runtime's
+    # own, e.g. a registry mirror's python:3.11-slim.
+    base_images: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -65,6 +73,12 @@ class Settings:
     @property
     def credentials_file(self) -> Path:
         return self.config_dir / "credentials"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Files named like the secrets that run.secrets and RuntimeEnvironmentSecrets
+        reference (the last segment of their ARN)."""
+        return self.config_dir / "secrets"
 
     @property
     def db_path(self) -> Path:
@@ -87,6 +101,12 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
             return int(value)
         if typ == "float":
             return float(value)
+        if typ.startswith("dict"):
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise TypeError(value)
+            return {str(k): str(v) for k, v in value.items()}
         if typ.startswith("tuple"):
             if isinstance(value, str):
                 value = [v for v in value.split(",") if v]

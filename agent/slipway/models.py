@@ -85,39 +85,101 @@ class ImageSource:
 
 
 @dataclass
+class CodeSource:
+    """A git branch to build. ``values`` keeps the API's CodeConfigurationValues as sent
+    (ConfigurationSource API); with REPOSITORY the branch's apprunner.yaml decides."""
+
+    repository_url: str
+    branch: str
+    source_directory: str | None = None
+    configuration_source: str = "REPOSITORY"
+    values: dict[str, Any] | None = None
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> CodeSource:
+        field_ = "SourceConfiguration.CodeRepository"
+        conf = data.get("CodeConfiguration") or {"ConfigurationSource": "REPOSITORY"}
+        values = conf.get("CodeConfigurationValues")
+        if conf["ConfigurationSource"] == "API" and not values:
+            raise InvalidRequest(
+                f"{field_}.CodeConfiguration.CodeConfigurationValues: required when"
+                " ConfigurationSource is API"
+            )
+        directory = data.get("SourceDirectory")
+        if directory is not None and (".." in directory.split("/") or "\\" in directory):
+            raise InvalidRequest(
+                f"{field_}.SourceDirectory: {directory!r} must be a path inside the repository"
+            )
+        return cls(
+            repository_url=data["RepositoryUrl"],
+            branch=data["SourceCodeVersion"]["Value"],
+            source_directory=directory,
+            configuration_source=conf["ConfigurationSource"],
+            values=values if conf["ConfigurationSource"] == "API" else None,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {"ConfigurationSource": self.configuration_source}
+        if self.values:
+            conf["CodeConfigurationValues"] = self.values
+        out: dict[str, Any] = {
+            "RepositoryUrl": self.repository_url,
+            "SourceCodeVersion": {"Type": "BRANCH", "Value": self.branch},
+            "CodeConfiguration": conf,
+        }
+        if self.source_directory:
+            out["SourceDirectory"] = self.source_directory
+        return out
+
+
+@dataclass
 class SourceConfig:
-    image: ImageSource
+    image: ImageSource | None = None
+    code: CodeSource | None = None
     auto_deployments: bool = True
     access_role_arn: str | None = None
+    connection_arn: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> SourceConfig:
-        if data.get("CodeRepository"):
+        if bool(data.get("CodeRepository")) == bool(data.get("ImageRepository")):
             raise InvalidRequest(
-                "SourceConfiguration.CodeRepository: code repository services are not supported"
-                " yet; use SourceConfiguration.ImageRepository"
+                "SourceConfiguration: give exactly one of ImageRepository and CodeRepository"
             )
-        if not data.get("ImageRepository"):
-            raise InvalidRequest("SourceConfiguration: ImageRepository is required")
         auth = data.get("AuthenticationConfiguration") or {}
-        if auth.get("ConnectionArn"):
+        if data.get("ImageRepository") and auth.get("ConnectionArn"):
             raise InvalidRequest(
                 "SourceConfiguration.AuthenticationConfiguration.ConnectionArn: connections"
                 " apply to code repositories only"
             )
         return cls(
-            image=ImageSource.from_api(data["ImageRepository"]),
+            image=ImageSource.from_api(data["ImageRepository"])
+            if data.get("ImageRepository")
+            else None,
+            code=CodeSource.from_api(data["CodeRepository"])
+            if data.get("CodeRepository")
+            else None,
             auto_deployments=data.get("AutoDeploymentsEnabled", True),
             access_role_arn=auth.get("AccessRoleArn"),
+            connection_arn=auth.get("ConnectionArn"),
         )
 
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "ImageRepository": self.image.to_api(),
-            "AutoDeploymentsEnabled": self.auto_deployments,
+        out: dict[str, Any] = {"AutoDeploymentsEnabled": self.auto_deployments}
+        if self.image:
+            out["ImageRepository"] = self.image.to_api()
+        if self.code:
+            out["CodeRepository"] = self.code.to_api()
+        auth = {
+            k: v
+            for k, v in (
+                ("AccessRoleArn", self.access_role_arn),
+                ("ConnectionArn", self.connection_arn),
+            )
+            if v
         }
-        if self.access_role_arn:
-            out["AuthenticationConfiguration"] = {"AccessRoleArn": self.access_role_arn}
+        if auth:
+            out["AuthenticationConfiguration"] = auth
         return out
 
 
@@ -241,9 +303,11 @@ class ServiceSpec:
         src = data["source"]
         return cls(
             source=SourceConfig(
-                image=ImageSource(**src["image"]),
+                image=ImageSource(**src["image"]) if src.get("image") else None,
+                code=CodeSource(**src["code"]) if src.get("code") else None,
                 auto_deployments=src["auto_deployments"],
                 access_role_arn=src.get("access_role_arn"),
+                connection_arn=src.get("connection_arn"),
             ),
             instance=InstanceConfig(**data["instance"]),
             health=HealthCheck(**data["health"]),

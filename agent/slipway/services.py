@@ -24,6 +24,7 @@ from .errors import (
     ResourceNotFound,
 )
 from .models import ServiceSpec
+from .sources.git import parse_repository_url
 from .sources.registry import ImageRef
 from .store import Store
 from .vault import Vault
@@ -35,6 +36,7 @@ DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
 ASC_NAME_QUOTA = 10
 ASC_REVISION_QUOTA = 10
 MAX_TAGS = 50
+IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
 
 class Resolver(Protocol):
@@ -162,7 +164,13 @@ class Services:
             op for op in self.store.list_operations(service_id) if op["status"] in ACTIVE_STATUSES
         ]
 
-    def _resolve(self, spec: ServiceSpec, field: str) -> str:
+    def _resolve(self, spec: ServiceSpec, field: str) -> str | None:
+        """Check the source now so a bad one is refused before anything is stored: an
+        image is resolved to its digest; a repository URL is checked for form (its branch
+        is fetched by the deployment, which fails with a reason if it cannot)."""
+        if spec.source.code:
+            parse_repository_url(spec.source.code.repository_url)
+            return None
         image = spec.source.image
         try:
             ImageRef.parse(image.identifier)
@@ -193,7 +201,7 @@ class Services:
                     f"You have reached the maximum number of services"
                     f" ({self.settings.service_quota}) allowed for this host"
                 )
-        digest = self._resolve(spec, "SourceConfiguration.ImageRepository.ImageIdentifier")
+        digest = self._resolve(spec, IMAGE_FIELD)
         service_id = uuid.uuid4().hex
         now = time.time()
         service = {
@@ -239,7 +247,7 @@ class Services:
         new = old.updated(params)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
-        digest = self._resolve(new, "SourceConfiguration.ImageRepository.ImageIdentifier")
+        digest = self._resolve(new, IMAGE_FIELD)
         with self.store.transaction():
             self._require_running(self.store.get_service(service["id"]), "update it")
             op_id = self._enqueue(

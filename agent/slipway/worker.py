@@ -20,6 +20,16 @@ from .backends import Backend, Instance, InstanceSpec
 from .config import Settings
 from .errors import SlipwayError
 from .models import ServiceSpec
+from .observe.logs import LogStore
+from .releases import (
+    Builder,
+    Git,
+    Release,
+    code_release,
+    head_revision,
+    image_release,
+    resolve_secrets,
+)
 from .router import Route, Router
 from .services import ACTIVE_STATUSES, Resolver, Services
 from .sources.registry import ImageRef
@@ -36,6 +46,8 @@ OUTCOME = {
     "PAUSE_SERVICE": ("PAUSED", None),
     "DELETE_SERVICE": ("DELETED", "DELETE_FAILED"),
 }
+# Operations that have a deployment log stream.
+DEPLOYING = {"CREATE_SERVICE", "START_DEPLOYMENT", "UPDATE_SERVICE", "RESUME_SERVICE"}
 
 
 def desired_routes(
@@ -92,9 +104,15 @@ class Worker:
         backend: Backend,
         router: Router,
         resolve: Resolver,
+        git: Git,
+        builder: Builder,
+        logs: LogStore,
         wait_healthy: Callable[..., None] = health.wait_healthy,
     ) -> None:
         self.store = store
+        self.git = git
+        self.builder = builder
+        self.logs = logs
         self.wait_healthy = wait_healthy
         self.settings = settings
         self.services = services
@@ -187,14 +205,22 @@ class Worker:
         now = time.time()
         self.store.update_operation(op["id"], status="IN_PROGRESS", started_at=now, updated_at=now)
         service = self.store.get_service(op["service_id"])
-        log.info("operation %s %s on %s started", op["type"], op["id"], service["name"])
+        self._event(service, f"{op['type']} operation {op['id']} started")
         try:
             message = self._execute(op, service)
         except SlipwayError as exc:
-            log.warning("operation %s %s failed: %s", op["type"], op["id"], exc.message)
+            self._deploy_log(op, f"[AppRunner] Failed: {exc.message}")
             self._finish(op, self.store.get_service(service["id"]), ok=False, message=exc.message)
             return
         self._finish(op, self.store.get_service(service["id"]), ok=True, message=message)
+
+    def _deploy_log(self, op: dict[str, Any], line: str) -> None:
+        if op["type"] in DEPLOYING:
+            self.logs.append(op["service_id"], f"deployment/{op['id']}", line)
+
+    def _event(self, service: dict[str, Any], message: str) -> None:
+        log.info("%s: %s", service["name"], message)
+        self.logs.append(service["id"], "events", f"[AppRunner] {message}")
 
     def _execute(self, op: dict[str, Any], service: dict[str, Any]) -> str:
         kind = op["type"]
@@ -208,16 +234,32 @@ class Worker:
             return self._delete(service, spec)
         if kind == "UPDATE_SERVICE":
             spec = ServiceSpec.from_dict(op["params"]["spec"])
-        if kind == "RESUME_SERVICE":
-            revision = service["live_revision"]
-        elif kind == "START_DEPLOYMENT":
-            image = spec.source.image
-            revision = self.resolve(image.identifier, image.repository_type)
-            self.store.update_service(service["id"], latest_revision=revision)
-        else:
-            revision = op["params"]["revision"]
-        self.deploy(service, spec, revision, op["id"])
-        return f"revision {revision} is live"
+        release = self._release(op, service, spec)
+        self.roll_out(service, spec, release, op)
+        return f"revision {release.revision} is live"
+
+    def _release(self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec) -> Release:
+        """What to run: the last deployed release on resume; otherwise the revision the
+        operation names, or the source's newest one, fetched and built if it is code."""
+        if op["type"] == "RESUME_SERVICE":
+            for row in self.store.list_revisions(service["id"]):
+                if row["revision"] == service["live_revision"] and row["detail"]:
+                    return Release.from_dict(row["detail"])
+            raise SlipwayError("the last deployed revision is no longer recorded")
+        wanted = (op["params"] or {}).get("revision")
+        if spec.source.code:
+            return code_release(
+                service["name"],
+                spec,
+                self.git,
+                self.builder,
+                self.settings.data_dir / "builds",
+                lambda line: self._deploy_log(op, line),
+                sha=wanted,
+            )
+        digest = wanted or head_revision(spec, self.git, self.resolve)
+        self.store.update_service(service["id"], latest_revision=digest)
+        return image_release(spec, digest)
 
     def _finish(
         self, op: dict[str, Any], service: dict[str, Any], *, ok: bool, message: str
@@ -247,48 +289,65 @@ class Worker:
             if new_status == "DELETED":
                 fields["deleted_at"] = now
             self.store.update_service(service["id"], **fields)
-        log.info("operation %s %s ended %s: %s", op["type"], op["id"], status, message)
+        self._deploy_log(op, f"[AppRunner] Operation {status}: {message}")
+        self._event(service, f"{op['type']} operation {op['id']} ended {status}: {message}")
 
-    def deploy(self, service: dict[str, Any], spec: ServiceSpec, revision: str, op_id: str) -> None:
+    def roll_out(
+        self, service: dict[str, Any], spec: ServiceSpec, release: Release, op: dict[str, Any]
+    ) -> None:
         """Start the new instances next to the old, wait until each is healthy, switch the
         route, let the old drain, stop them. On any failure the old keep serving."""
-        image = ImageRef.parse(spec.source.image.identifier).with_digest(revision)
-        host = ImageRef.parse(spec.source.image.identifier).registry
-        creds = (
-            self.services.registry_credentials(host)
-            if spec.source.image.repository_type == "ECR"
-            else None
-        )
-        self.backend.pull(image, creds)
+        op_id = op["id"]
+        if release.pull:
+            self._deploy_log(op, f"[AppRunner] Pulling {release.image}")
+            self.backend.pull(release.image, self._pull_credentials(spec))
+        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
         count = self.services.auto_scaling_for(spec)["min_size"]
+        self._deploy_log(op, f"[AppRunner] Starting {count} instance(s) of {release.revision}")
         started: list[Instance] = []
         try:
             for index in range(count):
                 started.append(
                     self.backend.start_instance(
-                        self._instance_spec(service, spec, revision, image, op_id, index)
+                        InstanceSpec(
+                            service_id=service["id"],
+                            service_name=service["name"],
+                            deployment_id=op_id,
+                            revision=release.revision,
+                            image=release.image,
+                            port=release.port,
+                            env=env,
+                            command=release.command,
+                            cpu_units=int(spec.instance.cpu),
+                            memory_mb=int(spec.instance.memory),
+                            index=index,
+                        )
                     )
                 )
             for inst in started:
-                self._wait_healthy(inst, spec)
+                self._wait_healthy(inst, spec, release.port)
         except SlipwayError:
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
             raise
+        self._deploy_log(
+            op, "[AppRunner] Health checks passed; routing traffic to the new instances"
+        )
         with self.store.transaction():
             self.store.update_service(
                 service["id"],
                 live_deployment_id=op_id,
-                live_revision=revision,
-                latest_revision=service["latest_revision"] or revision,
+                live_revision=release.revision,
+                latest_revision=service["latest_revision"] or release.revision,
                 spec=spec.to_dict(),
             )
             self.store.add_revision(
                 {
                     "service_id": service["id"],
-                    "revision": revision,
-                    "image": image,
+                    "revision": release.revision,
+                    "image": release.image,
                     "operation_id": op_id,
+                    "detail": release.to_dict(),
                     "created_at": time.time(),
                 }
             )
@@ -296,32 +355,16 @@ class Worker:
         if self._stop.wait(self.settings.drain_seconds):
             return
         self._stop_instances(service["id"], keep=op_id)
+        if not release.pull:
+            self.builder.prune(service["name"], keep=[release.image])
 
-    def _instance_spec(
-        self,
-        service: dict[str, Any],
-        spec: ServiceSpec,
-        revision: str,
-        image: str,
-        op_id: str,
-        index: int,
-    ) -> InstanceSpec:
-        src = spec.source.image
-        return InstanceSpec(
-            service_id=service["id"],
-            service_name=service["name"],
-            deployment_id=op_id,
-            revision=revision,
-            image=image,
-            port=int(src.port),
-            env=src.env,
-            command=src.start_command,
-            cpu_units=int(spec.instance.cpu),
-            memory_mb=int(spec.instance.memory),
-            index=index,
-        )
+    def _pull_credentials(self, spec: ServiceSpec) -> tuple[str, str] | None:
+        image = spec.source.image
+        if image is None or image.repository_type != "ECR":
+            return None
+        return self.services.registry_credentials(ImageRef.parse(image.identifier).registry)
 
-    def _wait_healthy(self, inst: Instance, spec: ServiceSpec) -> None:
+    def _wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int) -> None:
         hc = spec.health
 
         def alive() -> bool:
@@ -349,8 +392,7 @@ class Worker:
             code = f" (exit code {current.exit_code})" if current and current.exit_code else ""
             raise SlipwayError(
                 f"instance {inst.name} failed its {hc.protocol} health check on port"
-                f" {spec.source.image.port}{code}: {exc.message}"
-                + (f"; last log lines:\n{tail}" if tail else "")
+                f" {port}{code}: {exc.message}" + (f"; last log lines:\n{tail}" if tail else "")
             ) from exc
 
     def _stop_instances(self, service_id: str, keep: str | None = None) -> None:
@@ -364,6 +406,8 @@ class Worker:
             self.store.update_service(service["id"], status="DELETED", live_deployment_id=None)
             self.store.remove_tags(service["arn"])
         self.apply_routes()
+        if spec.source.code:
+            self.builder.remove_all(service["name"])
         for row in self.store.list_revisions(service["id"]):
             if not self._image_in_use(row["image"], service["id"]):
                 self.backend.remove_image(row["image"])

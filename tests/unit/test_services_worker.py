@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hashlib
+from dataclasses import dataclass
+
 import pytest
 
 from slipway.backends.fake import FakeBackend
+from slipway.build import CodeConfig
 from slipway.config import Settings
 from slipway.errors import (
     HealthCheckFailed,
@@ -16,9 +20,12 @@ from slipway.errors import (
     InvalidState,
     QuotaExceeded,
     ResourceNotFound,
+    SlipwayError,
 )
+from slipway.observe.logs import LogStore
 from slipway.router import Route
 from slipway.services import Services
+from slipway.sources.git import BranchNotFound, Commit
 from slipway.store import Store
 from slipway.vault import Vault
 from slipway.worker import Worker, desired_routes, stray_instances
@@ -47,6 +54,56 @@ class Registry:
         return self.tags[identifier]
 
 
+class FakeGit:
+    """Branches to file trees; each tree's commit SHA is derived from its content."""
+
+    def __init__(self) -> None:
+        self.branches: dict[str, dict[str, str]] = {}
+
+    def _sha(self, branch: str) -> str:
+        return hashlib.sha1(repr(sorted(self.branches[branch].items())).encode()).hexdigest()
+
+    def head(self, url: str, branch: str, token: str | None = None) -> str:
+        if branch not in self.branches:
+            raise BranchNotFound(f"branch {branch} not found")
+        return self._sha(branch)
+
+    def checkout(self, url, branch, dest, *, sha=None, source_directory=None, token=None):
+        head = self.head(url, branch)
+        for name, text in self.branches[branch].items():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_text(text)
+        commit = Commit(sha=sha or head, author="A <a@x>", message="change", committed_at=0.0)
+        return commit, dest / (source_directory or "")
+
+
+@dataclass
+class Built:
+    image: str
+    runtime_version: str = "3.11.2"
+
+
+class FakeBuilder:
+    def __init__(self) -> None:
+        self.configs: list[CodeConfig] = []
+        self.fail: str | None = None
+        self.pruned: list[str] = []
+
+    def build(self, service_name, source_root, config, revision, log) -> Built:
+        log("[Build] step 1")
+        if self.fail:
+            raise SlipwayError(self.fail)
+        self.configs.append(config)
+        return Built(image=f"slipway/{service_name}:{revision[:7]}")
+
+    def prune(self, service_name, keep=()):
+        self.pruned.append(service_name)
+        return []
+
+    def remove_all(self, service_name) -> None:
+        self.pruned.append(f"all:{service_name}")
+
+
 class Env:
     def __init__(self, tmp: Path, **settings) -> None:
         self.settings = Settings(
@@ -58,6 +115,9 @@ class Env:
         self.services.ensure_default_auto_scaling()
         self.backend = FakeBackend()
         self.router = FakeRouter()
+        self.git = FakeGit()
+        self.builder = FakeBuilder()
+        self.logs = LogStore(tmp / "logs")
         self.unhealthy: set[str] = set()
         self.worker = Worker(
             self.store,
@@ -66,15 +126,15 @@ class Env:
             self.backend,
             self.router,
             self.registry,
+            git=self.git,
+            builder=self.builder,
+            logs=self.logs,
             wait_healthy=self._wait_healthy,
         )
 
     def _wait_healthy(self, host, port, *args, **kwargs) -> None:
         for inst in self.backend.list_instances():
-            if (
-                inst.host_port == port
-                and self.backend.specs[inst.id].image.split("@")[1] in self.unhealthy
-            ):
+            if inst.host_port == port and inst.revision in self.unhealthy:
                 raise HealthCheckFailed("connection refused")
 
     def drain(self) -> None:
@@ -310,3 +370,126 @@ def test_desired_routes_and_strays_are_pure(env):
     orphan = {**row, "live_deployment_id": "other"}
     assert stray_instances([orphan], instances, busy=set()) == instances
     assert stray_instances([orphan], instances, busy={row["id"]}) == []
+
+
+APPRUNNER_YAML = """version: 1.0
+runtime: python3
+build:
+  commands:
+    build:
+      - pip install -r requirements.txt
+run:
+  command: python3 app.py
+  network:
+    port: 8000
+    env: APP_PORT
+  env:
+    - name: GREETING
+      value: hi
+"""
+
+
+def code_source(**extra) -> dict:
+    return {
+        "CodeRepository": {
+            "RepositoryUrl": "http://127.0.0.1:9/app.git",
+            "SourceCodeVersion": {"Type": "BRANCH", "Value": "main"},
+            **extra,
+        }
+    }
+
+
+def test_code_service_builds_and_runs_its_config(env):
+    env.git.branches["main"] = {"apprunner.yaml": APPRUNNER_YAML, "app.py": "print()"}
+    service, op_id = env.services.create_service(
+        {"ServiceName": "code", "SourceConfiguration": code_source()}
+    )
+    env.drain()
+    assert env.status(service) == "RUNNING"
+    (inst,) = env.backend.list_instances()
+    spec = env.backend.specs[inst.id]
+    sha = env.git.head("", "main")
+    assert spec.image == f"slipway/code:{sha[:7]}"
+    assert spec.port == 8000
+    assert spec.env == {"GREETING": "hi", "APP_PORT": "8000"}
+    assert env.backend.pulled == []
+    lines = [e.message for e in env.logs.read(service["id"], f"deployment/{op_id}")[0]]
+    assert any(sha[:7] in line and line.startswith("[AppRunner]") for line in lines)
+    assert "[Build] step 1" in lines
+
+
+def test_failed_build_keeps_old_revision(env):
+    env.git.branches["main"] = {"apprunner.yaml": APPRUNNER_YAML}
+    service, _ = env.services.create_service(
+        {"ServiceName": "code", "SourceConfiguration": code_source()}
+    )
+    env.drain()
+    (old,) = env.backend.list_instances()
+    env.git.branches["main"]["app.py"] = "broken"
+    env.builder.fail = "build command 'pip install -r requirements.txt' exited 1"
+    op_id = env.services.start_deployment(service["arn"])
+    env.drain()
+    assert env.ops(service)[0] == ("START_DEPLOYMENT", "FAILED")
+    assert env.status(service) == "RUNNING"
+    assert [i.id for i in env.backend.list_instances()] == [old.id]
+    lines = [e.message for e in env.logs.read(service["id"], f"deployment/{op_id}")[0]]
+    assert "pip install -r requirements.txt" in lines[-2]
+
+
+def test_code_service_config_errors_fail_the_operation(env):
+    env.git.branches["main"] = {"app.py": "x"}
+    service, _ = env.services.create_service(
+        {"ServiceName": "code", "SourceConfiguration": code_source()}
+    )
+    env.drain()
+    assert env.status(service) == "CREATE_FAILED"
+    assert "apprunner.yaml: not found" in env.store.list_operations(service["id"])[0]["message"]
+    assert env.backend.list_instances() == []
+
+    other, _ = env.services.create_service(
+        {
+            "ServiceName": "other",
+            "SourceConfiguration": code_source(
+                SourceCodeVersion={"Type": "BRANCH", "Value": "nope"}
+            ),
+        }
+    )
+    env.drain()
+    assert "nope" in env.store.list_operations(other["id"])[0]["message"]
+
+
+def test_code_service_api_configuration(env):
+    env.git.branches["main"] = {"app.py": "x"}
+    env.services.create_service(
+        {
+            "ServiceName": "api",
+            "SourceConfiguration": code_source(
+                CodeConfiguration={
+                    "ConfigurationSource": "API",
+                    "CodeConfigurationValues": {
+                        "Runtime": "PYTHON_311",
+                        "BuildCommand": "pip install flask",
+                        "StartCommand": "python3 app.py",
+                        "Port": "9000",
+                        "RuntimeEnvironmentVariables": {"A": "1"},
+                    },
+                }
+            ),
+        }
+    )
+    env.drain()
+    (config,) = env.builder.configs
+    assert (config.runtime, config.build, config.command, config.port) == (
+        "python311",
+        ("pip install flask",),
+        "python3 app.py",
+        9000,
+    )
+
+
+def test_source_directory_cannot_escape(env):
+    with pytest.raises(InvalidRequest, match="SourceDirectory"):
+        env.services.create_service(
+            {"ServiceName": "esc", "SourceConfiguration": code_source(SourceDirectory="../x")}
+        )
+    assert env.store.list_services() == []

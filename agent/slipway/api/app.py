@@ -114,4 +114,33 @@ def create_app(agent: Agent) -> FastAPI:
         )
         return JSONResponse({"Host": host})
 
+    @app.get("/slipway/v1/logs")
+    async def read_logs(request: Request) -> JSONResponse:
+        """One stream from a byte offset (for --follow), or every stream merged by time."""
+        await authenticate(request, b"")
+        query = request.query_params
+        service = await run_in_threadpool(agent.services.service, query.get("ServiceArn", ""))
+        stream = query.get("Stream")
+        try:
+            offset = int(query.get("Offset", "0"))
+            since = float(query.get("Since", "0"))
+        except ValueError as exc:
+            raise InvalidRequest(f"Offset and Since must be numbers: {exc}") from exc
+        if stream:
+            events, offset = await run_in_threadpool(
+                agent.logs.read, service["id"], stream, offset=offset
+            )
+        else:
+            events = await run_in_threadpool(agent.logs.read_merged, service["id"], None, since)
+        return JSONResponse(
+            {
+                "Events": [
+                    {"Timestamp": e.timestamp, "Stream": e.stream, "Message": e.message}
+                    for e in events
+                ],
+                "NextOffset": offset,
+                "Streams": agent.logs.streams(service["id"]),
+            }
+        )
+
     return app

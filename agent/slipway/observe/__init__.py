@@ -1,0 +1,1 @@
+"""What a person running slipway sees: logs (and later metrics, events, audit)."""

@@ -1,0 +1,178 @@
+"""A Release is everything needed to start instances of one revision: the image to run
+and how to run it. Image services resolve a tag to a digest; code services fetch a
+commit, read its configuration and build an image from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .build import CodeConfig, SecretRef
+from .build.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, parse_apprunner_yaml
+from .errors import InvalidRequest, SlipwayError
+from .models import CodeSource, ServiceSpec
+from .services import Resolver
+from .sources.git import Commit
+from .sources.registry import ImageRef
+
+CONFIG_FILE = "apprunner.yaml"
+
+
+@dataclass(frozen=True)
+class Release:
+    revision: str  # image digest, or commit SHA
+    image: str
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    command: str | None = None
+    pull: bool = True  # False for images built on this host
+    secrets: tuple[SecretRef, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Release:
+        secrets = tuple(SecretRef(**s) for s in data.get("secrets", ()))
+        return cls(**{**data, "secrets": secrets})
+
+
+class Git(Protocol):
+    def head(self, url: str, branch: str, token: str | None = None) -> str: ...
+
+    def checkout(
+        self,
+        url: str,
+        branch: str,
+        dest: Path,
+        *,
+        sha: str | None = None,
+        source_directory: str | None = None,
+        token: str | None = None,
+    ) -> tuple[Commit, Path]: ...
+
+
+class Builder(Protocol):
+    def build(
+        self,
+        service_name: str,
+        source_root: Path,
+        config: CodeConfig,
+        revision: str,
+        log: Callable[[str], None],
+    ) -> Any: ...
+
+
+def image_release(spec: ServiceSpec, digest: str) -> Release:
+    image = spec.source.image
+    return Release(
+        revision=digest,
+        image=ImageRef.parse(image.identifier).with_digest(digest),
+        port=int(image.port),
+        env=dict(image.env),
+        command=image.start_command,
+    )
+
+
+def read_config(code: CodeSource, root: Path) -> CodeConfig:
+    """The branch's apprunner.yaml (REPOSITORY) or the API's values (API)."""
+    if code.configuration_source == "API":
+        return from_api_values(code.values or {})
+    path = root / CONFIG_FILE
+    where = (
+        f"{code.source_directory.strip('/')}/{CONFIG_FILE}"
+        if code.source_directory
+        else CONFIG_FILE
+    )
+    if not path.is_file():
+        place = "source directory" if code.source_directory else "repository root"
+        raise ConfigFileError(
+            where, None, None, f"not found; ConfigurationSource REPOSITORY needs it in the {place}"
+        )
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigFileError(
+            where, None, None, f"{path.stat().st_size} bytes; the limit is {MAX_CONFIG_BYTES}"
+        )
+    return parse_apprunner_yaml(path.read_bytes(), filename=where)
+
+
+def code_release(
+    service_name: str,
+    spec: ServiceSpec,
+    git: Git,
+    builder: Builder,
+    work_dir: Path,
+    log: Callable[[str], None],
+    sha: str | None = None,
+) -> Release:
+    """Fetch the branch (or ``sha``), read its configuration, build the image."""
+    code = spec.source.code
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="build-") as tmp:
+        log(f"[AppRunner] Pulling source code from {code.repository_url} branch {code.branch}")
+        commit, root = git.checkout(
+            code.repository_url,
+            code.branch,
+            Path(tmp) / "src",
+            sha=sha,
+            source_directory=code.source_directory,
+        )
+        summary = commit.message.splitlines()[0] if commit.message else ""
+        log(f"[AppRunner] Commit {commit.sha[:7]} by {commit.author}: {summary}")
+        config = read_config(code, root)
+        log(f"[AppRunner] Runtime {config.runtime}; building the image")
+        result = builder.build(service_name, root, config, commit.sha, log)
+    env = dict(config.env)
+    if config.port_env:
+        env[config.port_env] = str(config.port)
+    return Release(
+        revision=commit.sha,
+        image=result.image,
+        port=config.port,
+        env=env,
+        pull=False,
+        secrets=config.secrets,
+        detail={
+            "commit": commit.sha,
+            "author": commit.author,
+            "message": commit.message,
+            "runtime": config.runtime,
+            "runtime_version": result.runtime_version,
+        },
+    )
+
+
+def head_revision(spec: ServiceSpec, git: Git, resolve: Resolver) -> str:
+    """The newest revision the source offers now: a digest, or a branch's commit."""
+    if spec.source.code:
+        return git.head(spec.source.code.repository_url, spec.source.code.branch)
+    image = spec.source.image
+    return resolve(image.identifier, image.repository_type)
+
+
+_SECRET_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def resolve_secrets(secrets: tuple[SecretRef, ...], secrets_dir: Path) -> dict[str, str]:
+    """App Runner reads secrets from Secrets Manager or SSM; slipway reads the file named
+    by the reference's last segment in the host's secrets directory, at start time only,
+    so values never enter an image or the store."""
+    values = {}
+    for ref in secrets:
+        name = re.split(r"[:/]", ref.value_from.rstrip("/"))[-1]
+        if not _SECRET_NAME.fullmatch(name):
+            raise InvalidRequest(f"secret {ref.name}: {ref.value_from!r} names no secret")
+        path = secrets_dir / name
+        if not path.is_file():
+            raise SlipwayError(
+                f"secret {ref.name}: {name} is not in {secrets_dir}; create that file with"
+                " the secret's value"
+            )
+        values[ref.name] = path.read_text().rstrip("\n")
+    return values
