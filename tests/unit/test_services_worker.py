@@ -3,10 +3,9 @@ rollbacks and recovery, without Docker or Caddy."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
