@@ -1,0 +1,473 @@
+"""Managed runtimes: what ``runtimes/<name>/`` offers and which version a build gets.
+
+Each runtime directory holds ``runtime.yaml`` (language, exact versions and their base
+images, default start command, dependency manifests, dependency-install commands) and
+``Dockerfile.template``, which ``builder.py`` renders. Everything here is pure: files in,
+data out; no docker.
+
+Errors (both terminal: retrying cannot help)::
+
+    InvalidRequest
+    ├── RuntimeUnavailable   no such runtime, or no version matching runtime-version
+    └── EnginesConflict      package.json engines.node refuses the version to be used
+
+Where the runtimes live: ``<repo>/runtimes``, found as ``Path(__file__).parents[3]``. That
+holds for the source tree and for the editable install slipway uses; a wheel install
+would have to ship ``runtimes/`` as package data and pass ``root`` explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InvalidRequest
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "PLACEHOLDERS",
+    "EnginesConflict",
+    "Runtime",
+    "RuntimeUnavailable",
+    "check_engines",
+    "dependencies_need_source",
+    "get_runtime",
+    "load_runtimes",
+    "resolve_for_source",
+    "resolve_version",
+    "satisfies",
+]
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[3] / "runtimes"
+
+#: The ``{{ name }}`` slots of a Dockerfile template; all but runtime_version are required.
+PLACEHOLDERS = (
+    "base_image",
+    "runtime_version",
+    "certificates",
+    "build_env",
+    "dependencies",
+    "source",
+    "build",
+    "run",
+)
+_REQUIRED = frozenset(PLACEHOLDERS) - {"runtime_version"}
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
+_EXACT = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+_WANTED = re.compile(r"[0-9]+(?:\.[0-9]+){0,2}")
+# A command with any of these does more than one thing (or reads files); it never
+# counts as a dependency install, whatever the patterns say.
+_SHELL_META = re.compile(r"[;&|<>()$`\\\n\"'*?{}]")
+
+
+class RuntimeUnavailable(InvalidRequest):
+    """The runtime, or a version matching runtime-version, is not on this host."""
+
+
+class EnginesConflict(InvalidRequest):
+    """package.json's engines.node and the runtime version disagree (the guide: build fails)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    language: str
+    versions: dict[str, str]  # exact version -> base image
+    default_command: str | None
+    manifests: tuple[str, ...]
+    dependency_commands: tuple[str, ...]  # regexes, matched against a whole command
+    template: str
+
+    def is_dependency_command(self, command: str) -> bool:
+        """Whether ``command`` only installs dependencies, so it may run before the source copy."""
+        command = command.strip()
+        if not command or _SHELL_META.search(command):
+            return False
+        command = " ".join(command.split())
+        return any(re.fullmatch(pattern, command) for pattern in self.dependency_commands)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _load_one(directory: Path) -> Runtime:
+    spec_file = directory / "runtime.yaml"
+    try:
+        spec = yaml.safe_load(spec_file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"{spec_file}: cannot read runtime spec: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise InvalidRequest(f"{spec_file}: expected a mapping")
+    name = str(spec.get("name") or "")
+    if name != directory.name:
+        raise InvalidRequest(f"{spec_file}: name {name!r} must be the directory name")
+    versions_raw = spec.get("versions")
+    if not isinstance(versions_raw, dict) or not versions_raw:
+        raise InvalidRequest(f"{spec_file}: versions must map exact versions to base images")
+    versions: dict[str, str] = {}
+    for version, image in versions_raw.items():
+        version = str(version)
+        if not _EXACT.fullmatch(version) or not isinstance(image, str) or not image:
+            raise InvalidRequest(
+                f"{spec_file}: versions: {version!r}: {image!r} must be an exact quoted "
+                'version ("3.11.2") mapped to an image name'
+            )
+        versions[version] = image
+    patterns = tuple(str(p) for p in spec.get("dependency_commands") or ())
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InvalidRequest(f"{spec_file}: bad dependency pattern {pattern!r}: {exc}") from exc
+    template_file = directory / "Dockerfile.template"
+    try:
+        template = template_file.read_text()
+    except OSError as exc:
+        raise InvalidRequest(f"{template_file}: cannot read template: {exc}") from exc
+    found = _PLACEHOLDER.findall(template)
+    unknown = sorted(set(found) - set(PLACEHOLDERS))
+    missing = sorted(_REQUIRED - set(found))
+    if unknown or missing:
+        raise InvalidRequest(
+            f"{template_file}: unknown placeholders {unknown}, missing placeholders {missing}"
+        )
+    default_command = spec.get("default_command")
+    return Runtime(
+        name=name,
+        language=str(spec.get("language") or ""),
+        versions=versions,
+        default_command=str(default_command) if default_command else None,
+        manifests=tuple(str(m) for m in spec.get("manifests") or ()),
+        dependency_commands=patterns,
+        template=template,
+    )
+
+
+def load_runtimes(
+    root: Path = DEFAULT_ROOT, base_image_overrides: Mapping[str, str] | None = None
+) -> dict[str, Runtime]:
+    """Read every ``<root>/<name>/runtime.yaml``; apply the host's base image overrides.
+
+    ``base_image_overrides`` maps ``"<runtime>:<exact version>"`` or ``"<runtime>"`` to an
+    image, so a host with a registry mirror can build on e.g. ``python:3.11-slim``. The
+    exact key wins over the runtime-wide one; an exact key for a version the runtime does
+    not list adds that version.
+    """
+    runtimes: dict[str, Runtime] = {}
+    if root.is_dir():
+        for directory in sorted(root.iterdir()):
+            if (directory / "runtime.yaml").is_file():
+                runtimes[directory.name] = _load_one(directory)
+    overrides = dict(base_image_overrides or {})
+    for key in overrides:
+        name, _, version = key.partition(":")
+        if name not in runtimes:
+            raise InvalidRequest(f"base image override {key!r}: no runtime named {name!r}")
+        if version and not _EXACT.fullmatch(version):
+            raise InvalidRequest(f"base image override {key!r}: {version!r} is not x.y.z")
+    for name, runtime in list(runtimes.items()):
+        versions = dict(runtime.versions)
+        if name in overrides:
+            versions = dict.fromkeys(versions, overrides[name])
+        for key, image in overrides.items():
+            key_name, _, version = key.partition(":")
+            if key_name == name and version:
+                versions[version] = image
+        runtimes[name] = dataclasses.replace(runtime, versions=versions)
+    return runtimes
+
+
+def get_runtime(runtimes: Mapping[str, Runtime], name: str) -> Runtime:
+    """The runtime called ``name`` (apprunner.yaml spelling), or RuntimeUnavailable."""
+    try:
+        return runtimes[name]
+    except KeyError:
+        available = ", ".join(sorted(runtimes)) or "none"
+        raise RuntimeUnavailable(
+            f"runtime {name} is not available on this host; available: {available}"
+        ) from None
+
+
+def resolve_version(runtime: Runtime, wanted: str | None) -> tuple[str, str]:
+    """(exact version, base image) for run.runtime-version, locking as the guide says.
+
+    None: the newest version. "3": newest 3.x.y (major locked). "3.11": newest 3.11.y
+    (major and minor locked, patches float). "3.11.2": exactly that version.
+    """
+    ordered = sorted(runtime.versions, key=_version_key, reverse=True)
+    available = ", ".join(ordered)
+    if wanted is None:
+        return ordered[0], runtime.versions[ordered[0]]
+    wanted = str(wanted).strip()
+    if not _WANTED.fullmatch(wanted):
+        raise RuntimeUnavailable(
+            f"runtime-version {wanted!r} is not major[.minor[.patch]]; "
+            f"{runtime.name} versions available: {available}"
+        )
+    prefix = _version_key(wanted)
+    for version in ordered:
+        if _version_key(version)[: len(prefix)] == prefix:
+            return version, runtime.versions[version]
+    raise RuntimeUnavailable(
+        f"runtime {runtime.name} has no version {wanted} on this host; "
+        f"versions available: {available}"
+    )
+
+
+# --- package.json engines.node: a small semver range matcher (no dependency) -----------
+
+_Version = tuple[int, int, int]
+_Partial = tuple[int | None, int | None, int | None]
+_PARTIAL = re.compile(
+    r"v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
+)
+
+
+def _partial(text: str) -> _Partial:
+    match = _PARTIAL.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a version")
+    parts: list[int | None] = []
+    for group in match.groups():
+        if group is None or group in "xX*" or (parts and parts[-1] is None):
+            parts.append(None)
+        else:
+            parts.append(int(group))
+    return parts[0], parts[1], parts[2]
+
+
+def _floor(p: _Partial) -> _Version:
+    return (p[0] or 0, p[1] or 0, p[2] or 0)
+
+
+def _ceiling(p: _Partial) -> _Version:
+    """The exclusive upper bound of a partial version: 1 -> 2.0.0, 1.2 -> 1.3.0."""
+    major = p[0] or 0
+    return (major + 1, 0, 0) if p[1] is None else (major, p[1] + 1, 0)
+
+
+def _comparators(op: str, p: _Partial) -> list[tuple[str, _Version]]:
+    """One range token as plain comparisons; [] matches everything."""
+    if p[0] is None:  # "*", "x", ">=*": anything; "<*", ">*": nothing
+        return [("<", (0, 0, 0))] if op in ("<", ">") else []
+    full = p[2] is not None
+    low = _floor(p)
+    if op in ("", "="):
+        return [("==", low)] if full else [(">=", low), ("<", _ceiling(p))]
+    if op == ">=":
+        return [(">=", low)]
+    if op == ">":
+        return [(">", low)] if full else [(">=", _ceiling(p))]
+    if op == "<":
+        return [("<", low)]
+    if op == "<=":
+        return [("<=", low)] if full else [("<", _ceiling(p))]
+    if op in ("~", "~>"):  # patch updates (~1.2.3, ~1.2) or minor ones (~1)
+        return [(">=", low), ("<", _ceiling((p[0], p[1], None)))]
+    if op == "^":  # no change to the left-most non-zero part
+        major, minor, patch = low
+        if major > 0 or p[1] is None:
+            upper = (major + 1, 0, 0)
+        elif minor > 0 or p[2] is None:
+            upper = (0, minor + 1, 0)
+        else:
+            upper = (0, 0, patch + 1)
+        return [(">=", low), ("<", upper)]
+    raise ValueError(f"unknown operator {op!r}")
+
+
+_CHECKS = {
+    "==": lambda a, b: a == b,
+    ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def _set_comparators(part: str) -> list[tuple[str, _Version]]:
+    hyphen = re.fullmatch(r"(\S+)\s+-\s+(\S+)", part)
+    if hyphen:
+        low, high = _partial(hyphen[1]), _partial(hyphen[2])
+        return _comparators(">=", low) + _comparators("<=", high)
+    out: list[tuple[str, _Version]] = []
+    for token in part.split():
+        match = re.fullmatch(r"(\^|~>?|>=|<=|>|<|=)?(.*)", token)
+        assert match is not None  # the pattern matches any token
+        out += _comparators(match[1] or "", _partial(match[2]))
+    return out
+
+
+def satisfies(version: str, spec: str) -> bool:
+    """Whether ``version`` (x.y.z) is in the npm-style range ``spec``.
+
+    Supports ``||``, space-joined comparator sets, ``a - b``, ``^``, ``~``, ``>=``,
+    ``>``, ``<=``, ``<``, ``=``, exact and partial versions, and ``x``/``*`` wildcards.
+    Raises ValueError for a range it cannot read.
+    """
+    have = _floor(_partial(version))
+    # ">= 18" is ">=18" to npm.
+    spec = re.sub(r"(<=|>=|<|>|=|\^|~>?)\s+", r"\1", spec.strip())
+    for part in spec.split("||"):
+        comparators = _set_comparators(part.strip())
+        if all(_CHECKS[op](have, bound) for op, bound in comparators):
+            return True
+    return False
+
+
+def _engines_node(package_json: Mapping[str, Any]) -> str | None:
+    engines = package_json.get("engines")
+    if not isinstance(engines, Mapping):
+        return None
+    node = engines.get("node")
+    return node if isinstance(node, str) else None
+
+
+def check_engines(package_json: Mapping[str, Any], version: str) -> None:
+    """Fail (EnginesConflict) when package.json's engines.node excludes ``version``.
+
+    The guide (Node.js runtime, package.json tips): runtime-version in apprunner.yaml
+    overrides package.json, and a conflict between the two fails the build.
+    """
+    spec = _engines_node(package_json)
+    if spec is None:
+        return
+    try:
+        ok = satisfies(version, spec)
+    except ValueError as exc:
+        raise EnginesConflict(
+            f"package.json engines.node {spec!r} is not a valid range: {exc}"
+        ) from exc
+    if not ok:
+        raise EnginesConflict(
+            f"package.json engines.node {spec!r} conflicts with the runtime version {version}"
+        )
+
+
+def resolve_for_source(
+    runtime: Runtime, wanted: str | None, package_json: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """(exact version, base image) given runtime-version and, for Node.js, package.json.
+
+    runtime-version set: it decides, and engines.node must agree (check_engines). Not set:
+    engines.node picks the newest version it accepts, and fails if it accepts none.
+    """
+    if wanted is not None or package_json is None or _engines_node(package_json) is None:
+        version, image = resolve_version(runtime, wanted)
+        if package_json is not None:
+            check_engines(package_json, version)
+        return version, image
+    spec = _engines_node(package_json)
+    ordered = sorted(runtime.versions, key=_version_key, reverse=True)
+    for version in ordered:
+        try:
+            if satisfies(version, spec or ""):
+                return version, runtime.versions[version]
+        except ValueError as exc:
+            raise EnginesConflict(
+                f"package.json engines.node {spec!r} is not a valid range: {exc}"
+            ) from exc
+    raise EnginesConflict(
+        f"package.json engines.node {spec!r} accepts none of the {runtime.name} versions "
+        f"on this host: {', '.join(ordered)}"
+    )
+
+
+# --- manifests that point back into the source tree ------------------------------------
+
+_NPM_SOURCE_SCRIPTS = (
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepare",
+    "preprepare",
+    "postprepare",
+    "prepublish",
+)
+_LOCAL_SPEC = re.compile(r"(file:|link:|\.{1,2}/|/|~/)")
+_REQ_FILE_OPTIONS = re.compile(r"(-r|--requirement|-c|--constraint|-e|--editable)\b")
+_REQ_FIND_LINKS = re.compile(r"(-f|--find-links)[ =]?(\S+)")
+_ARCHIVE = re.compile(r"\S+\.(whl|tar\.gz|tgz|zip)$")
+
+
+def _requirements_reason(text: str) -> str | None:
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+        if not line:
+            continue
+        links = _REQ_FIND_LINKS.match(line)
+        local = (
+            _REQ_FILE_OPTIONS.match(line)
+            or (links and "://" not in links[2])
+            or line.startswith((".", "/", "~"))
+            or "file:" in line
+            or ("/" in line and "://" not in line)
+            or _ARCHIVE.fullmatch(line)
+        )
+        if local:
+            return f"requirements.txt line {number} ({line!r}) refers to a file in the source"
+    return None
+
+
+def _package_json_reason(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None  # the install reports it, with or without the source
+    if not isinstance(data, dict):
+        return None
+    if data.get("workspaces"):
+        return "package.json declares workspaces"
+    scripts = data.get("scripts")
+    if isinstance(scripts, dict):
+        for name in _NPM_SOURCE_SCRIPTS:
+            if name in scripts:
+                return f"package.json has a {name} script, which runs during the install"
+    for section in ("dependencies", "devDependencies", "optionalDependencies"):
+        deps = data.get(section)
+        if isinstance(deps, dict):
+            for dep, spec in deps.items():
+                if isinstance(spec, str) and _LOCAL_SPEC.match(spec):
+                    return f"package.json {section}.{dep} is a local path ({spec})"
+    return None
+
+
+def _pipfile_lock_reason(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    for section in ("default", "develop"):
+        for name, entry in (data.get(section) or {}).items():
+            if isinstance(entry, dict) and ("path" in entry or entry.get("editable")):
+                return f"Pipfile.lock {section}.{name} is a local path"
+    return None
+
+
+def dependencies_need_source(manifests: Mapping[str, str]) -> str | None:
+    """Why the dependency install must see the whole source (or None if it needs only
+    ``manifests``, name -> text). Then the builder puts it after the source copy."""
+    checks = {
+        "requirements.txt": _requirements_reason,
+        "package.json": _package_json_reason,
+        "Pipfile.lock": _pipfile_lock_reason,
+        "Pipfile": lambda text: (
+            "Pipfile has a local path dependency"
+            if re.search(r"^\s*[^#\n]*\b(path|editable)\s*=", text, re.M)
+            else None
+        ),
+    }
+    for name, text in manifests.items():
+        check = checks.get(name)
+        reason = check(text) if check else None
+        if reason:
+            return reason
+    return None
