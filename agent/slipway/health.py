@@ -24,16 +24,28 @@ from collections.abc import Callable
 
 from .errors import HealthCheckFailed
 
+TCP_SETTLE = 0.2  # seconds a TCP check waits to see whether the peer hangs up
+
 
 def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tuple[bool, str]:
     """One TCP connect or HTTP GET; returns (healthy, what happened)."""
     kind = protocol.upper()
     if kind == "TCP":
+        target = f"TCP connect to {host}:{port}"
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True, f"TCP connect to {host}:{port} succeeded"
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                # A published port accepts even when nothing listens in the container
+                # (docker-proxy answers, then hangs up): a peer that closes at once is down.
+                sock.settimeout(min(timeout, TCP_SETTLE))
+                try:
+                    closed = sock.recv(1, socket.MSG_PEEK) == b""
+                except TimeoutError:
+                    closed = False
         except OSError as exc:
-            return False, f"TCP connect to {host}:{port} failed: {exc}"
+            return False, f"{target} failed: {exc}"
+        if closed:
+            return False, f"{target} was closed at once: nothing listens on the port"
+        return True, f"{target} succeeded"
     if kind == "HTTP":
         path = path if path.startswith("/") else f"/{path}"
         target = f"HTTP GET {path} on {host}:{port}"

@@ -152,3 +152,23 @@ def test_dead_instance_fails_at_once(app: tuple[App, int]) -> None:
         check(port, deadline=30, is_alive=lambda: next(alive))
     assert time.monotonic() - started < 1
     assert state.hits == 2
+
+
+def test_tcp_probe_peer_that_hangs_up_is_down() -> None:
+    """What docker-proxy does for a published port whose container no longer listens."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        ok, detail = probe("127.0.0.1", port, "TCP", "/", timeout=1)
+        assert not ok
+        assert "closed at once" in detail
+    finally:
+        listener.close()
