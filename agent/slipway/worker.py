@@ -9,6 +9,7 @@ agent, dockerd or Caddy heals by itself.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -149,7 +150,9 @@ class Worker:
         self._wake.set()
 
     def recover(self) -> None:
-        """Pick up operations a previous agent left IN_PROGRESS."""
+        """Pick up operations a previous agent left IN_PROGRESS, and clear the build
+        directories it left behind."""
+        shutil.rmtree(self.settings.data_dir / "builds", ignore_errors=True)
         for op in self.store.operations_with_status("IN_PROGRESS"):
             service = self.store.get_service(op["service_id"])
             if service and service["live_deployment_id"] == op["id"]:

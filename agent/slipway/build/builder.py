@@ -174,7 +174,8 @@ def _run_line(command: str) -> str:
     return "RUN " + json.dumps(["/bin/sh", "-ec", command])
 
 
-def _arg_value(value: str) -> str:
+def _quoted(value: str) -> str:
+    """A double-quoted word for the Dockerfile lexer (ARG, LABEL): no $ expansion."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
@@ -197,9 +198,8 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _created(image: Any) -> float:
-    """An image's creation time; docker's RFC 3339 nanosecond strings don't sort as text."""
-    created = str(image.attrs.get("Created", ""))
+def _created(created: str) -> float:
+    """Seconds since the epoch; docker's RFC 3339 nanosecond strings don't sort as text."""
     match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", created)
     if not match:
         return 0.0
@@ -407,14 +407,16 @@ class Builder:
         manifests: Sequence[str] = (),
         *,
         dependency_layer: bool = True,
+        labels: Mapping[str, str] | None = None,
     ) -> str:
         """The Dockerfile for ``config`` on ``runtime`` ``version`` (pure: no docker, no files).
 
         ``manifests`` are the dependency manifests present in the source; with
-        ``dependency_layer`` False every command runs after the source copy.
+        ``dependency_layer`` False every command runs after the source copy. ``labels``
+        end the file as one LABEL line.
         """
         return self._plan(
-            runtime, version, base_image, config, manifests, dependency_layer
+            runtime, version, base_image, config, manifests, dependency_layer, labels or {}
         ).dockerfile
 
     def _plan(
@@ -425,6 +427,7 @@ class Builder:
         config: CodeConfig,
         manifests: Sequence[str],
         dependency_layer: bool,
+        labels: Mapping[str, str],
     ) -> _Plan:
         commands = [("pre-build", c) for c in config.pre_build]
         commands += [("build", c) for c in config.build]
@@ -452,7 +455,7 @@ class Builder:
                 raise BuildFailed(f"build env name {name!r} is not a valid variable name")
             if "\n" in value or "\r" in value:
                 raise BuildFailed(f"build env {name}: a value cannot hold a line break")
-            build_env.append(f"ARG {name}={_arg_value(value)}")
+            build_env.append(f"ARG {name}={_quoted(value)}")
 
         certificates = ""
         if self.ca_bundle is not None:
@@ -474,6 +477,10 @@ class Builder:
             f"EXPOSE {config.port}",
             "CMD " + json.dumps(["/bin/sh", "-ec", start]),
         ]
+        if labels:
+            # One LABEL line, last: the API's labels= costs the classic builder a step
+            # (a container and a commit) per label.
+            run.append("LABEL " + " ".join(f"{k}={_quoted(v)}" for k, v in labels.items()))
         dockerfile = _fill(
             runtime.template,
             {
@@ -521,12 +528,12 @@ class Builder:
             LABEL_BUILD_REVISION: revision,
             LABEL_BUILD_RUNTIME: f"{runtime.name} {version}",
         }
-        plan = self._plan(runtime, version, base_image, config, manifests, reason is None)
+        plan = self._plan(runtime, version, base_image, config, manifests, reason is None, labels)
         with tempfile.TemporaryDirectory(prefix="slipway-build-") as tmp:
             context = Path(tmp)
             self._prepare_context(context, source_root, manifests)
             try:
-                image_id = self._build_once(context, plan, tag, labels, log, deadline, nocache)
+                image_id = self._build_once(context, plan, tag, log, deadline, nocache)
             except BuildFailed as exc:
                 if not exc.before_source or isinstance(exc, BuildTimeout):
                     raise
@@ -534,8 +541,8 @@ class Builder:
                     "[AppRunner] A dependency install failed before the source copy; "
                     "building again with every command after it"
                 )
-                plan = self._plan(runtime, version, base_image, config, manifests, False)
-                image_id = self._build_once(context, plan, tag, labels, log, deadline, nocache)
+                plan = self._plan(runtime, version, base_image, config, manifests, False, labels)
+                image_id = self._build_once(context, plan, tag, log, deadline, nocache)
         seconds = time.monotonic() - started
         log(f"[AppRunner] Build finished in {seconds:.1f} s: {tag}")
         try:
@@ -592,7 +599,6 @@ class Builder:
         context: Path,
         plan: _Plan,
         tag: str,
-        labels: Mapping[str, str],
         log: Callable[[str], None],
         deadline: float,
         nocache: bool,
@@ -606,7 +612,6 @@ class Builder:
                 "dockerfile": ".slipway/Dockerfile",
                 "tag": tag,
                 "buildargs": dict(self.proxy_env),
-                "labels": dict(labels),
                 "rm": True,
                 "forcerm": True,
                 "nocache": nocache,
@@ -678,28 +683,42 @@ class Builder:
 
     # --- images -----------------------------------------------------------------------
 
-    def _images(self, service_name: str) -> tuple[str, list[Any]]:
+    def _images(self, service_name: str) -> tuple[str, list[dict[str, Any]]]:
+        """The service's images as /images/json lists them (one call, no inspect each)."""
         repository = image_repository(service_name)
         try:
-            images = self.client.images.list(name=repository)
+            return repository, self.client.api.images(name=repository)
         except docker.errors.DockerException as exc:
             raise BackendError(f"could not list images of {repository}: {exc}") from exc
-        return repository, sorted(images, key=_created, reverse=True)
+
+    def _created(self, image: dict[str, Any]) -> float:
+        # /images/json gives whole seconds; builds a second apart need the inspect's.
+        try:
+            return _created(self.client.api.inspect_image(image["Id"])["Created"])
+        except docker.errors.NotFound:
+            return 0.0
+        except docker.errors.DockerException as exc:
+            raise BackendError(f"could not inspect image {image['Id']}: {exc}") from exc
 
     def prune(self, service_name: str, keep: Iterable[str] = ()) -> list[str]:
         """Remove all but the newest ``keep_images`` images of the service; never one named
         in ``keep`` (tags or ids) nor one a container still uses. Returns the removed tags."""
         repository, images = self._images(service_name)
-        keep = set(keep)
+        if len(images) <= self.keep_images:
+            return []
+        images.sort(key=self._created, reverse=True)
+        keep = [k for k in keep if k]
         removed: list[str] = []
         for image in images[self.keep_images :]:
-            if keep & {image.id, image.short_id, *image.tags}:
+            tags = image.get("RepoTags") or []
+            ids = (image["Id"], image["Id"].removeprefix("sha256:"))
+            if any(k in tags or (len(k) >= 12 and i.startswith(k)) for k in keep for i in ids):
                 continue
-            for tag in image.tags:
+            for tag in tags:
                 if tag.rpartition(":")[0] != repository:
                     continue
                 try:
-                    self.client.images.remove(tag)
+                    self.client.api.remove_image(tag)
                 except docker.errors.NotFound:
                     continue
                 except docker.errors.APIError as exc:
@@ -713,11 +732,11 @@ class Builder:
         """Remove every image of the service (it is being deleted)."""
         repository, images = self._images(service_name)
         for image in images:
-            for tag in image.tags:
+            for tag in image.get("RepoTags") or []:
                 if tag.rpartition(":")[0] != repository:
                     continue
                 try:
-                    self.client.images.remove(tag, force=True)
+                    self.client.api.remove_image(tag, force=True)
                 except docker.errors.NotFound:
                     pass
                 except docker.errors.APIError as exc:
