@@ -415,6 +415,18 @@ def test_no_dependency_layer(builder: Builder, runtimes: dict[str, Runtime]) -> 
     assert index_of(lines, "COPY source/") < index_of(lines, 'RUN ["/bin/sh", "-ec", "pip')
 
 
+def test_render_labels_are_one_quoted_line_at_the_end(
+    builder: Builder, runtimes: dict[str, Runtime]
+) -> None:
+    labels = {"slipway.build.service": "svc", "slipway.build.runtime": 'nodejs18 "$x"'}
+    config = CodeConfig("nodejs18")
+    lines = lines_of(builder.render(runtimes["nodejs18"], "18.20.4", "b", config, labels=labels))
+    assert lines[-1] == (
+        'LABEL slipway.build.service="svc" slipway.build.runtime="nodejs18 \\"\\$x\\""'
+    )
+    assert sum(line.startswith("LABEL") for line in lines) == 1
+
+
 def test_render_refuses_a_multiline_build_env(builder: Builder, runtimes: dict[str, Runtime]):
     config = CodeConfig("nodejs18", build_env={"A": "x\ny"})
     with pytest.raises(BuildFailed, match="line break"):

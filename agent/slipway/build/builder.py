@@ -378,8 +378,12 @@ class Builder:
         timeout: float = 1200,
         keep_images: int = 5,
         proxy_env: Mapping[str, str] | None = None,
+        work_dir: Path | None = None,
     ) -> None:
+        """``work_dir`` holds the build contexts (default: the system temp dir); on the
+        checkouts' filesystem the source is hard-linked in rather than copied."""
         self._client = client
+        self.work_dir = work_dir
         self.runtimes = load_runtimes() if runtimes is None else runtimes
         self.ca_bundle = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
         self.timeout = timeout
@@ -529,7 +533,9 @@ class Builder:
             LABEL_BUILD_RUNTIME: f"{runtime.name} {version}",
         }
         plan = self._plan(runtime, version, base_image, config, manifests, reason is None, labels)
-        with tempfile.TemporaryDirectory(prefix="slipway-build-") as tmp:
+        if self.work_dir is not None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="slipway-build-", dir=self.work_dir) as tmp:
             context = Path(tmp)
             self._prepare_context(context, source_root, manifests)
             try:
