@@ -61,8 +61,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -535,6 +536,10 @@ class Builder:
         plan = self._plan(runtime, version, base_image, config, manifests, reason is None, labels)
         if self.work_dir is not None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
+        # The prune after the build needs the service's images: list them while it runs.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="slipway-images")
+        listing = pool.submit(self._images, service_name)
+        pool.shutdown(wait=False)
         with tempfile.TemporaryDirectory(prefix="slipway-build-", dir=self.work_dir) as tmp:
             context = Path(tmp)
             self._prepare_context(context, source_root, manifests)
@@ -552,7 +557,10 @@ class Builder:
         seconds = time.monotonic() - started
         log(f"[AppRunner] Build finished in {seconds:.1f} s: {tag}")
         try:
-            removed = self.prune(service_name, keep=(tag,))
+            repository, listed = listing.result()
+            # The new image is not in that listing; an older one may have lost its tag to it.
+            older = [image for image in listed if tag not in (image.get("RepoTags") or [])]
+            removed = self._remove_old(repository, older, max(0, self.keep_images - 1), (tag,))
         except BackendError as exc:
             log(f"[AppRunner] Could not remove old images: {exc}")
         else:
@@ -697,8 +705,17 @@ class Builder:
         except docker.errors.DockerException as exc:
             raise BackendError(f"could not list images of {repository}: {exc}") from exc
 
+    def _newest_first(self, images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # /images/json gives whole seconds; only images sharing a second need inspecting.
+        per_second = Counter(image.get("Created", 0) for image in images)
+
+        def created(image: dict[str, Any]) -> float:
+            second = image.get("Created", 0)
+            return float(second) if per_second[second] == 1 else self._created(image)
+
+        return sorted(images, key=created, reverse=True)
+
     def _created(self, image: dict[str, Any]) -> float:
-        # /images/json gives whole seconds; builds a second apart need the inspect's.
         try:
             return _created(self.client.api.inspect_image(image["Id"])["Created"])
         except docker.errors.NotFound:
@@ -710,12 +727,18 @@ class Builder:
         """Remove all but the newest ``keep_images`` images of the service; never one named
         in ``keep`` (tags or ids) nor one a container still uses. Returns the removed tags."""
         repository, images = self._images(service_name)
-        if len(images) <= self.keep_images:
+        return self._remove_old(repository, images, self.keep_images, keep)
+
+    def _remove_old(
+        self, repository: str, images: list[dict[str, Any]], count: int, keep: Iterable[str]
+    ) -> list[str]:
+        """Remove the tags in ``repository`` of all but the newest ``count`` of ``images``."""
+        if len(images) <= count:
             return []
-        images.sort(key=self._created, reverse=True)
+        images = self._newest_first(images)
         keep = [k for k in keep if k]
         removed: list[str] = []
-        for image in images[self.keep_images :]:
+        for image in images[count:]:
             tags = image.get("RepoTags") or []
             ids = (image["Id"], image["Id"].removeprefix("sha256:"))
             if any(k in tags or (len(k) >= 12 and i.startswith(k)) for k in keep for i in ids):
