@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -123,15 +122,26 @@ def plain_build(
         return time.perf_counter() - started
 
 
-def bench_example(
-    client: docker.DockerClient, name: str, repeat: int
-) -> dict[str, list[tuple[float, float]]]:
+Timing = dict[str, float]  # slipway (whole Builder.build), prune (its share), docker
+
+
+def slipway_build(
+    builder: Builder, service: str, source: Path, config: CodeConfig, revision: str, nocache: bool
+) -> tuple[float, float]:
+    """Seconds of the whole Builder.build call, and of the prune at its end."""
+    started = time.perf_counter()
+    result = builder.build(service, source, config, revision, lambda _: None, nocache=nocache)
+    elapsed = time.perf_counter() - started
+    return elapsed, elapsed - result.seconds  # BuildResult.seconds ends before the prune
+
+
+def bench_example(client: docker.DockerClient, name: str, repeat: int) -> dict[str, list[Timing]]:
     code_file = EXAMPLES[name]
     ours = Builder(client=client, runtimes=lineage_runtimes("slipway"))
     theirs = Builder(client=client, runtimes=lineage_runtimes("docker"))
     service = f"bench-{name}-{uuid.uuid4().hex[:6]}"
     plain_repo = f"slipway-bench-docker/{name}"
-    results: dict[str, list[tuple[float, float]]] = {s: [] for s in SCENARIOS}
+    results: dict[str, list[Timing]] = {s: [] for s in SCENARIOS}
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         source = Path(tmp) / name
         shutil.copytree(ROOT / "examples" / name, source)
@@ -146,31 +156,25 @@ def bench_example(
                     elif scenario == "deps":
                         change_deps(source, n, base_image)
                     nocache = scenario == "cold"
-
-                    def slipway_build(count: int = count, nocache: bool = nocache) -> float:
-                        revision = f"{count:07x}" + "0" * 33
-                        started = time.perf_counter()
-                        ours.build(service, source, config, revision, lambda _: None,
-                                   nocache=nocache)  # fmt: skip
-                        return time.perf_counter() - started
-
-                    def docker_build(count: int = count, nocache: bool = nocache) -> float:
-                        tag = f"{plain_repo}:{count}"
-                        labels = {
-                            LABEL_BUILD_SERVICE: service,
-                            LABEL_BUILD_REVISION: f"{count:07x}" + "0" * 33,
-                        }
-                        return plain_build(client, theirs, source, config, tag, nocache, labels)
-
-                    runs: list[Callable[[], float]] = [slipway_build, docker_build]
-                    if n % 2:
-                        runs.reverse()
-                    timings = {fn.__name__: fn() for fn in runs}
-                    results[scenario].append((timings["slipway_build"], timings["docker_build"]))
+                    revision = f"{count:07x}" + "0" * 33
+                    timing: Timing = {}
+                    order = ("slipway", "docker") if n % 2 == 0 else ("docker", "slipway")
+                    for who in order:
+                        if who == "slipway":
+                            timing["slipway"], timing["prune"] = slipway_build(
+                                ours, service, source, config, revision, nocache
+                            )
+                        else:
+                            labels = {LABEL_BUILD_SERVICE: service, LABEL_BUILD_REVISION: revision}
+                            tag = f"{plain_repo}:{count}"
+                            timing["docker"] = plain_build(
+                                client, theirs, source, config, tag, nocache, labels
+                            )
+                    results[scenario].append(timing)
                     count += 1
                     print(
-                        f"  {name} {scenario} #{n + 1}: slipway {timings['slipway_build']:.2f} s,"
-                        f" docker {timings['docker_build']:.2f} s",
+                        f"  {name} {scenario} #{n + 1}: slipway {timing['slipway']:.2f} s"
+                        f" (prune {timing['prune']:.3f} s), docker {timing['docker']:.2f} s",
                         flush=True,
                     )
         finally:
@@ -188,28 +192,32 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = parser.parse_args()
     client = docker.from_env()
-    rows = []
+    rows: list[tuple[str, str, Timing]] = []
     for name in args.example or list(EXAMPLES):
         results = bench_example(client, name, args.repeat)
         for scenario in SCENARIOS:
-            ours = statistics.median(s for s, _ in results[scenario])
-            theirs = statistics.median(d for _, d in results[scenario])
-            rows.append((name, scenario, ours, theirs))
+            medians = {
+                key: statistics.median(t[key] for t in results[scenario])
+                for key in ("slipway", "prune", "docker")
+            }
+            rows.append((name, scenario, medians))
     version = client.version().get("Version", "?")
     lines = [
         f"### Build times, {time.strftime('%Y-%m-%d')}: median of {args.repeat},"
         f" docker {version} classic builder, {os.cpu_count()} cores",
         "",
-        "| example | build | slipway s | docker build s | slipway / docker |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| example | build | slipway s | of which prune s | docker build s | slipway / docker |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for name, scenario, ours, theirs in rows:
-        lines.append(f"| {name} | {scenario} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}x |")
-    total_ours = sum(r[2] for r in rows)
-    total_theirs = sum(r[3] for r in rows)
-    lines.append(
-        f"| all | sum | {total_ours:.2f} | {total_theirs:.2f} | {total_ours / total_theirs:.2f}x |"
-    )
+    for name, scenario, m in rows:
+        lines.append(
+            f"| {name} | {scenario} | {m['slipway']:.2f} | {m['prune']:.3f} | {m['docker']:.2f} |"
+            f" {m['slipway'] / m['docker']:.2f}x |"
+        )
+    ours = sum(m["slipway"] for _, _, m in rows)
+    theirs = sum(m["docker"] for _, _, m in rows)
+    prune = sum(m["prune"] for _, _, m in rows)
+    lines.append(f"| all | sum | {ours:.2f} | {prune:.3f} | {theirs:.2f} | {ours / theirs:.2f}x |")
     table = "\n".join(lines)
     print()
     print(table)
