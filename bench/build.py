@@ -233,6 +233,10 @@ def main() -> None:
                     "Dockerfile (labels included) and context, each in its own cache lineage.\n"
                     "cold: no cache; code: a code-only change; deps: a new dependency pin\n"
                     "(network-bound: pip/npm fetch through the TLS-intercepting proxy).\n"
+                    '"of which prune" is the removal of images past `keep_images` (5) at the'
+                    " end of\n`Builder.build`; here they are mostly older `nocache` builds whose"
+                    " layers are all\nunique, so it costs more than after ordinary deploys,"
+                    " which share cached layers.\n"
                 )
             fh.write("\n" + table + "\n")
 
