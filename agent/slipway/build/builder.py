@@ -15,8 +15,8 @@ Build context, a temp dir removed whatever happens::
     .slipway/deps/                 copies of the dependency manifests that exist
 
 The source sits in its own directory so ``COPY source/ ./`` never bakes ``.slipway``
-into the image and a ``.dockerignore`` of the app has no say (App Runner builds ignore
-it too).
+into the image, and an app's own ``.dockerignore`` (one level down) has no say over the
+context. Source files are hard-linked in when ``work_dir`` shares their filesystem.
 
 Layer layout, in order (see ``render``):
 
@@ -26,7 +26,8 @@ Layer layout, in order (see ``render``):
    through the same network as its build.
 3. The runtime's own ``ENV`` lines, then the build env as ``ARG`` with defaults: every
    build command sees it, the image's environment does not (App Runner's build env is
-   for the build stage only).
+   for the build stage only). Values do show in ``docker history``: build env is not
+   for secrets, in App Runner either.
 4. The dependency layer: ``COPY .slipway/deps/ ./`` and one ``RUN`` per dependency
    install. Only the *leading* pre-build/build commands that match the runtime's
    dependency patterns go here, so no command ever changes order; and none do when a
@@ -38,12 +39,15 @@ Layer layout, in order (see ``render``):
    command, each ``/bin/sh -ec`` in exec form so the failing one is named.
 6. ``ENV PORT`` (and run.network.env), ``EXPOSE``, and ``CMD /bin/sh -ec "<pre-run> &&
    exec <command>"``. Run env and secrets are never baked: the deployment passes them to
-   the container.
+   the container. Last, one ``LABEL`` line (``slipway.build.*``): the API's ``labels=``
+   would cost the classic builder a step per label.
 
 Proxy variables reach the build as build args (docker's predefined proxy args: neither
 in the image nor in the cache key); secrets never reach the build at all.
 
-The build runs in a thread reading ``client.api.build``'s stream. On timeout the
+Timing: the service's images are listed while the build runs, so the prune after a
+success (keep ``keep_images``) only removes. The build runs in a thread reading
+``client.api.build``'s stream. On timeout the
 builder shuts the streaming connection down: dockerd 20.10 then cancels the build,
 kills the step's container and removes it (``forcerm``); the builder checks the
 container is gone and force-removes it if not.
