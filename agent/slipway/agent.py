@@ -41,6 +41,7 @@ class Agent:
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
             timeout=settings.build_timeout,
             keep_images=settings.keep_images,
+            work_dir=settings.data_dir / "builds",
         )
         self.worker = Worker(
             self.store,
