@@ -4,7 +4,9 @@
 traffic. Its rule, kept simple on purpose:
 
 - a fresh instance needs time to boot, so failures *before its first success*
-  only count toward ``deadline`` (seconds from the call);
+  only count toward ``deadline`` (seconds from the call), and are retried every
+  ``BOOT_POLL`` seconds rather than every ``interval``, so a deployment waits
+  for the app's boot, not for the next tick;
 - after a first success, ``unhealthy_threshold`` consecutive failures fail it;
 - ``healthy_threshold`` consecutive successes pass it;
 - ``deadline`` always bounds the whole wait, and ``is_alive()`` returning False
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from .errors import HealthCheckFailed
 
 TCP_SETTLE = 0.2  # seconds a TCP check waits to see whether the peer hangs up
+BOOT_POLL = 0.5  # seconds between checks until an instance first answers
 
 
 def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tuple[bool, str]:
@@ -102,4 +105,6 @@ def wait_healthy(
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise HealthCheckFailed(f"instance not healthy after {deadline:g}s: {detail}")
-        time.sleep(min(interval, remaining))
+        # While it boots, look often: the first success starts the interval clock.
+        pause = interval if seen_success else min(interval, BOOT_POLL)
+        time.sleep(min(pause, remaining))

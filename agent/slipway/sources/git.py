@@ -141,7 +141,10 @@ def parse_repository_url(url: str) -> str:
             f"RepositoryUrl {_display_url(url)!r} must not contain credentials;"
             " use a connection (SourceConfiguration.AuthenticationConfiguration.ConnectionArn)"
         )
-    if port == 0 or parts.path in ("", "/"):
+    if port == 0:
+        raise bad("port 0 is not a port")
+    # Smart HTTP may serve a repository at a host's root; ssh and GitHub need a path.
+    if parts.path.strip("/") == "" and (scheme == "ssh" or parts.hostname == "github.com"):
         raise bad("it names no repository path")
     return url
 
