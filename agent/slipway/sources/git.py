@@ -1,9 +1,9 @@
 """Git sources through dulwich: which commit is a branch at, and that commit's files.
 
-A Revision of a code service is a commit SHA. ``head`` asks the remote for its refs
-only (ls-remote); ``checkout`` fetches one commit shallowly into a bare repository
-in a temporary directory and writes that commit's tree into the build directory,
-so no history and no ``.git`` reach a build. The errors this module raises:
+A Revision of a code service is a commit SHA. ``head`` and ``tags`` ask the remote
+for its refs only (ls-remote); ``checkout`` fetches one commit shallowly into a bare
+repository in a temporary directory and writes that commit's tree into the build
+directory, so no history and no ``.git`` reach a build. The errors this module raises:
 
     SlipwayError
     └── GitError                   (terminal: retrying will not help)
@@ -11,7 +11,8 @@ so no history and no ``.git`` reach a build. The errors this module raises:
         ├── GitAuthFailed          (401/403, ssh permission denied)
         ├── RepositoryNotFound     (404, not a repository)
         ├── BranchNotFound
-        ├── CommitNotFound         (a SHA that is not on the branch)
+        ├── TagNotFound
+        ├── CommitNotFound         (a SHA that is not on the branch or behind the tag)
         └── SourceDirectoryNotFound
 
 Dulwich, urllib3 and socket errors are translated only here (``_translated``).
@@ -42,13 +43,14 @@ from dulwich.client import (
     GitClient,
     HTTPProxyUnauthorized,
     HTTPUnauthorized,
+    LocalGitClient,
     default_urllib3_manager,
     get_transport_and_path,
 )
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository, NotTreeError
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Commit as GitCommit
-from dulwich.objects import SubmoduleEncountered, Tree
+from dulwich.objects import ShaFile, SubmoduleEncountered, Tag, Tree
 from dulwich.repo import Repo
 
 from ..errors import InvalidRequest, SlipwayError
@@ -64,6 +66,7 @@ _SCHEMES = ("https", "http", "ssh", "file")
 _DEEPEN = (50, 500, None)
 _BRANCHES_SHOWN = 10
 _TOKEN_USER = "x-access-token"
+_TAG_CHAIN = 10  # annotated tags of annotated tags, followed this deep at most
 
 
 class GitError(SlipwayError):
@@ -85,6 +88,10 @@ class RepositoryNotFound(GitError):
 
 
 class BranchNotFound(GitError):
+    pass
+
+
+class TagNotFound(GitError):
     pass
 
 
@@ -168,6 +175,28 @@ class GitSource:
             client.close()
         return _branch_tip(refs, ref, url).decode("ascii")
 
+    def tags(self, url: str, token: str | None = None) -> dict[str, str]:
+        """Every tag's name and the commit it names, from the ref advertisement alone.
+
+        Annotated tags are peeled (``refs/tags/v1^{}``) to their commit, so a value is
+        always something ``checkout(url, "refs/tags/<name>", dest, sha=value)`` accepts.
+        """
+        client, path = self._client(url, token)
+        try:
+            with _translated(url, token):
+                refs = dict(client.get_refs(path, ref_prefix=[b"refs/tags/"]).refs)
+                if isinstance(client, LocalGitClient):
+                    _peel_local(path, refs)  # a local repository advertises no peeled values
+        finally:
+            client.close()
+        tags: dict[str, str] = {}
+        for name, sha in refs.items():
+            if not sha or not name.startswith(b"refs/tags/") or name.endswith(b"^{}"):
+                continue
+            peeled = refs.get(name + b"^{}") or sha
+            tags[name[10:].decode("utf-8", "replace")] = peeled.decode("ascii")
+        return tags
+
     def checkout(
         self,
         url: str,
@@ -181,10 +210,12 @@ class GitSource:
         """Write the files of the branch's tip, or of commit ``sha``, into ``dest`` (created
         if missing, must be empty); return the commit and ``dest/<source_directory>``.
 
-        A ``sha`` the server hands out directly is taken as it is; one it refuses is
-        searched for in the branch's history, so there it must be on the branch.
+        ``branch`` may also be a tag, ``refs/tags/<name>`` (a tracked tag's deployment);
+        an annotated tag is peeled to its commit. A ``sha`` the server hands out directly
+        is taken as it is; one it refuses is searched for in the branch's (or tag's)
+        history, so there it must be on the branch or behind the tag.
         """
-        ref = _branch_ref(branch)
+        ref = _checkout_ref(branch)
         subdir = _source_directory(source_directory)
         if sha is not None and not _SHA.match(sha):
             raise InvalidRequest(f"commit {sha!r} is not a 40-hex-digit SHA")
@@ -213,7 +244,7 @@ class GitSource:
         if not real.is_dir():
             raise SourceDirectoryNotFound(
                 f"SourceDirectory {source_directory!r} is not a directory in commit"
-                f" {commit.id.decode()[:12]} of branch {branch}"
+                f" {commit.id.decode()[:12]} of {_ref_label(ref)}"
             )
         return _commit_info(commit), build_root
 
@@ -259,7 +290,7 @@ def _fetch_commit(
     tip: list[bytes] = []
 
     def branch_tip(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
-        tip[:] = [_branch_tip(refs, ref, url)]
+        tip[:] = [_ref_tip(refs, ref, url)]
         return tip
 
     def wanted(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
@@ -297,13 +328,12 @@ def _fetch_commit(
             repo.close()
             raise
         repo.close()
-    raise CommitNotFound(
-        f"commit {sha} is not on branch {ref.decode()[11:]} of {_display_url(url)}"
-    )
+    raise CommitNotFound(f"commit {sha} is not on {_ref_label(ref)} of {_display_url(url)}")
 
 
 def _commit(repo: Repo, sha: bytes, url: str) -> GitCommit:
-    obj = repo.object_store[sha]
+    """The commit ``sha`` names, through any annotated tags."""
+    obj = _peeled(repo, repo.object_store[sha])
     if not isinstance(obj, GitCommit):
         raise CommitNotFound(f"{sha.decode()} in {_display_url(url)} is not a commit")
     return obj
@@ -323,6 +353,59 @@ def _branch_ref(branch: str) -> bytes:
     if not name or any(c.isspace() for c in name) or ".." in name or name.startswith("-"):
         raise InvalidRequest(f"branch {branch!r} is not a valid branch name")
     return b"refs/heads/" + name.encode("utf-8")
+
+
+def _checkout_ref(name: str) -> bytes:
+    """A branch name (or ``refs/heads/<b>``) or ``refs/tags/<t>`` as a full ref."""
+    if not name.startswith("refs/tags/"):
+        return _branch_ref(name)
+    tag = name[10:]
+    if not tag or any(c.isspace() for c in tag) or ".." in tag or tag.startswith("-"):
+        raise InvalidRequest(f"tag {tag!r} is not a valid tag name")
+    return name.encode("utf-8")
+
+
+def _ref_label(ref: bytes) -> str:
+    """``branch main`` or ``tag v1.2.0``, for messages."""
+    if ref.startswith(b"refs/tags/"):
+        return "tag " + ref[10:].decode("utf-8", "replace")
+    return "branch " + ref[11:].decode("utf-8", "replace")
+
+
+def _ref_tip(refs: Mapping[bytes, bytes | None], ref: bytes, url: str) -> bytes:
+    """What a branch or tag points at (a tag object, for an annotated tag)."""
+    if not ref.startswith(b"refs/tags/"):
+        return _branch_tip(refs, ref, url)
+    sha = refs.get(ref)
+    if sha:
+        return sha
+    names = sorted(
+        r[10:].decode("utf-8", "replace")
+        for r, v in refs.items()
+        if v and r.startswith(b"refs/tags/") and not r.endswith(b"^{}")
+    )
+    have = "it has no tags" if not names else f"it has {len(names)} tags"
+    raise TagNotFound(f"tag {ref[10:].decode()} not found in {_display_url(url)}; {have}")
+
+
+def _peel_local(path: str | bytes, refs: dict[bytes, bytes | None]) -> None:
+    """Add the ``^{}`` entries a smart server would have sent, from the repository's objects."""
+    with Repo(os.fsdecode(path)) as repo:
+        for name, sha in list(refs.items()):
+            if not sha or not name.startswith(b"refs/tags/") or name.endswith(b"^{}"):
+                continue
+            obj = repo.object_store[sha]
+            if isinstance(obj, Tag):
+                refs[name + b"^{}"] = _peeled(repo, obj).id
+
+
+def _peeled(repo: Repo, obj: ShaFile) -> ShaFile:
+    """The object an annotated tag (or a tag of a tag) finally names; others as they are."""
+    for _ in range(_TAG_CHAIN):
+        if not isinstance(obj, Tag):
+            break
+        obj = repo.object_store[obj.object[1]]
+    return obj
 
 
 def _branch_tip(refs: Mapping[bytes, bytes | None], ref: bytes, url: str) -> bytes:

@@ -2,6 +2,7 @@
 
 A Revision of an image service is a manifest digest, so a tag is resolved once
 (``HEAD /v2/<repo>/manifests/<tag>``) and the digest is what gets pulled and run.
+A service that tracks tags first lists them (``GET /v2/<repo>/tags/list``, page by page).
 Registry and httpx errors are translated here into ``RegistryError`` subclasses.
 """
 
@@ -43,6 +44,7 @@ _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
 _LOOPBACK = re.compile(r"^(?:127\.\d+\.\d+\.\d+|localhost|\[::1\]|::1)(?::\d+)?$")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_MAX_TAG_PAGES = 200  # a Link chain longer than this is a registry going round in circles
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,50 @@ class RegistryClient:
                     f"registry {ref.registry} unreachable: {type(exc).__name__}: {exc}"
                 ) from exc
 
+    def list_tags(self, ref: ImageRef, credentials: tuple[str, str] | None = None) -> list[str]:
+        """Every tag of ``ref``'s repository, in the registry's order, across all pages.
+
+        Follows the ``Link: <...>; rel="next"`` chain; a bearer token got for the first
+        page is sent with the next ones, so a long list costs one token, not one a page.
+        """
+        repository = ImageRef(ref.registry, ref.repository, None, None)  # for messages
+        url = f"{self.base_url(ref.registry)}/v2/{ref.repository}/tags/list"
+        headers = {"Accept": "application/json"}
+        tags: list[str] = []
+        seen = {url}
+        with self._http() as client:
+            try:
+                for _ in range(_MAX_TAG_PAGES):
+                    response = self._authorized(
+                        client, "GET", url, repository, credentials, headers=headers
+                    )
+                    self._check(response, repository)
+                    tags += _tags_of(response, repository)
+                    link = response.links.get("next", {}).get("url")
+                    if not link:
+                        return tags
+                    url = str(response.url.join(link))
+                    if url in seen:
+                        break
+                    seen.add(url)
+            except httpx.HTTPError as exc:
+                raise RegistryUnreachable(
+                    f"registry {ref.registry} unreachable: {type(exc).__name__}: {exc}"
+                ) from exc
+        raise RegistryError(
+            f"registry {ref.registry} kept paging the tags of {repository}"
+            f" (more than {_MAX_TAG_PAGES} pages, or a page twice)"
+        )
+
+    def _http(self) -> httpx.Client:
+        # The system trust store, so a registry signed by a host-installed CA works.
+        return httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=True,
+            verify=ssl.create_default_context(),
+            transport=self.transport,
+        )
+
     def _authorized(
         self,
         client: httpx.Client,
@@ -172,8 +218,13 @@ class RegistryClient:
         url: str,
         ref: ImageRef,
         credentials: tuple[str, str] | None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        """``method url``, answering a 401's challenge once. Given ``headers`` are sent and
+        keep the bearer token got here, so the caller's next request needs no new one."""
+        if headers is None:
+            headers = {"Accept": ", ".join(MANIFEST_TYPES)}
         response = client.request(method, url, headers=headers)
         if response.status_code != 401:
             return response
@@ -220,6 +271,20 @@ class RegistryClient:
     def _check(self, response: httpx.Response, ref: ImageRef) -> None:
         if response.status_code >= 400:
             raise _status_error(response, ref)
+
+
+def _tags_of(response: httpx.Response, ref: ImageRef) -> list[str]:
+    """The ``tags`` of one tags/list page; null (an empty repository) is no tags."""
+    try:
+        body = response.json()
+        tags = body.get("tags") or []
+    except (ValueError, AttributeError) as exc:
+        raise RegistryError(
+            f"registry {ref.registry} sent a tags list for {ref} that is not JSON"
+        ) from exc
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f"registry {ref.registry} sent a malformed tags list for {ref}")
+    return tags
 
 
 def _status_error(response: httpx.Response, ref: ImageRef) -> RegistryError:
