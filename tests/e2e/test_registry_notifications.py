@@ -1,0 +1,132 @@
+"""A real docker-registry notifies the webhook router of a push made by the docker daemon.
+
+The registry here is our own, not the session's ``registry`` fixture: its notification
+endpoint points at a uvicorn server (in a thread) that runs ``webhook_router`` over a
+recording sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from harness import free_port, require_binary, stop_process, wait_for, wait_until_answers
+
+from slipway.triggers.webhooks import webhook_router
+
+pytestmark = pytest.mark.e2e
+TOKEN = "registry-notify-token"
+
+
+class RecordingSink:
+    """Takes every manifest push; refuses every GitHub delivery."""
+
+    def __init__(self) -> None:
+        self.images: list[tuple[str, str, str | None, str]] = []
+        self.audits: list[tuple[str, str, dict[str, Any]]] = []
+
+    def secrets_for_repository(self, urls: set[str]) -> list[str]:
+        return []
+
+    def delivery_seen(self, delivery_id: str) -> bool:
+        return False
+
+    def git_pushed(
+        self, urls: set[str], ref: str, sha: str, forced: bool, deleted: bool
+    ) -> list[str]:
+        return []
+
+    def image_pushed(
+        self, registry_host: str, repository: str, tag: str | None, digest: str
+    ) -> list[str]:
+        self.images.append((registry_host, repository, tag, digest))
+        return ["recorder"]
+
+    def registry_token(self) -> str | None:
+        return TOKEN
+
+    def audit(self, source: str, outcome: str, detail: dict[str, Any]) -> None:
+        self.audits.append((source, outcome, detail))
+
+
+@contextlib.contextmanager
+def serve_hooks(sink: RecordingSink) -> Iterator[str]:
+    """``webhook_router`` on a loopback uvicorn in a thread; yields its base URL."""
+    app = FastAPI()
+    app.include_router(webhook_router(sink))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="uvicorn")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def notifying_registry(root: Path, hooks_url: str) -> Iterator[str]:
+    """``docker-registry serve`` whose notifications go to ``hooks_url``; yields its host."""
+    binary = require_binary("docker-registry")
+    host = f"127.0.0.1:{free_port()}"
+    endpoint = {
+        "name": "slipway",
+        "url": f"{hooks_url}/hooks/registry",
+        "headers": {"Authorization": [f"Bearer {TOKEN}"]},
+        "timeout": "1s",
+        "threshold": 3,
+        "backoff": "1s",
+    }
+    config = {
+        "version": 0.1,
+        "log": {"level": "info"},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
+        "http": {"addr": host},
+        "notifications": {"endpoints": [endpoint]},
+    }
+    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
+    log = root / "registry.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_answers(f"http://{host}/v2/", "docker-registry", process, log)
+        yield host
+    finally:
+        stop_process(process)
+
+
+def test_push_notifies_image_pushed(
+    tmp_path: Path, docker_client: docker.DockerClient, busybox_image: str
+) -> None:
+    sink = RecordingSink()
+    with serve_hooks(sink) as hooks_url, notifying_registry(tmp_path, hooks_url) as host:
+        tag = f"t{uuid.uuid4().hex[:10]}"
+        target = f"{host}/notify/busybox"
+        docker_client.images.get(busybox_image).tag(target, tag=tag)
+        digest = None
+        try:
+            for event in docker_client.api.push(target, tag=tag, stream=True, decode=True):
+                assert not event.get("error"), event
+                digest = (event.get("aux") or {}).get("Digest", digest)
+        finally:
+            docker_client.images.remove(f"{target}:{tag}", noprune=True)
+        assert digest is not None
+        wait_for(lambda: sink.images, timeout=10, what="a registry notification")
+        time.sleep(0.5)  # any blob or duplicate events still in flight
+    assert sink.images == [(host, "notify/busybox", tag, digest)]
+    assert sink.audits and {a[1] for a in sink.audits} <= {"accepted", "ignored"}
