@@ -12,13 +12,18 @@ from .backends.docker_engine import DockerEngine
 from .build.builder import Builder
 from .build.runtimes import load_runtimes
 from .config import Settings
+from .connections import Connections
+from .feedback import GitHubFeedback
 from .observe.logs import LogStore
 from .router import Router
 from .services import Services
 from .sources.git import GitSource
+from .sources.github import GitHub
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
 from .store import Store
+from .triggers.poll import Poller, check_source
+from .triggers.tracker import Tracker
 from .vault import Vault
 from .worker import Worker
 
@@ -30,13 +35,30 @@ class Agent:
         self.settings = settings
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
+        self.logs = LogStore(settings.data_dir / "logs")
         self.router = Router(settings.caddy_admin, settings.http_port)
         self.backend = DockerEngine(instance_host=settings.instance_host)
-        self.resolve = ImageResolver(
-            RegistryClient(settings.insecure_registries), self._registry_credentials
+        registry = RegistryClient(settings.insecure_registries)
+        self.resolve = ImageResolver(registry, self._registry_credentials)
+        self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
+        self.connections = Connections(self.store, settings, self.vault, self.github)
+        self.services = Services(
+            self.store,
+            settings,
+            self.vault,
+            self.resolve,
+            note=self.note,
+            connections=self.connections,
         )
-        self.services = Services(self.store, settings, self.vault, self.resolve)
-        self.logs = LogStore(settings.data_dir / "logs")
+        self.git = GitSource()
+        check = check_source(self.git, registry)
+        self.tracker = Tracker(
+            self.store, settings, self.services, self.connections, check, self.note
+        )
+        self.poller = Poller(
+            self.tracker.watches, check, self.tracker.found, self.tracker.poll_failed
+        )
+        self.tracker.poll_now = self.poller.poll_now
         self.builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
             timeout=settings.build_timeout,
@@ -50,12 +72,26 @@ class Agent:
             self.backend,
             self.router,
             self.resolve,
-            git=GitSource(),
+            git=self.git,
             builder=self.builder,
             logs=self.logs,
+            newest=self.tracker.newest,
+            tokens=lambda spec: self.connections.token(spec.source.connection_arn),
+            feedback=GitHubFeedback(
+                self.github,
+                self.connections,
+                settings.github_hosts,
+                lambda service: f"http://{settings.service_url(service['hostname'])}",
+                self.note,
+            ),
         )
         self.services.wake = self.worker.wake
         self.services.ensure_default_auto_scaling()
+
+    def note(self, service_id: str, message: str) -> None:
+        """A line in the service's events stream."""
+        log.info("%s", message)
+        self.logs.append(service_id, "events", f"[AppRunner] {message}")
 
     def _registry_credentials(self, host: str) -> tuple[str, str] | None:
         return self.services.registry_credentials(host)
@@ -79,6 +115,7 @@ class Agent:
 
         self.ensure_root_key()
         self.worker.start()
+        self.poller.start()
         log.info(
             "slipway listening on %s; services at http://<name>.%s:%s",
             self.settings.endpoint,
@@ -93,4 +130,5 @@ class Agent:
                 log_level="warning",
             )
         finally:
+            self.poller.stop()
             self.worker.stop()

@@ -29,6 +29,10 @@ registries_app = typer.Typer(help="Credentials for image registries.", no_args_i
 app.add_typer(services_app, name="services")
 app.add_typer(keys_app, name="keys")
 app.add_typer(registries_app, name="registries")
+connections_app = typer.Typer(
+    help="Credentials for source providers (GitHub).", no_args_is_help=True
+)
+app.add_typer(connections_app, name="connections")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="settings file (default /etc/slipway/slipway.yaml)")
@@ -178,6 +182,8 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
         ("URL", f"http://{service.get('ServiceUrl', '')}"),
         *origin,
         ("Arn", service["ServiceArn"]),
+        ("Running", service.get("RunningRevision") or ""),
+        ("Newest", service.get("NewestRevision") or ""),
         ("Created", _when(service.get("CreatedAt"))),
         ("Updated", _when(service.get("UpdatedAt"))),
     ]
@@ -302,10 +308,20 @@ def services_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
 
 @services_app.command("describe")
 def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Show one service."""
+    """Show one service, with its running and newest available revisions."""
     client = _client(config)
-    service = _run(lambda: client.call("DescribeService", ServiceArn=client.service_arn(name)))
-    _show_service(service["Service"], as_json)
+
+    def fetch() -> dict[str, Any]:
+        arn = client.service_arn(name)
+        service = client.call("DescribeService", ServiceArn=arn)["Service"]
+        revs = client.signed("GET", "/slipway/v1/revisions", params={"ServiceArn": arn})
+        return {
+            **service,
+            "RunningRevision": revs["RunningRevision"],
+            "NewestRevision": revs["NewestRevision"],
+        }
+
+    _show_service(_run(fetch), as_json)
 
 
 def _service_action(operation: str, verb: str) -> Any:
@@ -416,3 +432,109 @@ def logs(
         elif page["Events"]:
             params["Since"] = page["Events"][-1]["Timestamp"] + 1e-6
         time.sleep(1)
+
+
+@app.command()
+def revisions(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """The revisions a service has run, newest first."""
+    client = _client(config)
+    data = _run(
+        lambda: client.signed(
+            "GET", "/slipway/v1/revisions", params={"ServiceArn": client.service_arn(name)}
+        )
+    )
+    if as_json:
+        _print_json(data)
+        return
+    _table(
+        [
+            {
+                "REVISION": r["Revision"][:19],
+                "LIVE": "*" if r["Revision"] == data["RunningRevision"] else "",
+                "DEPLOYED": _when(r["DeployedAt"]),
+                "OPERATION": r["OperationId"],
+                "COMMIT": (r["Commit"].get("message") or "").splitlines()[0][:40]
+                if r["Commit"].get("message")
+                else "",
+            }
+            for r in data["Revisions"]
+        ],
+        ["REVISION", "LIVE", "DEPLOYED", "OPERATION", "COMMIT"],
+    )
+
+
+@connections_app.command("create")
+def connections_create(name: str, config: ConfigOpt = None) -> None:
+    """Create a GitHub connection; complete it with `slipway connections authorize`."""
+    client = _client(config)
+    result = _run(
+        lambda: client.call("CreateConnection", ConnectionName=name, ProviderType="GITHUB")
+    )
+    typer.echo(
+        f"{name}: {result['Connection']['Status']} ({result['Connection']['ConnectionArn']})"
+    )
+
+
+@connections_app.command("list")
+def connections_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """List connections."""
+    client = _client(config)
+    rows = _run(lambda: client.call("ListConnections")["ConnectionSummaryList"])
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        [
+            {"NAME": r["ConnectionName"], "STATUS": r["Status"], "ARN": r["ConnectionArn"]}
+            for r in rows
+        ],
+        ["NAME", "STATUS", "ARN"],
+    )
+
+
+def _connection_arn(client: Client, name: str) -> str:
+    rows = client.call("ListConnections", ConnectionName=name)["ConnectionSummaryList"]
+    if not rows:
+        raise SlipwayError(f"no connection named {name}")
+    return rows[0]["ConnectionArn"]
+
+
+@connections_app.command("delete")
+def connections_delete(name: str, config: ConfigOpt = None) -> None:
+    """Delete a connection no service uses."""
+    client = _client(config)
+    _run(lambda: client.call("DeleteConnection", ConnectionArn=_connection_arn(client, name)))
+    typer.echo(f"Deleted connection {name}")
+
+
+@connections_app.command("authorize")
+def connections_authorize(
+    name: str,
+    app_id: Annotated[int | None, typer.Option(help="a GitHub App's id (else: a token)")] = None,
+    private_key: Annotated[
+        Path | None, typer.Option(help="the GitHub App's private key file (PEM)")
+    ] = None,
+    installation_id: Annotated[int | None, typer.Option(help="the App's installation")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Complete a connection's handshake: a token on stdin, or a GitHub App."""
+    body: dict[str, Any] = {}
+    if app_id is not None:
+        if private_key is None:
+            _fail(SlipwayError("--app-id needs --private-key FILE"))
+        body = {"AppId": app_id, "PrivateKey": private_key.read_text()}
+        if installation_id is not None:
+            body["InstallationId"] = installation_id
+    else:
+        token = sys.stdin.read().strip()
+        if not token:
+            _fail(SlipwayError("pass a GitHub token on stdin, or --app-id and --private-key"))
+        body = {"Token": token}
+    client = _client(config)
+    result = _run(lambda: client.signed("POST", f"/slipway/v1/connections/{name}/authorize", body))
+    if as_json:
+        _print_json(result)
+        return
+    typer.echo(f"{name}: {result['Connection']['Status']} as {result['Account']}")
+    typer.echo(f"GitHub webhook: {result['WebhookUrl']}  secret: {result['WebhookSecret']}")

@@ -65,6 +65,17 @@ class Settings:
     # Base image per runtime ("python3" or "python3:3.11.2") instead of the runtime's
     # own, e.g. a registry mirror's python:3.11-slim.
     base_images: dict[str, str] = field(default_factory=dict)
+    # Seconds between two looks at a tracked branch, tag or image (resource tag
+    # slipway:poll-interval overrides it per service).
+    poll_interval: float = 60.0
+    # GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).
+    github_api_url: str = "https://api.github.com"
+    # Hosts whose repositories get GitHub deployment feedback (GitHub Enterprise adds its own).
+    github_hosts: tuple[str, ...] = ("github.com",)
+    # Secret for GitHub webhooks of repositories whose services have no connection.
+    github_webhook_secret: str = ""
+    # Bearer token the registry's notifications must carry (/hooks/registry).
+    registry_webhook_token: str = ""
 
     @property
     def endpoint(self) -> str:

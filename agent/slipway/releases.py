@@ -16,7 +16,6 @@ from .build import CodeConfig, SecretRef
 from .build.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, parse_apprunner_yaml
 from .errors import InvalidRequest, SlipwayError
 from .models import CodeSource, ServiceSpec
-from .services import Resolver
 from .sources.git import Commit
 from .sources.registry import ImageRef
 
@@ -109,19 +108,25 @@ def code_release(
     builder: Builder,
     work_dir: Path,
     log: Callable[[str], None],
+    *,
+    ref: str | None = None,
     sha: str | None = None,
+    token: str | None = None,
 ) -> Release:
-    """Fetch the branch (or ``sha``), read its configuration, build the image."""
+    """Fetch ``sha`` of ``ref`` (default: the branch's tip), read its configuration,
+    build the image."""
     code = spec.source.code
+    ref = ref or code.branch
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="build-") as tmp:
-        log(f"[AppRunner] Pulling source code from {code.repository_url} branch {code.branch}")
+        log(f"[AppRunner] Pulling source code from {code.repository_url} {ref}")
         commit, root = git.checkout(
             code.repository_url,
-            code.branch,
+            ref,
             Path(tmp) / "src",
             sha=sha,
             source_directory=code.source_directory,
+            token=token,
         )
         summary = commit.message.splitlines()[0] if commit.message else ""
         log(f"[AppRunner] Commit {commit.sha[:7]} by {commit.author}: {summary}")
@@ -146,14 +151,6 @@ def code_release(
             "runtime_version": result.runtime_version,
         },
     )
-
-
-def head_revision(spec: ServiceSpec, git: Git, resolve: Resolver) -> str:
-    """The newest revision the source offers now: a digest, or a branch's commit."""
-    if spec.source.code:
-        return git.head(spec.source.code.repository_url, spec.source.code.branch)
-    image = spec.source.image
-    return resolve(image.identifier, image.repository_type)
 
 
 _SECRET_NAME = re.compile(r"[A-Za-z0-9._-]+")

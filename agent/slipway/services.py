@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .config import Settings
+from .connections import Connections
 from .errors import (
     InvalidRequest,
     InvalidState,
@@ -27,9 +28,11 @@ from .models import ServiceSpec
 from .sources.git import parse_repository_url
 from .sources.registry import ImageRef
 from .store import Store
+from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 from .vault import Vault
 
 ACTIVE_STATUSES = ("PENDING", "IN_PROGRESS")
+DEPLOYING_OPS = ("CREATE_SERVICE", "START_DEPLOYMENT", "UPDATE_SERVICE", "RESUME_SERVICE")
 DEFAULT_ASC_NAME = "DefaultConfiguration"
 DEFAULT_ASC_ID = "0" * 31 + "1"
 DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
@@ -77,12 +80,16 @@ class Services:
         vault: Vault,
         resolve: Resolver,
         wake: Callable[[], None] = lambda: None,
+        note: Callable[[str, str], None] = lambda service_id, message: None,
+        connections: Connections | None = None,
     ) -> None:
+        self.connections = connections
         self.store = store
         self.settings = settings
         self.vault = vault
         self.resolve = resolve
         self.wake = wake
+        self.note = note  # a line in the service's events stream
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -164,10 +171,21 @@ class Services:
             op for op in self.store.list_operations(service_id) if op["status"] in ACTIVE_STATUSES
         ]
 
+    def _check_connection(self, spec: ServiceSpec) -> None:
+        arn = spec.source.connection_arn
+        if arn and self.connections:
+            try:
+                self.connections.check_usable(arn)
+            except ResourceNotFound as exc:
+                raise InvalidRequest(
+                    f"SourceConfiguration.AuthenticationConfiguration.ConnectionArn: {exc.message}"
+                ) from exc
+
     def _resolve(self, spec: ServiceSpec, field: str) -> str | None:
         """Check the source now so a bad one is refused before anything is stored: an
         image is resolved to its digest; a repository URL is checked for form (its branch
         is fetched by the deployment, which fails with a reason if it cannot)."""
+        self._check_connection(spec)
         if spec.source.code:
             parse_repository_url(spec.source.code.repository_url)
             return None
@@ -278,6 +296,53 @@ class Services:
             )
         self.wake()
         return op_id
+
+    def revision_detected(
+        self, service_id: str, revision: str, *, ref: str, trigger: str
+    ) -> str | None:
+        """A watcher saw ``revision``: deploy it (automatic mode), hold it as the newest
+        available one (manual mode), or do nothing if it is live or queued already.
+        Queued deployments it supersedes are dropped; one under way is never cut
+        short. Returns the id of the deployment it queued, if any."""
+        with self.store.transaction():
+            service = self.store.get_service(service_id)
+            if service is None or service["status"] in ("DELETED", "DELETE_FAILED"):
+                return None
+            fields: dict[str, Any] = {}
+            if service["latest_revision"] != revision:
+                fields = {"latest_revision": revision, "latest_ref": ref}
+                self.store.update_service(service_id, **fields)
+            active = self._pending_ops(service_id)
+            queued = [o for o in active if o["type"] in DEPLOYING_OPS]
+            if any((o["params"] or {}).get("revision") == revision for o in queued):
+                return None
+            if revision == service["live_revision"] and not queued:
+                return None
+            spec = ServiceSpec.from_dict(service["spec"])
+            if (
+                not spec.source.auto_deployments
+                or service["status"] in ("PAUSED", "CREATE_FAILED")
+                or any(o["type"] in ("PAUSE_SERVICE", "DELETE_SERVICE") for o in active)
+            ):
+                if fields:
+                    self._note(service, f"revision {revision} ({ref}) is available; {trigger}")
+                return None
+            for op in queued:
+                if op["status"] == "PENDING" and op["type"] == "START_DEPLOYMENT":
+                    self.store.delete_operation(op["id"])
+            service = {**service, "status": "OPERATION_IN_PROGRESS"}
+            op_id = self._enqueue(
+                service, "START_DEPLOYMENT", {"revision": revision, "ref": ref, "trigger": trigger}
+            )
+            self.store.update_service(
+                service_id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
+            )
+        self._note(service, f"deploying revision {revision} ({ref}), found by {trigger}")
+        self.wake()
+        return op_id
+
+    def _note(self, service: dict[str, Any], message: str) -> None:
+        self.note(service["id"], message)
 
     def pause_service(self, arn: str) -> tuple[dict[str, Any], str]:
         service = self.live_service(arn)
@@ -417,6 +482,8 @@ class Services:
             if service["status"] == "DELETED":
                 raise InvalidState(f"Resource {arn} is deleted")
             return
+        if self.store.get_connection(arn) is not None:
+            return
         asc = self.store.get_auto_scaling(arn)
         if asc is None or asc["status"] != "ACTIVE":
             raise ResourceNotFound(f"Resource {arn} not found")
@@ -462,7 +529,16 @@ def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
     for i, tag in enumerate(tags):
         if "Key" not in tag:
             raise InvalidRequest(f"Tags[{i}]: Key is required")
-        out[tag["Key"]] = tag.get("Value", "")
+        value = tag.get("Value", "")
+        if tag["Key"] == TAG_POLL_INTERVAL and parse_interval(value) is None:
+            raise InvalidRequest(
+                f"Tags[{i}]: {TAG_POLL_INTERVAL} {value!r} is not an interval like 30s, 5m or 1h"
+            )
+        if tag["Key"] == TAG_TRACK_TAGS and not value.strip():
+            raise InvalidRequest(
+                f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
+            )
+        out[tag["Key"]] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
     return out

@@ -99,8 +99,27 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2_connections(db: sqlite_utils.Database) -> None:
+    db["connections"].create(
+        {
+            "arn": str,
+            "name": str,
+            "provider": str,
+            "status": str,
+            "credentials": str,  # sealed JSON: a token, or a GitHub App's id and key
+            "webhook_secret": str,  # sealed
+            "account": str,
+            "created_at": float,
+        },
+        pk="arn",
+    )
+    db["connections"].create_index(["name"], unique=True)
+    db["deliveries"].create({"id": str, "received_at": float}, pk="id")
+    db["services"].add_column("latest_ref", str)
+
+
 # Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial, _m2_connections]
 
 
 class StoreError(SlipwayError):
@@ -286,6 +305,41 @@ class Store:
 
     def get_registry_credentials(self, host: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
+
+    def delete_operation(self, operation_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM operations WHERE id = ?", (operation_id,))
+
+    # -- connections, webhook deliveries -----------------------------------------
+
+    def insert_connection(self, row: dict[str, Any]) -> None:
+        self._insert("connections", row)
+
+    def update_connection(self, arn: str, **fields: Any) -> None:
+        self._update("connections", arn, fields)
+
+    def get_connection(self, arn: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM connections WHERE arn = ?", (arn,))
+
+    def connection_by_name(self, name: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM connections WHERE name = ?", (name,))
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM connections ORDER BY created_at, name")
+
+    def delete_connection(self, arn: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM connections WHERE arn = ?", (arn,))
+
+    def record_delivery(self, delivery_id: str, now: float, keep_seconds: float) -> bool:
+        """Remember a webhook delivery id; False if it was already known."""
+        with self.transaction():
+            self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (now - keep_seconds,))
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO deliveries (id, received_at) VALUES (?, ?)",
+                (delivery_id, now),
+            )
+            return cursor.rowcount == 1
 
     # -- revisions ----------------------------------------------------------------
 

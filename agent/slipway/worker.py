@@ -20,6 +20,7 @@ from . import health
 from .backends import Backend, Instance, InstanceSpec
 from .config import Settings
 from .errors import SlipwayError
+from .feedback import Feedback, NoFeedback
 from .models import ServiceSpec
 from .observe.logs import LogStore
 from .releases import (
@@ -27,14 +28,14 @@ from .releases import (
     Git,
     Release,
     code_release,
-    head_revision,
     image_release,
     resolve_secrets,
 )
 from .router import Route, Router
-from .services import ACTIVE_STATUSES, Resolver, Services
+from .services import ACTIVE_STATUSES, DEPLOYING_OPS, Resolver, Services
 from .sources.registry import ImageRef
 from .store import Store
+from .triggers import Found
 
 log = logging.getLogger("slipway.worker")
 
@@ -47,8 +48,6 @@ OUTCOME = {
     "PAUSE_SERVICE": ("PAUSED", None),
     "DELETE_SERVICE": ("DELETED", "DELETE_FAILED"),
 }
-# Operations that have a deployment log stream.
-DEPLOYING = {"CREATE_SERVICE", "START_DEPLOYMENT", "UPDATE_SERVICE", "RESUME_SERVICE"}
 
 
 def desired_routes(
@@ -108,8 +107,14 @@ class Worker:
         git: Git,
         builder: Builder,
         logs: LogStore,
+        newest: Callable[[dict[str, Any], ServiceSpec], Found],
+        tokens: Callable[[ServiceSpec], str | None] = lambda spec: None,
+        feedback: Feedback | None = None,
         wait_healthy: Callable[..., None] = health.wait_healthy,
     ) -> None:
+        self.newest = newest
+        self.tokens = tokens
+        self.feedback = feedback or NoFeedback()
         self.store = store
         self.git = git
         self.builder = builder
@@ -218,7 +223,7 @@ class Worker:
         self._finish(op, self.store.get_service(service["id"]), ok=True, message=message)
 
     def _deploy_log(self, op: dict[str, Any], line: str) -> None:
-        if op["type"] in DEPLOYING:
+        if op["type"] in DEPLOYING_OPS:
             self.logs.append(op["service_id"], f"deployment/{op['id']}", line)
 
     def _event(self, service: dict[str, Any], message: str) -> None:
@@ -249,20 +254,38 @@ class Worker:
                 if row["revision"] == service["live_revision"] and row["detail"]:
                     return Release.from_dict(row["detail"])
             raise SlipwayError("the last deployed revision is no longer recorded")
-        wanted = (op["params"] or {}).get("revision")
-        if spec.source.code:
-            return code_release(
-                service["name"],
-                spec,
-                self.git,
-                self.builder,
-                self.settings.data_dir / "builds",
-                lambda line: self._deploy_log(op, line),
-                sha=wanted,
-            )
-        digest = wanted or head_revision(spec, self.git, self.resolve)
-        self.store.update_service(service["id"], latest_revision=digest)
-        return image_release(spec, digest)
+        revision, ref = self._target(op, service, spec)
+        if spec.source.image:
+            return image_release(spec, revision)
+        self.feedback.started(service, spec, op, revision)
+        return code_release(
+            service["name"],
+            spec,
+            self.git,
+            self.builder,
+            self.settings.data_dir / "builds",
+            lambda line: self._deploy_log(op, line),
+            ref=ref,
+            sha=revision,
+            token=self.tokens(spec),
+        )
+
+    def _target(
+        self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec
+    ) -> tuple[str, str]:
+        """The revision this operation deploys, fixed in its row once known, so a poll
+        or webhook that sees the same one later knows it is already on its way."""
+        params = op["params"] or {}
+        if params.get("revision") and params.get("ref"):
+            return params["revision"], params["ref"]
+        found = self.newest(service, spec)
+        revision = params.get("revision") or found.revision
+        op["params"] = {**params, "revision": revision, "ref": found.ref}
+        self.store.update_operation(op["id"], params=op["params"])
+        self.store.update_service(
+            service["id"], latest_revision=found.revision, latest_ref=found.ref
+        )
+        return revision, found.ref
 
     def _finish(
         self, op: dict[str, Any], service: dict[str, Any], *, ok: bool, message: str
@@ -293,6 +316,8 @@ class Worker:
                 fields["deleted_at"] = now
             self.store.update_service(service["id"], **fields)
         self._deploy_log(op, f"[AppRunner] Operation {status}: {message}")
+        if op["type"] in DEPLOYING_OPS:
+            self.feedback.finished(service, op, ok=ok, message=message)
         self._event(service, f"{op['type']} operation {op['id']} ended {status}: {message}")
 
     def roll_out(

@@ -26,11 +26,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from harness import (
-    AgentProcess,
-    CaddyProcess,
-    LocalRegistry,
-)
+from harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
 from slipway.backends import LABEL_SERVICE_ID
 
@@ -163,7 +159,7 @@ def hello_image(push_hello: Callable[[], str]) -> str:
 
 
 @pytest.fixture
-def push_variant(docker_client: docker.DockerClient, registry: LocalRegistry) -> Callable[..., str]:
+def push_variant(docker_client: docker.DockerClient) -> Callable[..., str]:
     """Push a new revision under an existing tag: the same app with extra ENV lines."""
 
     def push(image: str, **env: str) -> str:
@@ -172,9 +168,8 @@ def push_variant(docker_client: docker.DockerClient, registry: LocalRegistry) ->
         docker_client.images.build(
             fileobj=io.BytesIO("\n".join(lines).encode()), tag=local, rm=True
         )
-        repository, tag = image.removeprefix(f"{registry.host}/").rsplit(":", 1)
         try:
-            return registry.push(docker_client, local, repository, tag)
+            return push_image(docker_client, local, image)
         finally:
             docker_client.images.remove(local, noprune=True)
 

@@ -120,16 +120,21 @@ class LocalRegistry:
 
     def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
         """Tag ``local_image`` into this registry, push it, return the manifest digest."""
-        target = f"{self.host}/{repository}"
-        client.images.get(local_image).tag(target, tag=tag)
-        digest = None
-        for event in client.api.push(target, tag=tag, stream=True, decode=True):
-            if event.get("error"):
-                raise RuntimeError(f"push of {target}:{tag} failed: {event['error']}")
-            digest = (event.get("aux") or {}).get("Digest", digest)
-        if digest is None:
-            raise RuntimeError(f"push of {target}:{tag} reported no digest")
-        return digest
+        return push_image(client, local_image, f"{self.host}/{repository}:{tag}")
+
+
+def push_image(client: docker.DockerClient, local_image: str, image: str) -> str:
+    """Tag ``local_image`` as ``host/repository:tag``, push it, return the manifest digest."""
+    target, tag = image.rsplit(":", 1)
+    client.images.get(local_image).tag(target, tag=tag)
+    digest = None
+    for event in client.api.push(target, tag=tag, stream=True, decode=True):
+        if event.get("error"):
+            raise RuntimeError(f"push of {image} failed: {event['error']}")
+        digest = (event.get("aux") or {}).get("Digest", digest)
+    if digest is None:
+        raise RuntimeError(f"push of {image} reported no digest")
+    return digest
 
 
 class CaddyProcess:

@@ -26,6 +26,7 @@ from slipway.router import Route
 from slipway.services import Services
 from slipway.sources.git import BranchNotFound, Commit
 from slipway.store import Store
+from slipway.triggers import Found
 from slipway.vault import Vault
 from slipway.worker import Worker, desired_routes, stray_instances
 
@@ -63,13 +64,14 @@ class FakeGit:
         return hashlib.sha1(repr(sorted(self.branches[branch].items())).encode()).hexdigest()
 
     def head(self, url: str, branch: str, token: str | None = None) -> str:
+        branch = branch.removeprefix("refs/heads/")
         if branch not in self.branches:
             raise BranchNotFound(f"branch {branch} not found")
         return self._sha(branch)
 
     def checkout(self, url, branch, dest, *, sha=None, source_directory=None, token=None):
         head = self.head(url, branch)
-        for name, text in self.branches[branch].items():
+        for name, text in self.branches[branch.removeprefix("refs/heads/")].items():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             (dest / name).write_text(text)
         commit = Commit(sha=sha or head, author="A <a@x>", message="change", committed_at=0.0)
@@ -128,8 +130,15 @@ class Env:
             git=self.git,
             builder=self.builder,
             logs=self.logs,
+            newest=self._newest,
             wait_healthy=self._wait_healthy,
         )
+
+    def _newest(self, service, spec) -> Found:
+        if spec.source.code:
+            branch = spec.source.code.branch
+            return Found(self.git.head("", branch), f"refs/heads/{branch}")
+        return Found(self.registry(spec.source.image.identifier, "ECR"), "v1")
 
     def _wait_healthy(self, host, port, *args, **kwargs) -> None:
         for inst in self.backend.list_instances():
@@ -492,3 +501,66 @@ def test_source_directory_cannot_escape(env):
             {"ServiceName": "esc", "SourceConfiguration": code_source(SourceDirectory="../x")}
         )
     assert env.store.list_services() == []
+
+
+def test_detected_revisions_coalesce(env):
+    """Five pushes while a deployment runs: one queued deployment, of the newest."""
+    service = env.create()
+    env.drain()
+    arn_id = service["id"]
+    first = env.services.revision_detected(arn_id, "sha256:" + "a" * 64, ref="v1", trigger="poll")
+    env.store.update_operation(first, status="IN_PROGRESS")  # under way: never cut short
+    queued = [
+        env.services.revision_detected(arn_id, "sha256:" + c * 64, ref="v1", trigger="webhook")
+        for c in "bcdef"
+    ]
+    active = env.store.operations_with_status("PENDING", "IN_PROGRESS")
+    assert [(o["id"], o["params"]["revision"][-1]) for o in active] == [
+        (first, "a"),
+        (queued[-1], "f"),
+    ]
+    # The same revision seen again (a poll after the webhook) queues nothing.
+    assert (
+        env.services.revision_detected(arn_id, "sha256:" + "f" * 64, ref="v1", trigger="poll")
+        is None
+    )
+    assert (
+        env.services.revision_detected(arn_id, "sha256:" + "a" * 64, ref="v1", trigger="poll")
+        is None
+    )
+
+
+def test_live_revision_is_not_redeployed(env):
+    service = env.create()
+    env.drain()
+    live = env.store.get_service(service["id"])["live_revision"]
+    assert env.services.revision_detected(service["id"], live, ref="v1", trigger="poll") is None
+    assert env.store.operations_with_status("PENDING") == []
+
+
+def test_manual_mode_holds_new_revisions(env):
+    service = env.create(
+        SourceConfiguration={
+            "ImageRepository": {"ImageIdentifier": IMAGE, "ImageRepositoryType": "ECR"},
+            "AutoDeploymentsEnabled": False,
+        }
+    )
+    env.drain()
+    newer = "sha256:" + "7" * 64
+    assert env.services.revision_detected(service["id"], newer, ref="v1", trigger="poll") is None
+    row = env.store.get_service(service["id"])
+    assert row["latest_revision"] == newer and row["live_revision"] != newer
+    env.registry.tags[IMAGE] = newer
+    env.services.start_deployment(service["arn"])
+    env.drain()
+    assert env.store.get_service(service["id"])["live_revision"] == newer
+
+
+def test_paused_service_only_records(env):
+    service = env.create()
+    env.drain()
+    env.services.pause_service(service["arn"])
+    env.drain()
+    newer = "sha256:" + "8" * 64
+    assert env.services.revision_detected(service["id"], newer, ref="v1", trigger="poll") is None
+    assert env.store.get_service(service["id"])["latest_revision"] == newer

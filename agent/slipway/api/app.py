@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, SlipwayError
-from . import sigv4
+from ..sources.github import AppCredentials
+from ..triggers.webhooks import webhook_router
+from . import shapes, sigv4
 from .handlers import HANDLERS
 from .validate import operation_names, validate_input
 
@@ -114,6 +116,69 @@ def create_app(agent: Agent) -> FastAPI:
         )
         return JSONResponse({"Host": host})
 
+    @app.post("/slipway/v1/connections/{name}/authorize")
+    async def authorize_connection(name: str, request: Request) -> JSONResponse:
+        """The handshake CreateConnection leaves pending: a token, or a GitHub App."""
+        body = await request.body()
+        await authenticate(request, body)
+        params = _decode(body)
+        if not isinstance(params, dict):
+            raise InvalidRequest("authorize expects a JSON object")
+        app_creds = None
+        if params.get("AppId"):
+            try:
+                app_creds = AppCredentials(
+                    app_id=int(params["AppId"]),
+                    private_key=str(params.get("PrivateKey", "")),
+                    installation_id=int(params["InstallationId"])
+                    if params.get("InstallationId")
+                    else None,
+                )
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(f"AppId and InstallationId must be numbers: {exc}") from exc
+        row = await run_in_threadpool(
+            lambda: agent.connections.authorize(
+                name, token=params.get("Token") or None, app=app_creds
+            )
+        )
+        return JSONResponse(
+            {
+                "Connection": shapes.connection(row),
+                "Account": row["account"],
+                "WebhookUrl": f"{agent.settings.endpoint}/hooks/github",
+                "WebhookSecret": row["webhook_secret"],
+            }
+        )
+
+    @app.get("/slipway/v1/revisions")
+    async def revisions(request: Request) -> JSONResponse:
+        """The running revision, the newest one the source offers, and those deployed."""
+        await authenticate(request, b"")
+        service = await run_in_threadpool(
+            agent.services.service, request.query_params.get("ServiceArn", "")
+        )
+        rows = await run_in_threadpool(agent.store.list_revisions, service["id"])
+        return JSONResponse(
+            {
+                "RunningRevision": service["live_revision"],
+                "NewestRevision": service["latest_revision"],
+                "NewestRef": service["latest_ref"],
+                "Revisions": [
+                    {
+                        "Revision": r["revision"],
+                        "Image": r["image"],
+                        "OperationId": r["operation_id"],
+                        "DeployedAt": r["created_at"],
+                        "Commit": {
+                            k: (r["detail"] or {}).get("detail", {}).get(k)
+                            for k in ("author", "message")
+                        },
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
     @app.get("/slipway/v1/logs")
     async def read_logs(request: Request) -> JSONResponse:
         """One stream from a byte offset (for --follow), or every stream merged by time."""
@@ -143,4 +208,5 @@ def create_app(agent: Agent) -> FastAPI:
             }
         )
 
+    app.include_router(webhook_router(agent.tracker))
     return app

@@ -99,7 +99,31 @@ def list_tags(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
 
 
+def create_connection(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row = svc.connections.create(p["ConnectionName"], p["ProviderType"])
+    tags = p.get("Tags") or []
+    if tags:
+        svc.tag_resource(row["arn"], tags)
+    return {"Connection": shapes.connection(row)}
+
+
+def list_connections(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    rows = svc.connections.list(p.get("ConnectionName"))
+    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {"ConnectionSummaryList": [shapes.connection(r) for r in page.items]}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def delete_connection(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    return {"Connection": shapes.connection(svc.connections.delete(p["ConnectionArn"]))}
+
+
 HANDLERS: dict[str, Handler] = {
+    "CreateConnection": create_connection,
+    "ListConnections": list_connections,
+    "DeleteConnection": delete_connection,
     "CreateService": create_service,
     "DescribeService": describe_service,
     "ListServices": list_services,

@@ -74,3 +74,13 @@ def auto_scaling(row: dict[str, Any], services: Services) -> dict[str, Any]:
         "MaxSize": row["max_size"],
         **_times(row, DeletedAt="deleted_at"),
     }
+
+
+def connection(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ConnectionName": row["name"],
+        "ConnectionArn": row["arn"],
+        "ProviderType": row["provider"],
+        "Status": row["status"],
+        **_times(row, CreatedAt="created_at"),
+    }

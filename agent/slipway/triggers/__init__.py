@@ -22,7 +22,9 @@ class Watch:
     kind: str  # "git" or "image"
     location: str  # git RepositoryUrl, or ImageIdentifier without tag/digest ("host/repo")
     ref: str  # git branch, or image tag, followed when track_tags is None
-    track_tags: str | None  # resource tag slipway:track-tags: a glob ("v*") or semver range ("^1.2")
+    track_tags: (
+        str | None
+    )  # resource tag slipway:track-tags: a glob ("v*") or semver range ("^1.2")
     interval: float  # seconds between polls
     service_ids: tuple[str, ...]
     credentials: Callable[[], tuple[str, str] | str | None] = field(

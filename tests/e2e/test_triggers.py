@@ -1,0 +1,298 @@
+"""slipway notices new commits and images by itself: polls, signed GitHub webhooks and
+registry notifications deploy in automatic mode and wait for a person in manual mode."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gitserver import GitServer
+from harness import free_port, operations, require_binary, stop_process, wait_for, wait_status
+from typer.testing import CliRunner
+
+from slipway.cli import app
+
+pytestmark = pytest.mark.e2e
+SECRET = "webhook-" + uuid.uuid4().hex
+REGISTRY_TOKEN = "registry-" + uuid.uuid4().hex
+AGENT_SETTINGS = {
+    "github_webhook_secret": SECRET,
+    "registry_webhook_token": REGISTRY_TOKEN,
+    "service_quota": 20,
+}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HELLO = {
+    "app.py": (EXAMPLES / "python-hello" / "app.py").read_text(),
+    "requirements.txt": "",
+    "apprunner.yaml": """version: 1.0
+runtime: python3
+run:
+  command: python3 app.py
+  env:
+    - name: MESSAGE
+      value: one
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    with GitServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
+
+
+def code_service(agent, git, name: str, *, auto: bool = True, tags: dict | None = None) -> str:
+    git.create_repo(name, HELLO)
+    client = agent.client()
+    created = client.create_service(
+        ServiceName=name,
+        SourceConfiguration={
+            "CodeRepository": {
+                "RepositoryUrl": git.url(name),
+                "SourceCodeVersion": {"Type": "BRANCH", "Value": "main"},
+                "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
+            },
+            "AutoDeploymentsEnabled": auto,
+        },
+        Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
+    )
+    arn = created["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING", timeout=300)
+    return arn
+
+
+def message(agent, name: str) -> str:
+    return agent.get(name, "/env/MESSAGE").text.strip()
+
+
+def change(git, name: str, value: str) -> str:
+    return git.commit(name, {"apprunner.yaml": HELLO["apprunner.yaml"].replace("one", value)})
+
+
+def push_event(git, name: str, sha: str, ref: str = "refs/heads/main", **extra) -> dict:
+    return {
+        "ref": ref,
+        "before": "0" * 40,
+        "after": sha,
+        "forced": False,
+        "deleted": False,
+        "repository": {
+            "full_name": f"acme/{name}",
+            "clone_url": git.url(name) + ".git",
+            "html_url": git.url(name),
+        },
+        **extra,
+    }
+
+
+def send_webhook(agent, payload: dict, *, secret: str = SECRET, event: str = "push", delivery=None):
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return httpx.post(
+        f"{agent.endpoint}/hooks/github",
+        content=body,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": signature,
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+    )
+
+
+def events(agent, name: str) -> str:
+    result = CliRunner().invoke(app, ["logs", name], env=agent.env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_poll_deploys_a_new_commit(agent, git):
+    arn = code_service(agent, git, "polled", tags={"slipway:poll-interval": "2s"})
+    client = agent.client()
+    sha = change(git, "polled", "two")
+    started = time.monotonic()
+    wait_for(lambda: message(agent, "polled") == "two", 120, "the polled commit to serve")
+    assert time.monotonic() - started < 90
+    ops = operations(client, arn)
+    assert (ops[0]["Type"], ops[0]["Status"]) == ("START_DEPLOYMENT", "SUCCEEDED")
+    assert "found by poll" in events(agent, "polled")
+    assert sha[:7] in events(agent, "polled")
+
+
+def test_webhook_deploys_at_once_and_once(agent, git):
+    arn = code_service(agent, git, "hooked", tags={"slipway:poll-interval": "1h"})
+    client = agent.client()
+    sha = change(git, "hooked", "two")
+    delivery = str(uuid.uuid4())
+    answer = send_webhook(agent, push_event(git, "hooked", sha), delivery=delivery)
+    assert answer.status_code == 202, answer.text
+    assert "hooked" in answer.text
+    wait_for(lambda: message(agent, "hooked") == "two", 60, "the pushed commit to serve")
+    # The same delivery again, and the same commit through another delivery: no new deployment.
+    assert (
+        send_webhook(agent, push_event(git, "hooked", sha), delivery=delivery).json()["status"]
+        == "duplicate"
+    )
+    send_webhook(agent, push_event(git, "hooked", sha))
+    time.sleep(2)
+    assert [o["Type"] for o in operations(client, arn)] == ["START_DEPLOYMENT", "CREATE_SERVICE"]
+
+    # Other branches and events are ignored; a forged signature deploys nothing.
+    other = send_webhook(agent, push_event(git, "hooked", sha, ref="refs/heads/dev"))
+    assert other.status_code == 202 and other.json()["status"] == "ignored"
+    assert send_webhook(agent, {"zen": "hi"}, event="ping").json()["status"] == "pong"
+    forged_sha = change(git, "hooked", "forged")
+    forged = send_webhook(agent, push_event(git, "hooked", forged_sha), secret="wrong")
+    assert forged.status_code == 401
+    unknown = send_webhook(agent, push_event(git, "nobody-tracks-this", forged_sha))
+    assert unknown.status_code in (202, 401)
+    big = httpx.post(
+        f"{agent.endpoint}/hooks/github",
+        content=b"x" * (26 * 1024 * 1024),
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "big"},
+        timeout=30,
+    )
+    assert big.status_code == 413
+    time.sleep(2)
+    assert len(operations(client, arn)) == 2
+    assert message(agent, "hooked") == "two"
+
+
+def test_manual_mode_holds_until_deploy(agent, git):
+    arn = code_service(agent, git, "manual", auto=False, tags={"slipway:poll-interval": "1s"})
+    client = agent.client()
+    sha = change(git, "manual", "two")
+    runner = CliRunner()
+
+    def newest() -> str:
+        out = runner.invoke(app, ["services", "describe", "manual", "--json"], env=agent.env)
+        return json.loads(out.output)["NewestRevision"]
+
+    wait_for(lambda: newest() == sha, 60, "the new commit to be seen")
+    described = json.loads(
+        runner.invoke(app, ["services", "describe", "manual", "--json"], env=agent.env).output
+    )
+    assert described["RunningRevision"] != sha
+    assert message(agent, "manual") == "one"
+    assert len(operations(client, arn)) == 1
+
+    assert runner.invoke(app, ["deploy", "manual"], env=agent.env).exit_code == 0
+    wait_for(lambda: message(agent, "manual") == "two", 120, "the held commit to serve")
+
+
+def test_deleted_branch_and_force_push(agent, git):
+    arn = code_service(agent, git, "forcey", tags={"slipway:poll-interval": "1s"})
+    client = agent.client()
+    git.create_branch("forcey", "side")
+    # Force-push: main is rewritten to a commit that is not a descendant.
+    rewritten = git.commit(
+        "forcey",
+        {"apprunner.yaml": HELLO["apprunner.yaml"].replace("one", "rewritten")},
+        branch="side",
+    )
+    git.repo("forcey").refs[b"refs/heads/main"] = rewritten.encode()
+    wait_for(lambda: message(agent, "forcey") == "rewritten", 120, "the rewritten branch to serve")
+    # Deleted branch: an event says so; the running revision keeps serving.
+    del git.repo("forcey").refs[b"refs/heads/main"]
+    wait_for(
+        lambda: "main" in events(agent, "forcey") and "keeps serving" in events(agent, "forcey"),
+        30,
+        "an event about the branch",
+    )
+    assert message(agent, "forcey") == "rewritten"
+    assert client.describe_service(ServiceArn=arn)["Service"]["Status"] == "RUNNING"
+
+
+@pytest.fixture
+def image_service(agent, push_hello):
+    def create(name: str, tags: dict, image: str | None = None) -> tuple[str, str]:
+        image = image or push_hello()
+        client = agent.client()
+        arn = client.create_service(
+            ServiceName=name,
+            SourceConfiguration={
+                "ImageRepository": {
+                    "ImageIdentifier": image,
+                    "ImageRepositoryType": "ECR",
+                    "ImageConfiguration": {"Port": "8080"},
+                },
+                "AutoDeploymentsEnabled": True,
+            },
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["Service"]["ServiceArn"]
+        wait_status(client, arn, "RUNNING")
+        return arn, image
+
+    return create
+
+
+def test_registry_poll_redeploys_by_digest(agent, image_service, push_variant):
+    arn, image = image_service("imgpoll", {"slipway:poll-interval": "1s"})
+    digest = push_variant(image, APP_VERSION="2")
+    wait_for(lambda: agent.get("imgpoll", "/env/APP_VERSION").text.strip() == "2", 60, "redeploy")
+    runner = CliRunner()
+    out = runner.invoke(app, ["services", "describe", "imgpoll", "--json"], env=agent.env)
+    wait_for(
+        lambda: (
+            json.loads(
+                runner.invoke(
+                    app, ["services", "describe", "imgpoll", "--json"], env=agent.env
+                ).output
+            )["RunningRevision"]
+            == digest
+        ),
+        30,
+        "running digest",
+    )
+    assert out.exit_code == 0
+
+
+def test_registry_notification_deploys_at_once(
+    agent, image_service, push_hello, push_variant, registry, tmp_path
+):
+    """A registry that notifies the agent (sharing the test registry's storage)."""
+    config = json.loads((Path(registry.log).parent / "config.yml").read_text())
+    host = f"127.0.0.1:{free_port()}"
+    config["http"] = {"addr": host}
+    config["notifications"] = {
+        "endpoints": [
+            {
+                "name": "slipway",
+                "url": f"{agent.endpoint}/hooks/registry",
+                "headers": {"Authorization": [f"Bearer {REGISTRY_TOKEN}"]},
+                "timeout": "2s",
+                "threshold": 3,
+                "backoff": "1s",
+            }
+        ]
+    }
+    (tmp_path / "notify.yml").write_text(json.dumps(config))
+    proc = subprocess.Popen(
+        [require_binary("docker-registry"), "serve", str(tmp_path / "notify.yml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: httpx.get(f"http://{host}/v2/").status_code == 200, 10, "registry")
+        image = push_hello().replace(registry.host, host)
+        arn, _ = image_service("imgnote", {"slipway:poll-interval": "1h"}, image)
+        started = time.monotonic()
+        push_variant(image, APP_VERSION="notified")
+        wait_for(
+            lambda: agent.get("imgnote", "/env/APP_VERSION").text.strip() == "notified",
+            30,
+            "the notified image to serve",
+        )
+        assert time.monotonic() - started < 30
+        assert "registry notification" in events(agent, "imgnote")
+    finally:
+        stop_process(proc)
