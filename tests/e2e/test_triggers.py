@@ -29,18 +29,8 @@ AGENT_SETTINGS = {
     "service_quota": 20,
 }
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-HELLO = {
-    "app.py": (EXAMPLES / "python-hello" / "app.py").read_text(),
-    "requirements.txt": "",
-    "apprunner.yaml": """version: 1.0
-runtime: python3
-run:
-  command: python3 app.py
-  env:
-    - name: MESSAGE
-      value: one
-""",
-}
+HELLO = {p.name: p.read_text() for p in (EXAMPLES / "python-hello").iterdir() if p.is_file()}
+HELLO["apprunner.yaml"] = HELLO["apprunner.yaml"].replace('"set in apprunner.yaml"', "one")
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +112,7 @@ def test_poll_deploys_a_new_commit(agent, git):
     started = time.monotonic()
     wait_for(lambda: message(agent, "polled") == "two", 120, "the polled commit to serve")
     assert time.monotonic() - started < 90
+    wait_status(client, arn, "RUNNING")
     ops = operations(client, arn)
     assert (ops[0]["Type"], ops[0]["Status"]) == ("START_DEPLOYMENT", "SUCCEEDED")
     assert "found by poll" in events(agent, "polled")
@@ -137,6 +128,7 @@ def test_webhook_deploys_at_once_and_once(agent, git):
     assert answer.status_code == 202, answer.text
     assert "hooked" in answer.text
     wait_for(lambda: message(agent, "hooked") == "two", 60, "the pushed commit to serve")
+    wait_status(client, arn, "RUNNING")
     # The same delivery again, and the same commit through another delivery: no new deployment.
     assert (
         send_webhook(agent, push_event(git, "hooked", sha), delivery=delivery).json()["status"]
@@ -209,7 +201,8 @@ def test_deleted_branch_and_force_push(agent, git):
         "an event about the branch",
     )
     assert message(agent, "forcey") == "rewritten"
-    assert client.describe_service(ServiceArn=arn)["Service"]["Status"] == "RUNNING"
+    wait_status(client, arn, "RUNNING")
+    assert [o["Status"] for o in operations(client, arn)] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 @pytest.fixture
