@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from .config import Settings
 from .errors import InvalidRequest, InvalidState, QuotaExceeded, ResourceNotFound
 from .models import ServiceSpec
-from .sources.github import AppCredentials, GitHub, TokenCache
+from .sources.github import AppCredentials, GitHub, GitHubError, TokenCache
 from .store import Store
 from .vault import Vault
 
@@ -113,11 +113,18 @@ class Connections:
             raise ResourceNotFound(f"Connection {name} not found")
         if bool(token) == bool(app):
             raise InvalidRequest("authorize takes a token or a GitHub App, not both or neither")
+        try:
+            if token:
+                account = self.github.verify_token(token)
+            else:
+                app = self.github.verify_app(app)
+        except GitHubError as exc:
+            if not exc.terminal:
+                raise
+            raise InvalidRequest(exc.message) from exc
         if token:
-            account = self.github.verify_token(token)
             stored: dict[str, Any] = {"token": token}
         else:
-            app = self.github.verify_app(app)
             account = f"app {app.app_id} installation {app.installation_id}"
             stored = {
                 "app_id": app.app_id,

@@ -11,7 +11,7 @@ Fixtures:
 - ``hello_image`` (per test): the example app pushed under a tag of the test's own;
   ``push_variant(image, KEY=VALUE)`` pushes a new revision under that tag.
 - ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
-  sets its SLIPWAY_* settings.
+  (or a function of the fixture request returning one) sets its SLIPWAY_* settings.
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def agent(
     docker_client: docker.DockerClient,
 ) -> Iterator[AgentProcess]:
     settings = getattr(request.module, "AGENT_SETTINGS", {})
+    if callable(settings):  # settings that depend on other fixtures (ports, URLs)
+        settings = settings(request)
     process = AgentProcess(
         tmp_path_factory.mktemp("agent"),
         caddy_server.admin_url,

@@ -144,14 +144,15 @@ class GitServer:
         self.stop()
 
     def _middleware(self, app: Any) -> Any:
-        """Basic auth (401 without credentials, 403 with wrong ones) and byte counting."""
-        expected = None
-        if self.auth is not None:
-            pair = f"{self.auth[0]}:{self.auth[1]}".encode()
-            expected = "Basic " + base64.b64encode(pair).decode()
+        """Basic auth (401 without credentials, 403 with wrong ones) and byte counting.
+        ``auth`` is read per request, so a test can change (revoke) it while serving."""
 
         def wrapped(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            expected = None
+            if self.auth is not None:
+                pair = f"{self.auth[0]}:{self.auth[1]}".encode()
+                expected = "Basic " + base64.b64encode(pair).decode()
             if expected is not None:
                 given = environ.get("HTTP_AUTHORIZATION")
                 if given != expected:
