@@ -25,6 +25,7 @@ from .errors import (
     ResourceNotFound,
 )
 from .models import ServiceSpec
+from .sources.ecr import EcrTokens
 from .sources.git import parse_repository_url
 from .sources.registry import ImageRef
 from .store import Store
@@ -84,6 +85,7 @@ class Services:
         connections: Connections | None = None,
     ) -> None:
         self.connections = connections
+        self.ecr = EcrTokens()
         self.store = store
         self.settings = settings
         self.vault = vault
@@ -520,8 +522,12 @@ class Services:
         )
 
     def registry_credentials(self, host: str) -> tuple[str, str] | None:
+        """A login stored with `slipway registries login`, else, for a real ECR host,
+        a token from ECR made with the host's AWS credentials."""
         row = self.store.get_registry_credentials(host)
-        return (row["username"], self.vault.open(row["password"])) if row else None
+        if row:
+            return row["username"], self.vault.open(row["password"])
+        return self.ecr.credentials(host)
 
 
 def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
