@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -289,3 +291,87 @@ def test_registry_notification_deploys_at_once(
         assert "registry notification" in events(agent, "imgnote")
     finally:
         stop_process(proc)
+
+
+class FlakyRegistry:
+    """A proxy in front of the test registry that can be told to answer badly."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.mode = "ok"
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.forward()
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self.forward()
+
+            def forward(self) -> None:
+                if proxy.mode != "ok" and "/manifests/" in self.path:
+                    status, body = {
+                        "401": (401, b'{"errors":[{"code":"UNAUTHORIZED"}]}'),
+                        "404": (404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'),
+                        "500": (500, b"internal error"),
+                        "garbage": (200, b"\x00\xffnot a manifest"),
+                    }[proxy.mode]
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if self.command == "GET":
+                        self.wfile.write(body)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                answer = httpx.request(
+                    self.command, f"http://{proxy.upstream}{self.path}", headers=headers
+                )
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(key, value)
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(answer.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("mode", ["401", "404", "500", "garbage"])
+def test_registry_answering_badly_keeps_serving(agent, image_service, push_hello, registry, mode):
+    flaky = FlakyRegistry(registry.host)
+    try:
+        image = push_hello().replace(registry.host, flaky.host)
+        name = f"flaky{mode}"
+        arn, _ = image_service(name, {"slipway:poll-interval": "1s"}, image)
+        flaky.mode = mode
+        wait_for(lambda: "cannot check" in events(agent, name), 30, "the failure to be reported")
+        assert agent.get(name).status_code == 200
+        client = agent.client()
+        assert client.describe_service(ServiceArn=arn)["Service"]["Status"] == "RUNNING"
+        assert len(operations(client, arn)) == 1
+        client.delete_service(ServiceArn=arn)
+        wait_status(client, arn, "DELETED")
+    finally:
+        flaky.server.shutdown()
+
+
+def test_burst_of_pushes_coalesces(agent, git):
+    """Five pushes in two seconds: at most two deployments, the last of the newest."""
+    arn = code_service(agent, git, "bursty", tags={"slipway:poll-interval": "1h"})
+    client = agent.client()
+    shas = []
+    for i in range(5):
+        shas.append(change(git, "bursty", f"burst{i}"))
+        send_webhook(agent, push_event(git, "bursty", shas[-1]))
+        time.sleep(0.4)
+    wait_for(lambda: message(agent, "bursty") == "burst4", 120, "the newest commit to serve")
+    wait_status(client, arn, "RUNNING")
+    deployments = [o for o in operations(client, arn) if o["Type"] == "START_DEPLOYMENT"]
+    assert 1 <= len(deployments) <= 2
+    assert {o["Status"] for o in deployments} == {"SUCCEEDED"}

@@ -128,3 +128,23 @@ def test_real_refused_port_is_unreachable() -> None:
     ref = ImageRef.parse("127.0.0.1:1/hello")
     with pytest.raises(RegistryUnreachable, match=r"127\.0\.0\.1:1"):
         RegistryClient(timeout=2).resolve(ref)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "why"),
+    [
+        ({}, b"\x00\xffnot a manifest", "not an image manifest"),
+        ({}, b'{"hello": "world"}', "not an image manifest"),
+        ({"Docker-Content-Digest": "sha256:xyz"}, b"{}", "malformed digest"),
+    ],
+)
+def test_garbage_answers_are_errors(headers: dict, body: bytes, why: str) -> None:
+    """A garbage answer must never become a digest to deploy."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers=headers, content=b"" if request.method == "HEAD" else body
+        )
+
+    with pytest.raises(RegistryError, match=why):
+        client(handler).resolve(ImageRef.parse("127.0.0.1:5000/app:v1"))

@@ -156,16 +156,18 @@ class RegistryClient:
                 if ref.digest:
                     return ref.digest
                 if digest:
-                    return digest
+                    return _checked_digest(digest, ref)
                 response = self._authorized(client, "GET", url, ref, credentials)
                 self._check(response, ref)
-                return response.headers.get("Docker-Content-Digest") or (
+                _require_manifest(response, ref)
+                digest = response.headers.get("Docker-Content-Digest") or (
                     "sha256:" + hashlib.sha256(response.content).hexdigest()
                 )
             except httpx.HTTPError as exc:
                 raise RegistryUnreachable(
                     f"registry {ref.registry} unreachable: {type(exc).__name__}: {exc}"
                 ) from exc
+        return _checked_digest(digest, ref)
 
     def list_tags(self, ref: ImageRef, credentials: tuple[str, str] | None = None) -> list[str]:
         """Every tag of ``ref``'s repository, in the registry's order, across all pages.
@@ -296,3 +298,28 @@ def _status_error(response: httpx.Response, ref: ImageRef) -> RegistryError:
     if status == 429 or status >= 500:
         return RegistryUnreachable(f"registry {ref.registry} answered HTTP {status} for {ref}")
     return RegistryError(f"registry {ref.registry} answered HTTP {status} for {ref}")
+
+
+_DIGEST_VALUE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _checked_digest(digest: str, ref: ImageRef) -> str:
+    """A digest header we will pull by must look like one."""
+    if not _DIGEST_VALUE.fullmatch(digest.strip()):
+        raise RegistryError(
+            f"registry {ref.registry} answered {str(ref)!r} with a malformed digest"
+        )
+    return digest.strip()
+
+
+def _require_manifest(response: httpx.Response, ref: ImageRef) -> None:
+    """Hashing an answer only makes a digest if the answer is a manifest."""
+    try:
+        manifest = response.json()
+    except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict) or "schemaVersion" not in manifest:
+        raise RegistryError(
+            f"registry {ref.registry} answered {str(ref)!r} with something that is not an"
+            " image manifest"
+        )
