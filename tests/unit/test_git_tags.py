@@ -287,3 +287,23 @@ def test_errors_are_translated() -> None:
 
     with pytest.raises(RegistryUnreachable, match=r"127\.0\.0\.1:5000"):
         registry(refused).list_tags(REF)
+
+
+# -- kept connections ------------------------------------------------------------------
+
+
+def test_reused_connections_share_one_pool_but_never_a_token(tmp_path: Path) -> None:
+    git = GitSource(timeout=5, reuse_connections=True)
+    with GitServer(tmp_path / "private", auth=("x-access-token", TOKEN)) as private:
+        sha = private.create_repo("app", {"a": "1"})
+        private.tag("app", "v1", sha)
+        url = private.url("app")
+        assert git.head(url, "main", token=TOKEN) == sha
+        assert git.tags(url, token=TOKEN) == {"v1": sha}
+        assert len(git._managers) == 1  # one pool for the origin, kept across calls
+        with pytest.raises(GitAuthFailed):
+            git.head(url, "main")  # the token went with its request, not into the pool
+        git.close()
+        assert git._managers == {}
+        assert git.head(url, "main", token=TOKEN) == sha  # usable after close
+    git.close()

@@ -30,6 +30,7 @@ import re
 import shlex
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,10 +160,30 @@ def parse_repository_url(url: str) -> str:
 class GitSource:
     """Git over smart HTTP(S), SSH and local paths, with one socket timeout for every call."""
 
-    def __init__(self, timeout: float = 30.0, *, work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float = 30.0,
+        *,
+        work_dir: Path | None = None,
+        reuse_connections: bool = False,
+    ) -> None:
         self.timeout = timeout
         # Where the temporary bare repository of a checkout lives; None is the system's.
         self.work_dir = work_dir
+        # A poller asks the same hosts again and again: with reuse_connections, one urllib3
+        # pool per origin is kept across calls, so a poll reuses a kept-alive connection
+        # instead of a new TCP (and TLS) handshake. Tokens are sent per request by dulwich,
+        # never stored on the pool, so sharing it across connections' tokens is safe.
+        self.reuse_connections = reuse_connections
+        self._managers: dict[str, Any] = {}
+        self._managers_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the kept connections (reuse_connections); the source stays usable."""
+        with self._managers_lock:
+            managers, self._managers = list(self._managers.values()), {}
+        for manager in managers:
+            manager.clear()
 
     def head(self, url: str, branch: str, token: str | None = None) -> str:
         """The SHA ``refs/heads/<branch>`` points at, from the ref advertisement alone."""
@@ -253,13 +274,7 @@ class GitSource:
         kwargs: dict[str, Any] = {}
         scheme = urlsplit(url).scheme.lower() if "://" in url else "ssh"
         if scheme in ("http", "https"):
-            manager = default_urllib3_manager(None, base_url=url, timeout=self.timeout)
-            # One reconnect, no read retries: a dead host fails within ~2 timeouts,
-            # and redirects (renamed GitHub repositories) are still followed.
-            manager.connection_pool_kw["retries"] = urllib3.Retry(
-                total=None, connect=1, read=0, status=0, other=0, redirect=5
-            )
-            kwargs["pool_manager"] = manager
+            kwargs["pool_manager"] = self._pool_manager(url, scheme)
             if token:
                 kwargs.update(username=_TOKEN_USER, password=token)
         elif scheme == "ssh":
@@ -269,6 +284,27 @@ class GitSource:
             )
         with _translated(url, token):
             return get_transport_and_path(url, **kwargs)
+
+    def _pool_manager(self, url: str, scheme: str) -> Any:
+        if not self.reuse_connections:
+            return self._new_pool_manager(url, maxsize=1)
+        origin = f"{scheme}://{urlsplit(url).netloc.rpartition('@')[2].lower()}"
+        with self._managers_lock:
+            manager = self._managers.get(origin)
+            if manager is None:  # per origin: the proxy (or no_proxy) decision is per host
+                manager = self._managers[origin] = self._new_pool_manager(url, maxsize=10)
+            return manager
+
+    def _new_pool_manager(self, url: str, *, maxsize: int) -> Any:
+        manager = default_urllib3_manager(None, base_url=url, timeout=self.timeout)
+        # One reconnect, no read retries: a dead host fails within ~2 timeouts,
+        # and redirects (renamed GitHub repositories) are still followed.
+        manager.connection_pool_kw["retries"] = urllib3.Retry(
+            total=None, connect=1, read=0, status=0, other=0, redirect=5
+        )
+        # Up to ``maxsize`` idle connections kept per host (one per concurrent caller).
+        manager.connection_pool_kw["maxsize"] = maxsize
+        return manager
 
 
 def _fetch_commit(
