@@ -86,6 +86,7 @@ class Agent:
             ),
         )
         self.services.wake = self.worker.wake
+        self.services.cancel = self.worker.cancel
         self.services.ensure_default_auto_scaling()
 
     def note(self, service_id: str, message: str) -> None:

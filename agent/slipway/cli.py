@@ -436,7 +436,7 @@ def logs(
 
 @app.command()
 def revisions(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """The revisions a service has run, newest first."""
+    """The revisions a service can roll back to, newest first (* marks the live one)."""
     client = _client(config)
     data = _run(
         lambda: client.signed(
@@ -461,6 +461,25 @@ def revisions(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> 
         ],
         ["REVISION", "LIVE", "DEPLOYED", "OPERATION", "COMMIT"],
     )
+
+
+@app.command()
+def rollback(
+    name: str,
+    to: Annotated[
+        str | None, typer.Option("--to", help="revision (or its prefix); default: the previous")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Deploy an earlier revision again from its kept image, without a rebuild."""
+    client = _client(config)
+    body: dict[str, Any] = {"Revision": to} if to else {}
+    result = _run(
+        lambda: client.signed(
+            "POST", "/slipway/v1/rollback", {"ServiceArn": client.service_arn(name), **body}
+        )
+    )
+    typer.echo(f"Rolling back {name}: operation {result['OperationId']}")
 
 
 @connections_app.command("create")

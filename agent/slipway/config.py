@@ -50,8 +50,10 @@ class Settings:
     service_quota: int = 10
     # Seconds between two passes of the reconcile loop (routes, dead instances).
     reconcile_interval: float = 2.0
-    # Seconds an old instance keeps serving in-flight requests before it is stopped.
-    drain_seconds: int = 5
+    # Seconds an old instance, out of the route, has to finish in-flight requests.
+    drain_seconds: int = 30
+    # Seconds after a switch during which a crash of the new revision brings back the old.
+    settle_seconds: float = 30.0
     # Seconds a new instance has to pass its health check before the deployment fails.
     health_deadline: float = 120.0
     # Registries reached over plain HTTP besides loopback ones.

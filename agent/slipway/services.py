@@ -92,6 +92,7 @@ class Services:
         self.resolve = resolve
         self.wake = wake
         self.note = note  # a line in the service's events stream
+        self.cancel: Callable[[str], None] = lambda service_id: None  # stop its deployment
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -343,6 +344,50 @@ class Services:
         self.wake()
         return op_id
 
+    def rollback(self, arn: str, revision: str | None = None) -> str:
+        """Deploy an earlier revision again from its kept image, without a rebuild: the
+        one named (a prefix is enough), or the one before the running one."""
+        service = self.live_service(arn)
+        candidates = self.rollback_candidates(service)
+        if revision:
+            chosen = [r for r in candidates if r["revision"].startswith(revision)]
+            if not chosen:
+                known = ", ".join(r["revision"][:12] for r in candidates) or "none"
+                raise InvalidRequest(
+                    f"revision {revision} is not one {service['name']} can roll back to;"
+                    f" known: {known}"
+                )
+        else:
+            chosen = [r for r in candidates if r["revision"] != service["live_revision"]]
+            if not chosen:
+                raise InvalidRequest(f"{service['name']} has no earlier revision to roll back to")
+        if service["status"] == "PAUSED":
+            raise InvalidState(f"Service {service['name']} is paused; resume it to deploy")
+        with self.store.transaction():
+            op_id = self._enqueue(
+                service,
+                "START_DEPLOYMENT",
+                {"revision": chosen[0]["revision"], "ref": "rollback", "rollback": True},
+            )
+            self.store.update_service(
+                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+            )
+        self._note(service, f"rolling back to revision {chosen[0]['revision']}")
+        self.wake()
+        return op_id
+
+    def rollback_candidates(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+        """Revisions that went live and stayed (their deployment succeeded), newest
+        first, once each, with an image still kept."""
+        ok = {
+            o["id"] for o in self.store.list_operations(service["id"]) if o["status"] == "SUCCEEDED"
+        }
+        seen: dict[str, dict[str, Any]] = {}
+        for row in self.store.list_revisions(service["id"]):
+            if row["operation_id"] in ok and row["detail"] and row["revision"] not in seen:
+                seen[row["revision"]] = row
+        return list(seen.values())
+
     def _note(self, service: dict[str, Any], message: str) -> None:
         self.note(service["id"], message)
 
@@ -366,6 +411,7 @@ class Services:
         service = self.live_service(arn)
         if any(op["type"] == "DELETE_SERVICE" for op in self._pending_ops(service["id"])):
             raise InvalidState(f"Service {service['name']} is already being deleted")
+        self.cancel(service["id"])
         now = time.time()
         with self.store.transaction():
             for op in self._pending_ops(service["id"]):

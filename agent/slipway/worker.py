@@ -36,6 +36,7 @@ from .services import ACTIVE_STATUSES, DEPLOYING_OPS, Resolver, Services
 from .sources.registry import ImageRef
 from .store import Store
 from .triggers import Found
+from .upkeep import Upkeep
 
 log = logging.getLogger("slipway.worker")
 
@@ -128,6 +129,9 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._running: set[str] = set()
+        self._cancelled: set[str] = set()  # services whose deployment should stop
+        self.upkeep = Upkeep()
+        self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
         self._running_lock = threading.Lock()
         self._route_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slipway-op")
@@ -205,6 +209,8 @@ class Worker:
         finally:
             with self._running_lock:
                 self._running.discard(op["service_id"])
+                if op["type"] == "DELETE_SERVICE":
+                    self._cancelled.discard(op["service_id"])
             self.wake()
 
     # -- operations -------------------------------------------------------------
@@ -249,11 +255,14 @@ class Worker:
     def _release(self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec) -> Release:
         """What to run: the last deployed release on resume; otherwise the revision the
         operation names, or the source's newest one, fetched and built if it is code."""
-        if op["type"] == "RESUME_SERVICE":
+        params = op["params"] or {}
+        if op["type"] == "RESUME_SERVICE" or params.get("rollback"):
+            wanted = params.get("revision") or service["live_revision"]
             for row in self.store.list_revisions(service["id"]):
-                if row["revision"] == service["live_revision"] and row["detail"]:
+                if row["revision"] == wanted and row["detail"]:
+                    self._deploy_log(op, f"[AppRunner] Redeploying {row['image']} (no rebuild)")
                     return Release.from_dict(row["detail"])
-            raise SlipwayError("the last deployed revision is no longer recorded")
+            raise SlipwayError(f"revision {wanted} is no longer recorded")
         revision, ref = self._target(op, service, spec)
         if spec.source.image:
             return image_release(spec, revision)
@@ -323,37 +332,33 @@ class Worker:
     def roll_out(
         self, service: dict[str, Any], spec: ServiceSpec, release: Release, op: dict[str, Any]
     ) -> None:
-        """Start the new instances next to the old, wait until each is healthy, switch the
-        route, let the old drain, stop them. On any failure the old keep serving."""
+        """Start the new instances next to the old (as many as serve now, at least
+        MinSize), wait until each is healthy, switch the route, and watch the new ones
+        through the settle window while the old drain out of the route. On any failure,
+        the old keep or resume serving."""
         op_id = op["id"]
         if release.pull:
             self._deploy_log(op, f"[AppRunner] Pulling {release.image}")
             self.backend.pull(release.image, self._pull_credentials(spec))
+        self._check_cancelled(op)
         env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
-        count = self.services.auto_scaling_for(spec)["min_size"]
+        serving = [
+            i
+            for i in self.backend.list_instances(service["id"])
+            if i.deployment_id == service["live_deployment_id"] and i.running
+        ]
+        count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
         self._deploy_log(op, f"[AppRunner] Starting {count} instance(s) of {release.revision}")
         started: list[Instance] = []
         try:
             for index in range(count):
                 started.append(
                     self.backend.start_instance(
-                        InstanceSpec(
-                            service_id=service["id"],
-                            service_name=service["name"],
-                            deployment_id=op_id,
-                            revision=release.revision,
-                            image=release.image,
-                            port=release.port,
-                            env=env,
-                            command=release.command,
-                            cpu_units=int(spec.instance.cpu),
-                            memory_mb=int(spec.instance.memory),
-                            index=index,
-                        )
+                        self._instance_spec(service, spec, release, env, op_id, index)
                     )
                 )
             for inst in started:
-                self._wait_healthy(inst, spec, release.port)
+                self._wait_healthy(inst, spec, release.port, op)
         except SlipwayError:
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
@@ -361,6 +366,7 @@ class Worker:
         self._deploy_log(
             op, "[AppRunner] Health checks passed; routing traffic to the new instances"
         )
+        previous = {k: service[k] for k in ("live_deployment_id", "live_revision", "spec")}
         with self.store.transaction():
             self.store.update_service(
                 service["id"],
@@ -380,11 +386,78 @@ class Worker:
                 }
             )
         self.apply_routes()
-        if self._stop.wait(self.settings.drain_seconds):
-            return
+        try:
+            self._settle(started, op)
+        except SlipwayError:
+            self.store.update_service(service["id"], **previous)
+            self.apply_routes()
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+            raise
         self._stop_instances(service["id"], keep=op_id)
         if not release.pull:
             self.builder.prune(service["name"], keep=[release.image])
+
+    def _settle(self, started: list[Instance], op: dict[str, Any]) -> None:
+        """The old instances are out of the route but still up: for ``settle_seconds``
+        a crash of a new one puts them back. The same wait lets the old drain."""
+        begun = time.monotonic()
+        wait = max(self.settings.settle_seconds, self.settings.drain_seconds)
+        while (elapsed := time.monotonic() - begun) < wait:
+            if elapsed < self.settings.settle_seconds:
+                for inst in started:
+                    now = self.backend.get_instance(inst.id)
+                    if now is None or not now.running or now.restart_count > inst.restart_count:
+                        code = f" with exit code {now.exit_code}" if now and now.exit_code else ""
+                        tail = self._tail(inst)
+                        raise SlipwayError(
+                            f"instance {inst.name} crashed{code} {elapsed:.0f}s after going live;"
+                            " the previous revision serves again" + tail
+                        )
+            if self._stop.wait(0.5):
+                return
+            self._check_cancelled(op)
+
+    def _tail(self, inst: Instance) -> str:
+        try:
+            tail = self.backend.logs(inst.id, tail=10).strip()
+        except SlipwayError:
+            return ""
+        return f"; last log lines:\n{tail}" if tail else ""
+
+    def _instance_spec(
+        self,
+        service: dict[str, Any],
+        spec: ServiceSpec,
+        release: Release,
+        env: dict[str, str],
+        deployment_id: str,
+        index: int,
+    ) -> InstanceSpec:
+        return InstanceSpec(
+            service_id=service["id"],
+            service_name=service["name"],
+            deployment_id=deployment_id,
+            revision=release.revision,
+            image=release.image,
+            port=release.port,
+            env=env,
+            command=release.command,
+            cpu_units=int(spec.instance.cpu),
+            memory_mb=int(spec.instance.memory),
+            index=index,
+        )
+
+    def cancel(self, service_id: str) -> None:
+        """Ask the deployment under way for a service to stop (DeleteService)."""
+        with self._running_lock:
+            self._cancelled.add(service_id)
+
+    def _check_cancelled(self, op: dict[str, Any]) -> None:
+        with self._running_lock:
+            cancelled = op["service_id"] in self._cancelled
+        if cancelled:
+            raise SlipwayError("cancelled: the service is being deleted")
 
     def _pull_credentials(self, spec: ServiceSpec) -> tuple[str, str] | None:
         image = spec.source.image
@@ -392,10 +465,13 @@ class Worker:
             return None
         return self.services.registry_credentials(ImageRef.parse(image.identifier).registry)
 
-    def _wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int) -> None:
+    def _wait_healthy(
+        self, inst: Instance, spec: ServiceSpec, port: int, op: dict[str, Any]
+    ) -> None:
         hc = spec.health
 
         def alive() -> bool:
+            self._check_cancelled(op)
             current = self.backend.get_instance(inst.id)
             return current is not None and current.state in ("running", "created")
 
@@ -463,9 +539,93 @@ class Worker:
             busy = set(self._running)
         busy |= {op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)}
         services = self.store.list_services(include_deleted=True)
-        for inst in stray_instances(services, self.backend.list_instances(), busy):
+        instances = self.backend.list_instances()
+        for inst in stray_instances(services, instances, busy):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)
+        for service in services:
+            if (
+                service["status"] == "RUNNING"
+                and service["live_deployment_id"]
+                and service["id"] not in busy
+            ):
+                self._keep_up(service, instances)
+
+    def _keep_up(self, service: dict[str, Any], instances: list[Instance]) -> None:
+        """Report crashes of live instances; replace dead, missing or unhealthy ones."""
+        spec = ServiceSpec.from_dict(service["spec"])
+        hc = spec.health
+        live = [
+            i
+            for i in instances
+            if i.service_id == service["id"] and i.deployment_id == service["live_deployment_id"]
+        ]
+        healthy: dict[str, bool] = {}
+        now = time.monotonic()
+        if now - self._probed.get(service["id"], 0.0) >= hc.interval:
+            self._probed[service["id"]] = now
+            for inst in live:
+                if inst.running and inst.host_port:
+                    healthy[inst.id] = health.probe(
+                        self.settings.instance_host,
+                        inst.host_port,
+                        hc.protocol,
+                        hc.path,
+                        hc.timeout,
+                    )[0]
+        verdict = self.upkeep.judge(
+            live,
+            healthy,
+            self.services.auto_scaling_for(spec)["min_size"],
+            hc.unhealthy_threshold,
+        )
+        for report in verdict.reports:
+            self._event(service, report)
+        if verdict.replace or verdict.missing:
+            with self._running_lock:
+                if service["id"] in self._running:
+                    return
+                self._running.add(service["id"])
+            self._pool.submit(self._replace, service, spec, list(verdict.replace), verdict.missing)
+
+    def _replace(
+        self, service: dict[str, Any], spec: ServiceSpec, bad: list[Instance], missing: int
+    ) -> None:
+        """Fresh instances of the live revision join the route once healthy; then the
+        bad ones leave it and stop."""
+        job = {"service_id": service["id"], "type": "REPLACE", "id": ""}
+        try:
+            rows = [
+                r
+                for r in self.store.list_revisions(service["id"])
+                if r["revision"] == service["live_revision"] and r["detail"]
+            ]
+            if not rows:
+                return
+            release = Release.from_dict(rows[0]["detail"])
+            env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+            for n in range(len(bad) + missing):
+                index = int(time.time() * 1000) % 10**9 + n
+                inst = self.backend.start_instance(
+                    self._instance_spec(
+                        service, spec, release, env, service["live_deployment_id"], index
+                    )
+                )
+                try:
+                    self._wait_healthy(inst, spec, release.port, job)
+                except SlipwayError as exc:
+                    self.backend.stop_instance(inst.id, timeout=2)
+                    self._event(service, f"replacement instance failed: {exc.message}")
+                    return
+                self._event(service, f"instance {inst.name} replaces a lost one")
+            self.apply_routes()
+            for inst in bad:
+                self.backend.stop_instance(inst.id, timeout=10)
+        except SlipwayError as exc:
+            self._event(service, f"cannot replace instances: {exc.message}")
+        finally:
+            with self._running_lock:
+                self._running.discard(service["id"])
 
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval):

@@ -198,6 +198,7 @@ class AgentProcess:
             "SLIPWAY_CADDY_ADMIN": caddy_admin,
             "SLIPWAY_HTTP_PORT": str(http_port),
             "SLIPWAY_DRAIN_SECONDS": "1",
+            "SLIPWAY_SETTLE_SECONDS": "2",
             "SLIPWAY_RECONCILE_INTERVAL": "1",
             "SLIPWAY_HEALTH_DEADLINE": "30",
             **{f"SLIPWAY_{k.upper()}": str(v) for k, v in settings.items()},

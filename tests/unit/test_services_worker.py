@@ -108,7 +108,12 @@ class FakeBuilder:
 class Env:
     def __init__(self, tmp: Path, **settings) -> None:
         self.settings = Settings(
-            data_dir=tmp, config_dir=tmp, drain_seconds=0, health_deadline=1, **settings
+            data_dir=tmp,
+            config_dir=tmp,
+            drain_seconds=0,
+            settle_seconds=0,
+            health_deadline=1,
+            **settings,
         )
         self.store = Store(tmp / "db.sqlite")
         self.registry = Registry()

@@ -157,7 +157,7 @@ def create_app(agent: Agent) -> FastAPI:
         service = await run_in_threadpool(
             agent.services.service, request.query_params.get("ServiceArn", "")
         )
-        rows = await run_in_threadpool(agent.store.list_revisions, service["id"])
+        rows = await run_in_threadpool(agent.services.rollback_candidates, service)
         return JSONResponse(
             {
                 "RunningRevision": service["live_revision"],
@@ -178,6 +178,19 @@ def create_app(agent: Agent) -> FastAPI:
                 ],
             }
         )
+
+    @app.post("/slipway/v1/rollback")
+    async def rollback(request: Request) -> JSONResponse:
+        """Redeploy an earlier revision from its kept image (a START_DEPLOYMENT)."""
+        body = await request.body()
+        await authenticate(request, body)
+        params = _decode(body)
+        if not isinstance(params, dict) or not params.get("ServiceArn"):
+            raise InvalidRequest("rollback expects a JSON object with ServiceArn")
+        op_id = await run_in_threadpool(
+            agent.services.rollback, params["ServiceArn"], params.get("Revision") or None
+        )
+        return JSONResponse({"OperationId": op_id})
 
     @app.get("/slipway/v1/logs")
     async def read_logs(request: Request) -> JSONResponse:

@@ -49,6 +49,7 @@ class Instance:
     host_port: int | None  # published host port of the app port; None if not running
     exit_code: int | None
     started_at: str | None
+    restart_count: int = 0  # times the engine restarted it after it exited
 
     @property
     def running(self) -> bool:

@@ -114,6 +114,7 @@ def _to_instance(container: Container) -> Instance:
         host_port=host_port,
         exit_code=exit_code,
         started_at=None if not started_at or started_at == _ZERO_TIME else started_at,
+        restart_count=int(attrs.get("RestartCount") or 0),
     )
 
 

@@ -74,6 +74,13 @@ class FakeBackend:
             self._instances[instance_id], state="exited", host_port=None, exit_code=exit_code
         )
 
+    def restart_instance(self, instance_id: str) -> None:
+        """What the engine's restart policy does to a crashed instance."""
+        inst = self._instances[instance_id]
+        self._instances[instance_id] = replace(
+            inst, state="running", host_port=next(self._ports), restart_count=inst.restart_count + 1
+        )
+
     def get_instance(self, instance_id: str) -> Instance | None:
         return self._instances.get(instance_id)
 
