@@ -51,7 +51,8 @@ class Agent:
             connections=self.connections,
         )
         self.git = GitSource()
-        check = check_source(self.git, registry)
+        # Polls keep one connection pool per host; checkouts take fresh connections.
+        check = check_source(GitSource(reuse_connections=True), registry)
         self.tracker = Tracker(
             self.store, settings, self.services, self.connections, check, self.note
         )
