@@ -1,0 +1,171 @@
+"""Zero-downtime deployments: a steady, bounded load through Caddy while deployments
+run back to back, counting failed requests and comparing latency with a steady state.
+
+Usage: .venv/bin/python bench/zero_downtime.py [--rate 200] [--deployments 10] [--record]
+
+It starts its own registry, Caddy and agent (as the e2e tests do; drain and settle
+windows of 3 s, so ten deployments fit in a few minutes), deploys the example app,
+measures a steady phase, then sends the same load while StartDeployment runs
+``--deployments`` times, each with a new image under the same tag. Loopback only;
+the request count is fixed by rate x duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from harness import (  # noqa: E402
+    AgentProcess,
+    CaddyProcess,
+    LocalRegistry,
+    push_image,
+    wait_status,
+)
+
+
+async def load(url: str, host: str, rate: float, stop: asyncio.Event) -> list[tuple[float, bool]]:
+    """Requests at a fixed rate until ``stop``; (latency seconds, ok) per request."""
+    results: list[tuple[float, bool]] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(headers={"Host": host}, timeout=10, limits=limits) as client:
+
+        async def one() -> None:
+            start = time.perf_counter()
+            try:
+                ok = (await client.get(url)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            results.append((time.perf_counter() - start, ok))
+
+        tasks = []
+        interval = 1 / rate
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            tasks.append(asyncio.create_task(one()))
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        await asyncio.gather(*tasks)
+    return results
+
+
+def summary(results: list[tuple[float, bool]]) -> dict[str, float]:
+    latencies = sorted(r[0] * 1000 for r in results)
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "sent": len(results),
+        "failed": sum(not ok for _, ok in results),
+        "p50": q[49],
+        "p99": q[98],
+    }
+
+
+async def phase(url: str, host: str, rate: float, work) -> list[tuple[float, bool]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(load(url, host, rate, stop))
+    await asyncio.to_thread(work)
+    stop.set()
+    return await task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--deployments", type=int, default=10)
+    parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
+    args = parser.parse_args()
+
+    client = docker.from_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for part in ("registry", "caddy", "agent"):
+            (root / part).mkdir()
+        registry = LocalRegistry.start(root / "registry")
+        caddy = CaddyProcess(root / "caddy")
+        caddy.start()
+        agent = AgentProcess(
+            root / "agent", caddy.admin_url, caddy.http_port, drain_seconds=3, settle_seconds=3
+        ).start()
+        try:
+            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
+            image = f"{registry.host}/bench/zero:live"
+            push_image(client, "slipway-bench/hello", image)
+            api = agent.client()
+            arn = api.create_service(
+                ServiceName="zero",
+                SourceConfiguration={
+                    "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
+                    "AutoDeploymentsEnabled": False,
+                },
+                HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+            )["Service"]["ServiceArn"]
+            wait_status(api, arn, "RUNNING")
+            url = f"http://127.0.0.1:{caddy.http_port}/"
+            host = f"zero.localhost:{caddy.http_port}"
+
+            steady = asyncio.run(
+                phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds))
+            )
+
+            def deployments() -> None:
+                for n in range(args.deployments):
+                    local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
+                    client.images.build(
+                        fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
+                    )
+                    push_image(client, local, image)
+                    api.start_deployment(ServiceArn=arn)
+                    time.sleep(1)
+                    wait_status(api, arn, "RUNNING", timeout=120)
+
+            started = time.monotonic()
+            during = asyncio.run(phase(url, host, args.rate, deployments))
+            elapsed = time.monotonic() - started
+            ops = api.list_operations(ServiceArn=arn)["OperationSummaryList"]
+            succeeded = sum(
+                o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops
+            )
+        finally:
+            agent.kill()
+            caddy.stop()
+            registry.stop()
+            for container in client.containers.list(
+                all=True, filters={"label": "slipway.service-name=zero"}
+            ):
+                container.remove(force=True)
+
+    s, d = summary(steady), summary(during)
+    lines = [
+        f"### Zero downtime, {time.strftime('%Y-%m-%d')}: {args.rate:.0f} req/s through Caddy,"
+        f" {succeeded}/{args.deployments} deployments succeeded in {elapsed:.0f} s",
+        "",
+        "| phase | requests | failed | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| steady | {s['sent']:.0f} | {s['failed']:.0f} | {s['p50']:.2f} | {s['p99']:.2f} |",
+        f"| deploying | {d['sent']:.0f} | {d['failed']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} |",
+        "",
+        f"p99 during deployments / steady: {d['p99'] / s['p99']:.2f}x",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.record:
+        with (ROOT / "BENCHMARKS.md").open("a") as fh:
+            fh.write("\n## bench/zero_downtime.py\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()
