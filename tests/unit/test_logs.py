@@ -1,15 +1,18 @@
-"""LogStore: rotation and paging across it, age pruning, full disks, long and binary lines."""
+"""LogStore: rotation and paging across it, age pruning, full disks, long and binary lines;
+InstanceLines: docker's log records into lines (partials, re-attach, resume)."""
 
 from __future__ import annotations
 
 import errno
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
 from slipway.errors import InvalidRequest
+from slipway.observe.applogs import STDERR, STDOUT, InstanceLines, parse_timestamp
 from slipway.observe.logs import MAX_LINE, LogStore, clean_line
 
 SVC = "0123456789abcdef0123456789abcdef"
@@ -224,3 +227,158 @@ def test_cut_never_splits_a_character() -> None:
     long = clean_line("x" * 100_000)
     assert clean_line(long) == long  # idempotent: the collector cuts, then the store
 
+
+# -- docker records into lines -------------------------------------------------------------
+
+
+def stamp(ns: int) -> bytes:
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)).encode() + b".%09dZ" % nanos
+
+
+T0 = 1_700_000_000_000_000_000
+
+
+def rec(ns: int, text: bytes) -> bytes:
+    return stamp(ns) + b" " + text
+
+
+def test_parse_timestamp() -> None:
+    assert parse_timestamp(b"2023-11-14T22:13:20.000000001Z") == T0 + 1
+    assert parse_timestamp(b"2023-11-14T22:13:20Z") == T0
+    assert parse_timestamp(b"2023-11-14T22:13:20.5Z") == T0 + 500_000_000
+    assert parse_timestamp(b"garbage") is None
+
+
+def test_partial_records_are_joined_per_source() -> None:
+    lines = InstanceLines()
+    assert lines.feed(STDOUT, rec(T0, b"a" * 10)) == []
+    assert lines.feed(STDERR, rec(T0 + 5, b"error\n")) == [((T0 + 5) / 1e9, "error")]
+    assert lines.feed(STDOUT, rec(T0, b"b" * 10)) == []
+    assert lines.feed(STDOUT, rec(T0, b"c\n")) == [(T0 / 1e9, "a" * 10 + "b" * 10 + "c")]
+
+
+def test_long_line_in_pieces_is_cut_with_the_exact_count() -> None:
+    lines = InstanceLines()
+    piece = b"p" * 16384
+    out = []
+    for _ in range(305):
+        out += lines.feed(STDOUT, rec(T0, piece))
+    out += lines.feed(STDOUT, rec(T0, b"end\n"))
+    ((_, text),) = out
+    assert text == "p" * MAX_LINE + f"…[cut {305 * 16384 + 3 - MAX_LINE} bytes]"
+
+
+def test_reattach_skips_what_was_seen_even_with_equal_timestamps() -> None:
+    lines = InstanceLines()
+    records = [rec(T0 + i // 2, b"line %d\n" % i) for i in range(10)]  # pairs share a time
+    got = [text for r in records[:5] for _, text in lines.feed(STDOUT, r)]
+    assert lines.since_ns() == T0 + 2 - 2_000_000_000
+    lines.reattached()
+    got += [text for r in records for _, text in lines.feed(STDOUT, r)]  # docker repeats
+    assert got == [f"line {i}" for i in range(10)]
+
+
+def test_reattach_in_the_middle_of_a_long_line() -> None:
+    lines = InstanceLines()
+    pieces = [rec(T0, b"a" * 100), rec(T0, b"b" * 100), rec(T0, b"c\n")]
+    assert lines.feed(STDOUT, pieces[0]) == []
+    lines.reattached()
+    out = [x for p in pieces for x in lines.feed(STDOUT, p)]
+    assert out == [(T0 / 1e9, "a" * 100 + "b" * 100 + "c")]
+
+
+def test_resume_after_restart_skips_stored_lines_of_every_source() -> None:
+    ms = 1_000_000
+    stored = (T0 + 30 * ms) / 1e9  # the newest line the last run stored
+    lines = InstanceLines(resume_after=stored)
+    assert abs(lines.since_ns() - (T0 + 30 * ms - 2_000_000_000)) < 1000
+    lines.reattached()
+    out = []
+    for k, source in ((10, STDOUT), (20, STDERR), (30, STDOUT), (40, STDERR)):
+        out += lines.feed(source, rec(T0 + k * ms, b"%d\n" % k))
+    out += lines.feed(STDOUT, rec(T0 + 50 * ms, b"new\n"))
+    assert [text for _, text in out] == ["40", "new"]
+
+
+def test_binary_output_and_unterminated_last_line() -> None:
+    lines = InstanceLines()
+    assert lines.feed(STDOUT, rec(T0, b"\x00\xff\xc3\n")) == [(T0 / 1e9, "\x00\ufffd\ufffd")]
+    assert lines.feed(STDOUT, rec(T0 + 1, b"no newline")) == []
+    assert lines.flush() == [((T0 + 1) / 1e9, "no newline")]
+    assert lines.feed(STDOUT, b"not docker's format\n")[0][1] == "not docker's format"
+
+
+# -- the collector's follow loop, with a fake source ----------------------------------------
+
+
+class FakeAttachment:
+    def __init__(self, frames: list[tuple[int, bytes]], running: bool) -> None:
+        self.running = running
+        self._frames = frames
+
+    def __iter__(self):
+        for frame in self._frames:  # one read per frame, as a slow app writes
+            yield [frame]
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedSource:
+    """Each attach takes the next step: a list of frames, or an exception to raise."""
+
+    def __init__(self, steps: list) -> None:
+        self.steps = steps
+        self.since: list[int] = []
+
+    def attach(self, container_id: str, since_ns: int):
+        self.since.append(since_ns)
+        if not self.steps:
+            return None  # the container is gone
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        frames, running = step
+        return FakeAttachment(frames, running)
+
+
+def instance(container_id: str = "c0ffee" * 10, state: str = "running"):
+    from slipway.backends import Instance
+
+    return Instance(container_id, "n", SVC, "d", "r", state, None, None, None)
+
+
+def test_follower_survives_a_daemon_restart_without_repeating(tmp_path: Path) -> None:
+    from slipway.errors import BackendError
+    from slipway.observe.applogs import AppLogCollector, instance_stream
+
+    now = time.time_ns()  # the first sync prunes: older lines would go at once
+    lines = [rec(now + i * 1000, b"line %d\n" % i) for i in range(6)]
+    piece = rec(now + 2500, b"long ")
+    everything = (
+        [(STDOUT, r) for r in lines[:3]] + [(STDOUT, piece)] + [(STDOUT, r) for r in lines[3:]]
+    )
+    source = ScriptedSource(
+        [
+            (everything[:4], True),  # dockerd stops mid-line
+            BackendError("cannot reach the docker daemon"),
+            BackendError("cannot reach the docker daemon"),
+            (everything[:5], True),  # back: docker repeats from since=
+            (everything, False),  # the container stopped meanwhile: its whole log
+        ]
+    )
+    store = LogStore(tmp_path)
+    collector = AppLogCollector(store, source, retry_max=0.01)
+    inst = instance()
+    collector.sync([inst])
+    deadline = time.monotonic() + 5
+    while collector.followed() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    collector.stop()
+    got = [e.message for e in store.read(SVC, instance_stream(inst.id))[0]]
+    assert got == ["line 0", "line 1", "line 2", "long line 3", "line 4", "line 5"]
+    assert source.since[0] == 0 and source.since[-1] > 0
