@@ -382,3 +382,17 @@ def test_follower_survives_a_daemon_restart_without_repeating(tmp_path: Path) ->
     got = [e.message for e in store.read(SVC, instance_stream(inst.id))[0]]
     assert got == ["line 0", "line 1", "line 2", "long line 3", "line 4", "line 5"]
     assert source.since[0] == 0 and source.since[-1] > 0
+
+
+def test_read_merged_newest_reads_back_from_the_end(tmp_path: Path) -> None:
+    store = LogStore(tmp_path, max_bytes=1024, keep_files=5)
+    for i in range(60):
+        store.append(SVC, INST, f"app {i}", timestamp=1000.0 + i)
+    store.append(SVC, "events", "svc", timestamp=1057.5)
+    newest = store.read_merged(SVC, None, limit=4, newest=True)
+    assert [e.message for e in newest] == ["app 57", "svc", "app 58", "app 59"]
+    assert [e.message for e in store.read_merged(SVC, [INST], 1058, limit=9, newest=True)] == [
+        "app 58",
+        "app 59",
+    ]
+    assert store.read_merged(SVC, []) == []  # no streams asked for, none read

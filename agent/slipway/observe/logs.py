@@ -388,11 +388,16 @@ class LogStore:
         since: float = 0.0,
         *,
         limit: int | None = None,
+        newest: bool = False,
     ) -> list[LogEvent]:
-        """The events of the given streams (default: all) since a time, in time order; at
-        most ``limit``, the oldest first, so ``since`` = last timestamp pages forward."""
+        """The events of the given streams (None: all) since a time, in time order; at most
+        ``limit``: the oldest (so ``since`` = last timestamp pages forward), or with
+        ``newest`` the latest, as ``tail`` would show them."""
         merged: list[LogEvent] = []
-        for stream in streams or self.streams(service_id):
+        for stream in self.streams(service_id) if streams is None else streams:
+            if newest and limit is not None:
+                merged += self._newest(service_id, stream, since, limit)
+                continue
             offset = self._offset_since(service_id, stream, since)
             while True:
                 batch, offset = self.read(service_id, stream, offset=offset, limit=5000)
@@ -400,7 +405,32 @@ class LogStore:
                 if len(batch) < 5000:
                     break
         merged.sort(key=lambda e: e.timestamp)
-        return merged if limit is None else merged[:limit]
+        if limit is None:
+            return merged
+        return merged[-limit:] if newest and limit else merged[:limit]
+
+    def _newest(self, service_id: str, stream: str, since: float, limit: int) -> list[LogEvent]:
+        """A stream's last ``limit`` events since a time, reading its files newest first."""
+        path = self._path(service_id, stream)
+        events: list[LogEvent] = []
+        with self._lock:
+            current = self._gen(path)
+            count = self._rotated_count(path)
+        for distance in range(count + 1):
+            with self._lock:  # open by name only while the names mean what they meant
+                if self._gen(path) != current:
+                    break
+                try:
+                    fh = (path if distance == 0 else _rotated(path, distance)).open("rb")
+                except FileNotFoundError:
+                    break
+            batch: list[LogEvent] = []
+            with fh:
+                self._read_file(fh, 0, stream, batch, 1 << 62)
+            events = [e for e in batch if e.timestamp >= since] + events
+            if len(events) >= limit or (batch and batch[0].timestamp < since):
+                break
+        return events[-limit:] if limit else []
 
     def _offset_since(self, service_id: str, stream: str, since: float) -> int:
         """Where to start reading for events since a time: skips rotated files older."""
