@@ -36,6 +36,8 @@ from harness import (  # noqa: E402
     wait_status,
 )
 
+ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
+
 
 async def load(url: str, host: str, rate: float, stop: asyncio.Event) -> list[tuple[float, bool]]:
     """Requests at a fixed rate until ``stop``; (latency seconds, ok) per request."""
@@ -46,9 +48,13 @@ async def load(url: str, host: str, rate: float, stop: asyncio.Event) -> list[tu
         async def one() -> None:
             start = time.perf_counter()
             try:
-                ok = (await client.get(url)).status_code == 200
-            except httpx.HTTPError:
-                ok = False
+                answer = await client.get(url)
+                ok = answer.status_code == 200
+                kind = f"HTTP {answer.status_code}"
+            except httpx.HTTPError as exc:
+                ok, kind = False, type(exc).__name__
+            if not ok:
+                ERRORS[kind] = ERRORS.get(kind, 0) + 1
             results.append((time.perf_counter() - start, ok))
 
         tasks = []
@@ -121,12 +127,18 @@ def main() -> None:
                 phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds))
             )
 
+            # Build the revisions first: during the load only a tag moves (a manifest push).
+            variants = []
+            for n in range(args.deployments):
+                local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
+                client.images.build(
+                    fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
+                )
+                push_image(client, local, f"{registry.host}/bench/zero:round{n}")
+                variants.append(local)
+
             def deployments() -> None:
-                for n in range(args.deployments):
-                    local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
-                    client.images.build(
-                        fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
-                    )
+                for local in variants:
                     push_image(client, local, image)
                     api.start_deployment(ServiceArn=arn)
                     time.sleep(1)
@@ -159,6 +171,7 @@ def main() -> None:
         f"| deploying | {d['sent']:.0f} | {d['failed']:.0f} | {d['p50']:.2f} | {d['p99']:.2f} |",
         "",
         f"p99 during deployments / steady: {d['p99'] / s['p99']:.2f}x",
+        f"failures by kind: {ERRORS or 'none'}",
     ]
     table = "\n".join(lines)
     print(table)

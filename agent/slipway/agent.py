@@ -14,7 +14,10 @@ from .build.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
 from .feedback import GitHubFeedback
+from .observe.audit import AuditTrail
+from .observe.events import EventBus
 from .observe.logs import LogStore
+from .observe.notify import Notifier
 from .router import Router
 from .services import Services
 from .sources.git import GitSource
@@ -36,6 +39,19 @@ class Agent:
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
         self.logs = LogStore(settings.data_dir / "logs")
+        self.notifier = Notifier(
+            self.store,
+            self.vault,
+            config_targets=settings.notify_targets,
+            max_age=settings.notify_max_age,
+        )
+        self.events = EventBus(
+            self.store,
+            region=settings.region,
+            account=settings.account_id,
+            on_event=self.notifier.wake,
+        )
+        self.audit = AuditTrail(self.store)
         self.router = Router(settings.caddy_admin, settings.http_port)
         self.backend = DockerEngine(instance_host=settings.instance_host)
         registry = RegistryClient(settings.insecure_registries)
@@ -49,6 +65,7 @@ class Agent:
             self.resolve,
             note=self.note,
             connections=self.connections,
+            events=self.events,
         )
         self.git = GitSource()
         # Polls keep one connection pool per host; checkouts take fresh connections.
@@ -78,6 +95,7 @@ class Agent:
             logs=self.logs,
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),
+            events=self.events,
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,
@@ -116,6 +134,7 @@ class Agent:
         from .api.app import create_app
 
         self.ensure_root_key()
+        self.notifier.start()
         self.worker.start()
         self.poller.start()
         log.info(
@@ -134,3 +153,4 @@ class Agent:
         finally:
             self.poller.stop()
             self.worker.stop()
+            self.notifier.stop()

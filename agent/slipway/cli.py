@@ -557,3 +557,132 @@ def connections_authorize(
         return
     typer.echo(f"{name}: {result['Connection']['Status']} as {result['Account']}")
     typer.echo(f"GitHub webhook: {result['WebhookUrl']}  secret: {result['WebhookSecret']}")
+
+
+notify_app = typer.Typer(help="Event notification targets.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+
+
+def _follow(fetch: Any, show: Any, follow: bool) -> None:
+    """Print pages from a cursor endpoint; with ``follow``, keep polling for more."""
+    after = None
+    while True:
+        page = _run(lambda cursor=after: fetch(cursor))
+        for row in page["rows"]:
+            show(row)
+        after = page["next"]
+        if not follow:
+            return
+        time.sleep(1)
+
+
+@app.command()
+def events(
+    name: Annotated[str | None, typer.Argument(help="one service (default: all)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing")] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Service and operation status changes, as EventBridge events."""
+    client = _client(config)
+    arn = _run(lambda: client.service_arn(name)) if name else None
+
+    def fetch(after: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Limit": 500}
+        if arn:
+            params["ServiceArn"] = arn
+        if after is not None:
+            params["AfterId"] = after
+        page = client.signed("GET", "/slipway/v1/events", params=params)
+        return {"rows": page["Events"], "next": page["NextAfterId"]}
+
+    def show(row: dict[str, Any]) -> None:
+        event = row["Event"]
+        if as_json:
+            typer.echo(json.dumps(event, sort_keys=True))
+            return
+        detail = event["detail"]
+        what = detail.get("operationStatus") or (
+            f"{detail.get('previousServiceStatus')} -> {detail.get('currentServiceStatus')}"
+        )
+        typer.echo(f"{event['time']} {detail['serviceName']:<20} {what}")
+
+    _follow(fetch, show, follow)
+
+
+@app.command()
+def audit(
+    since: Annotated[str | None, typer.Option(help="only calls newer than this, e.g. 1h")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Every API call and webhook: who, from where, what, and the outcome."""
+    client = _client(config)
+    params: dict[str, Any] = {"Limit": 500}
+    if since:
+        params["Since"] = _since(since)
+    page = _run(lambda: client.signed("GET", "/slipway/v1/audit", params=params))
+    rows = page["Events"]
+    if as_json:
+        _print_json(rows)
+        return
+    _table(
+        [
+            {
+                "TIME": _when(r.get("Time")),
+                "KEY": r.get("AccessKeyId") or "-",
+                "SOURCE": r.get("SourceIp") or "",
+                "OPERATION": r.get("Operation"),
+                "OUTCOME": r.get("Outcome"),
+            }
+            for r in rows
+        ],
+        ["TIME", "KEY", "SOURCE", "OPERATION", "OUTCOME"],
+    )
+
+
+@notify_app.command("add")
+def notify_add(
+    url: str,
+    pattern: Annotated[Path, typer.Option(help="an EventBridge event pattern (JSON file)")],
+    slack: Annotated[bool, typer.Option("--slack", help="Slack incoming-webhook body")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send the events that match PATTERN to URL, signed with a secret printed once."""
+    try:
+        pattern_obj = json.loads(pattern.read_text())
+    except OSError as exc:
+        _fail(SlipwayError(f"--pattern {pattern}: {exc.strerror}"))
+    except ValueError as exc:
+        _fail(SlipwayError(f"--pattern {pattern}: not valid JSON: {exc}"))
+    client = _client(config)
+    body = {"Url": url, "Pattern": pattern_obj, "Format": "slack" if slack else "json"}
+    target = _run(lambda: client.signed("POST", "/slipway/v1/notify", body))["Target"]
+    typer.echo(f"Target {target['Id']}: {target['Url']}")
+    if target.get("Secret"):
+        typer.echo(f"Signing secret (X-Slipway-Signature, HMAC-SHA256): {target['Secret']}")
+
+
+@notify_app.command("list")
+def notify_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Notification targets."""
+    client = _client(config)
+    targets = _run(lambda: client.signed("GET", "/slipway/v1/notify"))["Targets"]
+    if as_json:
+        _print_json(targets)
+        return
+    _table(
+        [
+            {"ID": t["Id"], "URL": t["Url"], "FORMAT": t["Format"], "FROM": t["Source"]}
+            for t in targets
+        ],
+        ["ID", "URL", "FORMAT", "FROM"],
+    )
+
+
+@notify_app.command("remove")
+def notify_remove(target_id: str, config: ConfigOpt = None) -> None:
+    """Stop sending to a target."""
+    client = _client(config)
+    _run(lambda: client.signed("DELETE", f"/slipway/v1/notify/{target_id}"))
+    typer.echo(f"Removed target {target_id}")

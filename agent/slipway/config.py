@@ -78,6 +78,10 @@ class Settings:
     github_webhook_secret: str = ""
     # Bearer token the registry's notifications must carry (/hooks/registry).
     registry_webhook_token: str = ""
+    # Event notification targets: [{url, pattern, secret?, format?: json|slack}].
+    notify_targets: tuple[dict[str, Any], ...] = ()
+    # Seconds an undelivered notification is retried before it is given up.
+    notify_max_age: float = 86400.0
 
     @property
     def endpoint(self) -> str:
@@ -107,6 +111,10 @@ class Settings:
 
 def _coerce(name: str, typ: Any, value: Any) -> Any:
     typ = str(typ)
+    if name == "notify_targets":  # a list of mappings (YAML), or JSON text (environment)
+        from .observe.notify import parse_config_targets
+
+        return tuple(parse_config_targets(value))
     try:
         if typ == "Path":
             return Path(str(value))

@@ -25,6 +25,7 @@ from .errors import (
     ResourceNotFound,
 )
 from .models import ServiceSpec
+from .observe.events import EventBus
 from .sources.ecr import EcrTokens
 from .sources.git import parse_repository_url
 from .sources.registry import ImageRef
@@ -83,8 +84,10 @@ class Services:
         wake: Callable[[], None] = lambda: None,
         note: Callable[[str, str], None] = lambda service_id, message: None,
         connections: Connections | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.connections = connections
+        self.events = events
         self.ecr = EcrTokens()
         self.store = store
         self.settings = settings
@@ -243,7 +246,7 @@ class Services:
             if tags:
                 self.store.put_tags(service["arn"], tags)
             op_id = self._enqueue(service, "CREATE_SERVICE", {"revision": digest})
-        self.wake()
+        self._started(service, None)
         return self.store.get_service(service_id), op_id
 
     def list_services(self, max_results: int | None, token: str | None) -> Page:
@@ -277,7 +280,7 @@ class Services:
             self.store.update_service(
                 service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self.wake()
+        self._started(service, service["status"])
         return self.store.get_service(service["id"]), op_id
 
     def start_deployment(self, arn: str) -> str:
@@ -297,7 +300,7 @@ class Services:
             self.store.update_service(
                 service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self.wake()
+        self._started(service, service["status"])
         return op_id
 
     def revision_detected(
@@ -333,6 +336,7 @@ class Services:
             for op in queued:
                 if op["status"] == "PENDING" and op["type"] == "START_DEPLOYMENT":
                     self.store.delete_operation(op["id"])
+            previous = service["status"]
             service = {**service, "status": "OPERATION_IN_PROGRESS"}
             op_id = self._enqueue(
                 service, "START_DEPLOYMENT", {"revision": revision, "ref": ref, "trigger": trigger}
@@ -341,7 +345,7 @@ class Services:
                 service_id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
         self._note(service, f"deploying revision {revision} ({ref}), found by {trigger}")
-        self.wake()
+        self._started(service, previous)
         return op_id
 
     def rollback(self, arn: str, revision: str | None = None) -> str:
@@ -373,7 +377,7 @@ class Services:
                 service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
         self._note(service, f"rolling back to revision {chosen[0]['revision']}")
-        self.wake()
+        self._started(service, service["status"])
         return op_id
 
     def rollback_candidates(self, service: dict[str, Any]) -> list[dict[str, Any]]:
@@ -431,8 +435,14 @@ class Services:
             self.store.update_service(
                 service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self.wake()
+        self._started(service, service["status"])
         return self.store.get_service(service["id"]), op_id
+
+    def _started(self, service: dict[str, Any], previous: str | None) -> None:
+        """An operation was queued: say so (an event, if the status moved), wake the worker."""
+        if self.events:
+            self.events.service_status_changed(service, previous, "OPERATION_IN_PROGRESS")
+        self.wake()
 
     def list_operations(self, arn: str, max_results: int | None, token: str | None) -> Page:
         service = self.service(arn)

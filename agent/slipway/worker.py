@@ -22,6 +22,7 @@ from .config import Settings
 from .errors import SlipwayError
 from .feedback import Feedback, NoFeedback
 from .models import ServiceSpec
+from .observe.events import EventBus
 from .observe.logs import LogStore
 from .releases import (
     Builder,
@@ -111,8 +112,10 @@ class Worker:
         newest: Callable[[dict[str, Any], ServiceSpec], Found],
         tokens: Callable[[ServiceSpec], str | None] = lambda spec: None,
         feedback: Feedback | None = None,
+        events: EventBus | None = None,
         wait_healthy: Callable[..., None] = health.wait_healthy,
     ) -> None:
+        self.events = events
         self.newest = newest
         self.tokens = tokens
         self.feedback = feedback or NoFeedback()
@@ -219,6 +222,9 @@ class Worker:
         now = time.time()
         self.store.update_operation(op["id"], status="IN_PROGRESS", started_at=now, updated_at=now)
         service = self.store.get_service(op["service_id"])
+        if self.events:
+            self.events.operation_status_changed(service, op, "IN_PROGRESS")
+        op = {**op, "status": "IN_PROGRESS"}
         self._event(service, f"{op['type']} operation {op['id']} started")
         try:
             message = self._execute(op, service)
@@ -242,6 +248,8 @@ class Worker:
         if kind == "PAUSE_SERVICE":
             self._stop_instances(service["id"])
             self.store.update_service(service["id"], status="PAUSED")
+            if self.events:
+                self.events.service_status_changed(service, service["status"], "PAUSED")
             self.apply_routes()
             return "service paused"
         if kind == "DELETE_SERVICE":
@@ -324,6 +332,9 @@ class Worker:
             if new_status == "DELETED":
                 fields["deleted_at"] = now
             self.store.update_service(service["id"], **fields)
+        if self.events:
+            self.events.operation_status_changed(service, op, status, message)
+            self.events.service_status_changed(service, service["status"], new_status, message)
         self._deploy_log(op, f"[AppRunner] Operation {status}: {message}")
         if op["type"] in DEPLOYING_OPS:
             self.feedback.finished(service, op, ok=ok, message=message)
@@ -509,6 +520,8 @@ class Worker:
         with self.store.transaction():
             self.store.update_service(service["id"], status="DELETED", live_deployment_id=None)
             self.store.remove_tags(service["arn"])
+        if self.events:
+            self.events.service_status_changed(service, service["status"], "DELETED")
         self.apply_routes()
         if spec.source.code:
             self.builder.remove_all(service["name"])

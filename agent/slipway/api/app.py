@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, SlipwayError
+from ..observe.audit import audit_router
+from ..observe.events import events_router
+from ..observe.notify import notify_router
 from ..sources.github import AppCredentials
 from ..triggers.webhooks import webhook_router
 from . import shapes, sigv4
@@ -78,69 +81,99 @@ def create_app(agent: Agent) -> FastAPI:
     @app.post("/")
     async def app_runner(request: Request) -> Response:
         body = await request.body()
-        await authenticate(request, body)
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TARGET_PREFIX)
-        if not target.startswith(TARGET_PREFIX) or operation not in supported:
-            raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
-        handler = HANDLERS.get(operation)
-        if handler is None:
-            raise InvalidRequest(f"{operation} is not supported by slipway yet")
-        params = _decode(body)
-        validate_input(operation, params)
-        result = await run_in_threadpool(handler, agent.services, params)
-        return Response(json.dumps(result), media_type=AMZ_JSON)
+        try:
+            caller = await authenticate(request, body)
+        except SlipwayError as exc:  # recorded without parameters: nobody to trust
+            await agent.audit.record_request(request, None, operation, None, exc.code)
+            raise
+        params: Any = None
+        outcome = "OK"
+        try:
+            if not target.startswith(TARGET_PREFIX) or operation not in supported:
+                raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
+            handler = HANDLERS.get(operation)
+            if handler is None:
+                raise InvalidRequest(f"{operation} is not supported by slipway yet")
+            params = _decode(body)
+            validate_input(operation, params)
+            result = await run_in_threadpool(handler, agent.services, params)
+            return Response(json.dumps(result), media_type=AMZ_JSON)
+        except SlipwayError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            safe = params if isinstance(params, dict) else None
+            await agent.audit.record_request(request, caller, operation, safe, outcome)
+
+    async def signed_call(request: Request, operation: str, work: Any) -> Any:
+        """A signed slipway call with a JSON object body: ``work(params)`` runs in a
+        thread, and one audit row records it (parameters redacted), whatever it answers."""
+        body = await request.body()
+        try:
+            caller = await authenticate(request, body)
+        except SlipwayError as exc:
+            await agent.audit.record_request(request, None, operation, None, exc.code)
+            raise
+        params: Any = None
+        outcome = "OK"
+        try:
+            params = _decode(body)
+            if not isinstance(params, dict):
+                raise InvalidRequest(f"{operation} expects a JSON object")
+            return await run_in_threadpool(work, params)
+        except SlipwayError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            safe = params if isinstance(params, dict) else None
+            await agent.audit.record_request(request, caller, operation, safe, outcome)
 
     @app.post("/slipway/v1/keys")
     async def create_key(request: Request) -> JSONResponse:
-        body = await request.body()
-        await authenticate(request, body)
-        params = _decode(body)
-        key_id, secret = await run_in_threadpool(
-            agent.create_access_key, str(params.get("Description", ""))
+        key_id, secret = await signed_call(
+            request,
+            "slipway:CreateKey",
+            lambda p: agent.create_access_key(str(p.get("Description", ""))),
         )
         return JSONResponse({"AccessKeyId": key_id, "SecretAccessKey": secret})
 
     @app.put("/slipway/v1/registries/{host}")
     async def registry_login(host: str, request: Request) -> JSONResponse:
-        body = await request.body()
-        await authenticate(request, body)
-        params = _decode(body)
-        if not isinstance(params, dict):
-            raise InvalidRequest("registry login expects a JSON object")
-        await run_in_threadpool(
-            agent.services.registry_login,
-            host,
-            str(params.get("Username", "")),
-            str(params.get("Password", "")),
+        await signed_call(
+            request,
+            "slipway:RegistryLogin",
+            lambda p: agent.services.registry_login(
+                host, str(p.get("Username", "")), str(p.get("Password", ""))
+            ),
         )
         return JSONResponse({"Host": host})
 
     @app.post("/slipway/v1/connections/{name}/authorize")
     async def authorize_connection(name: str, request: Request) -> JSONResponse:
         """The handshake CreateConnection leaves pending: a token, or a GitHub App."""
-        body = await request.body()
-        await authenticate(request, body)
-        params = _decode(body)
-        if not isinstance(params, dict):
-            raise InvalidRequest("authorize expects a JSON object")
-        app_creds = None
-        if params.get("AppId"):
-            try:
-                app_creds = AppCredentials(
-                    app_id=int(params["AppId"]),
-                    private_key=str(params.get("PrivateKey", "")),
-                    installation_id=int(params["InstallationId"])
-                    if params.get("InstallationId")
-                    else None,
-                )
-            except (TypeError, ValueError) as exc:
-                raise InvalidRequest(f"AppId and InstallationId must be numbers: {exc}") from exc
-        row = await run_in_threadpool(
-            lambda: agent.connections.authorize(
+
+        def authorize(params: dict[str, Any]) -> dict[str, Any]:
+            app_creds = None
+            if params.get("AppId"):
+                try:
+                    app_creds = AppCredentials(
+                        app_id=int(params["AppId"]),
+                        private_key=str(params.get("PrivateKey", "")),
+                        installation_id=int(params["InstallationId"])
+                        if params.get("InstallationId")
+                        else None,
+                    )
+                except (TypeError, ValueError) as exc:
+                    raise InvalidRequest(
+                        f"AppId and InstallationId must be numbers: {exc}"
+                    ) from exc
+            return agent.connections.authorize(
                 name, token=params.get("Token") or None, app=app_creds
             )
-        )
+
+        row = await signed_call(request, "slipway:AuthorizeConnection", authorize)
         return JSONResponse(
             {
                 "Connection": shapes.connection(row),
@@ -182,13 +215,12 @@ def create_app(agent: Agent) -> FastAPI:
     @app.post("/slipway/v1/rollback")
     async def rollback(request: Request) -> JSONResponse:
         """Redeploy an earlier revision from its kept image (a START_DEPLOYMENT)."""
-        body = await request.body()
-        await authenticate(request, body)
-        params = _decode(body)
-        if not isinstance(params, dict) or not params.get("ServiceArn"):
-            raise InvalidRequest("rollback expects a JSON object with ServiceArn")
-        op_id = await run_in_threadpool(
-            agent.services.rollback, params["ServiceArn"], params.get("Revision") or None
+        op_id = await signed_call(
+            request,
+            "slipway:Rollback",
+            lambda p: agent.services.rollback(
+                str(p.get("ServiceArn", "")), p.get("Revision") or None
+            ),
         )
         return JSONResponse({"OperationId": op_id})
 
@@ -222,4 +254,9 @@ def create_app(agent: Agent) -> FastAPI:
         )
 
     app.include_router(webhook_router(agent.tracker))
+    app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
+    app.include_router(audit_router(agent.audit, authenticate))
+    app.include_router(
+        events_router(agent.events, authenticate, lambda arn: agent.services.service(arn)["id"])
+    )
     return app
