@@ -14,6 +14,7 @@ from .build.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
 from .feedback import GitHubFeedback
+from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
 from .observe.logs import LogStore
@@ -38,7 +39,13 @@ class Agent:
         self.settings = settings
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
-        self.logs = LogStore(settings.data_dir / "logs")
+        self.logs = LogStore(
+            settings.data_dir / "logs",
+            max_bytes=settings.log_max_bytes,
+            keep_files=settings.log_keep_files,
+            max_age_days=settings.log_max_age_days,
+        )
+        self.applogs = AppLogCollector(self.logs)
         self.notifier = Notifier(
             self.store,
             self.vault,
@@ -96,6 +103,7 @@ class Agent:
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),
             events=self.events,
+            applogs=self.applogs,
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,
@@ -153,4 +161,5 @@ class Agent:
         finally:
             self.poller.stop()
             self.worker.stop()
+            self.applogs.stop()
             self.notifier.stop()

@@ -406,32 +406,46 @@ def logs(
     deployment: Annotated[
         str | None, typer.Option("--deployment", help="one deployment's log (operation id)")
     ] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="one instance's app output (container id)")
+    ] = None,
+    app_output: Annotated[
+        bool, typer.Option("--app", help="the app's output of every instance")
+    ] = False,
     since: Annotated[str | None, typer.Option(help="only lines newer than this, e.g. 10m")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Print a service's logs: its events and deployments, merged by time."""
+    """Print a service's logs, merged by time: its events and deployments, or with
+    --app its instances' output."""
     client = _client(config)
     arn = _run(lambda: client.service_arn(name))
-    params: dict[str, Any] = {"ServiceArn": arn}
+    params: dict[str, Any] = {"ServiceArn": arn, "Offset": 0}
+    single = bool(deployment or instance)
     if deployment:
         params["Stream"] = f"deployment/{deployment}"
+    elif instance:
+        params["Instance"] = instance
     else:
         params["Since"] = _since(since)
-    params["Offset"] = 0
+        if app_output:
+            params["Group"] = "application"
+            if not since:
+                params.update(Limit=1000, Newest="true")
     while True:
         page = _run(lambda: client.signed("GET", "/slipway/v1/logs", params=dict(params)))
         for event in page["Events"]:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["Timestamp"]))
-            prefix = "" if deployment else f"{event['Stream']:<20} "
+            prefix = "" if single else f"{event['Stream']:<22} "
             typer.echo(f"{stamp} {prefix}{event['Message']}")
         if not follow:
             return
-        if deployment:
+        if single:
             params["Offset"] = page["NextOffset"]
         elif page["Events"]:
             params["Since"] = page["Events"][-1]["Timestamp"] + 1e-6
-        time.sleep(1)
+            params.pop("Newest", None)
+        time.sleep(0.5)
 
 
 @app.command()

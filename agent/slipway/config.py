@@ -78,6 +78,11 @@ class Settings:
     github_webhook_secret: str = ""
     # Bearer token the registry's notifications must carry (/hooks/registry).
     registry_webhook_token: str = ""
+    # Application log streams: rotated past this size, this many old files kept,
+    # deleted after this many days.
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_keep_files: int = 3
+    log_max_age_days: float = 14.0
     # Event notification targets: [{url, pattern, secret?, format?: json|slack}].
     notify_targets: tuple[dict[str, Any], ...] = ()
     # Seconds an undelivered notification is retried before it is given up.

@@ -22,6 +22,7 @@ from .config import Settings
 from .errors import SlipwayError
 from .feedback import Feedback, NoFeedback
 from .models import ServiceSpec
+from .observe.applogs import AppLogCollector
 from .observe.events import EventBus
 from .observe.logs import LogStore
 from .releases import (
@@ -113,9 +114,11 @@ class Worker:
         tokens: Callable[[ServiceSpec], str | None] = lambda spec: None,
         feedback: Feedback | None = None,
         events: EventBus | None = None,
+        applogs: AppLogCollector | None = None,
         wait_healthy: Callable[..., None] = health.wait_healthy,
     ) -> None:
         self.events = events
+        self.applogs = applogs
         self.newest = newest
         self.tokens = tokens
         self.feedback = feedback or NoFeedback()
@@ -553,6 +556,8 @@ class Worker:
         busy |= {op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)}
         services = self.store.list_services(include_deleted=True)
         instances = self.backend.list_instances()
+        if self.applogs is not None:
+            self.applogs.sync(instances)
         for inst in stray_instances(services, instances, busy):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)

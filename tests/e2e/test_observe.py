@@ -156,3 +156,50 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
     assert all(PLANTED.encode() not in body for _, body in receiver.received)
     assert PLANTED not in agent.log_text()
     receiver.stop()
+
+
+def test_app_output_in_instance_streams(agent, hello_image):
+    import subprocess
+    import sys
+    import time
+
+    client = agent.client()
+    arn = client.create_service(
+        ServiceName="chatty",
+        SourceConfiguration={
+            "ImageRepository": {"ImageIdentifier": hello_image, "ImageRepositoryType": "ECR"},
+            "AutoDeploymentsEnabled": False,
+        },
+    )["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "slipway", "logs", "chatty", "--app", "--follow"],
+        env=agent.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # the collector follows the instance; the CLI prints its tail
+        marker = f"/env/MARK{uuid.uuid4().hex[:8]}"
+        sent = time.monotonic()
+        agent.get("chatty", marker)
+        line = ""
+        while marker not in line:
+            line = follower.stdout.readline()
+            assert line, "the follower ended"
+        assert time.monotonic() - sent < 3
+        assert line.split()[2].startswith("instance/")
+    finally:
+        follower.kill()
+    out = CliRunner().invoke(app, ["logs", "chatty", "--app"], env=agent.env).output
+    assert marker in out
+    streams = {line.split()[2] for line in out.splitlines() if marker in line}
+    (stream,) = streams
+    one = (
+        CliRunner()
+        .invoke(
+            app, ["logs", "chatty", "--instance", stream.removeprefix("instance/")], env=agent.env
+        )
+        .output
+    )
+    assert marker in one

@@ -3,6 +3,7 @@ endpoints under ``/slipway/v1``, and ``/healthz``. Errors are rendered here only
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, SlipwayError
+from ..observe.applogs import instance_stream
 from ..observe.audit import audit_router
 from ..observe.events import events_router
 from ..observe.notify import notify_router
@@ -75,8 +77,9 @@ def create_app(agent: Agent) -> FastAPI:
         return error_response(exc)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        problems = agent.logs.problems()
+        return {"status": "degraded" if problems else "ok", "problems": problems}
 
     @app.post("/")
     async def app_runner(request: Request) -> Response:
@@ -231,17 +234,32 @@ def create_app(agent: Agent) -> FastAPI:
         query = request.query_params
         service = await run_in_threadpool(agent.services.service, query.get("ServiceArn", ""))
         stream = query.get("Stream")
+        if query.get("Instance"):
+            stream = instance_stream(query["Instance"])
+        group = query.get("Group", "service")
+        if group not in ("service", "application"):
+            raise InvalidRequest("Group must be service or application")
         try:
             offset = int(query.get("Offset", "0"))
             since = float(query.get("Since", "0"))
+            limit = int(query.get("Limit", "10000"))
         except ValueError as exc:
-            raise InvalidRequest(f"Offset and Since must be numbers: {exc}") from exc
+            raise InvalidRequest(f"Offset, Since and Limit must be numbers: {exc}") from exc
         if stream:
             events, offset = await run_in_threadpool(
                 agent.logs.read, service["id"], stream, offset=offset
             )
         else:
-            events = await run_in_threadpool(agent.logs.read_merged, service["id"], None, since)
+            events = await run_in_threadpool(
+                functools.partial(
+                    agent.logs.read_merged,
+                    service["id"],
+                    agent.logs.streams(service["id"], group),
+                    since,
+                    limit=limit,
+                    newest=query.get("Newest") == "true",
+                )
+            )
         return JSONResponse(
             {
                 "Events": [
