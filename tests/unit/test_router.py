@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
 from slipway.errors import RouterError
-from slipway.router import Route, Router
+from slipway.router import ACCESS_LOGGER, Route, Router
 
 
 def make_router(admin_url: str = "http://127.0.0.1:2019", http_port: int = 8080) -> Router:
@@ -102,6 +103,38 @@ def test_config_survives_json_round_trip() -> None:
 def test_duplicate_hosts_rejected() -> None:
     with pytest.raises(ValueError):
         make_router().build_config([Route("a.localhost", ()), Route("A.localhost", ())])
+
+
+def test_no_access_log_by_default() -> None:
+    config = make_router().build_config([Route("a.localhost", ("127.0.0.1:1",))])
+    assert "logging" not in config
+    assert "logs" not in server(config)
+
+
+def test_access_log_to_file_for_every_host(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    router = Router(
+        "http://127.0.0.1:2019", 8080, access_log=log, access_log_roll_mb=10, access_log_keep=3
+    )
+    config = router.build_config([Route("a.localhost", ("127.0.0.1:1",))])
+    assert server(config)["logs"] == {"default_logger_name": ACCESS_LOGGER}
+    logs = config["logging"]["logs"]
+    assert logs["default"] == {"exclude": ["http.log.access.slipway-access"]}
+    assert logs[ACCESS_LOGGER] == {
+        "writer": {
+            "output": "file",
+            "filename": str(log),
+            "roll_size_mb": 10,
+            "roll_keep": 3,
+            "roll_gzip": False,
+        },
+        "encoder": {"format": "json"},
+        "include": ["http.log.access.slipway-access"],
+    }
+    assert json.loads(json.dumps(config)) == config
+    assert json.dumps(config) == json.dumps(
+        router.build_config([Route("a.localhost", ("127.0.0.1:1",))])
+    )
 
 
 class FakeCaddy:
