@@ -165,7 +165,7 @@ def test_runtime_crash_and_lost_instance_are_handled(agent, deployed):
     client = agent.client()
     service_id = client.describe_service(ServiceArn=arn)["Service"]["ServiceId"]
     (first,) = containers(service_id)
-    first.exec_run("kill 1")  # the app exits; the engine's restart policy brings it back
+    first.exec_run(["sh", "-c", "kill 1"])  # the app exits; the restart policy brings it back
     runner = CliRunner()
 
     def events() -> str:
