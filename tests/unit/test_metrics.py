@@ -296,6 +296,13 @@ def test_unknown_hosts_ignored_but_known_services_listed(log: Path, metrics: Met
     assert value(s, "slipway_responses_total", service="idle", status_class="5xx") == 0
 
 
+def test_without_access_log_only_the_services() -> None:
+    metrics = Metrics(None)
+    assert metrics.collect_requests(HOSTS) == 0
+    samples = parse_prometheus(metrics.prometheus())
+    assert value(samples, "slipway_requests_total", service="hello") == 0
+
+
 def test_missing_log_reads_nothing_then_everything(log: Path, metrics: Metrics) -> None:
     assert metrics.collect_requests(HOSTS) == 0
     write(log, CADDY_LINES[:2])

@@ -169,14 +169,15 @@ class Metrics:
 
     def __init__(
         self,
-        access_log: Path,
+        access_log: Path | None,
         *,
         buckets: tuple[float, ...] = DEFAULT_BUCKETS,
         clock: Callable[[], float] = time.time,
         from_start: bool = False,
     ) -> None:
-        """``from_start`` counts the lines already in the log; by default counting starts
-        at its end, so a restarted agent does not count old requests again."""
+        """``access_log`` None: no request figures (Caddy logs nothing). ``from_start``
+        counts the lines already in the log; by default counting starts at its end, so a
+        restarted agent does not count old requests again."""
         self.access_log = access_log
         self.buckets = tuple(float(b) for b in buckets)
         self.clock = clock
@@ -199,6 +200,8 @@ class Metrics:
     # -- requests ---------------------------------------------------------------
 
     def _skip_to_end(self) -> None:
+        if self.access_log is None:
+            return
         try:
             with self.access_log.open("rb") as fh:
                 st = os.fstat(fh.fileno())
@@ -278,6 +281,8 @@ class Metrics:
         """Whole lines written since the last read. A new file at the path (Caddy rolled
         it: same inode, new name) is read from its start, after the rest of the old one;
         so is a file truncated or replaced in place."""
+        if self.access_log is None:
+            return
         try:
             fh = self.access_log.open("rb")
         except FileNotFoundError:
@@ -317,6 +322,7 @@ class Metrics:
             fh.seek(self._offset)
 
     def _find_rolled(self, ident: tuple[int, int]) -> Path | None:
+        assert self.access_log is not None
         try:
             for entry in os.scandir(self.access_log.parent):
                 st = entry.stat(follow_symlinks=False)
