@@ -18,6 +18,7 @@ from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
 from .observe.logs import LogStore
+from .observe.metrics import Metrics, MetricsCollector
 from .observe.notify import Notifier
 from .router import Router
 from .services import Services
@@ -59,8 +60,20 @@ class Agent:
             on_event=self.notifier.wake,
         )
         self.audit = AuditTrail(self.store)
-        self.router = Router(settings.caddy_admin, settings.http_port)
+        access_log = settings.access_log_path
+        if access_log is not None:
+            access_log.parent.mkdir(parents=True, exist_ok=True)
+        self.router = Router(settings.caddy_admin, settings.http_port, access_log=access_log)
         self.backend = DockerEngine(instance_host=settings.instance_host)
+        self.metrics = Metrics(access_log)
+        self.metrics_collector = MetricsCollector(
+            self.metrics,
+            self._metric_hosts,
+            self._metric_instances,
+            self.backend.client,
+            interval=settings.metrics_interval,
+            stats_interval=settings.metrics_stats_interval,
+        )
         registry = RegistryClient(settings.insecure_registries)
         self.resolve = ImageResolver(registry, self._registry_credentials)
         self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
@@ -116,6 +129,22 @@ class Agent:
         self.services.cancel = self.worker.cancel
         self.services.ensure_default_auto_scaling()
 
+    def _metric_hosts(self) -> dict[str, str]:
+        return {
+            self.settings.service_host(s["hostname"]).lower(): s["name"]
+            for s in self.store.list_services()
+        }
+
+    def _metric_instances(self) -> list[tuple[str, str]]:
+        live = {s["id"]: s for s in self.store.list_services()}
+        return [
+            (live[i.service_id]["name"], i.name)
+            for i in self.backend.list_instances()
+            if i.running
+            and i.service_id in live
+            and i.deployment_id == live[i.service_id]["live_deployment_id"]
+        ]
+
     def note(self, service_id: str, message: str) -> None:
         """A line in the service's events stream."""
         log.info("%s", message)
@@ -145,6 +174,7 @@ class Agent:
         self.notifier.start()
         self.worker.start()
         self.poller.start()
+        self.metrics_collector.start()
         log.info(
             "slipway listening on %s; services at http://<name>.%s:%s",
             self.settings.endpoint,
@@ -159,6 +189,7 @@ class Agent:
                 log_level="warning",
             )
         finally:
+            self.metrics_collector.stop()
             self.poller.stop()
             self.worker.stop()
             self.applogs.stop()

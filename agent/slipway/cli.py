@@ -700,3 +700,44 @@ def notify_remove(target_id: str, config: ConfigOpt = None) -> None:
     client = _client(config)
     _run(lambda: client.signed("DELETE", f"/slipway/v1/notify/{target_id}"))
     typer.echo(f"Removed target {target_id}")
+
+
+@app.command()
+def metrics(
+    name: str,
+    minutes: Annotated[int, typer.Option(help="how many minutes back (1-60)")] = 5,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """A service's requests, statuses, latency and resources, minute by minute."""
+    client = _client(config)
+    rows = _run(
+        lambda: client.signed(
+            "GET", "/slipway/v1/metrics", params={"Service": name, "Minutes": minutes}
+        )
+    )["Rows"]
+    if as_json:
+        _print_json(rows)
+        return
+
+    def num(value: Any, scale: float = 1, digits: int = 0) -> str:
+        return "" if value is None else f"{value * scale:.{digits}f}"
+
+    _table(
+        [
+            {
+                "MINUTE": time.strftime("%H:%M", time.localtime(r["Minute"])),
+                "REQ": r["Requests"],
+                "2XX": r["2xxStatusResponses"],
+                "4XX": r["4xxStatusResponses"],
+                "5XX": r["5xxStatusResponses"],
+                "P50MS": num(r["RequestLatencyP50"], 1000, 1),
+                "P99MS": num(r["RequestLatencyP99"], 1000, 1),
+                "INST": num(r["ActiveInstances"]),
+                "CPU%": num(r["CPUUtilization"], digits=1),
+                "MEM%": num(r["MemoryUtilization"], digits=1),
+            }
+            for r in rows
+        ],
+        ["MINUTE", "REQ", "2XX", "4XX", "5XX", "P50MS", "P99MS", "INST", "CPU%", "MEM%"],
+    )

@@ -83,6 +83,11 @@ class Settings:
     log_max_bytes: int = 10 * 1024 * 1024
     log_keep_files: int = 3
     log_max_age_days: float = 14.0
+    # Caddy's JSON access log, read for request metrics: a path; "" means
+    # <data_dir>/caddy/access.log; "off" means no request metrics.
+    access_log: str = ""
+    metrics_interval: float = 5.0
+    metrics_stats_interval: float = 15.0
     # Event notification targets: [{url, pattern, secret?, format?: json|slack}].
     notify_targets: tuple[dict[str, Any], ...] = ()
     # Seconds an undelivered notification is retried before it is given up.
@@ -95,6 +100,12 @@ class Settings:
     @property
     def credentials_file(self) -> Path:
         return self.config_dir / "credentials"
+
+    @property
+    def access_log_path(self) -> Path | None:
+        if self.access_log == "off":
+            return None
+        return Path(self.access_log) if self.access_log else self.data_dir / "caddy" / "access.log"
 
     @property
     def secrets_dir(self) -> Path:

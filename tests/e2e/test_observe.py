@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +19,7 @@ from slipway.cli import app
 
 pytestmark = pytest.mark.e2e
 PLANTED = "planted-" + uuid.uuid4().hex
+AGENT_SETTINGS = {"metrics_interval": 1, "metrics_stats_interval": 2}
 
 
 class Receiver:
@@ -161,7 +163,6 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
 def test_app_output_in_instance_streams(agent, hello_image):
     import subprocess
     import sys
-    import time
 
     client = agent.client()
     arn = client.create_service(
@@ -203,3 +204,52 @@ def test_app_output_in_instance_streams(agent, hello_image):
         .output
     )
     assert marker in one
+
+
+def test_metrics_count_requests_through_caddy(agent, hello_image):
+    import re
+
+    import httpx
+
+    client = agent.client()
+    arn = client.create_service(
+        ServiceName="metered",
+        SourceConfiguration={
+            "ImageRepository": {"ImageIdentifier": hello_image, "ImageRepositoryType": "ECR"},
+            "AutoDeploymentsEnabled": False,
+        },
+    )["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING")
+    assert agent.get("metered").status_code == 200
+
+    def value(metric: str, **labels: str) -> float:
+        text = httpx.get(f"{agent.endpoint}/metrics").text
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            match = re.fullmatch(rf"{metric}\{{(.*)\}} (\S+)", line)
+            if match and ",".join(sorted(match[1].split(","))) == wanted:
+                return float(match[2])
+        return 0.0
+
+    wait_for(lambda: value("slipway_requests_total", service="metered") >= 1, 20, "a count")
+    before = value("slipway_requests_total", service="metered")
+    ok_before = value("slipway_responses_total", service="metered", status_class="2xx")
+    missing_before = value("slipway_responses_total", service="metered", status_class="4xx")
+    for _ in range(7):
+        assert agent.get("metered").status_code == 200
+    for _ in range(3):
+        assert agent.get("metered", "/no-such-page").status_code == 404
+    wait_for(
+        lambda: value("slipway_requests_total", service="metered") == before + 10,
+        20,
+        "the requests to be counted",
+    )
+    time.sleep(2)  # nothing more arrives: the count is exact
+    assert value("slipway_requests_total", service="metered") == before + 10
+    assert value("slipway_responses_total", service="metered", status_class="2xx") == ok_before + 7
+    assert value("slipway_responses_total", service="metered", status_class="4xx") == (
+        missing_before + 3
+    )
+    wait_for(lambda: value("slipway_active_instances", service="metered") == 1, 20, "the gauge")
+    table = CliRunner().invoke(app, ["metrics", "metered"], env=agent.env)
+    assert table.exit_code == 0 and "REQ" in table.output

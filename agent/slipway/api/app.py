@@ -16,6 +16,7 @@ from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..observe.audit import audit_router
 from ..observe.events import events_router
+from ..observe.metrics import metrics_router
 from ..observe.notify import notify_router
 from ..sources.github import AppCredentials
 from ..triggers.webhooks import webhook_router
@@ -272,6 +273,7 @@ def create_app(agent: Agent) -> FastAPI:
         )
 
     app.include_router(webhook_router(agent.tracker))
+    app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(
