@@ -14,10 +14,19 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from gitserver import GitServer
-from harness import free_port, operations, require_binary, stop_process, wait_for, wait_status
+from harness import (
+    free_port,
+    operations,
+    push_image,
+    require_binary,
+    stop_process,
+    wait_for,
+    wait_status,
+)
 from typer.testing import CliRunner
 
 from slipway.cli import app
@@ -375,3 +384,25 @@ def test_burst_of_pushes_coalesces(agent, git):
     deployments = [o for o in operations(client, arn) if o["Type"] == "START_DEPLOYMENT"]
     assert 1 <= len(deployments) <= 2
     assert {o["Status"] for o in deployments} == {"SUCCEEDED"}
+
+
+def test_track_tags_deploys_newest_matching_tag(agent, image_service, push_hello, push_variant):
+    """slipway:track-tags ^1 follows the newest 1.x tag, never 2.0."""
+    image = push_hello()  # under a tag of this test's own; tags below share its repository
+    repo = image.rsplit(":", 1)[0]
+
+    def tag(name: str, version: str) -> None:
+        push_variant(image, APP_VERSION=version)  # a new image under the test's tag...
+        docker_client = docker.from_env()
+        push_image(docker_client, image, f"{repo}:{name}")  # ...published as that tag
+
+    tag("v1.0.0", "1.0.0")
+    arn, _ = image_service(
+        "tagged", {"slipway:poll-interval": "1s", "slipway:track-tags": "^1"}, f"{repo}:v1.0.0"
+    )
+    wait_for(lambda: agent.get("tagged", "/env/APP_VERSION").text.strip() == "1.0.0", 60, "1.0")
+    tag("v1.2.0", "1.2.0")
+    wait_for(lambda: agent.get("tagged", "/env/APP_VERSION").text.strip() == "1.2.0", 60, "1.2")
+    tag("v2.0.0", "2.0.0")
+    time.sleep(4)
+    assert agent.get("tagged", "/env/APP_VERSION").text.strip() == "1.2.0"
