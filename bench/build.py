@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import docker
+from common import record
 
 from slipway.build import CodeConfig
 from slipway.build.builder import (
@@ -222,23 +223,19 @@ def main() -> None:
     print()
     print(table)
     if args.record:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        with path.open("a") as fh:
-            if "\n## bench/build.py\n" not in text:
-                fh.write(
-                    "\n## bench/build.py\n\n"
-                    "The managed-runtime examples built through `Builder.build` (context copy,\n"
-                    "render, log streaming, prune) and as a plain `docker build` of the same\n"
-                    "Dockerfile (labels included) and context, each in its own cache lineage.\n"
-                    "cold: no cache; code: a code-only change; deps: a new dependency pin\n"
-                    "(network-bound: pip/npm fetch through the TLS-intercepting proxy).\n"
-                    '"of which prune" is the removal of images past `keep_images` (5) at the'
-                    " end of\n`Builder.build`; here they are mostly older `nocache` builds whose"
-                    " layers are all\nunique, so it costs more than after ordinary deploys,"
-                    " which share cached layers.\n"
-                )
-            fh.write("\n" + table + "\n")
+        record(
+            "bench/build.py",
+            table,
+            "The managed-runtime examples built through `Builder.build` (context copy,\n"
+            "render, log streaming, prune) and as a plain `docker build` of the same\n"
+            "Dockerfile (labels included) and context, each in its own cache lineage.\n"
+            "cold: no cache; code: a code-only change; deps: a new dependency pin\n"
+            "(network-bound: pip/npm fetch through the TLS-intercepting proxy).\n"
+            '"of which prune" is the removal of images past `keep_images` (5) at the'
+            " end of\n`Builder.build`; here they are mostly older `nocache` builds whose"
+            " layers are all\nunique, so it costs more than after ordinary deploys,"
+            " which share cached layers.\n",
+        )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common import record
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
@@ -276,19 +278,15 @@ def main() -> None:
     print()
     print(table)
     if args.record:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        with path.open("a") as fh:
-            if "\n## bench/metrics_overhead.py\n" not in text:
-                fh.write(
-                    "\n## bench/metrics_overhead.py\n\n"
-                    "The metrics collector's own cost. Access log: synthetic lines in Caddy"
-                    " 2.6.2's\nformat read as the collector does (one read per 5 s of"
-                    " traffic), and the parse\nalone three ways. Docker: the agent's CPU for"
-                    " one round of stats of every\ncontainer (its share of a core at the"
-                    " stats interval) and dockerd's CPU meanwhile.\n"
-                )
-            fh.write("\n" + table + "\n")
+        record(
+            "bench/metrics_overhead.py",
+            table,
+            "The metrics collector's own cost. Access log: synthetic lines in Caddy"
+            " 2.6.2's\nformat read as the collector does (one read per 5 s of"
+            " traffic), and the parse\nalone three ways. Docker: the agent's CPU for"
+            " one round of stats of every\ncontainer (its share of a core at the"
+            " stats interval) and dockerd's CPU meanwhile.\n",
+        )
 
 
 if __name__ == "__main__":

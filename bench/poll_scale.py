@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from common import record
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
@@ -285,20 +287,16 @@ def main() -> None:
     print()
     print(table)
     if args.record:
-        path = ROOT / "BENCHMARKS.md"
-        text = path.read_text()
-        with path.open("a") as fh:
-            if "\n## bench/poll_scale.py\n" not in text:
-                fh.write(
-                    "\n## bench/poll_scale.py\n\n"
-                    "The real `Poller` and `check_source` (ls-remote per poll over smart\n"
-                    "HTTP) tracking many repositories; the git server runs in another\n"
-                    "process, so the CPU and RSS are the agent side's only. Goal: 1,000\n"
-                    "repositories at 60 s under 5% of one core. pooled: one urllib3 pool kept\n"
-                    "across polls (what the agent does); fresh: a new pool and connection per\n"
-                    "poll.\n"
-                )
-            fh.write("\n" + table + "\n")
+        record(
+            "bench/poll_scale.py",
+            table,
+            "The real `Poller` and `check_source` (ls-remote per poll over smart\n"
+            "HTTP) tracking many repositories; the git server runs in another\n"
+            "process, so the CPU and RSS are the agent side's only. Goal: 1,000\n"
+            "repositories at 60 s under 5% of one core. pooled: one urllib3 pool kept\n"
+            "across polls (what the agent does); fresh: a new pool and connection per\n"
+            "poll.\n",
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import docker
 import httpx
+from common import record
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
@@ -140,8 +141,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.record:
-        with (ROOT / "BENCHMARKS.md").open("a") as fh:
-            fh.write("\n" + table + "\n")
+        record("bench/proxy_overhead.py", table)
 
 
 if __name__ == "__main__":

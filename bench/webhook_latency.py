@@ -17,26 +17,13 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import docker
 import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from harness import (  # noqa: E402
-    AgentProcess,
-    CaddyProcess,
-    LocalRegistry,
-    push_image,
-    wait_for,
-    wait_status,
-)
+from common import ROOT, local_stack, record
+from harness import AgentProcess, push_image, wait_for, wait_status
 
 TOKEN = "bench-" + uuid.uuid4().hex
 
@@ -101,20 +88,7 @@ def main() -> None:
 
     client = docker.from_env()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for part in ("registry", "caddy", "agent"):
-            (root / part).mkdir()
-        registry = LocalRegistry.start(root / "registry")
-        caddy = CaddyProcess(root / "caddy")
-        caddy.start()
-        agent = AgentProcess(
-            root / "agent",
-            caddy.admin_url,
-            caddy.http_port,
-            registry_webhook_token=TOKEN,
-            drain_seconds=0,
-        ).start()
+    with local_stack(registry_webhook_token=TOKEN, drain_seconds=0) as (registry, _, agent):
         try:
             client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
             image = f"{registry.host}/bench/hello:live"
@@ -153,9 +127,6 @@ def main() -> None:
                 boot = marks["healthy"] - marks["start"]
                 rows.append({"total": total, "pull": pull, "boot": boot})
         finally:
-            agent.kill()
-            caddy.stop()
-            registry.stop()
             for container in client.containers.list(
                 all=True, filters={"label": "slipway.service-name=bench"}
             ):
@@ -178,8 +149,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.record:
-        with (ROOT / "BENCHMARKS.md").open("a") as fh:
-            fh.write("\n## bench/webhook_latency.py\n\n" + table + "\n")
+        record("bench/webhook_latency.py", table)
 
 
 if __name__ == "__main__":

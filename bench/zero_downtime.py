@@ -16,25 +16,13 @@ import argparse
 import asyncio
 import io
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import docker
 import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from harness import (  # noqa: E402
-    AgentProcess,
-    CaddyProcess,
-    LocalRegistry,
-    push_image,
-    wait_status,
-)
+from common import ROOT, local_stack, record
+from harness import push_image, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
 
@@ -96,16 +84,7 @@ def main() -> None:
     args = parser.parse_args()
 
     client = docker.from_env()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for part in ("registry", "caddy", "agent"):
-            (root / part).mkdir()
-        registry = LocalRegistry.start(root / "registry")
-        caddy = CaddyProcess(root / "caddy")
-        caddy.start()
-        agent = AgentProcess(
-            root / "agent", caddy.admin_url, caddy.http_port, drain_seconds=3, settle_seconds=3
-        ).start()
+    with local_stack(drain_seconds=3, settle_seconds=3) as (registry, caddy, agent):
         try:
             client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
             image = f"{registry.host}/bench/zero:live"
@@ -152,9 +131,6 @@ def main() -> None:
                 o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops
             )
         finally:
-            agent.kill()
-            caddy.stop()
-            registry.stop()
             for container in client.containers.list(
                 all=True, filters={"label": "slipway.service-name=zero"}
             ):
@@ -176,8 +152,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.record:
-        with (ROOT / "BENCHMARKS.md").open("a") as fh:
-            fh.write("\n## bench/zero_downtime.py\n\n" + table + "\n")
+        record("bench/zero_downtime.py", table)
 
 
 if __name__ == "__main__":
