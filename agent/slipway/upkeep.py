@@ -48,7 +48,8 @@ class Upkeep:
         round's health check of each running instance."""
         reports, replace = [], []
         for inst in live:
-            seen = self.seen.setdefault(inst.id, Seen(restart_count=inst.restart_count))
+            # First sight counts from zero: a restart just before it is still reported.
+            seen = self.seen.setdefault(inst.id, Seen())
             if inst.restart_count > seen.restart_count:
                 code = f" with exit code {inst.exit_code}" if inst.exit_code else ""
                 reports.append(
