@@ -30,8 +30,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidRequest
 from ..store import Store
+from .events import cursor_query
 
 __all__ = ["HIDDEN", "AuditTrail", "audit_router", "redact", "request_origin"]
 
@@ -191,13 +191,7 @@ def audit_router(
     @router.get("/slipway/v1/audit")
     async def read_audit(request: Request) -> JSONResponse:
         await authenticate(request, b"")
-        query = request.query_params
-        try:
-            since = float(query["Since"]) if query.get("Since") else None
-            after_id = int(query["AfterId"]) if query.get("AfterId") else None
-            limit = int(query.get("Limit") or 100)
-        except ValueError as exc:
-            raise InvalidRequest(f"Since, AfterId and Limit must be numbers: {exc}") from exc
+        since, after_id, limit = cursor_query(request.query_params)
         rows = await run_in_threadpool(trail.list, since, after_id, limit)
         return JSONResponse(
             {

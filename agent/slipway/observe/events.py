@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,6 +226,17 @@ class EventBus:
         return self.store.list_events(service_id, since=since, after_id=after_id, limit=limit)
 
 
+def cursor_query(query: Mapping[str, str]) -> tuple[float | None, int | None, int]:
+    """``Since``, ``AfterId`` and ``Limit`` of a cursor-paged listing (events, audit)."""
+    try:
+        since = float(query["Since"]) if query.get("Since") else None
+        after_id = int(query["AfterId"]) if query.get("AfterId") else None
+        limit = int(query.get("Limit") or 100)
+    except ValueError as exc:
+        raise InvalidRequest(f"Since, AfterId and Limit must be numbers: {exc}") from exc
+    return since, after_id, limit
+
+
 def events_router(
     bus: EventBus,
     authenticate: Callable[[Request, bytes], Awaitable[Any]],
@@ -239,12 +250,7 @@ def events_router(
     async def list_events(request: Request) -> JSONResponse:
         await authenticate(request, b"")
         query = request.query_params
-        try:
-            since = float(query["Since"]) if query.get("Since") else None
-            after_id = int(query["AfterId"]) if query.get("AfterId") else None
-            limit = int(query.get("Limit") or 100)
-        except ValueError as exc:
-            raise InvalidRequest(f"Since, AfterId and Limit must be numbers: {exc}") from exc
+        since, after_id, limit = cursor_query(query)
         arn = query.get("ServiceArn")
         service_id = await run_in_threadpool(service_id_for, arn) if arn else None
         rows = await run_in_threadpool(bus.list, service_id, since, after_id, limit)
