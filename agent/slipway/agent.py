@@ -21,6 +21,7 @@ from .observe.logs import LogStore
 from .observe.metrics import Metrics, MetricsCollector
 from .observe.notify import Notifier
 from .router import Router
+from .scaling import Scaler
 from .services import Services
 from .sources.git import GitSource
 from .sources.github import GitHub
@@ -125,6 +126,9 @@ class Agent:
                 self.note,
             ),
         )
+        self.scaler = Scaler(
+            self.store, settings, self.services, self.router, self.worker, self.note
+        )
         self.services.wake = self.worker.wake
         self.services.cancel = self.worker.cancel
         self.services.ensure_default_auto_scaling()
@@ -173,6 +177,7 @@ class Agent:
         self.ensure_root_key()
         self.notifier.start()
         self.worker.start()
+        self.scaler.start()
         self.poller.start()
         self.metrics_collector.start()
         log.info(
@@ -191,6 +196,7 @@ class Agent:
         finally:
             self.metrics_collector.stop()
             self.poller.stop()
+            self.scaler.stop()
             self.worker.stop()
             self.applogs.stop()
             self.notifier.stop()

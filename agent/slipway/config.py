@@ -88,6 +88,16 @@ class Settings:
     access_log: str = ""
     metrics_interval: float = 5.0
     metrics_stats_interval: float = 15.0
+    # Auto scaling: Caddy's in-flight counts are sampled every scale_interval seconds;
+    # a service scales out when every sample of scale_out_window seconds asks for more
+    # instances, and in when none of scale_in_cooldown seconds asked for as many.
+    scale_interval: float = 1.0
+    scale_out_window: float = 2.0
+    scale_in_cooldown: float = 60.0
+    # What all instances together may reserve (1024 CPU units = 1 vCPU; MB); 0 means
+    # this host's cores and memory. Scaling out beyond it is refused.
+    capacity_cpu: int = 0
+    capacity_memory: int = 0
     # Event notification targets: [{url, pattern, secret?, format?: json|slack}].
     notify_targets: tuple[dict[str, Any], ...] = ()
     # Seconds an undelivered notification is retried before it is given up.

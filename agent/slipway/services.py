@@ -40,6 +40,7 @@ DEFAULT_ASC_ID = "0" * 31 + "1"
 DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
 ASC_NAME_QUOTA = 10
 ASC_REVISION_QUOTA = 10
+MAX_INSTANCES = 25  # App Runner's ceiling for MaxSize
 MAX_TAGS = 50
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
@@ -148,10 +149,15 @@ class Services:
                 return revisions[-1]
         raise ResourceNotFound(f"Auto scaling configuration {arn} not found")
 
+    def default_auto_scaling(self) -> dict[str, Any]:
+        """The configuration a service gets when it names none."""
+        rows = [r for r in self.store.list_auto_scaling() if r["is_default"]]
+        return rows[-1] if rows else self.store.list_auto_scaling(DEFAULT_ASC_NAME)[0]
+
     def auto_scaling_for(self, spec: ServiceSpec) -> dict[str, Any]:
         if spec.auto_scaling_arn:
             return self.auto_scaling(spec.auto_scaling_arn)
-        return self.store.list_auto_scaling(DEFAULT_ASC_NAME)[0]
+        return self.default_auto_scaling()
 
     # -- operations -------------------------------------------------------------
 
@@ -209,6 +215,9 @@ class Services:
         spec = ServiceSpec.from_create(params)
         if spec.auto_scaling_arn:
             self.auto_scaling(spec.auto_scaling_arn)
+        else:
+            # As App Runner does: the default of the moment, kept when the default moves.
+            spec.auto_scaling_arn = self.default_auto_scaling()["arn"]
         tags = _tag_dict(params.get("Tags") or [])
         label = hostname_label(name)
         with self.store.transaction():
@@ -459,6 +468,10 @@ class Services:
             "min_size": params.get("MinSize", DEFAULT_ASC["min_size"]),
             "max_size": params.get("MaxSize", DEFAULT_ASC["max_size"]),
         }
+        if values["max_size"] > MAX_INSTANCES:
+            raise InvalidRequest(
+                f"MaxSize ({values['max_size']}) must not be greater than {MAX_INSTANCES}"
+            )
         if values["min_size"] > values["max_size"]:
             raise InvalidRequest(
                 f"MinSize ({values['min_size']}) must not be greater than MaxSize"
@@ -506,21 +519,42 @@ class Services:
         return self.store.list_auto_scaling(row["name"])[-1]["arn"] == row["arn"]
 
     def has_associated_service(self, row: dict[str, Any]) -> bool:
+        return bool(self._services_using(row["arn"]))
+
+    def update_default_auto_scaling(self, arn: str) -> dict[str, Any]:
+        """Make one configuration the default for services created from now on."""
+        row = self.auto_scaling(arn)
+        with self.store.transaction():
+            for other in self.store.list_auto_scaling():
+                if other["is_default"] and other["arn"] != row["arn"]:
+                    self.store.update_auto_scaling(other["arn"], is_default=0)
+            self.store.update_auto_scaling(row["arn"], is_default=1)
+        return self.store.get_auto_scaling(row["arn"])
+
+    def services_for_auto_scaling(self, arn: str) -> list[str]:
+        return self._services_using(self.auto_scaling(arn)["arn"])
+
+    def _services_using(self, asc_arn: str) -> list[str]:
+        arns = []
         for service in self.store.list_services():
-            spec = ServiceSpec.from_dict(service["spec"])
             try:
-                if self.auto_scaling_for(spec)["arn"] == row["arn"]:
-                    return True
+                if self.auto_scaling_for(ServiceSpec.from_dict(service["spec"]))["arn"] == asc_arn:
+                    arns.append(service["arn"])
             except ResourceNotFound:
                 continue
-        return False
+        return arns
 
     def delete_auto_scaling(self, arn: str, delete_all: bool) -> dict[str, Any]:
         row = self.auto_scaling(arn)
-        if row["is_default"] and row["name"] == DEFAULT_ASC_NAME:
+        if row["name"] == DEFAULT_ASC_NAME:
             raise InvalidRequest("The DefaultConfiguration provided by slipway cannot be deleted")
         targets = self.store.list_auto_scaling(row["name"]) if delete_all else [row]
         for target in targets:
+            if target["is_default"]:
+                raise InvalidRequest(
+                    f"Auto scaling configuration {target['arn']} is the default; make another"
+                    " one the default first"
+                )
             if self.has_associated_service(target):
                 raise InvalidRequest(
                     f"Auto scaling configuration {target['arn']} is used by a service;"

@@ -54,10 +54,14 @@ OUTCOME = {
 
 
 def desired_routes(
-    services: list[dict[str, Any]], instances: list[Instance], settings: Settings
+    services: list[dict[str, Any]],
+    instances: list[Instance],
+    settings: Settings,
+    exclude: frozenset[str] = frozenset(),
 ) -> list[Route]:
     """Which upstreams each service host should reach: only running instances of its
-    live deployment. Pure, so the rule is testable with plain data."""
+    live deployment, less ``exclude`` (instances not yet healthy, or draining). Pure,
+    so the rule is testable with plain data."""
     routes = []
     for service in services:
         host = settings.service_host(service["hostname"])
@@ -74,6 +78,7 @@ def desired_routes(
                 and i.deployment_id == live
                 and i.state == "running"
                 and i.host_port
+                and i.id not in exclude
             )
         )
         routes.append(Route(host=host, upstreams=upstreams))
@@ -138,6 +143,9 @@ class Worker:
         self._cancelled: set[str] = set()  # services whose deployment should stop
         self.upkeep = Upkeep()
         self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
+        # Live instances kept out of the route: joining until healthy, leaving to drain.
+        self._joining: set[str] = set()
+        self._leaving: set[str] = set()
         self._running_lock = threading.Lock()
         self._route_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slipway-op")
@@ -547,7 +555,8 @@ class Worker:
         with self._route_lock:
             services = self.store.list_services()
             instances = self.backend.list_instances()
-            self.router.apply(desired_routes(services, instances, self.settings))
+            out = frozenset(self._joining | self._leaving)
+            self.router.apply(desired_routes(services, instances, self.settings, out))
 
     def reconcile_once(self) -> None:
         self.apply_routes()
@@ -611,39 +620,163 @@ class Worker:
     ) -> None:
         """Fresh instances of the live revision join the route once healthy; then the
         bad ones leave it and stop."""
-        job = {"service_id": service["id"], "type": "REPLACE", "id": ""}
         try:
-            rows = [
-                r
-                for r in self.store.list_revisions(service["id"])
-                if r["revision"] == service["live_revision"] and r["detail"]
-            ]
-            if not rows:
-                return
-            release = Release.from_dict(rows[0]["detail"])
-            env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
-            for n in range(len(bad) + missing):
-                index = int(time.time() * 1000) % 10**9 + n
-                inst = self.backend.start_instance(
-                    self._instance_spec(
-                        service, spec, release, env, service["live_deployment_id"], index
-                    )
-                )
-                try:
-                    self._wait_healthy(inst, spec, release.port, job)
-                except SlipwayError as exc:
-                    self.backend.stop_instance(inst.id, timeout=2)
-                    self._event(service, f"replacement instance failed: {exc.message}")
-                    return
+            started = self._start_live(service, spec, len(bad) + missing, "replacement")
+            for inst in started:
                 self._event(service, f"instance {inst.name} replaces a lost one")
-            self.apply_routes()
-            for inst in bad:
-                self.backend.stop_instance(inst.id, timeout=10)
+            if len(started) == len(bad) + missing:
+                self._leave(service, bad)
         except SlipwayError as exc:
             self._event(service, f"cannot replace instances: {exc.message}")
         finally:
-            with self._running_lock:
-                self._running.discard(service["id"])
+            self._release_service(service["id"])
+
+    def _start_live(
+        self, service: dict[str, Any], spec: ServiceSpec, count: int, what: str
+    ) -> list[Instance]:
+        """Start ``count`` instances of the live revision side by side; each joins the
+        route once healthy. Returns those that did; one that fails is stopped and said."""
+        rows = [
+            r
+            for r in self.store.list_revisions(service["id"])
+            if r["revision"] == service["live_revision"] and r["detail"]
+        ]
+        if not rows or count <= 0:
+            return []
+        release = Release.from_dict(rows[0]["detail"])
+        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+        job = {"service_id": service["id"], "type": "SCALE", "id": ""}
+        base = int(time.time() * 1000) % 10**9
+        started: list[Instance] = []
+        for n in range(count):
+            inst = self.backend.start_instance(
+                self._instance_spec(
+                    service, spec, release, env, service["live_deployment_id"], base + n
+                )
+            )
+            self._joining.add(inst.id)
+            started.append(inst)
+        healthy = []
+        for inst in started:
+            try:
+                self._wait_healthy(inst, spec, release.port, job)
+                healthy.append(inst)
+            except SlipwayError as exc:
+                self.backend.stop_instance(inst.id, timeout=2)
+                self._event(service, f"{what} instance failed: {exc.message}")
+            finally:
+                self._joining.discard(inst.id)
+        if healthy:
+            self.apply_routes()
+        return healthy
+
+    def _leave(self, service: dict[str, Any], leaving: list[Instance]) -> None:
+        """Take instances out of the route, let their in-flight requests finish (up to
+        ``drain_seconds``), then stop them."""
+        if not leaving:
+            return
+        ids = {i.id for i in leaving}
+        self._leaving |= ids
+        try:
+            self.apply_routes()
+            addresses = {self.upstream(i) for i in leaving}
+            deadline = time.monotonic() + self.settings.drain_seconds
+            while time.monotonic() < deadline:
+                try:
+                    flights = self.router.upstream_requests()
+                except SlipwayError:
+                    break
+                if not any(flights.get(a, 0) for a in addresses):
+                    break
+                if self._stop.wait(0.25):
+                    break
+            for inst in leaving:
+                self.backend.stop_instance(inst.id, timeout=10)
+        finally:
+            self._leaving -= ids
+
+    # -- scaling ------------------------------------------------------------------
+
+    def upstream(self, inst: Instance) -> str:
+        """The address Caddy dials for an instance."""
+        return f"{self.settings.instance_host}:{inst.host_port}"
+
+    def busy(self) -> set[str]:
+        """Services with an operation, replacement or scaling action under way."""
+        with self._running_lock:
+            running = set(self._running)
+        return running | {
+            op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)
+        }
+
+    def serving(self, service: dict[str, Any], instances: list[Instance]) -> list[Instance]:
+        """The live instances in the service's route now."""
+        out = self._joining | self._leaving
+        return [
+            i
+            for i in instances
+            if i.service_id == service["id"]
+            and i.deployment_id == service["live_deployment_id"]
+            and i.running
+            and i.host_port
+            and i.id not in out
+        ]
+
+    def scale(self, service: dict[str, Any], target: int, reason: str) -> bool:
+        """Move the service to ``target`` serving instances in the background; False when
+        something else is under way for it."""
+        with self._running_lock:
+            if service["id"] in self._running:
+                return False
+            self._running.add(service["id"])
+        self._pool.submit(self._scale, service, target, reason)
+        return True
+
+    def _scale(self, service: dict[str, Any], target: int, reason: str) -> None:
+        try:
+            service = self.store.get_service(service["id"])
+            spec = ServiceSpec.from_dict(service["spec"])
+            serving = self.serving(service, self.backend.list_instances(service["id"]))
+            before = len(serving)
+            if target > before:
+                started = self._start_live(service, spec, target - before, "new")
+                after = before + len(started)
+            elif target < before:
+                try:
+                    flights = self.router.upstream_requests()
+                except SlipwayError:
+                    flights = {}
+                # The idlest go first, the newest of equals.
+                ranked = sorted(serving, key=lambda i: i.started_at or "", reverse=True)
+                ranked.sort(key=lambda i: flights.get(self.upstream(i), 0))
+                self._leave(service, ranked[: before - target])
+                after = target
+            else:
+                return
+            if after != before:
+                self._scaled(service, before, after, reason)
+        except SlipwayError as exc:
+            self._event(service, f"scaling to {target} instances failed: {exc.message}")
+        finally:
+            self._release_service(service["id"])
+
+    def _scaled(self, service: dict[str, Any], before: int, after: int, reason: str) -> None:
+        word = "out" if after > before else "in"
+        message = f"Scaled {word} from {before} to {after} instance(s): {reason}"
+        self._event(service, message)
+        if self.events:
+            self.events.service_scaled(service, before, after, message)
+
+    def scaling_refused(
+        self, service: dict[str, Any], serving: int, wanted: int, message: str
+    ) -> None:
+        if self.events:
+            self.events.service_scaled(service, serving, serving, message, wanted=wanted)
+
+    def _release_service(self, service_id: str) -> None:
+        with self._running_lock:
+            self._running.discard(service_id)
+        self.wake()
 
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_interval):

@@ -84,6 +84,20 @@ def delete_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
 
 
+def update_default_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    row = svc.update_default_auto_scaling(p["AutoScalingConfigurationArn"])
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
+
+
+def list_services_for_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    arns = svc.services_for_auto_scaling(p["AutoScalingConfigurationArn"])
+    page = paginate(arns, p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {"ServiceArnList": list(page.items)}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
 def tag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     svc.tag_resource(p["ResourceArn"], p["Tags"])
     return {}
@@ -137,6 +151,8 @@ HANDLERS: dict[str, Handler] = {
     "DescribeAutoScalingConfiguration": describe_auto_scaling,
     "ListAutoScalingConfigurations": list_auto_scaling,
     "DeleteAutoScalingConfiguration": delete_auto_scaling,
+    "UpdateDefaultAutoScalingConfiguration": update_default_auto_scaling,
+    "ListServicesForAutoScalingConfiguration": list_services_for_auto_scaling,
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,

@@ -14,6 +14,8 @@ guide's table of operation status codes and messages. The Spanish guide in
 Change``, PascalCase members); rules written against the running service use
 these. slipway's own additions sit under ``detail.slipway`` (the operation id and
 type, and the reason slipway gives), where AWS-shaped consumers ignore them.
+Scaling has no App Runner event; slipway emits ``AppRunner Service Scaling Change``
+(instance counts before and after, or a refused move) in the same envelope.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .patterns import matches
 __all__ = [
     "OPERATION_MESSAGES",
     "OPERATION_STATUS_DETAIL_TYPE",
+    "SCALING_DETAIL_TYPE",
     "SERVICE_STATUS_DETAIL_TYPE",
     "EventBus",
     "events_router",
@@ -46,6 +49,7 @@ __all__ = [
 SOURCE = "aws.apprunner"
 SERVICE_STATUS_DETAIL_TYPE = "AppRunner Service Status Change"
 OPERATION_STATUS_DETAIL_TYPE = "AppRunner Service Operation Status Change"
+SCALING_DETAIL_TYPE = "AppRunner Service Scaling Change"  # slipway's own
 MAX_LIST = 1000
 
 # Operation type -> the stem of its status codes.
@@ -184,6 +188,29 @@ class EventBus:
             "slipway": extra,
         }
         return self._emit(service, OPERATION_STATUS_DETAIL_TYPE, detail)
+
+    def service_scaled(
+        self,
+        service: dict[str, Any],
+        previous: int,
+        current: int,
+        message: str,
+        *,
+        wanted: int | None = None,
+    ) -> dict[str, Any]:
+        """slipway's own event: the instance count moved, or (``wanted`` set) a move
+        was refused. App Runner emits nothing for scaling; this keeps its envelope."""
+        detail: dict[str, Any] = {
+            "previousInstanceCount": previous,
+            "currentInstanceCount": current,
+            "serviceName": service["name"],
+            "serviceId": service["id"],
+            "message": message,
+            "severity": "INFO" if wanted is None else "ERROR",
+        }
+        if wanted is not None:
+            detail["wantedInstanceCount"] = wanted
+        return self._emit(service, SCALING_DETAIL_TYPE, detail)
 
     # -- storage and routing -------------------------------------------------------
 

@@ -1,0 +1,228 @@
+"""Auto scaling by request concurrency.
+
+Caddy counts the requests in flight to each upstream (``Router.upstream_requests``);
+sampled every ``scale_interval`` seconds, they say how many instances a service
+needs: in-flight requests over MaxConcurrency, between MinSize and MaxSize. A
+service scales out when every sample of the last ``scale_out_window`` seconds asks
+for more instances than serve, so a burst of one sample does not start containers;
+it scales in when no sample of the last ``scale_in_cooldown`` seconds asked for as
+many as serve, and not sooner than that after its last scaling action. Idle
+instances above MinSize are the ones that go. What all instances reserve together
+stays under the host's capacity: a scale-out that would pass it is refused, and
+said so once. Decisions are pure (``Autoscaler``); ``Scaler`` samples and asks the
+worker to act.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends import Instance
+from .config import Settings
+from .errors import SlipwayError
+from .models import ServiceSpec
+from .router import Router
+from .services import Services
+from .store import Store
+
+log = logging.getLogger("slipway.scaling")
+
+
+def needed(in_flight: int, max_concurrency: int, min_size: int, max_size: int) -> int:
+    """Instances that carry ``in_flight`` requests at MaxConcurrency each."""
+    return max(min_size, min(max_size, math.ceil(in_flight / max(1, max_concurrency))))
+
+
+@dataclass
+class _History:
+    samples: deque[tuple[float, int]] = field(default_factory=deque)  # (time, needed)
+    since: float | None = None  # first sample since the last action or forget
+
+
+@dataclass
+class Autoscaler:
+    """Per-service sample windows and the scaling decision over them."""
+
+    out_window: float
+    in_cooldown: float
+    _history: dict[str, _History] = field(default_factory=dict)
+    _last_action: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, service_id: str, need: int, now: float) -> None:
+        history = self._history.setdefault(service_id, _History())
+        if history.since is None:
+            history.since = now
+        history.samples.append((now, need))
+        horizon = now - max(self.out_window, self.in_cooldown)
+        while history.samples and history.samples[0][0] < horizon:
+            history.samples.popleft()
+
+    def decide(self, service_id: str, serving: int, now: float) -> int | None:
+        """The instance count to move to, or None to stay."""
+        history = self._history.get(service_id)
+        if history is None or history.since is None or not history.samples:
+            return None
+        if now - history.since >= self.out_window:
+            recent = [n for t, n in history.samples if t >= now - self.out_window]
+            if recent and min(recent) > serving:
+                return min(recent)
+        last = self._last_action.get(service_id)
+        if now - history.since >= self.in_cooldown and (
+            last is None or now - last >= self.in_cooldown
+        ):
+            window = [n for t, n in history.samples if t >= now - self.in_cooldown]
+            if window and max(window) < serving:
+                return max(window)
+        return None
+
+    def acted(self, service_id: str, now: float) -> None:
+        """A scaling action began: later decisions look only at what follows it."""
+        self._last_action[service_id] = now
+        self.forget(service_id)
+
+    def forget(self, service_id: str) -> None:
+        self._history.pop(service_id, None)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What all instances together may reserve: CPU units (1024 = 1 vCPU) and MB."""
+
+    cpu: int
+    memory: int
+
+    @classmethod
+    def of_host(cls, settings: Settings) -> Capacity:
+        cpu = settings.capacity_cpu or (os.cpu_count() or 1) * 1024
+        memory = settings.capacity_memory or (
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+        )
+        return cls(cpu, memory)
+
+    def room(self, reserved: tuple[int, int], each: tuple[int, int]) -> int:
+        """How many more instances of size ``each`` fit next to ``reserved``."""
+        cpu_left, memory_left = self.cpu - reserved[0], self.memory - reserved[1]
+        if cpu_left < 0 or memory_left < 0:
+            return 0
+        return min(cpu_left // max(1, each[0]), memory_left // max(1, each[1]))
+
+
+def reserved(services: list[dict[str, Any]], instances: list[Instance]) -> tuple[int, int]:
+    """CPU units and MB that the running instances of all services reserve."""
+    sizes = {}
+    for service in services:
+        spec = ServiceSpec.from_dict(service["spec"])
+        sizes[service["id"]] = (int(spec.instance.cpu), int(spec.instance.memory))
+    cpu = memory = 0
+    for inst in instances:
+        if inst.state in ("running", "restarting", "created") and inst.service_id in sizes:
+            cpu += sizes[inst.service_id][0]
+            memory += sizes[inst.service_id][1]
+    return cpu, memory
+
+
+class Scaler:
+    """Samples Caddy's in-flight counts and has the worker add or remove instances."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        services: Services,
+        router: Router,
+        worker: Any,  # Worker: serving(), busy(), scale(); typed loosely to avoid a cycle
+        note: Callable[[str, str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.router = router
+        self.worker = worker
+        self.note = note
+        self.clock = clock
+        self.capacity = Capacity.of_host(settings)
+        self.decisions = Autoscaler(settings.scale_out_window, settings.scale_in_cooldown)
+        self._refused: set[str] = set()  # services told that the host is full
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="slipway-scaler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.scale_interval):
+            try:
+                self.sample_once()
+            except SlipwayError as exc:
+                log.debug("scaler: %s", exc.message)
+
+    def sample_once(self) -> None:
+        in_flight = self.router.upstream_requests()
+        now = self.clock()
+        services = self.store.list_services()
+        instances = self.worker.backend.list_instances()
+        busy = self.worker.busy()
+        for service in services:
+            if service["status"] != "RUNNING" or not service["live_deployment_id"]:
+                self.decisions.forget(service["id"])
+                continue
+            if service["id"] in busy:
+                self.decisions.forget(service["id"])
+                continue
+            spec = ServiceSpec.from_dict(service["spec"])
+            asc = self.services.auto_scaling_for(spec)
+            serving = self.worker.serving(service, instances)
+            flight = sum(in_flight.get(self.worker.upstream(i), 0) for i in serving)
+            need = needed(flight, asc["max_concurrency"], asc["min_size"], asc["max_size"])
+            self.decisions.observe(service["id"], need, now)
+            target = self.decisions.decide(service["id"], len(serving), now)
+            if target is None:
+                continue
+            reason = (
+                f"{flight} request(s) in flight on {len(serving)} instance(s),"
+                f" MaxConcurrency {asc['max_concurrency']}"
+            )
+            if target > len(serving):
+                target = self._within_capacity(service, spec, services, instances, serving, target)
+                if target <= len(serving):
+                    continue
+            if self.worker.scale(service, target, reason):
+                self.decisions.acted(service["id"], now)
+
+    def _within_capacity(
+        self,
+        service: dict[str, Any],
+        spec: ServiceSpec,
+        services: list[dict[str, Any]],
+        instances: list[Instance],
+        serving: list[Instance],
+        target: int,
+    ) -> int:
+        each = (int(spec.instance.cpu), int(spec.instance.memory))
+        room = self.capacity.room(reserved(services, instances), each)
+        if len(serving) + room >= target:
+            self._refused.discard(service["id"])
+            return target
+        if service["id"] not in self._refused:
+            self._refused.add(service["id"])
+            message = (
+                f"scaling out to {target} instances refused: the host's capacity"
+                f" ({self.capacity.cpu} CPU units, {self.capacity.memory} MB) is reserved;"
+                f" {len(serving) + room} instance(s) fit"
+            )
+            self.note(service["id"], message)
+            self.worker.scaling_refused(service, len(serving), target, message)
+        return len(serving) + room
