@@ -616,9 +616,12 @@ def events(
             typer.echo(json.dumps(event, sort_keys=True))
             return
         detail = event["detail"]
-        what = detail.get("operationStatus") or (
-            f"{detail.get('previousServiceStatus')} -> {detail.get('currentServiceStatus')}"
-        )
+        if "operationStatus" in detail:
+            what = detail["operationStatus"]
+        elif "currentInstanceCount" in detail:
+            what = detail["message"]
+        else:
+            what = f"{detail['previousServiceStatus']} -> {detail['currentServiceStatus']}"
         typer.echo(f"{event['time']} {detail['serviceName']:<20} {what}")
 
     _follow(fetch, show, follow)

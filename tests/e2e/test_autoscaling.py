@@ -1,0 +1,114 @@
+"""Auto scaling through the real parts: slow requests through Caddy make the service
+scale out to MaxSize, and back to MinSize when they stop, without a failed request."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import docker
+import httpx
+import pytest
+from harness import wait_for, wait_status
+from typer.testing import CliRunner
+
+from slipway.backends import LABEL_SERVICE_ID
+from slipway.cli import app
+
+pytestmark = pytest.mark.e2e
+AGENT_SETTINGS = {
+    "scale_interval": 0.5,
+    "scale_out_window": 2,
+    "scale_in_cooldown": 5,
+    "drain_seconds": 5,
+}
+
+
+class Load:
+    """``workers`` clients, each sending slow requests through Caddy one after another
+    until stopped; every answer is kept."""
+
+    def __init__(self, agent, service: str, workers: int, slow_ms: int) -> None:
+        self.url = f"http://127.0.0.1:{agent.http_port}/slow?ms={slow_ms}"
+        self.host = f"{service}.localhost:{agent.http_port}"
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[int, str]] = []  # (status, X-Instance)
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
+
+    def _run(self) -> None:
+        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    r = client.get(self.url)
+                    with self.lock:
+                        self.answers.append((r.status_code, r.headers.get("X-Instance", "")))
+                except httpx.HTTPError as exc:
+                    with self.lock:
+                        self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+    def instances_since(self, start: int) -> set[str]:
+        with self.lock:
+            return {inst for _, inst in self.answers[start:]}
+
+
+def live_containers(service_id: str) -> list:
+    return docker.from_env().containers.list(
+        filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
+    )
+
+
+def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):
+    client = agent.client()
+    asc = client.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="burst", MaxConcurrency=2, MinSize=1, MaxSize=4
+    )["AutoScalingConfiguration"]
+    created = client.create_service(
+        ServiceName="elastic",
+        SourceConfiguration={
+            "ImageRepository": {
+                "ImageIdentifier": hello_image,
+                "ImageRepositoryType": "ECR",
+                "ImageConfiguration": {"Port": "8080"},
+            },
+            "AutoDeploymentsEnabled": False,
+        },
+        InstanceConfiguration={"Cpu": "256", "Memory": "512"},
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
+    )["Service"]
+    arn, service_id = created["ServiceArn"], created["ServiceId"]
+    wait_status(client, arn, "RUNNING")
+    assert len(live_containers(service_id)) == 1
+    listed = client.list_services_for_auto_scaling_configuration(
+        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"]
+    )
+    assert listed["ServiceArnList"] == [arn]
+
+    with Load(agent, "elastic", workers=8, slow_ms=1500) as load:
+        wait_for(lambda: len(live_containers(service_id)) == 4, 60, "four instances")
+        # Four instances answer: every one of them is in the route.
+        mark = len(load.answers)
+        wait_for(lambda: len(load.instances_since(mark)) == 4, 30, "answers from all four")
+        wait_for(lambda: len(load.answers) > mark + 24, 30, "more answers")
+        assert len(live_containers(service_id)) == 4  # never beyond MaxSize
+    assert load.errors == []
+    assert Counter(status for status, _ in load.answers) == {200: len(load.answers)}
+
+    wait_for(lambda: len(live_containers(service_id)) == 1, 60, "back to MinSize")
+    assert agent.get("elastic").status_code == 200
+    logs = CliRunner().invoke(app, ["logs", "elastic"], env=agent.env).output
+    assert "Scaled out from 1 to" in logs and "to 1 instance(s)" in logs
+    events = CliRunner().invoke(app, ["events", "elastic"], env=agent.env).output
+    assert "Scaled out from 1 to" in events and "Scaled in from" in events
