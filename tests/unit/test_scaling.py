@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_services_worker import Env
 
+from slipway.api.validate import validate_input
 from slipway.errors import InvalidRequest
 from slipway.observe.events import SCALING_DETAIL_TYPE, EventBus
 from slipway.scaling import Autoscaler, Capacity, Scaler, needed
@@ -233,3 +234,13 @@ def test_busy_services_are_not_scaled(tmp_path):
         now[0] = t
         scaler.sample_once()
     assert len(serving(env, service)) == 1
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [("MaxConcurrency", 0), ("MaxConcurrency", 201), ("MinSize", 0), ("MinSize", 26)],
+)
+def test_out_of_range_auto_scaling_values_are_refused_by_the_model(member, value):
+    params = {"AutoScalingConfigurationName": "edge", member: value}
+    with pytest.raises(InvalidRequest, match=member):
+        validate_input("CreateAutoScalingConfiguration", params)
