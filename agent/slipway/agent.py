@@ -13,6 +13,7 @@ from .build.builder import Builder
 from .build.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
+from .domains import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -64,7 +65,13 @@ class Agent:
         access_log = settings.access_log_path
         if access_log is not None:
             access_log.parent.mkdir(parents=True, exist_ok=True)
-        self.router = Router(settings.caddy_admin, settings.http_port, access_log=access_log)
+        self.router = Router(
+            settings.caddy_admin,
+            settings.http_port,
+            access_log=access_log,
+            tls=tls_settings(settings),
+            custom_hosts=lambda: self.domains.custom_hosts(),
+        )
         self.backend = DockerEngine(instance_host=settings.instance_host)
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(
@@ -88,6 +95,15 @@ class Agent:
             connections=self.connections,
             events=self.events,
         )
+        self.domains = Domains(
+            self.store,
+            settings,
+            self.services,
+            domain_checker(settings, self.router),
+            note=self.note,
+            refresh=self.router.refresh,
+        )
+        self.services.domains = self.domains  # the API's custom domain handlers find it here
         self.git = GitSource()
         # Polls keep one connection pool per host; checkouts take fresh connections.
         check = check_source(GitSource(reuse_connections=True), registry)
@@ -177,6 +193,7 @@ class Agent:
         self.ensure_root_key()
         self.notifier.start()
         self.worker.start()
+        self.domains.start()
         self.scaler.start()
         self.poller.start()
         self.metrics_collector.start()
@@ -197,6 +214,7 @@ class Agent:
             self.metrics_collector.stop()
             self.poller.stop()
             self.scaler.stop()
+            self.domains.stop()
             self.worker.stop()
             self.applogs.stop()
             self.notifier.stop()

@@ -102,6 +102,22 @@ class Settings:
     notify_targets: tuple[dict[str, Any], ...] = ()
     # Seconds an undelivered notification is retried before it is given up.
     notify_max_age: float = 86400.0
+    # Custom domains: Caddy serves them over HTTPS on https_port with certificates from
+    # tls_issuer: "acme" (acme_ca directory, acme_email; acme_ca_root trusts a private
+    # ACME CA's root PEM) or "internal" (Caddy's own CA, for tests and closed networks).
+    https_port: int = 443
+    tls_issuer: str = "acme"
+    acme_ca: str = "https://acme-v02.api.letsencrypt.org/directory"
+    acme_email: str = ""
+    acme_ca_root: str = ""
+    # DNS server ("host:port", "" = the system resolver) that validation asks, and the
+    # addresses that count as this host ("" = the host's own interface addresses).
+    dns_resolver: str = ""
+    host_addresses: tuple[str, ...] = ()
+    # Seconds between two validation passes; seconds a domain may stay unvalidated
+    # before CREATE_FAILED (72 h, as ACM waits).
+    domain_check_interval: float = 5.0
+    domain_timeout: float = 72 * 3600.0
 
     @property
     def endpoint(self) -> str:

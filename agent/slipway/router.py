@@ -5,6 +5,15 @@ only when it differs from what Caddy reports at ``GET /config/``, so a reconcile
 loop can call ``apply`` every few seconds without reloading Caddy, and a Caddy
 that restarted with an empty config gets its routes back on the next pass.
 
+Custom domains (``CustomHost``, from the provider callable given to the Router) get a
+second server on the HTTPS port with the same handler as their service's default host,
+exact names before wildcards so the more specific domain wins; the HTTP server answers
+them with a redirect to HTTPS. Their certificates come from the tls app: exact names are
+managed ahead of time (``certificates.automate``), wildcards are issued per host on the
+first handshake (on-demand TLS, allowed only when the agent's ``ask`` URL says 200),
+because an ACME CA gives wildcard certificates only through DNS-01, which needs a DNS
+provider's API. The issuer is ACME or Caddy's internal CA (``TlsSettings``).
+
 With ``access_log`` set, Caddy writes one JSON line per request of the server to that
 file (logger ``slipway-access``, rolled by size, rolled files not gzipped so a reader can
 finish one after a roll); ``observe/metrics.py`` reads it. Those lines are kept out of
@@ -14,7 +23,9 @@ Caddy's default log. Checked against Caddy 2.6.2.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +35,11 @@ import httpx
 
 from .errors import RouterError
 
+log = logging.getLogger("slipway.router")
+
 SERVER_NAME = "slipway"
+TLS_SERVER_NAME = "slipway-tls"
+ISSUERS = ("acme", "internal")
 
 # A request that arrives while instances are being switched waits for a healthy
 # upstream instead of failing at once.
@@ -53,6 +68,32 @@ class Route:
     host: str
     upstreams: tuple[str, ...]
     paused: bool = False
+
+
+@dataclass(frozen=True)
+class CustomHost:
+    """A user's domain (``example.com``, ``www.example.com`` or ``*.example.com``) served
+    over HTTPS like ``target``, its service's default host (a ``Route.host``)."""
+
+    name: str
+    target: str
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """Where custom domains are served over HTTPS and who issues their certificates."""
+
+    https_port: int = 443
+    issuer: str = "acme"  # or "internal": Caddy's own CA
+    acme_ca: str = ""
+    acme_email: str = ""
+    acme_ca_root: str = ""  # PEM file of a private ACME CA's root, trusted by Caddy
+    ask_url: str = ""  # on-demand TLS asks here before issuing for a wildcard's host
+
+    def __post_init__(self) -> None:
+        if self.issuer not in ISSUERS:
+            choices = ", ".join(ISSUERS)
+            raise RouterError(f"tls issuer must be one of {choices}, not {self.issuer!r}")
 
 
 def _text_response(status: int, body: str) -> dict[str, Any]:
@@ -84,6 +125,59 @@ def _handler(route: Route) -> dict[str, Any]:
     if not upstreams:
         return _text_response(503, UNAVAILABLE_BODY)
     return _proxy(upstreams)
+
+
+def _redirect_to_https(https_port: int) -> dict[str, Any]:
+    port = "" if https_port == 443 else f":{https_port}"
+    return {
+        "handler": "static_response",
+        "status_code": 308,
+        "headers": {"Location": [f"https://{{http.request.host}}{port}{{http.request.uri}}"]},
+    }
+
+
+def _issuer(tls: TlsSettings) -> dict[str, Any]:
+    if tls.issuer == "internal":
+        return {"module": "internal"}
+    issuer: dict[str, Any] = {"module": "acme"}
+    if tls.acme_ca:
+        issuer["ca"] = tls.acme_ca
+    if tls.acme_email:
+        issuer["email"] = tls.acme_email
+    if tls.acme_ca_root:
+        issuer["trusted_roots_pem_files"] = [tls.acme_ca_root]
+    return issuer
+
+
+def _tls_app(exact: list[str], wildcards: list[str], tls: TlsSettings) -> dict[str, Any]:
+    """Exact names are obtained and renewed ahead of time; a wildcard's hosts on demand."""
+    policies: list[dict[str, Any]] = []
+    app: dict[str, Any] = {"automation": {"policies": policies}}
+    if exact:
+        app["certificates"] = {"automate": exact}
+        policies.append({"subjects": exact, "issuers": [_issuer(tls)]})
+    if wildcards:
+        policies.append({"subjects": wildcards, "issuers": [_issuer(tls)], "on_demand": True})
+        if tls.ask_url:
+            app["automation"]["on_demand"] = {"ask": tls.ask_url}
+    return app
+
+
+def _custom_routes(
+    hosts: Iterable[CustomHost], by_host: dict[str, Route]
+) -> list[tuple[str, Route]]:
+    """(name, route of its target) for each custom host whose service has a route; exact
+    names first, then wildcards, each sorted, so the more specific name matches first."""
+    chosen: dict[str, Route] = {}
+    for host in hosts:
+        name, target = host.name.lower(), host.target.lower()
+        if target not in by_host:
+            continue  # its service has no route (deleted meanwhile): nothing to serve
+        if name in chosen or name in by_host:
+            log.warning("custom domain %s is claimed twice; keeping the first", name)
+            continue
+        chosen[name] = by_host[target]
+    return sorted(chosen.items(), key=lambda item: (item[0].startswith("*."), item[0]))
 
 
 def _admin_listen(admin_url: str) -> str:
@@ -130,8 +224,14 @@ class Router:
         access_log: Path | None = None,
         access_log_roll_mb: int = ACCESS_LOG_ROLL_MB,
         access_log_keep: int = ACCESS_LOG_KEEP,
+        tls: TlsSettings | None = None,
+        custom_hosts: Callable[[], Iterable[CustomHost]] = lambda: (),
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
+        self.tls = tls or TlsSettings()
+        self.custom_hosts = custom_hosts  # the custom domains to serve now
+        self._apply_lock = threading.RLock()
+        self._last_routes: list[Route] | None = None
         self.access_log = access_log
         self.access_log_roll_mb = access_log_roll_mb
         self.access_log_keep = access_log_keep
@@ -148,8 +248,13 @@ class Router:
     def close(self) -> None:
         self._client.close()
 
-    def build_config(self, routes: Iterable[Route]) -> dict[str, Any]:
-        """Caddy's whole JSON config; pure and ordered by host so it compares stably."""
+    def build_config(
+        self, routes: Iterable[Route], custom_hosts: Iterable[CustomHost] | None = None
+    ) -> dict[str, Any]:
+        """Caddy's whole JSON config, ordered by host so it compares stably; pure when
+        ``custom_hosts`` is given, else it asks the provider for them."""
+        if custom_hosts is None:
+            custom_hosts = self.custom_hosts()
         by_host: dict[str, Route] = {}
         for route in routes:
             host = route.host.lower()
@@ -164,6 +269,15 @@ class Router:
             }
             for host in sorted(by_host)
         ]
+        custom = _custom_routes(custom_hosts, by_host)
+        if custom:
+            caddy_routes.append(
+                {
+                    "match": [{"host": [name for name, _ in custom]}],
+                    "handle": [_redirect_to_https(self.tls.https_port)],
+                    "terminal": True,
+                }
+            )
         caddy_routes.append({"handle": [_text_response(404, UNKNOWN_HOST_BODY)]})
         server: dict[str, Any] = {
             "listen": [f":{self.http_port}"],
@@ -176,6 +290,8 @@ class Router:
             "admin": {"listen": self.admin_listen},
             "apps": {"http": {"servers": {SERVER_NAME: server}}},
         }
+        if custom:
+            self._add_https(config, custom)
         if self.access_log is not None:
             # Every request of the server, whatever its host, goes to the access logger.
             server["logs"] = {"default_logger_name": ACCESS_LOGGER}
@@ -183,6 +299,35 @@ class Router:
                 self.access_log, self.access_log_roll_mb, self.access_log_keep
             )
         return config
+
+    def _add_https(self, config: dict[str, Any], custom: list[tuple[str, Route]]) -> None:
+        """The HTTPS server for custom domains, and the tls app that gets their certificates."""
+        http = config["apps"]["http"]
+        # Where ACME's HTTP-01 and TLS-ALPN-01 challenges arrive, and where redirects point.
+        http["http_port"] = self.http_port
+        http["https_port"] = self.tls.https_port
+        routes = [
+            {"match": [{"host": [name]}], "handle": [_handler(route)], "terminal": True}
+            for name, route in custom
+        ]
+        routes.append({"handle": [_text_response(404, UNKNOWN_HOST_BODY)]})
+        http["servers"][TLS_SERVER_NAME] = {
+            "listen": [f":{self.tls.https_port}"],
+            # Certificates are managed by the tls app below, not guessed from the routes.
+            "automatic_https": {"disable": True},
+            "tls_connection_policies": [{}],
+            "protocols": ["h1", "h2"],
+            "routes": routes,
+        }
+        names = [name for name, _ in custom]
+        exact = [n for n in names if not n.startswith("*.")]
+        wildcards = [n for n in names if n.startswith("*.")]
+        config["apps"]["tls"] = _tls_app(exact, wildcards, self.tls)
+        if self.tls.issuer == "internal":
+            # Never try to put Caddy's root into the system trust store (needs root).
+            config["apps"]["pki"] = {
+                "certificate_authorities": {"local": {"install_trust": False}}
+            }
 
     def current_config(self) -> Any:
         """What Caddy runs now (``None`` for an empty config)."""
@@ -196,11 +341,30 @@ class Router:
 
     def apply(self, routes: Iterable[Route]) -> bool:
         """Push the config for ``routes`` if Caddy runs a different one; True when it pushed."""
-        wanted = json.loads(json.dumps(self.build_config(routes)))
-        if self.current_config() == wanted:
-            return False
-        self._request("POST", "/load", json=wanted)
-        return True
+        routes = list(routes)
+        with self._apply_lock:
+            self._last_routes = routes
+            wanted = json.loads(json.dumps(self.build_config(routes)))
+            if self.current_config() == wanted:
+                return False
+            self._request("POST", "/load", json=wanted)
+            return True
+
+    def refresh(self) -> bool:
+        """Apply the last routes again, so a change of custom domains reaches Caddy without
+        waiting for the next reconcile pass; False when no routes were applied yet."""
+        with self._apply_lock:  # held throughout: newer routes never lose to these
+            if self._last_routes is None:
+                return False
+            return self.apply(self._last_routes)
+
+    def internal_ca_root(self) -> str:
+        """The PEM root certificate of Caddy's internal CA (``tls internal``)."""
+        response = self._request("GET", "/pki/ca/local")
+        try:
+            return str(response.json()["root_certificate"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RouterError(f"unexpected answer from Caddy's pki endpoint: {exc}") from exc
 
     def ping(self) -> bool:
         """Whether the admin API answers at all."""

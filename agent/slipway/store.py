@@ -19,7 +19,7 @@ import sqlite_utils
 
 from .errors import SlipwayError
 
-JSON_COLUMNS = {"spec", "params", "previous", "detail", "body", "pattern"}
+JSON_COLUMNS = {"spec", "params", "previous", "detail", "body", "pattern", "validation"}
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -163,11 +163,32 @@ def _m3_observe(db: sqlite_utils.Database) -> None:
     db["audit"].create_index(["time"])
 
 
+def _m4_custom_domains(db: sqlite_utils.Database) -> None:
+    """Custom domains of services; ``validation`` maps each DNS name to its record status."""
+    db["custom_domains"].create(
+        {
+            "id": str,
+            "service_id": str,
+            "domain_name": str,
+            "enable_www": int,
+            "status": str,
+            "validation": str,  # JSON: {"example.com": "SUCCESS", ...}
+            "reason": str,  # why it is not ACTIVE yet, as last noted in the events stream
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+    )
+    db["custom_domains"].create_index(["service_id", "domain_name"], unique=True)
+    db["custom_domains"].create_index(["domain_name"])
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_connections,
     _m3_observe,
+    _m4_custom_domains,
 ]
 
 
@@ -399,6 +420,43 @@ class Store:
         return self._rows(
             "SELECT * FROM revisions WHERE service_id = ? ORDER BY id DESC", (service_id,)
         )
+
+    # -- custom domains -----------------------------------------------------------
+
+    def insert_custom_domain(self, row: dict[str, Any]) -> None:
+        self._insert("custom_domains", row)
+
+    def list_custom_domains(self, service_id: str | None = None) -> list[dict[str, Any]]:
+        """One service's domains (all services' without ``service_id``), oldest first."""
+        where, params = ("WHERE service_id = ?", (service_id,)) if service_id else ("", ())
+        return self._rows(
+            f"SELECT * FROM custom_domains {where} ORDER BY created_at, domain_name", params
+        )
+
+    def get_custom_domain(self, service_id: str, domain_name: str) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT * FROM custom_domains WHERE service_id = ? AND domain_name = ?",
+            (service_id, domain_name),
+        )
+
+    def update_custom_domain(
+        self, domain_id: str, *, expect_status: str | None = None, **fields: Any
+    ) -> bool:
+        """Update one domain; with ``expect_status`` only if it still has that status (a
+        disassociation that came in meanwhile wins). True when a row changed."""
+        values = _encode(fields)
+        sets = ", ".join(f"{name} = ?" for name in values)
+        sql = f"UPDATE custom_domains SET {sets} WHERE id = ?"
+        params: list[Any] = [*values.values(), domain_id]
+        if expect_status is not None:
+            sql += " AND status = ?"
+            params.append(expect_status)
+        with self.transaction():
+            return self.db.execute(sql, params).rowcount > 0
+
+    def delete_custom_domain(self, domain_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM custom_domains WHERE id = ?", (domain_id,))
 
     # == observe: events, notification targets and deliveries, audit ==============
     # Events and audit rows have increasing integer ids: a reader follows a stream by

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..domains import ASK_PATH
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..observe.audit import audit_router
@@ -271,6 +272,14 @@ def create_app(agent: Agent) -> FastAPI:
                 "Streams": agent.logs.streams(service["id"]),
             }
         )
+
+    @app.get(ASK_PATH)
+    async def domain_ask(domain: str = "") -> Response:
+        """Caddy's on-demand TLS asks before it gets a certificate for a host under a
+        wildcard domain. Unsigned (Caddy can't sign): it tells only whether a name is an
+        active custom domain here."""
+        allowed = await run_in_threadpool(agent.domains.allows, domain)
+        return Response(status_code=200 if allowed else 403)
 
     app.include_router(webhook_router(agent.tracker))
     app.include_router(metrics_router(agent.metrics, authenticate))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..domains import Domains
+from ..errors import SlipwayError
 from ..services import Services, paginate
 from . import shapes
 
@@ -98,6 +100,55 @@ def list_services_for_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str
     return out
 
 
+def _domains(svc: Services) -> Domains:
+    """The agent hangs its Domains on Services (``services.domains``) at wiring time."""
+    domains = getattr(svc, "domains", None)
+    if not isinstance(domains, Domains):
+        raise SlipwayError("custom domains are not available in this agent")
+    return domains
+
+
+def _domain_answer(
+    domains: Domains, service: dict[str, Any], row: dict[str, Any]
+) -> dict[str, Any]:
+    target = domains.dns_target(service)
+    return {
+        "DNSTarget": target,
+        "ServiceArn": service["arn"],
+        "CustomDomain": shapes.custom_domain(row, target),
+        "VpcDNSTargets": [],
+    }
+
+
+def associate_custom_domain(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    domains = _domains(svc)
+    service, row = domains.associate(
+        p["ServiceArn"], p["DomainName"], p.get("EnableWWWSubdomain")
+    )
+    return _domain_answer(domains, service, row)
+
+
+def describe_custom_domains(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    domains = _domains(svc)
+    service, page = domains.describe(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
+    target = domains.dns_target(service)
+    out: dict[str, Any] = {
+        "DNSTarget": target,
+        "ServiceArn": service["arn"],
+        "CustomDomains": [shapes.custom_domain(r, target) for r in page.items],
+        "VpcDNSTargets": [],
+    }
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def disassociate_custom_domain(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
+    domains = _domains(svc)
+    service, row = domains.disassociate(p["ServiceArn"], p["DomainName"])
+    return _domain_answer(domains, service, row)
+
+
 def tag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     svc.tag_resource(p["ResourceArn"], p["Tags"])
     return {}
@@ -153,6 +204,9 @@ HANDLERS: dict[str, Handler] = {
     "DeleteAutoScalingConfiguration": delete_auto_scaling,
     "UpdateDefaultAutoScalingConfiguration": update_default_auto_scaling,
     "ListServicesForAutoScalingConfiguration": list_services_for_auto_scaling,
+    "AssociateCustomDomain": associate_custom_domain,
+    "DescribeCustomDomains": describe_custom_domains,
+    "DisassociateCustomDomain": disassociate_custom_domain,
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,

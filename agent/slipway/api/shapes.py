@@ -84,3 +84,18 @@ def connection(row: dict[str, Any]) -> dict[str, Any]:
         "Status": row["status"],
         **_times(row, CreatedAt="created_at"),
     }
+
+
+def custom_domain(row: dict[str, Any], dns_target: str) -> dict[str, Any]:
+    """What to put in DNS for each name: a CNAME to the service's default host (an A or
+    AAAA record to this host's address does as well), with its validation status."""
+    validation = row["validation"] or {}
+    return {
+        "DomainName": row["domain_name"],
+        "EnableWWWSubdomain": bool(row["enable_www"]),
+        "CertificateValidationRecords": [
+            {"Name": name, "Type": "CNAME", "Value": dns_target, "Status": status}
+            for name, status in validation.items()
+        ],
+        "Status": row["status"],
+    }
