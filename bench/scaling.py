@@ -1,0 +1,155 @@
+"""Auto scaling reaction times: from the onset of a sustained overload to the service
+scaled out and serving from every new instance, and from the end of the load to the
+service back at MinSize.
+
+Usage: .venv/bin/python bench/scaling.py [--rounds 3] [--workers 8] [--record]
+
+It starts its own registry, Caddy and agent (the agent's default sampling: every
+1 s, a 2 s scale-out window; a scale-in cool-down of 15 s instead of 60 s so rounds
+stay short: the scale-in time is that cool-down plus the drain), deploys the example
+app with MaxConcurrency 2, MinSize 1, MaxSize 4 and an HTTP health check every 1 s,
+then per round runs ``--workers`` clients that each send 1 s requests through Caddy
+one after another. "serving" is the first moment answers have come from MaxSize
+distinct instances (the app's X-Instance header), which needs each new instance
+healthy and in Caddy's route. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+import docker
+import httpx
+from common import ROOT, local_stack, record
+from harness import push_image, wait_for, wait_status
+
+MAX_SIZE = 4
+COOLDOWN = 15
+
+
+def running(client: docker.DockerClient, service: str) -> int:
+    return len(
+        client.containers.list(
+            filters={"label": f"slipway.service-name={service}", "status": "running"}
+        )
+    )
+
+
+class Overload:
+    """Clients each sending slow requests one after another; answers timestamped."""
+
+    def __init__(self, url: str, host: str, workers: int) -> None:
+        self.url, self.host = url, host
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[float, str]] = []
+        self.failed = 0
+        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
+
+    def _run(self) -> None:
+        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    r = client.get(self.url)
+                    ok = r.status_code == 200
+                    instance = r.headers.get("X-Instance", "")
+                except httpx.HTTPError:
+                    ok, instance = False, ""
+                with self.lock:
+                    if ok:
+                        self.answers.append((time.monotonic(), instance))
+                    else:
+                        self.failed += 1
+
+    def serving_from(self, count: int) -> float | None:
+        """When answers had come from ``count`` distinct instances."""
+        seen: set[str] = set()
+        with self.lock:
+            for at, instance in self.answers:
+                seen.add(instance)
+                if len(seen) >= count:
+                    return at
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
+    args = parser.parse_args()
+
+    client = docker.from_env()
+    rows = []
+    with local_stack(scale_in_cooldown=COOLDOWN, drain_seconds=5) as (registry, caddy, agent):
+        try:
+            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
+            image = f"{registry.host}/bench/elastic:live"
+            push_image(client, "slipway-bench/hello", image)
+            api = agent.client()
+            asc = api.create_auto_scaling_configuration(
+                AutoScalingConfigurationName="bench", MaxConcurrency=2, MinSize=1, MaxSize=MAX_SIZE
+            )["AutoScalingConfiguration"]["AutoScalingConfigurationArn"]
+            arn = api.create_service(
+                ServiceName="elastic",
+                SourceConfiguration={
+                    "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
+                    "AutoDeploymentsEnabled": False,
+                },
+                InstanceConfiguration={"Cpu": "256", "Memory": "512"},
+                HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+                AutoScalingConfigurationArn=asc,
+            )["Service"]["ServiceArn"]
+            wait_status(api, arn, "RUNNING")
+            url = f"http://127.0.0.1:{caddy.http_port}/slow?ms=1000"
+            host = f"elastic.localhost:{caddy.http_port}"
+            for _ in range(args.rounds):
+                wait_for(lambda: running(client, "elastic") == 1, 120, "MinSize")
+                load = Overload(url, host, args.workers)
+                onset = time.monotonic()
+                for t in load.threads:
+                    t.start()
+                wait_for(lambda: running(client, "elastic") == MAX_SIZE, 60, "scale out")
+                started = time.monotonic() - onset
+                wait_for(lambda o=load: o.serving_from(MAX_SIZE) is not None, 60, "serving")
+                serving = load.serving_from(MAX_SIZE) - onset
+                load.stop.set()
+                for t in load.threads:
+                    t.join()
+                ended = time.monotonic()
+                wait_for(lambda: running(client, "elastic") == 1, 120, "scale in")
+                rows.append((started, serving, time.monotonic() - ended, load.failed))
+        finally:
+            for container in client.containers.list(
+                all=True, filters={"label": "slipway.service-name=elastic"}
+            ):
+                container.remove(force=True)
+
+    lines = [
+        f"### Scaling, {time.strftime('%Y-%m-%d')}: {args.workers} clients x 1 s requests,"
+        f" MaxConcurrency 2, MinSize 1, MaxSize {MAX_SIZE}, cool-down {COOLDOWN} s, 2 cores",
+        "",
+        "| round | onset -> 4 running s | onset -> 4 serving s | load end -> MinSize s"
+        " | failed requests |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, (started, serving, back, failed) in enumerate(rows, 1):
+        lines.append(f"| {n} | {started:.1f} | {serving:.1f} | {back:.1f} | {failed} |")
+    median_serving = statistics.median(r[1] for r in rows)
+    lines += [
+        "",
+        f"Median onset -> serving: {median_serving:.1f} s"
+        f" (goal < 10 s: {'met' if median_serving < 10 else 'missed'});"
+        f" worst {max(r[1] for r in rows):.1f} s.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.record:
+        record("bench/scaling.py", table)
+
+
+if __name__ == "__main__":
+    main()
