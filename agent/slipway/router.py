@@ -153,11 +153,15 @@ def _tls_app(exact: list[str], wildcards: list[str], tls: TlsSettings) -> dict[s
     """Exact names are obtained and renewed ahead of time; a wildcard's hosts on demand."""
     policies: list[dict[str, Any]] = []
     app: dict[str, Any] = {"automation": {"policies": policies}}
+    # The internal CA's certificates name no OCSP responder: don't try to staple.
+    quiet = {"disable_ocsp_stapling": True} if tls.issuer == "internal" else {}
     if exact:
         app["certificates"] = {"automate": exact}
-        policies.append({"subjects": exact, "issuers": [_issuer(tls)]})
+        policies.append({"subjects": exact, "issuers": [_issuer(tls)], **quiet})
     if wildcards:
-        policies.append({"subjects": wildcards, "issuers": [_issuer(tls)], "on_demand": True})
+        policies.append(
+            {"subjects": wildcards, "issuers": [_issuer(tls)], "on_demand": True, **quiet}
+        )
         if tls.ask_url:
             app["automation"]["on_demand"] = {"ask": tls.ask_url}
     return app

@@ -138,13 +138,15 @@ def push_image(client: docker.DockerClient, local_image: str, image: str) -> str
 
 
 class CaddyProcess:
-    """A ``caddy run`` we own: admin API on a free port, config state in a tmp dir."""
+    """A ``caddy run`` we own: admin API on a free port, config state in a tmp dir (its
+    certificates and internal CA too, under ``root/data/caddy``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.binary = require_binary("caddy")
         self.admin_port = free_port()
         self.http_port = free_port()
+        self.https_port = free_port()  # for custom domains (SLIPWAY_HTTPS_PORT)
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.log = root / "caddy.log"
         self.process: subprocess.Popen | None = None

@@ -86,8 +86,13 @@ def test_internal_ca_exact_names_automated_wildcards_on_demand() -> None:
     exact = ["example.com", "login.example.com", "paused.example.org"]
     assert tls["certificates"] == {"automate": exact}
     assert tls["automation"]["policies"] == [
-        {"subjects": exact, "issuers": [{"module": "internal"}]},
-        {"subjects": ["*.example.com"], "issuers": [{"module": "internal"}], "on_demand": True},
+        {"subjects": exact, "issuers": [{"module": "internal"}], "disable_ocsp_stapling": True},
+        {
+            "subjects": ["*.example.com"],
+            "issuers": [{"module": "internal"}],
+            "on_demand": True,
+            "disable_ocsp_stapling": True,
+        },
     ]
     assert tls["automation"]["on_demand"] == {"ask": "http://127.0.0.1:8780/ask"}
     assert config["apps"]["pki"] == {"certificate_authorities": {"local": {"install_trust": False}}}
