@@ -213,11 +213,9 @@ class Domains:
             if not taken:
                 continue
             owner = self.store.get_service(other["service_id"])
-            whose = (
-                "this service"
-                if other["service_id"] == service["id"]
-                else (f"service {owner['name'] if owner else other['service_id']}")
-            )
+            if owner is None or owner["status"] == "DELETED":
+                continue  # the loop forgets it on its next pass
+            whose = "this service" if owner["id"] == service["id"] else f"service {owner['name']}"
             raise InvalidRequest(
                 f"Domain {', '.join(sorted(taken))} is already associated with {whose} "
                 f"(through {other['domain_name']}, {other['status']})"

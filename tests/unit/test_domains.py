@@ -301,6 +301,17 @@ def test_paused_or_deleted_services(env):
     assert env.store.list_custom_domains() == []
 
 
+def test_a_deleted_services_domain_is_free_at_once(env):
+    a, b = env.service("a"), env.service("b")
+    env.domains.associate(a["arn"], "example.com")
+    env.store.update_service(a["id"], status="DELETED")
+    env.domains.associate(b["arn"], "example.com")  # before the loop forgot a's
+    env.domains.check_once()
+    assert [(d["service_id"], d["domain_name"]) for d in env.store.list_custom_domains()] == [
+        (b["id"], "example.com")
+    ]
+
+
 def test_describe_pages(env):
     svc = env.service("web")
     for i in range(3):
