@@ -103,7 +103,7 @@ class Agent:
             note=self.note,
             refresh=self.router.refresh,
         )
-        self.services.domains = self.domains  # the API's custom domain handlers find it here
+        self.services.domains = self.domains
         self.git = GitSource()
         # Polls keep one connection pool per host; checkouts take fresh connections.
         check = check_source(GitSource(reuse_connections=True), registry)
@@ -150,10 +150,15 @@ class Agent:
         self.services.ensure_default_auto_scaling()
 
     def _metric_hosts(self) -> dict[str, str]:
-        return {
+        by_host = {
             self.settings.service_host(s["hostname"]).lower(): s["name"]
             for s in self.store.list_services()
         }
+        # Requests to a custom domain count for its service (wildcards: not by name).
+        for custom in self.domains.custom_hosts():
+            if custom.target in by_host and not custom.name.startswith("*."):
+                by_host[custom.name] = by_host[custom.target]
+        return by_host
 
     def _metric_instances(self) -> list[tuple[str, str]]:
         live = {s["id"]: s for s in self.store.list_services()}

@@ -297,8 +297,9 @@ class Router:
         if custom:
             self._add_https(config, custom)
         if self.access_log is not None:
-            # Every request of the server, whatever its host, goes to the access logger.
-            server["logs"] = {"default_logger_name": ACCESS_LOGGER}
+            # Every request of the servers, whatever its host, goes to the access logger.
+            for each in config["apps"]["http"]["servers"].values():
+                each["logs"] = {"default_logger_name": ACCESS_LOGGER}
             config["logging"] = _access_logging(
                 self.access_log, self.access_log_roll_mb, self.access_log_keep
             )

@@ -97,6 +97,7 @@ class Services:
         self.wake = wake
         self.note = note  # a line in the service's events stream
         self.cancel: Callable[[str], None] = lambda service_id: None  # stop its deployment
+        self.domains: Any = None  # the agent's Domains, for the custom domain operations
 
     # -- ARNs -------------------------------------------------------------------
 

@@ -101,8 +101,8 @@ def list_services_for_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str
 
 
 def _domains(svc: Services) -> Domains:
-    """The agent hangs its Domains on Services (``services.domains``) at wiring time."""
-    domains = getattr(svc, "domains", None)
+    """The agent sets ``services.domains`` at wiring time."""
+    domains = svc.domains
     if not isinstance(domains, Domains):
         raise SlipwayError("custom domains are not available in this agent")
     return domains
