@@ -133,7 +133,7 @@ class Agent:
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),
             events=self.events,
-            applogs=self.applogs,
+            applogs=self.applogs if settings.app_logs else None,
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,

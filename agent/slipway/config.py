@@ -83,6 +83,9 @@ class Settings:
     log_max_bytes: int = 10 * 1024 * 1024
     log_keep_files: int = 3
     log_max_age_days: float = 14.0
+    # Follow every instance's stdout and stderr into its instance/<id> stream; false
+    # leaves application output to docker alone (old log files are then not pruned).
+    app_logs: bool = True
     # Caddy's JSON access log, read for request metrics: a path; "" means
     # <data_dir>/caddy/access.log; "off" means no request metrics.
     access_log: str = ""
@@ -160,6 +163,13 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
     try:
         if typ == "Path":
             return Path(str(value))
+        if typ == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return text in ("true", "1", "yes", "on")
         if typ == "int":
             return int(value)
         if typ == "float":
