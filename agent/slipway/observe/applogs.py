@@ -21,6 +21,7 @@ import calendar
 import contextlib
 import http.client
 import logging
+import select
 import socket
 import struct
 import threading
@@ -44,6 +45,7 @@ STDOUT, STDERR = 1, 2
 _NS = 1_000_000_000
 _MARGIN_NS = 2 * _NS  # a re-attach starts this much before the newest record seen
 _READ_SIZE = 64 * 1024
+_LINGER = 0.2  # s a busy stream's next read waits, for lines to gather
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
 # What reading a stream that broke, or that another thread shut, raises.
 _STREAM_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError)
@@ -180,33 +182,119 @@ class InstanceLines:
         return lines
 
 
+class _Body:
+    """The body of docker's chunked log response, read straight from the connection's
+    buffered reader: ``read`` returns all that has arrived, however many chunks it holds
+    (http.client's ``read1`` stops at each chunk's end, and docker sends one chunk per
+    log record: a read, a wakeup and a store write per line)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        fp = response.raw._fp  # http.client's response: headers read, body not yet
+        self._fp = fp.fp
+        self._chunked = bool(fp.chunked)
+        self._length = None if self._chunked else fp.length
+        self._pending = bytearray()  # received, not decoded yet
+        self._left = 0  # data bytes of the current chunk still to come
+        self._crlf = False  # the CRLF after a chunk's data is due
+        self._done = False
+
+    def read(self) -> bytes:
+        """Body bytes: blocks until some arrive; b"" at the end of the body. Each call
+        empties the reader's buffer (``read1`` of at least its size returns all of it)."""
+        while not self._done:
+            want = _READ_SIZE if self._length is None else min(_READ_SIZE, self._length)
+            raw = self._fp.read1(want) if want else b""
+            if not raw:
+                break
+            if not self._chunked:
+                if self._length is not None:
+                    self._length -= len(raw)
+                return raw
+            self._pending += raw
+            data = self._decode()
+            if data:
+                return data
+        self._done = True
+        return b""
+
+    def _decode(self) -> bytes:
+        pending, at, out = self._pending, 0, bytearray()
+        while True:
+            if self._left:
+                take = min(self._left, len(pending) - at)
+                out += pending[at : at + take]
+                at += take
+                self._left -= take
+                if self._left:
+                    break
+                self._crlf = True
+            if self._crlf:
+                if len(pending) - at < 2:
+                    break
+                at += 2
+                self._crlf = False
+            end = pending.find(b"\r\n", at)
+            if end < 0:
+                if len(pending) - at > 256:
+                    raise ValueError("not a chunked body: no chunk size line")
+                break
+            size = int(bytes(pending[at:end]).split(b";", 1)[0], 16)  # ValueError: broken
+            at = end + 2
+            if size == 0:
+                self._done = True
+                break
+            self._left = size
+        del pending[:at]
+        return bytes(out)
+
+
 class _Attachment:
-    """One open log stream: yields the ``(source, record)`` frames each read brought (a
-    burst of lines costs one read and one store write); ``interrupt`` ends it from another
-    thread."""
+    """One open log stream: yields the ``(source, record)`` frames each read brought;
+    ``interrupt`` ends it from another thread. After a read that has caught up (nothing
+    more waiting on the socket), the next waits ``_LINGER`` s, so a chatty app's lines
+    cost one read and one store write per interval instead of one each; a quiet app's
+    first line is read at once, and a backlog is read without pauses."""
 
     def __init__(self, response: requests.Response, sock: Any, running: bool) -> None:
         self.running = running  # the container ran when attached (else the stream is all)
         self._response = response
         self._sock = getattr(sock, "_sock", sock)
+        self._interrupted = threading.Event()
+        self._poll: select.poll | None = select.poll()
+        try:
+            self._poll.register(self._sock, select.POLLIN)
+        except (OSError, TypeError, ValueError, AttributeError):  # no file descriptor
+            self._poll = None
+
+    def _caught_up(self) -> bool:
+        """Nothing more has arrived (read1 leaves nothing in the reader's buffer)."""
+        if self._poll is None:
+            return False  # cannot tell: never wait
+        try:
+            return not self._poll.poll(0)
+        except (OSError, ValueError):
+            return False
 
     def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
-        raw = self._response.raw
         buffer = bytearray()
         try:
+            body = _Body(self._response)
             while True:
-                chunk = raw.read1(_READ_SIZE)  # what has arrived, up to _READ_SIZE
-                if not chunk:
+                data = body.read()
+                if not data:
                     return
-                buffer += chunk
+                buffer += data
                 frames, used = _frames(buffer)
                 del buffer[:used]
                 if frames:
                     yield frames
+                if self._caught_up() and self._interrupted.wait(_LINGER):
+                    return
         except _STREAM_ERRORS:  # broken or interrupted: the stream ends here
             return
 
     def interrupt(self) -> None:
+        self._interrupted.set()
         with contextlib.suppress(OSError, AttributeError):
             self._sock.shutdown(socket.SHUT_RDWR)
 
