@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from .. import semver
 from ..errors import InvalidRequest
 
 __all__ = [
@@ -222,88 +223,7 @@ def resolve_version(runtime: Runtime, wanted: str | None) -> tuple[str, str]:
     )
 
 
-# --- package.json engines.node: a small semver range matcher (no dependency) -----------
-
-_Version = tuple[int, int, int]
-_Partial = tuple[int | None, int | None, int | None]
-_PARTIAL = re.compile(
-    r"v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
-)
-
-
-def _partial(text: str) -> _Partial:
-    match = _PARTIAL.fullmatch(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a version")
-    parts: list[int | None] = []
-    for group in match.groups():
-        if group is None or group in "xX*" or (parts and parts[-1] is None):
-            parts.append(None)
-        else:
-            parts.append(int(group))
-    return parts[0], parts[1], parts[2]
-
-
-def _floor(p: _Partial) -> _Version:
-    return (p[0] or 0, p[1] or 0, p[2] or 0)
-
-
-def _ceiling(p: _Partial) -> _Version:
-    """The exclusive upper bound of a partial version: 1 -> 2.0.0, 1.2 -> 1.3.0."""
-    major = p[0] or 0
-    return (major + 1, 0, 0) if p[1] is None else (major, p[1] + 1, 0)
-
-
-def _comparators(op: str, p: _Partial) -> list[tuple[str, _Version]]:
-    """One range token as plain comparisons; [] matches everything."""
-    if p[0] is None:  # "*", "x", ">=*": anything; "<*", ">*": nothing
-        return [("<", (0, 0, 0))] if op in ("<", ">") else []
-    full = p[2] is not None
-    low = _floor(p)
-    if op in ("", "="):
-        return [("==", low)] if full else [(">=", low), ("<", _ceiling(p))]
-    if op == ">=":
-        return [(">=", low)]
-    if op == ">":
-        return [(">", low)] if full else [(">=", _ceiling(p))]
-    if op == "<":
-        return [("<", low)]
-    if op == "<=":
-        return [("<=", low)] if full else [("<", _ceiling(p))]
-    if op in ("~", "~>"):  # patch updates (~1.2.3, ~1.2) or minor ones (~1)
-        return [(">=", low), ("<", _ceiling((p[0], p[1], None)))]
-    if op == "^":  # no change to the left-most non-zero part
-        major, minor, patch = low
-        if major > 0 or p[1] is None:
-            upper = (major + 1, 0, 0)
-        elif minor > 0 or p[2] is None:
-            upper = (0, minor + 1, 0)
-        else:
-            upper = (0, 0, patch + 1)
-        return [(">=", low), ("<", upper)]
-    raise ValueError(f"unknown operator {op!r}")
-
-
-_CHECKS = {
-    "==": lambda a, b: a == b,
-    ">=": lambda a, b: a >= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-}
-
-
-def _set_comparators(part: str) -> list[tuple[str, _Version]]:
-    hyphen = re.fullmatch(r"(\S+)\s+-\s+(\S+)", part)
-    if hyphen:
-        low, high = _partial(hyphen[1]), _partial(hyphen[2])
-        return _comparators(">=", low) + _comparators("<=", high)
-    out: list[tuple[str, _Version]] = []
-    for token in part.split():
-        match = re.fullmatch(r"(\^|~>?|>=|<=|>|<|=)?(.*)", token)
-        assert match is not None  # the pattern matches any token
-        out += _comparators(match[1] or "", _partial(match[2]))
-    return out
+# --- package.json engines.node ---------------------------------------------------------
 
 
 def satisfies(version: str, spec: str) -> bool:
@@ -311,16 +231,12 @@ def satisfies(version: str, spec: str) -> bool:
 
     Supports ``||``, space-joined comparator sets, ``a - b``, ``^``, ``~``, ``>=``,
     ``>``, ``<=``, ``<``, ``=``, exact and partial versions, and ``x``/``*`` wildcards.
-    Raises ValueError for a range it cannot read.
+    Pre-release parts are dropped (semver's loose reading). Raises ValueError for a
+    range it cannot read.
     """
-    have = _floor(_partial(version))
-    # ">= 18" is ">=18" to npm.
-    spec = re.sub(r"(<=|>=|<|>|=|\^|~>?)\s+", r"\1", spec.strip())
-    for part in spec.split("||"):
-        comparators = _set_comparators(part.strip())
-        if all(_CHECKS[op](have, bound) for op, bound in comparators):
-            return True
-    return False
+    have = semver.floor(version, loose=True)
+    # One alternative at a time: once one matches, the rest are not read (nor refused).
+    return any(semver.Range.parse(part, loose=True).contains(have) for part in spec.split("||"))
 
 
 def _engines_node(package_json: Mapping[str, Any]) -> str | None:

@@ -21,18 +21,16 @@ above names that do not, and names that do not are ordered lexicographically
 (``build-20240105`` after ``build-20231231``). Between equal versions
 the more precise name wins (``1.2.0`` over ``1.2``), then the lexicographically last.
 
-``build/runtimes.py`` has a range matcher for ``engines.node``, but it drops pre-release
-parts (``satisfies("1.3.0-rc.1", "^1.2")`` is true there), so this module has its own.
+Versions and ranges are ``slipway.semver``'s, read strictly: pre-release parts count.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ..errors import InvalidRequest, SlipwayError
+from ..semver import Range, Version, parse_version
 
 __all__ = [
     "NoMatchingTag",
@@ -45,15 +43,6 @@ __all__ = [
 ]
 
 _RANGE_START = frozenset("^~><=0123456789")
-_VERSION = re.compile(
-    r"v?(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?(?:\.(0|[1-9]\d*))?"
-    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?"
-)
-_PARTIAL = re.compile(
-    r"v?(\d+|[xX*])(?:\.(\d+|[xX*]))?(?:\.(\d+|[xX*]))?"
-    r"(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?"
-)
-_OPERATOR = re.compile(r"(\^|~>?|>=|<=|>|<|=)?(.*)")
 _GLOB_WILDCARDS = "*?["
 _SHOWN = 5
 
@@ -62,45 +51,6 @@ class NoMatchingTag(SlipwayError):
     """The source has no tag the pattern allows (yet): terminal until someone tags."""
 
     terminal = True
-
-
-@dataclass(frozen=True)
-class Version:
-    """A semantic version; ordering is semver precedence (build metadata ignored)."""
-
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
-        """Sort key: a release sorts above its pre-releases; numeric identifiers sort
-        numerically and below alphanumeric ones; a longer pre-release above its prefix."""
-        pre = tuple((0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease)
-        return (self.major, self.minor, self.patch, 0 if self.prerelease else 1, pre)
-
-    @property
-    def core(self) -> tuple[int, int, int]:
-        return (self.major, self.minor, self.patch)
-
-
-def parse_version(text: str) -> tuple[Version, int] | None:
-    """``text`` as a version and how many numeric parts it spelled out (1-3), or None.
-
-    A pre-release needs all three parts (``1.2-rc`` is not a version).
-    """
-    match = _VERSION.fullmatch(text)
-    if not match:
-        return None
-    major, minor, patch, pre = match.groups()
-    if pre is not None and patch is None:
-        return None
-    parts = 1 + (minor is not None) + (patch is not None)
-    version = Version(
-        int(major), int(minor or 0), int(patch or 0), tuple(pre.split(".")) if pre else ()
-    )
-    return version, parts
 
 
 def is_range(pattern: str) -> bool:
@@ -113,14 +63,14 @@ def check_pattern(pattern: str) -> None:
     if not pattern or not pattern.strip():
         raise InvalidRequest("slipway:track-tags is empty; use a glob like v* or a range like ^1.2")
     if is_range(pattern):
-        _Range.parse(pattern)
+        _range(pattern)
 
 
 def matches(tag: str, pattern: str) -> bool:
     """Whether ``tag`` is one ``pattern`` allows (see the module docstring)."""
     if is_range(pattern):
         parsed = parse_version(tag)
-        return parsed is not None and _Range.parse(pattern).contains(parsed[0])
+        return parsed is not None and _range(pattern).contains(parsed[0])
     return fnmatch.fnmatchcase(tag, pattern)
 
 
@@ -131,7 +81,7 @@ def newest_matching(tags: Iterable[str], pattern: str) -> str | None:
     """
     check_pattern(pattern)
     if is_range(pattern):
-        wanted = _Range.parse(pattern)
+        wanted = _range(pattern)
         best: tuple[object, ...] | None = None
         chosen = None
         for tag in tags:
@@ -189,118 +139,12 @@ def _core_of(tag: str, prefix: str, suffix: str) -> str:
 
 # --- ranges --------------------------------------------------------------------------
 
-_Comparator = tuple[str, Version]
-_Partial = tuple[int | None, int | None, int | None, tuple[str, ...]]
-_CHECKS = {
-    "==": lambda a, b: a == b,
-    ">=": lambda a, b: a >= b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-}
 
-
-@dataclass(frozen=True)
-class _Range:
-    """Alternatives (``||``), each a set of comparators that must all hold."""
-
-    alternatives: tuple[tuple[_Comparator, ...], ...]
-
-    @classmethod
-    def parse(cls, text: str) -> _Range:
-        try:
-            spec = re.sub(r"(<=|>=|<|>|=|\^|~>?)\s+", r"\1", text.strip())  # ">= 1" is ">=1"
-            alternatives = []
-            for part in spec.split("||"):
-                part = part.strip()
-                if not part:
-                    raise ValueError("an alternative is empty")
-                alternatives.append(tuple(_set_comparators(part)))
-            return cls(tuple(alternatives))
-        except ValueError as exc:
-            raise InvalidRequest(
-                f"slipway:track-tags {text!r} is not a semver range ({exc});"
-                " ranges look like ^1.2, ~1.2.3, >=1.0 <2, 1.x; globs like v* or release-*"
-            ) from exc
-
-    def contains(self, version: Version) -> bool:
-        have = version.key
-        for comparators in self.alternatives:
-            if not all(_CHECKS[op](have, bound.key) for op, bound in comparators):
-                continue
-            # npm: a pre-release only where the range names one of the same x.y.z
-            if version.prerelease and not any(
-                bound.prerelease and bound.core == version.core for _, bound in comparators
-            ):
-                continue
-            return True
-        return False
-
-
-def _partial(text: str) -> _Partial:
-    match = _PARTIAL.fullmatch(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a version")
-    numbers: list[int | None] = []
-    for group in match.groups()[:3]:
-        if group is None or group in "xX*" or (numbers and numbers[-1] is None):
-            numbers.append(None)
-        else:
-            numbers.append(int(group))
-    pre = match.group(4)
-    if pre and numbers[2] is None:
-        raise ValueError(f"{text!r} has a pre-release but no patch version")
-    return numbers[0], numbers[1], numbers[2], tuple(pre.split(".")) if pre else ()
-
-
-def _floor(p: _Partial) -> Version:
-    return Version(p[0] or 0, p[1] or 0, p[2] or 0, p[3])
-
-
-def _ceiling(p: _Partial) -> Version:
-    """The exclusive upper bound of a partial version: 1 -> 2.0.0, 1.2 -> 1.3.0."""
-    major = p[0] or 0
-    return Version(major + 1, 0, 0) if p[1] is None else Version(major, p[1] + 1, 0)
-
-
-def _comparators(op: str, p: _Partial) -> list[_Comparator]:
-    """One range token as plain comparisons; [] matches every release."""
-    if p[0] is None:  # "*", "x", ">=*": anything; "<*", ">*": nothing
-        return [("<", Version(0, 0, 0))] if op in ("<", ">") else []
-    full = p[2] is not None
-    low = _floor(p)
-    if op in ("", "="):
-        return [("==", low)] if full else [(">=", low), ("<", _ceiling(p))]
-    if op == ">=":
-        return [(">=", low)]
-    if op == ">":
-        return [(">", low)] if full else [(">=", _ceiling(p))]
-    if op == "<":
-        return [("<", low)]
-    if op == "<=":
-        return [("<=", low)] if full else [("<", _ceiling(p))]
-    if op in ("~", "~>"):  # patch updates (~1.2.3, ~1.2) or minor ones (~1)
-        return [(">=", low), ("<", _ceiling((p[0], p[1], None, ())))]
-    if op == "^":  # no change to the left-most non-zero part
-        if low.major > 0 or p[1] is None:
-            upper = Version(low.major + 1, 0, 0)
-        elif low.minor > 0 or p[2] is None:
-            upper = Version(0, low.minor + 1, 0)
-        else:
-            upper = Version(0, 0, low.patch + 1)
-        return [(">=", low), ("<", upper)]
-    raise ValueError(f"unknown operator {op!r}")
-
-
-def _set_comparators(part: str) -> list[_Comparator]:
-    hyphen = re.fullmatch(r"(\S+)\s+-\s+(\S+)", part)
-    if hyphen:
-        return _comparators(">=", _partial(hyphen[1])) + _comparators("<=", _partial(hyphen[2]))
-    out: list[_Comparator] = []
-    for token in part.split():
-        match = _OPERATOR.fullmatch(token)
-        assert match is not None  # the pattern matches any token
-        if not match[2]:
-            raise ValueError(f"{token!r} has no version")
-        out += _comparators(match[1] or "", _partial(match[2]))
-    return out
+def _range(pattern: str) -> Range:
+    try:
+        return Range.parse(pattern)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"slipway:track-tags {pattern!r} is not a semver range ({exc});"
+            " ranges look like ^1.2, ~1.2.3, >=1.0 <2, 1.x; globs like v* or release-*"
+        ) from exc
