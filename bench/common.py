@@ -1,5 +1,5 @@
-"""What the benchmarks share: recording a table in BENCHMARKS.md, and a private
-registry + Caddy + agent stack like the e2e tests use."""
+"""What the benchmarks share: recording a table in BENCHMARKS.md, a private
+registry + Caddy + agent stack like the e2e tests use, and the example app deployed on it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import docker
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import AgentProcess, CaddyProcess, LocalRegistry  # noqa: E402
+from harness import AgentProcess, CaddyProcess, LocalRegistry, push_image, wait_status  # noqa: E402
 
 
 def record(section: str, table: str, intro: str = "") -> None:
@@ -50,3 +52,44 @@ def local_stack(
         finally:
             caddy.stop()
             registry.stop()
+
+
+@contextmanager
+def example_service(
+    client: docker.DockerClient,
+    registry: LocalRegistry,
+    agent: AgentProcess,
+    name: str,
+    repository: str,
+    *,
+    auto_deployments: bool = False,
+    **create_service: Any,
+) -> Iterator[tuple[str, str]]:
+    """``examples/hello`` built, pushed as ``<registry>/<repository>:live`` and RUNNING as
+    the image service ``name``, with an HTTP health check on /health every second
+    (``create_service`` adds CreateService parameters or replaces that health check).
+    Yields (image, service ARN); the service's containers are removed on the way out,
+    whatever happened."""
+    try:
+        client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
+        image = f"{registry.host}/{repository}:live"
+        push_image(client, "slipway-bench/hello", image)
+        api = agent.client()
+        arn = api.create_service(
+            ServiceName=name,
+            SourceConfiguration={
+                "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
+                "AutoDeploymentsEnabled": auto_deployments,
+            },
+            **{
+                "HealthCheckConfiguration": {"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+                **create_service,
+            },
+        )["Service"]["ServiceArn"]
+        wait_status(api, arn, "RUNNING")
+        yield image, arn
+    finally:
+        for container in client.containers.list(
+            all=True, filters={"label": f"slipway.service-name={name}"}
+        ):
+            container.remove(force=True)

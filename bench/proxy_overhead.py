@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import docker
 import httpx
-from common import record
+from common import example_service, local_stack, record
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from harness import AgentProcess, CaddyProcess, LocalRegistry, wait_status  # noqa: E402
-
-from slipway.backends import LABEL_SERVICE_ID  # noqa: E402
+from slipway.backends import LABEL_SERVICE_NAME
 
 
 def measure(url: str, host: str | None, requests: int, concurrency: int) -> dict[str, float]:
@@ -71,58 +63,33 @@ def main() -> None:
     args = parser.parse_args()
 
     client = docker.from_env()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        registry = LocalRegistry.start(root)
-        caddy = CaddyProcess(root / "caddy")
-        (root / "caddy").mkdir()
-        caddy.start()
-        (root / "agent").mkdir()
-        agent = AgentProcess(root / "agent", caddy.admin_url, caddy.http_port).start()
-        service_id = None
-        try:
-            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
-            registry.push(client, "slipway-bench/hello", "bench/hello", "v1")
-            api = agent.client()
-            created = api.create_service(
-                ServiceName="bench",
-                SourceConfiguration={
-                    "ImageRepository": {
-                        "ImageIdentifier": f"{registry.host}/bench/hello:v1",
-                        "ImageRepositoryType": "ECR",
-                    }
-                },
-            )["Service"]
-            service_id = created["ServiceId"]
-            wait_status(api, created["ServiceArn"], "RUNNING")
-            (container,) = client.containers.list(
-                filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
-            )
-            port = container.ports["8080/tcp"][0]["HostPort"]
-            rows = [
-                (
-                    "direct",
-                    measure(f"http://127.0.0.1:{port}/", None, args.requests, args.concurrency),
+    # The service's default TCP health check and registry polling, as when this was first measured.
+    with (
+        local_stack() as (registry, caddy, agent),
+        example_service(
+            client,
+            registry,
+            agent,
+            "bench",
+            "bench/hello",
+            auto_deployments=True,
+            HealthCheckConfiguration={},
+        ),
+    ):
+        (container,) = client.containers.list(filters={"label": f"{LABEL_SERVICE_NAME}=bench"})
+        port = container.ports["8080/tcp"][0]["HostPort"]
+        rows = [
+            ("direct", measure(f"http://127.0.0.1:{port}/", None, args.requests, args.concurrency)),
+            (
+                "caddy",
+                measure(
+                    f"http://127.0.0.1:{caddy.http_port}/",
+                    f"bench.localhost:{caddy.http_port}",
+                    args.requests,
+                    args.concurrency,
                 ),
-                (
-                    "caddy",
-                    measure(
-                        f"http://127.0.0.1:{caddy.http_port}/",
-                        f"bench.localhost:{caddy.http_port}",
-                        args.requests,
-                        args.concurrency,
-                    ),
-                ),
-            ]
-        finally:
-            agent.kill()
-            caddy.stop()
-            registry.stop()
-            if service_id:
-                for c in client.containers.list(
-                    all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
-                ):
-                    c.remove(force=True)
+            ),
+        ]
 
     direct = rows[0][1]
     lines = [

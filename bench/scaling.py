@@ -23,8 +23,8 @@ import time
 
 import docker
 import httpx
-from common import ROOT, local_stack, record
-from harness import push_image, wait_for, wait_status
+from common import example_service, local_stack, record
+from harness import wait_for
 
 MAX_SIZE = 4
 COOLDOWN = 15
@@ -85,25 +85,18 @@ def main() -> None:
     client = docker.from_env()
     rows = []
     with local_stack(scale_in_cooldown=COOLDOWN, drain_seconds=5) as (registry, caddy, agent):
-        try:
-            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
-            image = f"{registry.host}/bench/elastic:live"
-            push_image(client, "slipway-bench/hello", image)
-            api = agent.client()
-            asc = api.create_auto_scaling_configuration(
-                AutoScalingConfigurationName="bench", MaxConcurrency=2, MinSize=1, MaxSize=MAX_SIZE
-            )["AutoScalingConfiguration"]["AutoScalingConfigurationArn"]
-            arn = api.create_service(
-                ServiceName="elastic",
-                SourceConfiguration={
-                    "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                    "AutoDeploymentsEnabled": False,
-                },
-                InstanceConfiguration={"Cpu": "256", "Memory": "512"},
-                HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
-                AutoScalingConfigurationArn=asc,
-            )["Service"]["ServiceArn"]
-            wait_status(api, arn, "RUNNING")
+        asc = agent.client().create_auto_scaling_configuration(
+            AutoScalingConfigurationName="bench", MaxConcurrency=2, MinSize=1, MaxSize=MAX_SIZE
+        )["AutoScalingConfiguration"]["AutoScalingConfigurationArn"]
+        with example_service(
+            client,
+            registry,
+            agent,
+            "elastic",
+            "bench/elastic",
+            InstanceConfiguration={"Cpu": "256", "Memory": "512"},
+            AutoScalingConfigurationArn=asc,
+        ):
             url = f"http://127.0.0.1:{caddy.http_port}/slow?ms=1000"
             host = f"elastic.localhost:{caddy.http_port}"
             for _ in range(args.rounds):
@@ -122,11 +115,6 @@ def main() -> None:
                 ended = time.monotonic()
                 wait_for(lambda: running(client, "elastic") == 1, 120, "scale in")
                 rows.append((started, serving, time.monotonic() - ended, load.failed))
-        finally:
-            for container in client.containers.list(
-                all=True, filters={"label": "slipway.service-name=elastic"}
-            ):
-                container.remove(force=True)
 
     lines = [
         f"### Scaling, {time.strftime('%Y-%m-%d')}: {args.workers} clients x 1 s requests,"

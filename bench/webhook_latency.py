@@ -22,7 +22,7 @@ import uuid
 
 import docker
 import httpx
-from common import ROOT, local_stack, record
+from common import example_service, local_stack, record
 from harness import AgentProcess, push_image, wait_for, wait_status
 
 TOKEN = "bench-" + uuid.uuid4().hex
@@ -88,49 +88,41 @@ def main() -> None:
 
     client = docker.from_env()
     rows = []
-    with local_stack(registry_webhook_token=TOKEN, drain_seconds=0) as (registry, _, agent):
-        try:
-            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
-            image = f"{registry.host}/bench/hello:live"
-            push_image(client, "slipway-bench/hello", image)
-            api = agent.client()
-            arn = api.create_service(
-                ServiceName="bench",
-                SourceConfiguration={
-                    "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                    "AutoDeploymentsEnabled": True,
-                },
-                HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
-                Tags=[{"Key": "slipway:poll-interval", "Value": "1h"}],
-            )["Service"]["ServiceArn"]
+    with (
+        local_stack(registry_webhook_token=TOKEN, drain_seconds=0) as (registry, _, agent),
+        example_service(
+            client,
+            registry,
+            agent,
+            "bench",
+            "bench/hello",
+            auto_deployments=True,
+            Tags=[{"Key": "slipway:poll-interval", "Value": "1h"}],
+        ) as (image, arn),
+    ):
+        api = agent.client()
+        for round_ in range(args.rounds):
+            version = f"r{round_}-{uuid.uuid4().hex[:6]}"
+            local = f"slipway-bench/variant:{version}"
+            client.images.build(
+                fileobj=io.BytesIO(f"FROM {image}\nENV APP_VERSION={version}".encode()),
+                tag=local,
+            )
+            digest = push_image(client, local, image)
+            sent = time.time()
+            notify(agent, registry.host, "bench/hello", "live", digest)
+            wait_for(
+                lambda v=version: agent.get("bench", "/env/APP_VERSION").text.strip() == v,
+                60,
+                "the new revision",
+            )
+            serving = time.time()
             wait_status(api, arn, "RUNNING")
-            for round_ in range(args.rounds):
-                version = f"r{round_}-{uuid.uuid4().hex[:6]}"
-                local = f"slipway-bench/variant:{version}"
-                client.images.build(
-                    fileobj=io.BytesIO(f"FROM {image}\nENV APP_VERSION={version}".encode()),
-                    tag=local,
-                )
-                digest = push_image(client, local, image)
-                sent = time.time()
-                notify(agent, registry.host, "bench/hello", "live", digest)
-                wait_for(
-                    lambda v=version: agent.get("bench", "/env/APP_VERSION").text.strip() == v,
-                    60,
-                    "the new revision",
-                )
-                serving = time.time()
-                wait_status(api, arn, "RUNNING")
-                marks = steps(agent, arn)
-                total = serving - sent
-                pull = marks["start"] - marks["pull"]
-                boot = marks["healthy"] - marks["start"]
-                rows.append({"total": total, "pull": pull, "boot": boot})
-        finally:
-            for container in client.containers.list(
-                all=True, filters={"label": "slipway.service-name=bench"}
-            ):
-                container.remove(force=True)
+            marks = steps(agent, arn)
+            total = serving - sent
+            pull = marks["start"] - marks["pull"]
+            boot = marks["healthy"] - marks["start"]
+            rows.append({"total": total, "pull": pull, "boot": boot})
 
     def median(key: str) -> float:
         return statistics.median(r[key] for r in rows)

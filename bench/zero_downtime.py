@@ -21,7 +21,7 @@ import uuid
 
 import docker
 import httpx
-from common import ROOT, local_stack, record
+from common import example_service, local_stack, record
 from harness import push_image, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
@@ -84,57 +84,38 @@ def main() -> None:
     args = parser.parse_args()
 
     client = docker.from_env()
-    with local_stack(drain_seconds=3, settle_seconds=3) as (registry, caddy, agent):
-        try:
-            client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
-            image = f"{registry.host}/bench/zero:live"
-            push_image(client, "slipway-bench/hello", image)
-            api = agent.client()
-            arn = api.create_service(
-                ServiceName="zero",
-                SourceConfiguration={
-                    "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                    "AutoDeploymentsEnabled": False,
-                },
-                HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
-            )["Service"]["ServiceArn"]
-            wait_status(api, arn, "RUNNING")
-            url = f"http://127.0.0.1:{caddy.http_port}/"
-            host = f"zero.localhost:{caddy.http_port}"
+    with (
+        local_stack(drain_seconds=3, settle_seconds=3) as (registry, caddy, agent),
+        example_service(client, registry, agent, "zero", "bench/zero") as (image, arn),
+    ):
+        api = agent.client()
+        url = f"http://127.0.0.1:{caddy.http_port}/"
+        host = f"zero.localhost:{caddy.http_port}"
 
-            steady = asyncio.run(
-                phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds))
+        steady = asyncio.run(phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds)))
+
+        # Build the revisions first: during the load only a tag moves (a manifest push).
+        variants = []
+        for n in range(args.deployments):
+            local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
+            client.images.build(
+                fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
             )
+            push_image(client, local, f"{registry.host}/bench/zero:round{n}")
+            variants.append(local)
 
-            # Build the revisions first: during the load only a tag moves (a manifest push).
-            variants = []
-            for n in range(args.deployments):
-                local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
-                client.images.build(
-                    fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
-                )
-                push_image(client, local, f"{registry.host}/bench/zero:round{n}")
-                variants.append(local)
+        def deployments() -> None:
+            for local in variants:
+                push_image(client, local, image)
+                api.start_deployment(ServiceArn=arn)
+                time.sleep(1)
+                wait_status(api, arn, "RUNNING", timeout=120)
 
-            def deployments() -> None:
-                for local in variants:
-                    push_image(client, local, image)
-                    api.start_deployment(ServiceArn=arn)
-                    time.sleep(1)
-                    wait_status(api, arn, "RUNNING", timeout=120)
-
-            started = time.monotonic()
-            during = asyncio.run(phase(url, host, args.rate, deployments))
-            elapsed = time.monotonic() - started
-            ops = api.list_operations(ServiceArn=arn)["OperationSummaryList"]
-            succeeded = sum(
-                o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops
-            )
-        finally:
-            for container in client.containers.list(
-                all=True, filters={"label": "slipway.service-name=zero"}
-            ):
-                container.remove(force=True)
+        started = time.monotonic()
+        during = asyncio.run(phase(url, host, args.rate, deployments))
+        elapsed = time.monotonic() - started
+        ops = api.list_operations(ServiceArn=arn)["OperationSummaryList"]
+        succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
 
     s, d = summary(steady), summary(during)
     lines = [
