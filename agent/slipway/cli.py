@@ -324,7 +324,9 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
     _show_service(_run(fetch), as_json)
 
 
-def _service_action(operation: str, verb: str) -> Any:
+def _service_action(operation: str, verb: str, doc: str | None = None) -> Any:
+    """A command that calls ``operation`` on the service NAME and prints its operation id."""
+
     def command(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
         client = _client(config)
         result = _run(lambda: client.call(operation, ServiceArn=client.service_arn(name)))
@@ -333,24 +335,16 @@ def _service_action(operation: str, verb: str) -> Any:
         else:
             typer.echo(f"{verb} {name}: operation {result['OperationId']}")
 
-    command.__doc__ = f"{verb} a service."
+    command.__doc__ = doc or f"{verb} a service."
     return command
 
 
 services_app.command("pause")(_service_action("PauseService", "Pausing"))
 services_app.command("resume")(_service_action("ResumeService", "Resuming"))
 services_app.command("delete")(_service_action("DeleteService", "Deleting"))
-
-
-@app.command()
-def deploy(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Deploy the newest revision of a service now."""
-    client = _client(config)
-    result = _run(lambda: client.call("StartDeployment", ServiceArn=client.service_arn(name)))
-    if as_json:
-        _print_json(result)
-    else:
-        typer.echo(f"Deploying {name}: operation {result['OperationId']}")
+app.command("deploy")(
+    _service_action("StartDeployment", "Deploying", "Deploy the newest revision of a service now.")
+)
 
 
 @app.command()
