@@ -304,8 +304,8 @@ def run_variant(
 ) -> dict[str, Any]:
     names = [f"svc-{variant}{i}" for i in range(args.services)]
     settings = {"reconcile_interval": 2, **VARIANTS[variant]}
-    with local_stack(**settings) as (registry, caddy, agent):
-        try:
+    try:  # the agent is gone before its containers are removed, or it replaces them
+        with local_stack(**settings) as (registry, caddy, agent):
             image = f"{registry.host}/bench/hello:live"
             push_image(client, LOCAL_IMAGE, image)
             api = agent.client()
@@ -369,12 +369,12 @@ def run_variant(
                 if variant == "off" or min(seen.values()) >= answered:
                     break
                 time.sleep(1)
-        finally:
-            for name in names:
-                for container in client.containers.list(
-                    all=True, filters={"label": f"{LABEL_SERVICE_NAME}={name}"}
-                ):
-                    container.remove(force=True)
+    finally:
+        for name in names:
+            for container in client.containers.list(
+                all=True, filters={"label": f"{LABEL_SERVICE_NAME}={name}"}
+            ):
+                container.remove(force=True)
 
     latencies = sorted(lat for r in results for lat in r["latencies"])
     errors: Counter[str] = Counter()
