@@ -42,13 +42,13 @@ def local_stack(
         caddy = CaddyProcess(root / "caddy")
         try:
             caddy.start()
-            agent = AgentProcess(
-                root / "agent", caddy.admin_url, caddy.http_port, **agent_settings
-            ).start()
+            agent = AgentProcess(root / "agent", caddy.admin_url, caddy.http_port, **agent_settings)
             try:
+                agent.start()
                 yield registry, caddy, agent
             finally:
                 agent.kill()
+                agent.stop_route_dns()
         finally:
             caddy.stop()
             registry.stop()

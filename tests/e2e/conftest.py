@@ -12,6 +12,8 @@ Fixtures:
   ``push_variant(image, KEY=VALUE)`` pushes a new revision under that tag.
 - ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
   (or a function of the fixture request returning one) sets its SLIPWAY_* settings.
+  Its route DNS responder (on a free port of its own) outlives ``agent.kill()`` like
+  it outlives a real crash; teardown ends it with ``stop_route_dns()``.
 """
 
 from __future__ import annotations
@@ -193,7 +195,12 @@ def agent(
         **settings,
     )
     process.caddy = caddy_server
-    process.start()
+    try:
+        process.start()
+    except BaseException:
+        process.kill()
+        process.stop_route_dns()
+        raise
     try:
         yield process
     finally:
@@ -202,6 +209,7 @@ def agent(
             client = process.client()
             service_ids = [s["ServiceId"] for s in client.list_services()["ServiceSummaryList"]]
         process.kill()
+        process.stop_route_dns()
         for service_id in service_ids:
             for container in docker_client.containers.list(
                 all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}

@@ -190,6 +190,9 @@ class AgentProcess:
         self.http_port = http_port
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        # The agent starts its route DNS responder here (UDP; a free TCP port is free
+        # enough). It outlives the agent on purpose: only stop_route_dns() ends it.
+        self.route_dns = f"127.0.0.1:{free_port()}"
         self.env = {
             **os.environ,
             "SLIPWAY_CONFIG": str(root / "slipway.yaml"),
@@ -203,6 +206,7 @@ class AgentProcess:
             "SLIPWAY_SETTLE_SECONDS": "2",
             "SLIPWAY_RECONCILE_INTERVAL": "1",
             "SLIPWAY_HEALTH_DEADLINE": "30",
+            "SLIPWAY_ROUTE_DNS": self.route_dns,
             **{f"SLIPWAY_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.proc: subprocess.Popen | None = None
@@ -233,6 +237,23 @@ class AgentProcess:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
+    def stop_route_dns(self) -> None:
+        """End the route DNS responder the agent started (``<data_dir>/routedns.pid``).
+
+        ``kill()`` leaves it running, as a real ``kill -9`` of the agent would; teardown
+        calls this after it. The pid is checked to be a responder before it is killed."""
+        pid_file = Path(self.env["SLIPWAY_DATA_DIR"]) / "routedns.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if not _is_route_dns(pid):
+            return
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _is_route_dns(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def log_text(self) -> str:
         return (self.root / "agent.log").read_text(errors="replace")
 
@@ -261,6 +282,17 @@ class AgentProcess:
             headers={"Host": f"{service_name}.localhost:{self.http_port}"},
             timeout=10,
         )
+
+
+def _is_route_dns(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) ``slipway.routedns`` process."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return b"slipway.routedns" in cmdline and state != "Z"
 
 
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
