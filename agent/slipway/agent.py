@@ -71,8 +71,10 @@ class Agent:
             access_log=access_log,
             tls=tls_settings(settings),
             custom_hosts=lambda: self.domains.custom_hosts(),
+            route_dns=settings.route_dns,
+            route_table=settings.data_dir / "routes.json",
         )
-        self.backend = DockerEngine(instance_host=settings.instance_host)
+        self.backend = DockerEngine(instance_network=settings.instance_network)
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(
             self.metrics,
@@ -196,6 +198,7 @@ class Agent:
         from .api.app import create_app
 
         self.ensure_root_key()
+        self.router.keep_route_dns()
         self.notifier.start()
         self.worker.start()
         self.domains.start()

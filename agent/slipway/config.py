@@ -58,8 +58,10 @@ class Settings:
     health_deadline: float = 120.0
     # Registries reached over plain HTTP besides loopback ones.
     insecure_registries: tuple[str, ...] = ()
-    # Host address that instances publish their port on; Caddy dials it.
-    instance_host: str = "127.0.0.1"
+    # Loopback network from which each instance gets its own address to publish its
+    # port on; Caddy finds a route's instances by asking route_dns for its name.
+    instance_network: str = "127.77.0.0/16"
+    route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
     # Built images kept per service for rollback.

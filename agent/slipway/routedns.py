@@ -46,6 +46,7 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -57,6 +58,8 @@ TTL = 1  # seconds; Caddy's own refresh interval decides how often it asks
 RACY_SECONDS = 2.0  # a table this fresh is re-read per query: mtime ticks are coarse
 START_SECONDS = 5.0  # how long ensure_responder waits for a spawned responder to answer
 PROBE_NAME = f"answering.{ZONE}"
+# TXT here names the table a responder serves, so an agent never uses another's.
+SOURCE_NAME = f"table.{ZONE}"
 
 log = logging.getLogger("slipway.routedns")
 
@@ -189,8 +192,10 @@ class _Answers:
         return table
 
 
-def respond(query: dns.message.Message, table: Mapping[str, list[str]]) -> dns.message.Message:
-    """The answer to one query, as a pure function of the table."""
+def respond(
+    query: dns.message.Message, table: Mapping[str, list[str]], source: str = ""
+) -> dns.message.Message:
+    """The answer to one query, as a pure function of the table (read from ``source``)."""
     response = dns.message.make_response(query)
     response.flags |= dns.flags.AA
     if query.opcode() != dns.opcode.QUERY:
@@ -200,7 +205,12 @@ def respond(query: dns.message.Message, table: Mapping[str, list[str]]) -> dns.m
         response.set_rcode(dns.rcode.FORMERR)
         return response
     question = query.question[0]
-    ips = table.get(question.name.to_text().lower())
+    name = question.name.to_text().lower()
+    if name == SOURCE_NAME and question.rdtype == dns.rdatatype.TXT:
+        text = dns.rdata.from_text("IN", "TXT", json.dumps(source))
+        response.answer.append(dns.rrset.from_rdata(question.name, TTL, text))
+        return response
+    ips = table.get(name)
     if ips is None:
         response.set_rcode(dns.rcode.NXDOMAIN)
     elif ips and question.rdtype == dns.rdatatype.A and question.rdclass == dns.rdataclass.IN:
@@ -232,6 +242,7 @@ def serve(listen: str, table: Path) -> None:
     host, port = _split_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     answers = _Answers(Path(table))
+    source = str(Path(table).resolve())
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.bind((host, port))
         log.info("answering %s names on %s from %s", ZONE, listen, table)
@@ -245,7 +256,7 @@ def serve(listen: str, table: Path) -> None:
                 query = dns.message.from_wire(data)
                 if query.flags & dns.flags.QR:
                     continue  # a response, not a query: never answer those
-                response = respond(query, answers.current())
+                response = respond(query, answers.current(), source)
                 limit = max(512, query.payload) if query.edns >= 0 else 512
                 sock.sendto(_wire(response, limit), peer)
             except dns.exception.DNSException:
@@ -265,6 +276,29 @@ def answering(listen: str, timeout: float = 0.3) -> bool:
     return True
 
 
+def serving(listen: str, timeout: float = 0.3) -> str | None:
+    """The table the responder at ``listen`` serves; "" for one that does not say, None
+    when nothing answers."""
+    host, port = _split_listen(listen)
+    query = dns.message.make_query(SOURCE_NAME, dns.rdatatype.TXT)
+    try:
+        response = dns.query.udp(query, host, port=port, timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return None
+    for rrset in response.answer:
+        for rdata in rrset:
+            return b"".join(rdata.strings).decode(errors="replace")
+    return ""
+
+
+def _check_source(listen: str, table: Path, served: str) -> None:
+    if served != str(Path(table).resolve()):
+        raise RouterError(
+            f"the route DNS responder at {listen} serves {served or 'another table'}, not"
+            f" {table}: another slipway uses that address; give this one its own route_dns"
+        )
+
+
 def ensure_responder(listen: str, table: Path, pid_file: Path, log_file: Path) -> int | None:
     """Make sure a responder answers at ``listen``: None if one already does (e.g.
     systemd's slipway-dns.service), else the pid of the one started now.
@@ -272,7 +306,9 @@ def ensure_responder(listen: str, table: Path, pid_file: Path, log_file: Path) -
     The started responder is detached (its own session, no inherited descriptors), so it
     outlives the agent, a ``kill -9`` included; its pid goes to ``pid_file``.
     """
-    if answering(listen):
+    served = serving(listen)
+    if served is not None:
+        _check_source(listen, table, served)
         return None
     _stop_stale(pid_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -291,9 +327,11 @@ def ensure_responder(listen: str, table: Path, pid_file: Path, log_file: Path) -
     pid_file.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        if answering(listen, timeout=0.1):
+        served = serving(listen, timeout=0.1)
+        if served is not None:
             if process.poll() is not None:  # lost a race: another responder took the port
                 pid_file.unlink(missing_ok=True)
+                _check_source(listen, table, served)
                 return None
             log.info("route DNS responder %d answers on %s", process.pid, listen)
             return process.pid

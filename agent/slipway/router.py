@@ -14,6 +14,16 @@ first handshake (on-demand TLS, allowed only when the agent's ``ask`` URL says 2
 because an ACME CA gives wildcard certificates only through DNS-01, which needs a DNS
 provider's API. The issuer is ACME or Caddy's internal CA (``TlsSettings``).
 
+Instances change without a config load. Each instance publishes its port on its own
+loopback address, so a route's instances are one DNS name's A records: Caddy resolves
+the route's name (``routedns.route_name``) through slipway's responder (``route_dns``)
+at most every ``DNS_REFRESH``, and ``apply`` rewrites the responder's table. A load
+would restart Caddy's servers, which closes idle keep-alive connections and loses a
+request sent on one at that instant; so ``apply`` loads only when the config differs
+in more than the instance addresses (a host added or removed, a pause, a route going
+from none to some instances). The static ``upstreams`` beside the dynamic source are
+Caddy's fallback while the responder cannot answer: the instances as of the last load.
+
 With ``access_log`` set, Caddy writes one JSON line per request of the server to that
 file (logger ``slipway-access``, rolled by size, rolled files not gzipped so a reader can
 finish one after a roll); ``observe/metrics.py`` reads it. Those lines are kept out of
@@ -34,6 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .errors import RouterError
+from .routedns import RouteTable, ensure_responder, route_name
 
 log = logging.getLogger("slipway.router")
 
@@ -44,7 +55,12 @@ ISSUERS = ("acme", "internal")
 # A request that arrives while instances are being switched waits for a healthy
 # upstream instead of failing at once.
 TRY_DURATION = "5s"
-TRY_INTERVAL = "250ms"
+# Dial errors on loopback are instant; with a dynamic source Caddy 2.6 forgets a dead
+# instance's failures between requests, so each retry should cost little.
+TRY_INTERVAL = "50ms"
+# How long Caddy keeps a route's A records before asking the responder again: a new
+# instance takes traffic, a leaving one stops getting it, within this.
+DNS_REFRESH = "1s"
 # An upstream that refused a connection is skipped this long; kept shorter than
 # TRY_DURATION so that a single upstream that hiccuped is retried within one request.
 FAIL_DURATION = "2s"
@@ -105,8 +121,8 @@ def _text_response(status: int, body: str) -> dict[str, Any]:
     }
 
 
-def _proxy(upstreams: Iterable[str]) -> dict[str, Any]:
-    return {
+def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, Any]:
+    handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial} for dial in upstreams],
         "load_balancing": {
@@ -116,15 +132,40 @@ def _proxy(upstreams: Iterable[str]) -> dict[str, Any]:
         },
         "health_checks": {"passive": {"fail_duration": FAIL_DURATION, "max_fails": MAX_FAILS}},
     }
+    ports = {dial.rpartition(":")[2] for dial in upstreams}
+    if route_dns and len(ports) == 1:  # instances that differ by address only
+        handler["dynamic_upstreams"] = {
+            "source": "a",
+            "name": route_name(host),
+            "port": ports.pop(),
+            "refresh": DNS_REFRESH,
+            "resolver": {"addresses": [f"udp/{route_dns}"]},
+            "dial_timeout": "1s",
+        }
+    return handler
 
 
-def _handler(route: Route) -> dict[str, Any]:
+def _handler(route: Route, route_dns: str | None = None) -> dict[str, Any]:
     if route.paused:
         return _text_response(503, PAUSED_BODY)
     upstreams = sorted(set(route.upstreams))
     if not upstreams:
         return _text_response(503, UNAVAILABLE_BODY)
-    return _proxy(upstreams)
+    return _proxy(route.host, upstreams, route_dns)
+
+
+def _without_instances(config: Any) -> Any:
+    """``config`` less the static upstreams of dynamic proxies: what a load must change."""
+    if isinstance(config, list):
+        return [_without_instances(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    dynamic = "dynamic_upstreams" in config
+    return {
+        key: _without_instances(value)
+        for key, value in config.items()
+        if not (dynamic and key == "upstreams")
+    }
 
 
 def _redirect_to_https(https_port: int) -> dict[str, Any]:
@@ -230,8 +271,13 @@ class Router:
         access_log_keep: int = ACCESS_LOG_KEEP,
         tls: TlsSettings | None = None,
         custom_hosts: Callable[[], Iterable[CustomHost]] = lambda: (),
+        route_dns: str | None = None,
+        route_table: Path | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
+        # Where Caddy resolves routes' instances, and the table the responder there reads.
+        self.route_dns = route_dns
+        self.route_table = RouteTable(route_table) if route_table and route_dns else None
         self.tls = tls or TlsSettings()
         self.custom_hosts = custom_hosts  # the custom domains to serve now
         self._apply_lock = threading.RLock()
@@ -268,7 +314,7 @@ class Router:
         caddy_routes: list[dict[str, Any]] = [
             {
                 "match": [{"host": [host]}],
-                "handle": [_handler(by_host[host])],
+                "handle": [_handler(by_host[host], self.route_dns)],
                 "terminal": True,
             }
             for host in sorted(by_host)
@@ -312,7 +358,11 @@ class Router:
         http["http_port"] = self.http_port
         http["https_port"] = self.tls.https_port
         routes = [
-            {"match": [{"host": [name]}], "handle": [_handler(route)], "terminal": True}
+            {
+                "match": [{"host": [name]}],
+                "handle": [_handler(route, self.route_dns)],
+                "terminal": True,
+            }
             for name, route in custom
         ]
         routes.append({"handle": [_text_response(404, UNKNOWN_HOST_BODY)]})
@@ -349,11 +399,34 @@ class Router:
         routes = list(routes)
         with self._apply_lock:
             self._last_routes = routes
+            if self.route_table is not None:
+                self._write_table(routes)
             wanted = json.loads(json.dumps(self.build_config(routes)))
-            if self.current_config() == wanted:
+            if _without_instances(self.current_config()) == _without_instances(wanted):
                 return False
             self._request("POST", "/load", json=wanted)
             return True
+
+    def keep_route_dns(self) -> None:
+        """Start the route responder when none answers; cheap when one does. It outlives
+        the agent, so Caddy finds instances while the agent restarts."""
+        if self.route_table is None or self.route_dns is None:
+            return
+        where = self.route_table.path.parent
+        ensure_responder(
+            self.route_dns, self.route_table.path, where / "routedns.pid", where / "routedns.log"
+        )
+
+    def _write_table(self, routes: list[Route]) -> None:
+        answers = {
+            route_name(r.host): sorted({dial.rpartition(":")[0] for dial in r.upstreams})
+            for r in routes
+            if not r.paused
+        }
+        try:
+            self.route_table.write(answers)
+        except OSError as exc:
+            raise RouterError(f"cannot write the route table: {exc}") from exc
 
     def refresh(self) -> bool:
         """Apply the last routes again, so a change of custom domains reaches Caddy without

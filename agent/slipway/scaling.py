@@ -185,7 +185,7 @@ class Scaler:
             spec = ServiceSpec.from_dict(service["spec"])
             asc = self.services.auto_scaling_for(spec)
             serving = self.worker.serving(service, instances)
-            flight = sum(in_flight.get(self.worker.upstream(i), 0) for i in serving)
+            flight = sum(in_flight.get(i.address or "", 0) for i in serving)
             need = needed(flight, asc["max_concurrency"], asc["min_size"], asc["max_size"])
             self.decisions.observe(service["id"], need, now)
             target = self.decisions.decide(service["id"], len(serving), now)

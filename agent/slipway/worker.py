@@ -71,13 +71,13 @@ def desired_routes(
         live = service["live_deployment_id"]
         upstreams = tuple(
             sorted(
-                f"{settings.instance_host}:{i.host_port}"
+                i.address
                 for i in instances
                 if live
                 and i.service_id == service["id"]
                 and i.deployment_id == live
                 and i.state == "running"
-                and i.host_port
+                and i.address
                 and i.id not in exclude
             )
         )
@@ -498,10 +498,10 @@ class Worker:
             return current is not None and current.state in ("running", "created")
 
         try:
-            if not inst.host_port:
+            if not inst.host_ip or not inst.host_port:
                 raise SlipwayError(f"instance {inst.name} did not publish its port")
             self.wait_healthy(
-                self.settings.instance_host,
+                inst.host_ip,
                 inst.host_port,
                 hc.protocol,
                 hc.path,
@@ -559,6 +559,7 @@ class Worker:
             self.router.apply(desired_routes(services, instances, self.settings, out))
 
     def reconcile_once(self) -> None:
+        self.router.keep_route_dns()
         self.apply_routes()
         with self._running_lock:
             busy = set(self._running)
@@ -592,9 +593,9 @@ class Worker:
         if now - self._probed.get(service["id"], 0.0) >= hc.interval:
             self._probed[service["id"]] = now
             for inst in live:
-                if inst.running and inst.host_port:
+                if inst.running and inst.host_ip and inst.host_port:
                     healthy[inst.id] = health.probe(
-                        self.settings.instance_host,
+                        inst.host_ip,
                         inst.host_port,
                         hc.protocol,
                         hc.path,
@@ -679,7 +680,7 @@ class Worker:
         self._leaving |= ids
         try:
             self.apply_routes()
-            addresses = {self.upstream(i) for i in leaving}
+            addresses = {i.address for i in leaving}
             deadline = time.monotonic() + self.settings.drain_seconds
             while time.monotonic() < deadline:
                 try:
@@ -696,10 +697,6 @@ class Worker:
             self._leaving -= ids
 
     # -- scaling ------------------------------------------------------------------
-
-    def upstream(self, inst: Instance) -> str:
-        """The address Caddy dials for an instance."""
-        return f"{self.settings.instance_host}:{inst.host_port}"
 
     def busy(self) -> set[str]:
         """Services with an operation, replacement or scaling action under way."""
@@ -718,7 +715,7 @@ class Worker:
             if i.service_id == service["id"]
             and i.deployment_id == service["live_deployment_id"]
             and i.running
-            and i.host_port
+            and i.address
             and i.id not in out
         ]
 
@@ -748,7 +745,7 @@ class Worker:
                     flights = {}
                 # The idlest go first, the newest of equals.
                 ranked = sorted(serving, key=lambda i: i.started_at or "", reverse=True)
-                ranked.sort(key=lambda i: flights.get(self.upstream(i), 0))
+                ranked.sort(key=lambda i: flights.get(i.address or "", 0))
                 self._leave(service, ranked[: before - target])
                 after = target
             else:

@@ -66,15 +66,17 @@ def test_fake_backend_runs_and_stops() -> None:
     backend = FakeBackend()
     first = backend.start_instance(spec(index=0))
     second = backend.start_instance(spec(index=1))
-    assert first.running and first.host_port == 49000
-    assert second.host_port == 49001
+    assert first.running and first.address == "127.77.0.2:8080"
+    assert second.address == "127.77.0.3:8080"  # each its own address, the same port
     assert backend.start_instance(spec(index=0)) == first  # same instance again: reused
     assert [i.id for i in backend.list_instances("svc1")] == [first.id, second.id]
     assert backend.list_instances("other") == []
     backend.exit_instance(first.id, 137)
     dead = backend.get_instance(first.id)
     assert dead is not None
-    assert (dead.state, dead.exit_code, dead.host_port) == ("exited", 137, None)
+    assert (dead.state, dead.exit_code, dead.address) == ("exited", 137, None)
+    backend.restart_instance(first.id)
+    assert backend.get_instance(first.id).address == first.address
     backend.stop_instance(first.id)
     backend.stop_instance(first.id)
     assert backend.get_instance(first.id) is None

@@ -20,7 +20,7 @@ import dns.rdatatype
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routedns import RouteTable, answering, ensure_responder, route_name
+from slipway.routedns import RouteTable, answering, ensure_responder, route_name, serving
 
 HELLO = "hello.localhost.route.slipway."
 
@@ -218,6 +218,20 @@ def test_ensure_responder_spawns_once(
     assert sorted(addresses(ask(listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
     assert ensure_responder(listen, table.path, pid_file, log_file) is None
     assert int(pid_file.read_text()) == pid
+
+
+def test_a_responder_serving_another_table_is_refused(
+    tmp_path: Path, table: RouteTable, spawned: list[int]
+) -> None:
+    listen = f"127.0.0.1:{free_udp_port()}"
+    pid = ensure_responder(listen, table.path, tmp_path / "a.pid", tmp_path / "a.log")
+    assert pid is not None
+    spawned.append(pid)
+    assert serving(listen) == str(table.path.resolve())
+    other = RouteTable(tmp_path / "other" / "routes.json")
+    with pytest.raises(RouterError, match="another slipway uses that address"):
+        ensure_responder(listen, other.path, tmp_path / "b.pid", tmp_path / "b.log")
+    assert not (tmp_path / "b.pid").exists()
 
 
 def test_ensure_responder_replaces_its_own_hung_responder(

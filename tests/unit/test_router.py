@@ -58,7 +58,7 @@ def test_route_proxies_to_upstreams_with_retries() -> None:
     assert handler["handler"] == "reverse_proxy"
     assert handler["upstreams"] == [{"dial": "127.0.0.1:49153"}, {"dial": "127.0.0.1:49154"}]
     assert handler["load_balancing"]["try_duration"] == "5s"
-    assert handler["load_balancing"]["try_interval"] == "250ms"
+    assert handler["load_balancing"]["try_interval"] == "50ms"
     assert "passive" in handler["health_checks"]
 
 
@@ -188,3 +188,51 @@ def test_unreachable_caddy() -> None:
     assert router.ping() is False
     with pytest.raises(RouterError, match="unreachable"):
         router.apply([])
+
+
+def dynamic(caddy: FakeCaddy, tmp_path: Path) -> Router:
+    return Router(
+        "http://127.0.0.1:2019",
+        8080,
+        transport=httpx.MockTransport(caddy),
+        route_dns="127.0.0.1:8753",
+        route_table=tmp_path / "routes.json",
+    )
+
+
+def test_instances_on_one_port_resolve_through_the_route_dns(tmp_path: Path) -> None:
+    router = dynamic(FakeCaddy(), tmp_path)
+    config = router.build_config([Route("a.localhost", ("127.77.0.2:8080", "127.77.0.3:8080"))])
+    handler = handler_for(config, "a.localhost")
+    assert handler["dynamic_upstreams"] == {
+        "source": "a",
+        "name": "a.localhost.route.slipway.",
+        "port": "8080",
+        "refresh": "1s",
+        "resolver": {"addresses": ["udp/127.0.0.1:8753"]},
+        "dial_timeout": "1s",
+    }
+    # The fallback while the responder cannot answer: the instances as of this config.
+    assert handler["upstreams"] == [{"dial": "127.77.0.2:8080"}, {"dial": "127.77.0.3:8080"}]
+    mixed = router.build_config([Route("a.localhost", ("127.0.0.1:1", "127.0.0.1:2"))])
+    assert "dynamic_upstreams" not in handler_for(mixed, "a.localhost")
+
+
+def test_switching_instances_rewrites_the_table_without_a_load(tmp_path: Path) -> None:
+    from slipway.routedns import RouteTable
+
+    caddy = FakeCaddy()
+    router = dynamic(caddy, tmp_path)
+    table = RouteTable(tmp_path / "routes.json")
+    assert router.apply([Route("a.localhost", ("127.77.0.2:8080",))]) is True
+    assert table.read() == {"a.localhost.route.slipway.": ["127.77.0.2"]}
+    # A deployment, a scale-out: other instances, same shape: no load.
+    assert router.apply([Route("a.localhost", ("127.77.0.3:8080",))]) is False
+    assert router.apply([Route("a.localhost", ("127.77.0.3:8080", "127.77.0.4:8080"))]) is False
+    assert table.read() == {"a.localhost.route.slipway.": ["127.77.0.3", "127.77.0.4"]}
+    assert caddy.loads == 1
+    # A pause, a new host, or no instances left changes the config: loads.
+    assert router.apply([Route("a.localhost", ("127.77.0.3:8080",), paused=True)]) is True
+    assert table.read() == {}
+    assert router.apply([Route("a.localhost", ())]) is True
+    assert caddy.loads == 3

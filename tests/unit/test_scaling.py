@@ -150,7 +150,7 @@ def scaling_events(env: Env, service: dict) -> list[dict]:
 
 
 def load(env: Env, service: dict, flights: Flights, per_instance: int) -> None:
-    flights.counts = {env.worker.upstream(i): per_instance for i in serving(env, service)}
+    flights.counts = {i.address: per_instance for i in serving(env, service)}
 
 
 def test_scaler_scales_out_under_sustained_load_and_back_in_when_idle(tmp_path):
@@ -163,7 +163,7 @@ def test_scaler_scales_out_under_sustained_load_and_back_in_when_idle(tmp_path):
         scaler.sample_once()
     after_out = serving(env, service)
     assert len(after_out) == 4
-    assert {f"127.0.0.1:{i.host_port}" for i in after_out} == set(env.router.routes[0].upstreams)
+    assert {i.address for i in after_out} == set(env.router.routes[0].upstreams)
     assert any("Scaled out from 1 to 4 instance(s)" in line for line in events_lines(env, service))
     assert scaling_events(env, service)[-1]["currentInstanceCount"] == 4
     # Load ends: nothing happens before the cooldown, then back to MinSize.
@@ -214,7 +214,7 @@ def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
     def wait_healthy(host, port, *args, **kwargs):
         env.worker.apply_routes()  # a reconcile pass while the new one boots
         seen_during_health.append(env.router.routes[0].upstreams)
-        assert not any(up.endswith(f":{port}") for up in env.router.routes[0].upstreams)
+        assert not any(up.startswith(f"{host}:") for up in env.router.routes[0].upstreams)
 
     env.worker.wait_healthy = wait_healthy
     load(env, service, flights, 2)

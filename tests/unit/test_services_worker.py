@@ -41,6 +41,9 @@ class FakeRouter:
         self.routes = list(routes)
         return True
 
+    def keep_route_dns(self) -> None:
+        pass
+
 
 class Registry:
     """Tags to digests; an unknown tag is not found."""
@@ -147,7 +150,7 @@ class Env:
 
     def _wait_healthy(self, host, port, *args, **kwargs) -> None:
         for inst in self.backend.list_instances():
-            if inst.host_port == port and inst.revision in self.unhealthy:
+            if inst.host_ip == host and inst.revision in self.unhealthy:
                 raise HealthCheckFailed("connection refused")
 
     def drain(self) -> None:
@@ -192,7 +195,7 @@ def test_create_deploys_and_routes(env):
     assert spec.port == 8080 and spec.image == f"127.0.0.1:5000/hello@{env.registry.tags[IMAGE]}"
     assert spec.cpu_units == 1024 and spec.memory_mb == 2048
     assert env.router.routes == [
-        Route(host="hello.localhost", upstreams=(f"127.0.0.1:{inst.host_port}",))
+        Route(host="hello.localhost", upstreams=(inst.address,))
     ]
 
 

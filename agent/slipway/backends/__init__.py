@@ -18,6 +18,11 @@ LABEL_DEPLOYMENT_ID = "slipway.deployment-id"
 LABEL_REVISION = "slipway.revision"
 
 
+# Every instance publishes its app port on this port of its own loopback address, so
+# a service's instances differ by address only: one DNS name of A records, one port.
+PUBLISHED_PORT = 8080
+
+
 @dataclass(frozen=True)
 class InstanceSpec:
     """What to run for one instance of a deployment."""
@@ -50,10 +55,18 @@ class Instance:
     exit_code: int | None
     started_at: str | None
     restart_count: int = 0  # times the engine restarted it after it exited
+    host_ip: str | None = None  # the address its port is published on; None if not running
 
     @property
     def running(self) -> bool:
         return self.state == "running"
+
+    @property
+    def address(self) -> str | None:
+        """Where Caddy and health checks reach it: ``ip:port``."""
+        if not self.host_ip or not self.host_port:
+            return None
+        return f"{self.host_ip}:{self.host_port}"
 
 
 class Backend(Protocol):
@@ -80,6 +93,7 @@ __all__ = [
     "LABEL_REVISION",
     "LABEL_SERVICE_ID",
     "LABEL_SERVICE_NAME",
+    "PUBLISHED_PORT",
     "Backend",
     "Instance",
     "InstanceSpec",

@@ -8,7 +8,9 @@ could not get the image).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
+import threading
 from typing import Any
 
 import docker
@@ -29,6 +31,7 @@ from . import (
     LABEL_REVISION,
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
+    PUBLISHED_PORT,
     Instance,
     InstanceSpec,
 )
@@ -99,9 +102,9 @@ def _to_instance(container: Container) -> Instance:
     labels = attrs.get("Config", {}).get("Labels") or {}
     state = attrs.get("State") or {}
     status = state.get("Status") or container.status
-    host_port = None
+    host_ip = host_port = None
     if status == "running":
-        host_port = _published_port(attrs, labels.get(LABEL_PORT))
+        host_ip, host_port = _published(attrs, labels.get(LABEL_PORT))
     exit_code = state.get("ExitCode") if status in ("exited", "dead", "restarting") else None
     started_at = state.get("StartedAt")
     return Instance(
@@ -115,25 +118,33 @@ def _to_instance(container: Container) -> Instance:
         exit_code=exit_code,
         started_at=None if not started_at or started_at == _ZERO_TIME else started_at,
         restart_count=int(attrs.get("RestartCount") or 0),
+        host_ip=host_ip,
     )
 
 
-def _published_port(attrs: dict[str, Any], port: str | None) -> int | None:
+def _published(attrs: dict[str, Any], port: str | None) -> tuple[str | None, int | None]:
+    """The address and port the app port is published on."""
     ports = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
     bindings = ports.get(f"{port}/tcp") if port else None
     if bindings is None:  # no label: take the only published port there is
         bindings = next((b for b in ports.values() if b), None)
     for binding in bindings or ():
         if binding.get("HostPort"):
-            return int(binding["HostPort"])
-    return None
+            return binding.get("HostIp") or None, int(binding["HostPort"])
+    return None, None
+
+
+def _bound_addresses(container: Container) -> set[str]:
+    """The host addresses a container asked for, running or not."""
+    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    return {b.get("HostIp") for each in bindings.values() for b in each or () if b.get("HostIp")}
 
 
 class DockerEngine:
     """Runs instances as containers on one Docker Engine."""
 
     def __init__(
-        self, client: docker.DockerClient | None = None, instance_host: str = "127.0.0.1"
+        self, client: docker.DockerClient | None = None, instance_network: str = "127.77.0.0/16"
     ) -> None:
         if client is None:
             try:
@@ -141,7 +152,27 @@ class DockerEngine:
             except _DOCKER_ERRORS as exc:
                 raise BackendError(f"cannot reach the docker daemon: {_explain(exc)}") from exc
         self.client = client
-        self.instance_host = instance_host
+        try:
+            self.network = ipaddress.IPv4Network(instance_network)
+        except ValueError as exc:
+            raise BackendError(f"instance_network {instance_network!r}: {exc}") from exc
+        if not self.network.is_loopback:
+            raise BackendError(f"instance_network {instance_network} is not a loopback network")
+        self._allocating = threading.Lock()  # one free address per new container
+
+    def _free_address(self) -> str:
+        """An address of the instance network that no slipway container has asked for."""
+        try:
+            containers = self.client.containers.list(
+                all=True, filters={"label": f"{LABEL_MANAGED}=true"}, ignore_removed=True
+            )
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
+        taken = set().union(*(_bound_addresses(c) for c in containers))
+        for address in self.network.hosts():
+            if str(address) not in taken:
+                return str(address)
+        raise BackendError(f"no free address left in instance_network {self.network}")
 
     def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
         """Pull ``image`` (by tag or digest); registry failures become RegistryError."""
@@ -176,18 +207,20 @@ class DockerEngine:
             options["entrypoint"] = ["/bin/sh", "-c"]
             options["command"] = [spec.command]
         try:
-            container = self.client.containers.create(
-                spec.image,
-                name=name,
-                labels=labels,
-                environment=environment,
-                ports={f"{spec.port}/tcp": (self.instance_host, None)},
-                restart_policy={"Name": "unless-stopped"},
-                nano_cpus=nano_cpus(spec.cpu_units),
-                mem_limit=f"{spec.memory_mb}m",
-                detach=True,
-                **options,
-            )
+            with self._allocating:
+                address = self._free_address()
+                container = self.client.containers.create(
+                    spec.image,
+                    name=name,
+                    labels=labels,
+                    environment=environment,
+                    ports={f"{spec.port}/tcp": (address, PUBLISHED_PORT)},
+                    restart_policy={"Name": "unless-stopped"},
+                    nano_cpus=nano_cpus(spec.cpu_units),
+                    mem_limit=f"{spec.memory_mb}m",
+                    detach=True,
+                    **options,
+                )
         except docker.errors.ImageNotFound as exc:
             raise BackendError(
                 f"image {spec.image} is not on this host (pull it first): {_explain(exc)}"
@@ -228,7 +261,7 @@ class DockerEngine:
             if "port is already allocated" in message or "address already in use" in message:
                 raise BackendError(
                     f"starting container {name} failed: port conflict on "
-                    f"{self.instance_host}: {message}"
+                    f"{', '.join(_bound_addresses(container))}: {message}"
                 ) from exc
             raise BackendError(f"starting container {name} failed: {message}") from exc
         return _to_instance(container)

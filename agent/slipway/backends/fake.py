@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from ..errors import BackendError, SlipwayError
-from . import Instance, InstanceSpec
+from . import PUBLISHED_PORT, Instance, InstanceSpec
 from .docker_engine import container_name
 
 
@@ -23,7 +23,6 @@ from .docker_engine import container_name
 class FakeBackend:
     """Records what was asked of it; instances are plain Instance records."""
 
-    first_port: int = 49000
     pulled: list[str] = field(default_factory=list)
     removed_images: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
@@ -36,7 +35,8 @@ class FakeBackend:
     def __post_init__(self) -> None:
         self._instances: dict[str, Instance] = {}
         self._ids = itertools.count(1)
-        self._ports = itertools.count(self.first_port)
+        self._addresses = itertools.count(1)
+        self._bound: dict[str, str] = {}  # instance id -> its address, kept across restarts
 
     def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
         if image in self.fail_pull:
@@ -60,10 +60,14 @@ class FakeBackend:
             deployment_id=spec.deployment_id,
             revision=spec.revision,
             state="running" if code is None else "exited",
-            host_port=next(self._ports) if code is None else None,
+            host_port=PUBLISHED_PORT if code is None else None,
             exit_code=code,
             started_at=datetime.now(UTC).isoformat(),
         )
+        n = next(self._addresses)
+        self._bound[instance.id] = f"127.77.{n // 254}.{n % 254 + 1}"
+        if code is None:
+            instance = replace(instance, host_ip=self._bound[instance.id])
         self._instances[instance.id] = instance
         self.specs[instance.id] = spec
         return instance
@@ -71,14 +75,22 @@ class FakeBackend:
     def exit_instance(self, instance_id: str, exit_code: int = 1) -> None:
         """Make a running instance die, as a crashing app would."""
         self._instances[instance_id] = replace(
-            self._instances[instance_id], state="exited", host_port=None, exit_code=exit_code
+            self._instances[instance_id],
+            state="exited",
+            host_port=None,
+            host_ip=None,
+            exit_code=exit_code,
         )
 
     def restart_instance(self, instance_id: str) -> None:
         """What the engine's restart policy does to a crashed instance."""
         inst = self._instances[instance_id]
         self._instances[instance_id] = replace(
-            inst, state="running", host_port=next(self._ports), restart_count=inst.restart_count + 1
+            inst,
+            state="running",
+            host_port=PUBLISHED_PORT,
+            host_ip=self._bound[instance_id],
+            restart_count=inst.restart_count + 1,
         )
 
     def get_instance(self, instance_id: str) -> Instance | None:
