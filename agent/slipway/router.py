@@ -380,9 +380,7 @@ class Router:
         config["apps"]["tls"] = _tls_app(exact, wildcards, self.tls)
         if self.tls.issuer == "internal":
             # Never try to put Caddy's root into the system trust store (needs root).
-            config["apps"]["pki"] = {
-                "certificate_authorities": {"local": {"install_trust": False}}
-            }
+            config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
 
     def current_config(self) -> Any:
         """What Caddy runs now (``None`` for an empty config)."""

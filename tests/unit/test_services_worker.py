@@ -194,9 +194,7 @@ def test_create_deploys_and_routes(env):
     spec = env.backend.specs[inst.id]
     assert spec.port == 8080 and spec.image == f"127.0.0.1:5000/hello@{env.registry.tags[IMAGE]}"
     assert spec.cpu_units == 1024 and spec.memory_mb == 2048
-    assert env.router.routes == [
-        Route(host="hello.localhost", upstreams=(inst.address,))
-    ]
+    assert env.router.routes == [Route(host="hello.localhost", upstreams=(inst.address,))]
 
 
 def test_update_replaces_instances_and_failed_update_rolls_back(env):

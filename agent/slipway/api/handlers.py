@@ -122,9 +122,7 @@ def _domain_answer(
 
 def associate_custom_domain(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     domains = _domains(svc)
-    service, row = domains.associate(
-        p["ServiceArn"], p["DomainName"], p.get("EnableWWWSubdomain")
-    )
+    service, row = domains.associate(p["ServiceArn"], p["DomainName"], p.get("EnableWWWSubdomain"))
     return _domain_answer(domains, service, row)
 
 
