@@ -69,7 +69,7 @@ def example_service(
     the image service ``name``, with an HTTP health check on /health every second
     (``create_service`` adds CreateService parameters or replaces that health check).
     Yields (image, service ARN); the service's containers are removed on the way out,
-    whatever happened."""
+    whatever happened (the agent is stopped first, or it would replace them)."""
     try:
         client.images.build(path=str(ROOT / "examples" / "hello"), tag="slipway-bench/hello")
         image = f"{registry.host}/{repository}:live"
@@ -89,6 +89,7 @@ def example_service(
         wait_status(api, arn, "RUNNING")
         yield image, arn
     finally:
+        agent.kill()
         for container in client.containers.list(
             all=True, filters={"label": f"slipway.service-name={name}"}
         ):

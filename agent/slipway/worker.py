@@ -566,8 +566,9 @@ class Worker:
         busy |= {op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)}
         services = self.store.list_services(include_deleted=True)
         instances = self.backend.list_instances()
-        if self.applogs is not None:
-            self.applogs.sync(instances)
+        if self.applogs is not None:  # this agent's instances only, not the host's
+            own = {s["id"] for s in services}
+            self.applogs.sync([i for i in instances if i.service_id in own])
         for inst in stray_instances(services, instances, busy):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)

@@ -75,11 +75,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         code = getattr(code, "value", code)
-        print(
+        line = (
             f'{self.address_string()} "{self.requestline}" {code} '
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}",
-            flush=True,
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
         )
+        # One write per line: print() writes text and newline apart, and two requests'
+        # lines would interleave.
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         print(format % args, file=sys.stderr, flush=True)

@@ -123,14 +123,15 @@ def test_instance_served_through_caddy(
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
     wait_healthy(
-        "127.0.0.1", instance.host_port, "HTTP", "/", 0.1, 1, 1, 1, deadline=10,
+        instance.host_ip, instance.host_port, "HTTP", "/", 0.1, 1, 1, 1, deadline=10,
         is_alive=lambda: (engine.get_instance(instance.id) or instance).state == "running",
     )  # fmt: skip
-    assert httpx.get(f"http://127.0.0.1:{instance.host_port}/").text == BUSYBOX_INDEX
+    assert instance.host_ip.startswith("127.77.") and instance.host_port == 8080
+    assert httpx.get(f"http://{instance.address}/").text == BUSYBOX_INDEX
     assert [i.id for i in engine.list_instances("svc-e2e")] == [instance.id]
 
     router = Router(caddy.admin_url, caddy.http_port)
-    upstream = f"127.0.0.1:{instance.host_port}"
+    upstream = instance.address
     assert router.ping()
     assert router.apply([Route("x.localhost", (upstream,))]) is True
     assert router.apply([Route("x.localhost", (upstream,))]) is False
