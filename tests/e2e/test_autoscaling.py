@@ -17,6 +17,7 @@ from slipway.cli import app
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {
+    "metrics_interval": 0.5,
     "scale_interval": 0.5,
     "scale_out_window": 2,
     "scale_in_cooldown": 5,
@@ -63,6 +64,14 @@ class Load:
             return {inst for _, inst in self.answers[start:]}
 
 
+def active_instances(agent, service: str) -> float | None:
+    """The ActiveInstances gauge on /metrics."""
+    for line in httpx.get(f"{agent.endpoint}/metrics").text.splitlines():
+        if line.startswith(f'slipway_active_instances{{service="{service}"}} '):
+            return float(line.split()[-1])
+    return None
+
+
 def live_containers(service_id: str) -> list:
     return docker.from_env().containers.list(
         filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
@@ -103,10 +112,12 @@ def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):
         wait_for(lambda: len(load.instances_since(mark)) == 4, 30, "answers from all four")
         wait_for(lambda: len(load.answers) > mark + 24, 30, "more answers")
         assert len(live_containers(service_id)) == 4  # never beyond MaxSize
+        wait_for(lambda: active_instances(agent, "elastic") == 4, 10, "ActiveInstances 4")
     assert load.errors == []
     assert Counter(status for status, _ in load.answers) == {200: len(load.answers)}
 
     wait_for(lambda: len(live_containers(service_id)) == 1, 60, "back to MinSize")
+    wait_for(lambda: active_instances(agent, "elastic") == 1, 10, "ActiveInstances 1")
     assert agent.get("elastic").status_code == 200
     logs = CliRunner().invoke(app, ["logs", "elastic"], env=agent.env).output
     assert "Scaled out from 1 to" in logs and "to 1 instance(s)" in logs
