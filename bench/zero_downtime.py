@@ -22,7 +22,7 @@ import uuid
 import docker
 import httpx
 from common import example_service, local_stack, record
-from harness import push_image, wait_status
+from harness import operations, push_image, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
 
@@ -114,7 +114,7 @@ def main() -> None:
         started = time.monotonic()
         during = asyncio.run(phase(url, host, args.rate, deployments))
         elapsed = time.monotonic() - started
-        ops = api.list_operations(ServiceArn=arn)["OperationSummaryList"]
+        ops = operations(api, arn)
         succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
 
     s, d = summary(steady), summary(during)

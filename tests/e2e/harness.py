@@ -306,4 +306,12 @@ def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict
 
 
 def operations(client: Any, arn: str) -> list[dict[str, Any]]:
-    return client.list_operations(ServiceArn=arn)["OperationSummaryList"]
+    """All of the service's operations, every page (newest first)."""
+    ops: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"ServiceArn": arn}
+    while True:
+        page = client.list_operations(**params)
+        ops += page["OperationSummaryList"]
+        if not page.get("NextToken"):
+            return ops
+        params["NextToken"] = page["NextToken"]
