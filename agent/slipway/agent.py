@@ -21,6 +21,7 @@ from .observe.events import EventBus
 from .observe.logs import LogStore
 from .observe.metrics import Metrics, MetricsCollector
 from .observe.notify import Notifier
+from .observe.retention import Retention
 from .router import Router
 from .scaling import Scaler
 from .services import Services
@@ -62,6 +63,7 @@ class Agent:
             on_event=self.notifier.wake,
         )
         self.audit = AuditTrail(self.store)
+        self.retention = Retention(self.store, settings.history_max_age_days)
         access_log = settings.access_log_path
         if access_log is not None:
             access_log.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +202,7 @@ class Agent:
         self.ensure_root_key()
         self.router.keep_route_dns()
         self.notifier.start()
+        self.retention.start()
         self.worker.start()
         self.domains.start()
         self.scaler.start()
@@ -226,3 +229,4 @@ class Agent:
             self.worker.stop()
             self.applogs.stop()
             self.notifier.stop()
+            self.retention.stop()

@@ -103,6 +103,8 @@ class Settings:
     # this host's cores and memory. Scaling out beyond it is refused.
     capacity_cpu: int = 0
     capacity_memory: int = 0
+    # Stored events and audit rows older than this many days are deleted.
+    history_max_age_days: float = 90.0
     # Event notification targets: [{url, pattern, secret?, format?: json|slack}].
     notify_targets: tuple[dict[str, Any], ...] = ()
     # Seconds an undelivered notification is retried before it is given up.

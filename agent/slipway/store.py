@@ -575,6 +575,26 @@ class Store:
             f"SELECT * FROM deliveries_out {clause} ORDER BY event_id, target_id", tuple(params)
         )
 
+    def prune_history(self, before: float) -> tuple[int, int]:
+        """Delete events and audit rows older than ``before``; an event still owed to a
+        notification target stays until it is delivered or given up. Returns the counts."""
+        try:
+            with self.transaction():
+                self.db.execute(
+                    "DELETE FROM deliveries_out WHERE status != 'pending' AND event_id IN"
+                    " (SELECT id FROM events WHERE time < ?)",
+                    (before,),
+                )
+                events = self.db.execute(
+                    "DELETE FROM events WHERE time < ? AND id NOT IN"
+                    " (SELECT event_id FROM deliveries_out)",
+                    (before,),
+                ).rowcount
+                audit = self.db.execute("DELETE FROM audit WHERE time < ?", (before,)).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"pruning history failed: {exc}") from exc
+        return events, audit
+
     def add_audit(self, row: dict[str, Any]) -> int:
         with self.transaction():
             cursor = self.db.execute(
