@@ -273,3 +273,14 @@ def test_audit_api(store: Store) -> None:
     assert client.get("/slipway/v1/audit", params={"Since": "soon"}).status_code == 400
     assert client.get("/slipway/v1/audit", headers={"authorization": "no"}).status_code == 403
     assert seen == ["/slipway/v1/audit"] * 4
+
+
+def test_webhook_urls_keep_only_their_origin() -> None:
+    from slipway.observe.audit import HIDDEN, redact
+
+    slack = redact("slipway:AddNotifyTarget", {"Url": "https://hooks.slack.com/services/T/B/X"})
+    assert slack == {"Url": f"https://hooks.slack.com/{HIDDEN}"}
+    assert redact("x", {"Url": "http://user:pw@127.0.0.1:9000/"}) == {
+        "Url": "http://127.0.0.1:9000/"
+    }
+    assert redact("x", {"Url": "not a url"}) == {"Url": HIDDEN}

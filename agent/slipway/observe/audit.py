@@ -12,7 +12,9 @@ they were passed, never their values. What is secret:
   not describe: ``Token``, ``PrivateKey``, ``Password``, ``Secret``,
   ``SecretAccessKey``, ``WebhookSecret``, ``RuntimeEnvironmentSecrets``;
 * in any ``...EnvironmentVariables`` map that is still visible, the value of
-  each variable whose name looks secret (secret, password, token, key, ...).
+  each variable whose name looks secret (secret, password, token, key, ...);
+* a notification target's ``Url`` past its host: incoming-webhook URLs (Slack and
+  the like) carry their credential in the path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import botocore.session
 from botocore.model import OperationNotFoundError, Shape
@@ -113,6 +116,8 @@ def _by_name(value: Any) -> Any:
     for key, item in value.items():
         if key in SECRET_MEMBERS and item is not None:
             out[key] = HIDDEN
+        elif key == "Url" and isinstance(item, str):
+            out[key] = _url_origin(item)
         elif key.endswith("EnvironmentVariables") and isinstance(item, dict):
             out[key] = {
                 name: HIDDEN if SECRET_NAME.search(str(name)) else v for name, v in item.items()
@@ -120,6 +125,18 @@ def _by_name(value: Any) -> Any:
         else:
             out[key] = _by_name(item)
     return out
+
+
+def _url_origin(url: str) -> str:
+    """Scheme and host of ``url``; the rest, and any user:password@, hidden."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    rest = parts._replace(scheme="", netloc="").geturl()
+    if not parts.scheme or not host:
+        return HIDDEN
+    return f"{parts.scheme}://{host}" + (f"/{HIDDEN}" if rest not in ("", "/") else rest)
 
 
 def request_origin(request: Request) -> tuple[str | None, str | None]:
