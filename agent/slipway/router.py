@@ -405,6 +405,12 @@ class Router:
             self._request("POST", "/load", json=wanted)
             return True
 
+    def routed(self) -> dict[str, tuple[str, ...]]:
+        """Each host's instance addresses as last applied (paused hosts have none)."""
+        with self._apply_lock:
+            routes = self._last_routes or []
+        return {r.host.lower(): () if r.paused else r.upstreams for r in routes}
+
     def keep_route_dns(self) -> None:
         """Start the route responder when none answers; cheap when one does. It outlives
         the agent, so Caddy finds instances while the agent restarts."""

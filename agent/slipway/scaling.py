@@ -170,34 +170,43 @@ class Scaler:
                 log.debug("scaler: %s", exc.message)
 
     def sample_once(self) -> None:
+        """One look at every running service. The instances serving are those of its
+        route as last applied, so a sample asks docker nothing; only a scale-out reads
+        the containers, for the host's capacity."""
         in_flight = self.router.upstream_requests()
+        routed = self.router.routed()
         now = self.clock()
         services = self.store.list_services()
-        instances = self.worker.backend.list_instances()
         busy = self.worker.busy()
+        instances: list[Instance] | None = None
         for service in services:
-            if service["status"] != "RUNNING" or not service["live_deployment_id"]:
-                self.decisions.forget(service["id"])
-                continue
-            if service["id"] in busy:
+            upstreams = routed.get(self.settings.service_host(service["hostname"]).lower())
+            if (
+                service["status"] != "RUNNING"
+                or not service["live_deployment_id"]
+                or service["id"] in busy
+                or not upstreams
+            ):
                 self.decisions.forget(service["id"])
                 continue
             spec = ServiceSpec.from_dict(service["spec"])
             asc = self.services.auto_scaling_for(spec)
-            serving = self.worker.serving(service, instances)
-            flight = sum(in_flight.get(i.address or "", 0) for i in serving)
+            serving = len(upstreams)
+            flight = sum(in_flight.get(address, 0) for address in upstreams)
             need = needed(flight, asc["max_concurrency"], asc["min_size"], asc["max_size"])
             self.decisions.observe(service["id"], need, now)
-            target = self.decisions.decide(service["id"], len(serving), now)
+            target = self.decisions.decide(service["id"], serving, now)
             if target is None:
                 continue
             reason = (
-                f"{flight} request(s) in flight on {len(serving)} instance(s),"
+                f"{flight} request(s) in flight on {serving} instance(s),"
                 f" MaxConcurrency {asc['max_concurrency']}"
             )
-            if target > len(serving):
+            if target > serving:
+                if instances is None:
+                    instances = self.worker.backend.list_instances()
                 target = self._within_capacity(service, spec, services, instances, serving, target)
-                if target <= len(serving):
+                if target <= serving:
                     continue
             if self.worker.scale(service, target, reason):
                 self.decisions.acted(service["id"], now)
@@ -208,12 +217,12 @@ class Scaler:
         spec: ServiceSpec,
         services: list[dict[str, Any]],
         instances: list[Instance],
-        serving: list[Instance],
+        serving: int,
         target: int,
     ) -> int:
         each = (int(spec.instance.cpu), int(spec.instance.memory))
         room = self.capacity.room(reserved(services, instances), each)
-        if len(serving) + room >= target:
+        if serving + room >= target:
             self._refused.discard(service["id"])
             return target
         if service["id"] not in self._refused:
@@ -221,8 +230,8 @@ class Scaler:
             message = (
                 f"scaling out to {target} instances refused: the host's capacity"
                 f" ({self.capacity.cpu} CPU units, {self.capacity.memory} MB) is reserved;"
-                f" {len(serving) + room} instance(s) fit"
+                f" {serving + room} instance(s) fit"
             )
             self.note(service["id"], message)
-            self.worker.scaling_refused(service, len(serving), target, message)
-        return len(serving) + room
+            self.worker.scaling_refused(service, serving, target, message)
+        return serving + room

@@ -44,6 +44,9 @@ class FakeRouter:
     def keep_route_dns(self) -> None:
         pass
 
+    def routed(self) -> dict[str, tuple[str, ...]]:
+        return {r.host: r.upstreams for r in self.routes}
+
 
 class Registry:
     """Tags to digests; an unknown tag is not found."""
