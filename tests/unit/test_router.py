@@ -236,3 +236,15 @@ def test_switching_instances_rewrites_the_table_without_a_load(tmp_path: Path) -
     assert table.read() == {}
     assert router.apply([Route("a.localhost", ())]) is True
     assert caddy.loads == 3
+
+
+def test_routed_reports_the_last_applied_instances(fake_caddy: FakeCaddy) -> None:
+    router = faked(fake_caddy)
+    assert router.routed() == {}
+    router.apply(
+        [
+            Route("A.localhost", ("127.77.0.2:8080",)),
+            Route("b.localhost", ("127.77.0.3:8080",), paused=True),
+        ]
+    )
+    assert router.routed() == {"a.localhost": ("127.77.0.2:8080",), "b.localhost": ()}
