@@ -76,7 +76,9 @@ class Agent:
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
         )
-        self.backend = DockerEngine(instance_network=settings.instance_network)
+        self.backend = DockerEngine(
+            instance_network=settings.instance_network, instance_port=settings.instance_port
+        )
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(
             self.metrics,
@@ -200,6 +202,7 @@ class Agent:
         from .api.app import create_app
 
         self.ensure_root_key()
+        self.backend.check_port()
         self.router.keep_route_dns()
         self.notifier.start()
         self.retention.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,7 +16,15 @@ from typing import Any
 
 import yaml
 
+from .backends import PUBLISHED_PORT
 from .errors import InvalidRequest
+
+log = logging.getLogger("slipway.config")
+
+# Settings of earlier versions that are ignored now, and why.
+RETIRED = {
+    "instance_host": "instances publish on their own address from instance_network",
+}
 
 
 def _is_root() -> bool:
@@ -61,6 +70,7 @@ class Settings:
     # Loopback network from which each instance gets its own address to publish its
     # port on; Caddy finds a route's instances by asking route_dns for its name.
     instance_network: str = "127.77.0.0/16"
+    instance_port: int = PUBLISHED_PORT
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -213,6 +223,9 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise InvalidRequest(f"{config_file}: expected a mapping of settings")
         for key, value in loaded.items():
+            if key in RETIRED:
+                log.warning("%s: setting %r is ignored: %s", config_file, key, RETIRED[key])
+                continue
             if key not in known:
                 raise InvalidRequest(f"{config_file}: unknown setting {key!r}")
             values[key] = value

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import ipaddress
 import json
 import logging
@@ -58,8 +59,10 @@ TTL = 1  # seconds; Caddy's own refresh interval decides how often it asks
 RACY_SECONDS = 2.0  # a table this fresh is re-read per query: mtime ticks are coarse
 START_SECONDS = 5.0  # how long ensure_responder waits for a spawned responder to answer
 PROBE_NAME = f"answering.{ZONE}"
-# TXT here names the table a responder serves, so an agent never uses another's.
+# TXT here identifies the table a responder serves (a digest of its path, which may be
+# long or not ASCII), so an agent never uses another's.
 SOURCE_NAME = f"table.{ZONE}"
+PROBES = 3  # a lost datagram or a slow answer is not a dead responder
 
 log = logging.getLogger("slipway.routedns")
 
@@ -207,7 +210,7 @@ def respond(
     question = query.question[0]
     name = question.name.to_text().lower()
     if name == SOURCE_NAME and question.rdtype == dns.rdatatype.TXT:
-        text = dns.rdata.from_text("IN", "TXT", json.dumps(source))
+        text = dns.rdata.from_text("IN", "TXT", f'"{table_id(source)}"')
         response.answer.append(dns.rrset.from_rdata(question.name, TTL, text))
         return response
     ips = table.get(name)
@@ -276,26 +279,33 @@ def answering(listen: str, timeout: float = 0.3) -> bool:
     return True
 
 
+def table_id(table: Path | str) -> str:
+    """What a responder says of the table it serves: a digest of its resolved path."""
+    return hashlib.sha256(str(Path(table).resolve()).encode()).hexdigest()[:32]
+
+
 def serving(listen: str, timeout: float = 0.3) -> str | None:
-    """The table the responder at ``listen`` serves; "" for one that does not say, None
-    when nothing answers."""
+    """The id of the table the responder at ``listen`` serves; "" for one that does not
+    say, None when nothing answers ``PROBES`` times in a row."""
     host, port = _split_listen(listen)
     query = dns.message.make_query(SOURCE_NAME, dns.rdatatype.TXT)
-    try:
-        response = dns.query.udp(query, host, port=port, timeout=timeout)
-    except (dns.exception.DNSException, OSError):
-        return None
-    for rrset in response.answer:
-        for rdata in rrset:
-            return b"".join(rdata.strings).decode(errors="replace")
-    return ""
+    for _ in range(PROBES):
+        try:
+            response = dns.query.udp(query, host, port=port, timeout=timeout)
+        except (dns.exception.DNSException, OSError):
+            continue
+        for rrset in response.answer:
+            for rdata in rrset:
+                return b"".join(rdata.strings).decode(errors="replace")
+        return ""
+    return None
 
 
 def _check_source(listen: str, table: Path, served: str) -> None:
-    if served != str(Path(table).resolve()):
+    if served != table_id(table):
         raise RouterError(
-            f"the route DNS responder at {listen} serves {served or 'another table'}, not"
-            f" {table}: another slipway uses that address; give this one its own route_dns"
+            f"the route DNS responder at {listen} serves another table than {table}:"
+            " another slipway uses that address; give this one its own route_dns"
         )
 
 

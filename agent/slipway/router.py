@@ -32,6 +32,7 @@ Caddy's default log. Checked against Caddy 2.6.2.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -60,7 +61,10 @@ TRY_DURATION = "5s"
 TRY_INTERVAL = "50ms"
 # How long Caddy keeps a route's A records before asking the responder again: a new
 # instance takes traffic, a leaving one stops getting it, within this.
-DNS_REFRESH = "1s"
+DNS_REFRESH_SECONDS = 1
+DNS_REFRESH = f"{DNS_REFRESH_SECONDS}s"
+# When a route table change has reached Caddy everywhere, with a margin.
+ROUTE_CHANGE_SECONDS = DNS_REFRESH_SECONDS + 0.5
 # An upstream that refused a connection is skipped this long; kept shorter than
 # TRY_DURATION so that a single upstream that hiccuped is retried within one request.
 FAIL_DURATION = "2s"
@@ -133,7 +137,8 @@ def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, 
         "health_checks": {"passive": {"fail_duration": FAIL_DURATION, "max_fails": MAX_FAILS}},
     }
     ports = {dial.rpartition(":")[2] for dial in upstreams}
-    if route_dns and len(ports) == 1:  # instances that differ by address only
+    addresses = _ipv4_hosts(upstreams)
+    if route_dns and len(ports) == 1 and addresses:  # instances that differ by address only
         handler["dynamic_upstreams"] = {
             "source": "a",
             "name": route_name(host),
@@ -152,6 +157,20 @@ def _handler(route: Route, route_dns: str | None = None) -> dict[str, Any]:
     if not upstreams:
         return _text_response(503, UNAVAILABLE_BODY)
     return _proxy(route.host, upstreams, route_dns)
+
+
+def _ipv4_hosts(upstreams: Iterable[str]) -> list[str] | None:
+    """The IPv4 addresses of ``upstreams`` (host:port), or None if one is not IPv4: only
+    A records can carry them."""
+    hosts = []
+    for dial in upstreams:
+        host = dial.rpartition(":")[0]
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return None
+        hosts.append(host)
+    return sorted(set(hosts))
 
 
 def _without_instances(config: Any) -> Any:
@@ -423,9 +442,7 @@ class Router:
 
     def _write_table(self, routes: list[Route]) -> None:
         answers = {
-            route_name(r.host): sorted({dial.rpartition(":")[0] for dial in r.upstreams})
-            for r in routes
-            if not r.paused
+            route_name(r.host): _ipv4_hosts(r.upstreams) or [] for r in routes if not r.paused
         }
         try:
             self.route_table.write(answers)

@@ -33,7 +33,7 @@ from .releases import (
     image_release,
     resolve_secrets,
 )
-from .router import Route, Router
+from .router import ROUTE_CHANGE_SECONDS, Route, Router
 from .services import ACTIVE_STATUSES, DEPLOYING_OPS, Resolver, Services
 from .sources.registry import ImageRef
 from .store import Store
@@ -559,7 +559,10 @@ class Worker:
             self.router.apply(desired_routes(services, instances, self.settings, out))
 
     def reconcile_once(self) -> None:
-        self.router.keep_route_dns()
+        try:
+            self.router.keep_route_dns()
+        except SlipwayError as exc:  # Caddy falls back to the last load's instances
+            log.warning("route DNS: %s", exc.message)
         self.apply_routes()
         with self._running_lock:
             busy = set(self._running)
@@ -650,14 +653,22 @@ class Worker:
         job = {"service_id": service["id"], "type": "SCALE", "id": ""}
         base = int(time.time() * 1000) % 10**9
         started: list[Instance] = []
-        for n in range(count):
-            inst = self.backend.start_instance(
-                self._instance_spec(
-                    service, spec, release, env, service["live_deployment_id"], base + n
-                )
-            )
-            self._joining.add(inst.id)
-            started.append(inst)
+        try:
+            for n in range(count):
+                # Held so that no route is written between its start and its exclusion.
+                with self._route_lock:
+                    inst = self.backend.start_instance(
+                        self._instance_spec(
+                            service, spec, release, env, service["live_deployment_id"], base + n
+                        )
+                    )
+                    self._joining.add(inst.id)
+                started.append(inst)
+        except SlipwayError:
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+                self._joining.discard(inst.id)
+            raise
         healthy = []
         for inst in started:
             try:
@@ -683,6 +694,8 @@ class Worker:
             self.apply_routes()
             addresses = {i.address for i in leaving}
             deadline = time.monotonic() + self.settings.drain_seconds
+            # Caddy sends them new requests until its answer for the route expires.
+            self._stop.wait(min(self.settings.drain_seconds, ROUTE_CHANGE_SECONDS))
             while time.monotonic() < deadline:
                 try:
                     flights = self.router.upstream_requests()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from harness import free_port
 
-from slipway.backends import InstanceSpec
+from slipway.backends import PUBLISHED_PORT, InstanceSpec
 from slipway.backends.docker_engine import DockerEngine
 from slipway.errors import BackendError, ImageNotFound, RegistryUnreachable
 from slipway.health import wait_healthy
@@ -126,7 +126,7 @@ def test_instance_served_through_caddy(
         instance.host_ip, instance.host_port, "HTTP", "/", 0.1, 1, 1, 1, deadline=10,
         is_alive=lambda: (engine.get_instance(instance.id) or instance).state == "running",
     )  # fmt: skip
-    assert instance.host_ip.startswith("127.77.") and instance.host_port == 8080
+    assert instance.host_ip.startswith("127.77.") and instance.host_port == PUBLISHED_PORT
     assert httpx.get(f"http://{instance.address}/").text == BUSYBOX_INDEX
     assert [i.id for i in engine.list_instances("svc-e2e")] == [instance.id]
 

@@ -284,3 +284,6 @@ def test_webhook_urls_keep_only_their_origin() -> None:
         "Url": "http://127.0.0.1:9000/"
     }
     assert redact("x", {"Url": "not a url"}) == {"Url": HIDDEN}
+    assert redact("x", {"Url": "http://h:abc/T/B/secret"}) == {"Url": f"http://h:abc/{HIDDEN}"}
+    assert redact("x", {"Url": "http://[::1:8080/x"}) == {"Url": HIDDEN}
+    assert redact("x", {"Url": "http://[::1]:8080/x"}) == {"Url": f"http://[::1]:8080/{HIDDEN}"}

@@ -66,8 +66,8 @@ def test_fake_backend_runs_and_stops() -> None:
     backend = FakeBackend()
     first = backend.start_instance(spec(index=0))
     second = backend.start_instance(spec(index=1))
-    assert first.running and first.address == "127.77.0.2:8080"
-    assert second.address == "127.77.0.3:8080"  # each its own address, the same port
+    assert first.running and first.address == "127.77.0.2:28080"
+    assert second.address == "127.77.0.3:28080"  # each its own address, the same port
     assert backend.start_instance(spec(index=0)) == first  # same instance again: reused
     assert [i.id for i in backend.list_instances("svc1")] == [first.id, second.id]
     assert backend.list_instances("other") == []
@@ -95,3 +95,56 @@ def test_fake_backend_knobs() -> None:
     assert (crashed.state, crashed.exit_code) == ("exited", 3)
     backend.log_lines[crashed.id] = ["a", "b", "c"]
     assert backend.logs(crashed.id, tail=2) == "b\nc\n"
+
+
+class _Containers:
+    """docker's containers.list, holding containers bound to given addresses."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    def list(self, **kwargs):
+        from types import SimpleNamespace
+
+        return [
+            SimpleNamespace(attrs={"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": a}]}}})
+            for a in self.addresses
+        ]
+
+
+def engine_with(addresses: list[str], network: str = "127.77.0.0/29"):
+    from types import SimpleNamespace
+
+    from slipway.backends.docker_engine import DockerEngine
+
+    return DockerEngine(SimpleNamespace(containers=_Containers(addresses)), network)
+
+
+def test_addresses_are_handed_out_round_robin_never_reused_at_once() -> None:
+    engine = engine_with(["127.77.0.2"])
+    assert engine._free_address() == "127.77.0.3"  # after the highest taken
+    engine.client.containers.addresses = []  # .2 was given up meanwhile
+    assert engine._free_address() == "127.77.0.4"
+    assert [engine._free_address() for _ in range(3)] == ["127.77.0.5", "127.77.0.6", "127.77.0.1"]
+
+
+def test_a_full_network_is_an_error() -> None:
+    engine = engine_with([f"127.77.0.{n}" for n in range(1, 7)])
+    with pytest.raises(BackendError, match="no free address"):
+        engine._free_address()
+
+
+def test_a_listener_on_all_addresses_at_the_instance_port_is_reported() -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from slipway.backends.docker_engine import DockerEngine
+
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        engine = DockerEngine(SimpleNamespace(), "127.77.0.0/16", port)
+        with pytest.raises(BackendError, match=f"port {port}.*instance_port"):
+            engine.check_port()
+    DockerEngine(SimpleNamespace(), "127.77.0.0/16", port).check_port()

@@ -20,7 +20,14 @@ import dns.rdatatype
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routedns import RouteTable, answering, ensure_responder, route_name, serving
+from slipway.routedns import (
+    RouteTable,
+    answering,
+    ensure_responder,
+    route_name,
+    serving,
+    table_id,
+)
 
 HELLO = "hello.localhost.route.slipway."
 
@@ -227,7 +234,7 @@ def test_a_responder_serving_another_table_is_refused(
     pid = ensure_responder(listen, table.path, tmp_path / "a.pid", tmp_path / "a.log")
     assert pid is not None
     spawned.append(pid)
-    assert serving(listen) == str(table.path.resolve())
+    assert serving(listen) == table_id(table.path)
     other = RouteTable(tmp_path / "other" / "routes.json")
     with pytest.raises(RouterError, match="another slipway uses that address"):
         ensure_responder(listen, other.path, tmp_path / "b.pid", tmp_path / "b.log")
@@ -286,3 +293,17 @@ def test_spawned_responder_outlives_the_process_that_started_it(
     time.sleep(0.2)
     os.kill(pid, 0)  # still there
     assert sorted(addresses(ask(listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
+
+
+def test_a_table_path_that_is_long_or_not_ascii_is_recognised(
+    tmp_path: Path, spawned: list[int]
+) -> None:
+    where = tmp_path / ("dätä-" + "x" * 200) / ("ü" * 60)
+    table = RouteTable(where / "routes.json")
+    table.write({})
+    listen = f"127.0.0.1:{free_udp_port()}"
+    pid = ensure_responder(listen, table.path, where / "r.pid", where / "r.log")
+    assert pid is not None
+    spawned.append(pid)
+    assert serving(listen) == table_id(table.path)
+    assert ensure_responder(listen, table.path, where / "r.pid", where / "r.log") is None

@@ -10,7 +10,7 @@ import pytest
 from test_services_worker import Env
 
 from slipway.api.validate import validate_input
-from slipway.errors import InvalidRequest
+from slipway.errors import BackendError, InvalidRequest
 from slipway.observe.events import SCALING_DETAIL_TYPE, EventBus
 from slipway.scaling import Autoscaler, Capacity, Scaler, needed
 
@@ -244,3 +244,26 @@ def test_out_of_range_auto_scaling_values_are_refused_by_the_model(member, value
     params = {"AutoScalingConfigurationName": "edge", member: value}
     with pytest.raises(InvalidRequest, match=member):
         validate_input("CreateAutoScalingConfiguration", params)
+
+
+def test_a_start_that_fails_midway_leaves_nothing_half_joined(tmp_path):
+    env = Env(tmp_path, scale_out_window=1.0)
+    service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
+    real_start = env.backend.start_instance
+    calls = []
+
+    def second_fails(spec):
+        calls.append(spec)
+        if len(calls) == 2:
+            raise BackendError("no free address left")
+        return real_start(spec)
+
+    env.backend.start_instance = second_fails
+    load(env, service, flights, 3)
+    for t in (0.0, 1.0):
+        now[0] = t
+        scaler.sample_once()
+    assert len(calls) == 2
+    assert env.worker._joining == set()
+    assert len(env.backend.list_instances()) == 1  # the first one was stopped again
+    assert any("no free address" in line for line in events_lines(env, service))

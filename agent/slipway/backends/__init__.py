@@ -20,7 +20,8 @@ LABEL_REVISION = "slipway.revision"
 
 # Every instance publishes its app port on this port of its own loopback address, so
 # a service's instances differ by address only: one DNS name of A records, one port.
-PUBLISHED_PORT = 8080
+# Uncommon on purpose: a socket on all addresses at this port would leave none to them.
+PUBLISHED_PORT = 28080
 
 
 @dataclass(frozen=True)

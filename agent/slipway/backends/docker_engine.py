@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import re
+import socket
 import threading
 from typing import Any
 
@@ -140,11 +141,28 @@ def _bound_addresses(container: Container) -> set[str]:
     return {b.get("HostIp") for each in bindings.values() for b in each or () if b.get("HostIp")}
 
 
+ADDRESS_ATTEMPTS = 3
+
+
+class _PortTaken(BackendError):
+    pass
+
+
+def _in_network(address: str, network: ipaddress.IPv4Network) -> bool:
+    try:
+        return ipaddress.IPv4Address(address) in network
+    except ValueError:
+        return False
+
+
 class DockerEngine:
     """Runs instances as containers on one Docker Engine."""
 
     def __init__(
-        self, client: docker.DockerClient | None = None, instance_network: str = "127.77.0.0/16"
+        self,
+        client: docker.DockerClient | None = None,
+        instance_network: str = "127.77.0.0/16",
+        instance_port: int = PUBLISHED_PORT,
     ) -> None:
         if client is None:
             try:
@@ -156,22 +174,53 @@ class DockerEngine:
             self.network = ipaddress.IPv4Network(instance_network)
         except ValueError as exc:
             raise BackendError(f"instance_network {instance_network!r}: {exc}") from exc
-        if not self.network.is_loopback:
-            raise BackendError(f"instance_network {instance_network} is not a loopback network")
+        if not self.network.is_loopback or self.network.num_addresses < 4:
+            raise BackendError(
+                f"instance_network {instance_network} is not a loopback network of 4 or"
+                " more addresses"
+            )
+        self.port = instance_port
         self._allocating = threading.Lock()  # one free address per new container
+        self._cursor: int | None = None  # where the next address search starts
+
+    def check_port(self) -> None:
+        """Fail early, and say why, when every instance start would: a socket on all
+        addresses (0.0.0.0 or [::]) at the instances' port leaves none to them."""
+        probe = str(self.network.broadcast_address - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((probe, self.port))
+            except OSError as exc:
+                raise BackendError(
+                    f"instances cannot publish on port {self.port} ({probe}: {exc.strerror});"
+                    " something on this host listens on that port on all addresses: stop it"
+                    " or set instance_port"
+                ) from exc
 
     def _free_address(self) -> str:
-        """An address of the instance network that no slipway container has asked for."""
+        """An address of the instance network that no slipway container has asked for,
+        taken round-robin: one just given up is not handed out again at once, while
+        Caddy may still hold it for the service that had it."""
         try:
             containers = self.client.containers.list(
                 all=True, filters={"label": f"{LABEL_MANAGED}=true"}, ignore_removed=True
             )
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
-        taken = set().union(*(_bound_addresses(c) for c in containers))
-        for address in self.network.hosts():
-            if str(address) not in taken:
-                return str(address)
+        taken = {
+            int(ipaddress.IPv4Address(a)) - int(self.network.network_address)
+            for c in containers
+            for a in _bound_addresses(c)
+            if _in_network(a, self.network)
+        }
+        size = self.network.num_addresses - 2  # hosts: offsets 1 .. size
+        if self._cursor is None:
+            self._cursor = max(taken, default=0) % size
+        for step in range(size):
+            offset = (self._cursor + step) % size + 1
+            if offset not in taken:
+                self._cursor = offset % size
+                return str(self.network.network_address + offset)
         raise BackendError(f"no free address left in instance_network {self.network}")
 
     def pull(self, image: str, auth: tuple[str, str] | None = None) -> None:
@@ -206,32 +255,40 @@ class DockerEngine:
         if spec.command:
             options["entrypoint"] = ["/bin/sh", "-c"]
             options["command"] = [spec.command]
-        try:
-            with self._allocating:
-                address = self._free_address()
-                container = self.client.containers.create(
-                    spec.image,
-                    name=name,
-                    labels=labels,
-                    environment=environment,
-                    ports={f"{spec.port}/tcp": (address, PUBLISHED_PORT)},
-                    restart_policy={"Name": "unless-stopped"},
-                    nano_cpus=nano_cpus(spec.cpu_units),
-                    mem_limit=f"{spec.memory_mb}m",
-                    detach=True,
-                    **options,
-                )
-        except docker.errors.ImageNotFound as exc:
-            raise BackendError(
-                f"image {spec.image} is not on this host (pull it first): {_explain(exc)}"
-            ) from exc
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:
-                return self._adopt(name, spec, exc)
-            raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
-        return self._start(container, name)
+        attempts = 0
+        while True:
+            try:
+                with self._allocating:
+                    address = self._free_address()
+                    container = self.client.containers.create(
+                        spec.image,
+                        name=name,
+                        labels=labels,
+                        environment=environment,
+                        ports={f"{spec.port}/tcp": (address, self.port)},
+                        restart_policy={"Name": "unless-stopped"},
+                        nano_cpus=nano_cpus(spec.cpu_units),
+                        mem_limit=f"{spec.memory_mb}m",
+                        detach=True,
+                        **options,
+                    )
+            except docker.errors.ImageNotFound as exc:
+                raise BackendError(
+                    f"image {spec.image} is not on this host (pull it first): {_explain(exc)}"
+                ) from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return self._adopt(name, spec, exc)
+                raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
+            except _DOCKER_ERRORS as exc:
+                raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
+            try:
+                return self._start(container, name)
+            except _PortTaken:
+                # Another agent on this host took the same address meanwhile: next one.
+                attempts += 1
+                if attempts == ADDRESS_ATTEMPTS:
+                    raise
 
     def _adopt(self, name: str, spec: InstanceSpec, conflict: Exception) -> Instance:
         """A container of this name exists: reuse it if it is the same instance."""
@@ -259,7 +316,7 @@ class DockerEngine:
             message = _explain(exc)
             self._remove_quietly(container)
             if "port is already allocated" in message or "address already in use" in message:
-                raise BackendError(
+                raise _PortTaken(
                     f"starting container {name} failed: port conflict on "
                     f"{', '.join(_bound_addresses(container))}: {message}"
                 ) from exc

@@ -129,10 +129,11 @@ def _by_name(value: Any) -> Any:
 
 def _url_origin(url: str) -> str:
     """Scheme and host of ``url``; the rest, and any user:password@, hidden."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    host = parts.netloc.rpartition("@")[2]
     rest = parts._replace(scheme="", netloc="").geturl()
     if not parts.scheme or not host:
         return HIDDEN

@@ -1,4 +1,5 @@
-"""The app_logs setting: on by default, turned off from the YAML file or the environment."""
+"""Settings from the YAML file and the environment: bools such as app_logs, and settings
+of earlier versions."""
 
 from __future__ import annotations
 
@@ -41,3 +42,11 @@ def test_app_logs_rejects_other_values(tmp_path: Path) -> None:
         settings(tmp_path, SLIPWAY_APP_LOGS="maybe")
     with pytest.raises(InvalidRequest, match="app_logs"):
         settings(tmp_path, "app_logs: [1]\n")
+
+
+def test_a_retired_setting_is_ignored_with_a_warning(tmp_path: Path, caplog) -> None:
+    loaded = settings(tmp_path, "instance_host: 127.0.0.1\nhttp_port: 8000\n")
+    assert loaded.http_port == 8000
+    assert "instance_host" in caplog.text and "ignored" in caplog.text
+    with pytest.raises(InvalidRequest, match="unknown setting 'no_such'"):
+        settings(tmp_path, "no_such: 1\n")
