@@ -17,17 +17,35 @@ healthy and in Caddy's route. Loopback only.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 
 import docker
 import httpx
 from common import example_service, local_stack, record
-from harness import wait_for
+from harness import AgentProcess, wait_for
 
 MAX_SIZE = 4
 COOLDOWN = 15
+
+
+def scale_outs(agent: AgentProcess) -> int:
+    """How many scale-out moves the agent has reported (``slipway events``)."""
+    listing = subprocess.run(
+        [sys.executable, "-m", "slipway", "events", "elastic", "--json"],
+        env=agent.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    details = [json.loads(line)["detail"] for line in listing.splitlines() if line.strip()]
+    return sum(
+        d.get("currentInstanceCount", 0) > d.get("previousInstanceCount", 0) for d in details
+    )
 
 
 def running(client: docker.DockerClient, service: str) -> int:
@@ -101,6 +119,7 @@ def main() -> None:
             host = f"elastic.localhost:{caddy.http_port}"
             for _ in range(args.rounds):
                 wait_for(lambda: running(client, "elastic") == 1, 120, "MinSize")
+                moves = scale_outs(agent)
                 load = Overload(url, host, args.workers)
                 onset = time.monotonic()
                 for t in load.threads:
@@ -114,18 +133,19 @@ def main() -> None:
                     t.join()
                 ended = time.monotonic()
                 wait_for(lambda: running(client, "elastic") == 1, 120, "scale in")
-                rows.append((started, serving, time.monotonic() - ended, load.failed))
+                back = time.monotonic() - ended
+                rows.append((started, serving, back, load.failed, scale_outs(agent) - moves))
 
     lines = [
         f"### Scaling, {time.strftime('%Y-%m-%d')}: {args.workers} clients x 1 s requests,"
         f" MaxConcurrency 2, MinSize 1, MaxSize {MAX_SIZE}, cool-down {COOLDOWN} s, 2 cores",
         "",
-        "| round | onset -> 4 running s | onset -> 4 serving s | load end -> MinSize s"
-        " | failed requests |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| round | scale-out steps | onset -> 4 running s | onset -> 4 serving s"
+        " | load end -> MinSize s | failed requests |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for n, (started, serving, back, failed) in enumerate(rows, 1):
-        lines.append(f"| {n} | {started:.1f} | {serving:.1f} | {back:.1f} | {failed} |")
+    for n, (started, serving, back, failed, steps) in enumerate(rows, 1):
+        lines.append(f"| {n} | {steps} | {started:.1f} | {serving:.1f} | {back:.1f} | {failed} |")
     median_serving = statistics.median(r[1] for r in rows)
     lines += [
         "",
