@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from botocore.config import Config
 
 from slipway import keys
+from slipway.backends import LABEL_SERVICE_ID
 
 
 def free_port() -> int:
@@ -315,3 +317,48 @@ def operations(client: Any, arn: str) -> list[dict[str, Any]]:
         if not page.get("NextToken"):
             return ops
         params["NextToken"] = page["NextToken"]
+
+
+class Load:
+    """``workers`` clients, each sending slow requests through Caddy one after another
+    until stopped; every answer is kept."""
+
+    def __init__(self, agent, service: str, workers: int, slow_ms: int) -> None:
+        self.url = f"http://127.0.0.1:{agent.http_port}/slow?ms={slow_ms}"
+        self.host = f"{service}.localhost:{agent.http_port}"
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[int, str]] = []  # (status, X-Instance)
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
+
+    def _run(self) -> None:
+        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    r = client.get(self.url)
+                    with self.lock:
+                        self.answers.append((r.status_code, r.headers.get("X-Instance", "")))
+                except httpx.HTTPError as exc:
+                    with self.lock:
+                        self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=60)
+
+    def instances_since(self, start: int) -> set[str]:
+        with self.lock:
+            return {inst for _, inst in self.answers[start:]}
+
+
+def live_containers(service_id: str) -> list:
+    return docker.from_env().containers.list(
+        filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
+    )

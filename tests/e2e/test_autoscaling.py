@@ -3,16 +3,13 @@ scale out to MaxSize, and back to MinSize when they stop, without a failed reque
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
-import docker
 import httpx
 import pytest
-from harness import wait_for, wait_status
+from harness import Load, live_containers, wait_for, wait_status
 from typer.testing import CliRunner
 
-from slipway.backends import LABEL_SERVICE_ID
 from slipway.cli import app
 
 pytestmark = pytest.mark.e2e
@@ -25,57 +22,12 @@ AGENT_SETTINGS = {
 }
 
 
-class Load:
-    """``workers`` clients, each sending slow requests through Caddy one after another
-    until stopped; every answer is kept."""
-
-    def __init__(self, agent, service: str, workers: int, slow_ms: int) -> None:
-        self.url = f"http://127.0.0.1:{agent.http_port}/slow?ms={slow_ms}"
-        self.host = f"{service}.localhost:{agent.http_port}"
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.answers: list[tuple[int, str]] = []  # (status, X-Instance)
-        self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
-
-    def _run(self) -> None:
-        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.get(self.url)
-                    with self.lock:
-                        self.answers.append((r.status_code, r.headers.get("X-Instance", "")))
-                except httpx.HTTPError as exc:
-                    with self.lock:
-                        self.errors.append(repr(exc))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
-
-    def instances_since(self, start: int) -> set[str]:
-        with self.lock:
-            return {inst for _, inst in self.answers[start:]}
-
-
 def active_instances(agent, service: str) -> float | None:
     """The ActiveInstances gauge on /metrics."""
     for line in httpx.get(f"{agent.endpoint}/metrics").text.splitlines():
         if line.startswith(f'slipway_active_instances{{service="{service}"}} '):
             return float(line.split()[-1])
     return None
-
-
-def live_containers(service_id: str) -> list:
-    return docker.from_env().containers.list(
-        filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
-    )
 
 
 def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):
