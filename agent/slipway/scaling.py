@@ -138,7 +138,7 @@ class Scaler:
         settings: Settings,
         services: Services,
         router: Router,
-        worker: Any,  # Worker: serving(), busy(), scale(); typed loosely to avoid a cycle
+        worker: Any,  # Worker: busy(), scale(), scaling_refused(), backend; loosely typed: a cycle
         note: Callable[[str, str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -53,35 +53,40 @@ OUTCOME = {
 }
 
 
+def serving_instances(
+    service: dict[str, Any], instances: list[Instance], exclude: Set[str] = frozenset()
+) -> list[Instance]:
+    """The instances a service's route reaches: running ones of its live deployment,
+    less ``exclude`` (instances not yet healthy, or draining)."""
+    live = service["live_deployment_id"]
+    return [
+        i
+        for i in instances
+        if live
+        and i.service_id == service["id"]
+        and i.deployment_id == live
+        and i.running
+        and i.address
+        and i.id not in exclude
+    ]
+
+
 def desired_routes(
     services: list[dict[str, Any]],
     instances: list[Instance],
     settings: Settings,
     exclude: frozenset[str] = frozenset(),
 ) -> list[Route]:
-    """Which upstreams each service host should reach: only running instances of its
-    live deployment, less ``exclude`` (instances not yet healthy, or draining). Pure,
-    so the rule is testable with plain data."""
+    """Which upstreams each service host should reach (``serving_instances``). Pure, so
+    the rule is testable with plain data."""
     routes = []
     for service in services:
         host = settings.service_host(service["hostname"])
         if service["status"] == "PAUSED":
             routes.append(Route(host=host, upstreams=(), paused=True))
             continue
-        live = service["live_deployment_id"]
-        upstreams = tuple(
-            sorted(
-                i.address
-                for i in instances
-                if live
-                and i.service_id == service["id"]
-                and i.deployment_id == live
-                and i.state == "running"
-                and i.address
-                and i.id not in exclude
-            )
-        )
-        routes.append(Route(host=host, upstreams=upstreams))
+        upstreams = sorted(i.address or "" for i in serving_instances(service, instances, exclude))
+        routes.append(Route(host=host, upstreams=tuple(upstreams)))
     return routes
 
 
@@ -722,16 +727,7 @@ class Worker:
 
     def serving(self, service: dict[str, Any], instances: list[Instance]) -> list[Instance]:
         """The live instances in the service's route now."""
-        out = self._joining | self._leaving
-        return [
-            i
-            for i in instances
-            if i.service_id == service["id"]
-            and i.deployment_id == service["live_deployment_id"]
-            and i.running
-            and i.address
-            and i.id not in out
-        ]
+        return serving_instances(service, instances, self._joining | self._leaving)
 
     def scale(self, service: dict[str, Any], target: int, reason: str) -> bool:
         """Move the service to ``target`` serving instances in the background; False when
