@@ -93,24 +93,16 @@ def create_app(agent: Agent) -> FastAPI:
         except SlipwayError as exc:  # recorded without parameters: nobody to trust
             await agent.audit.record_request(request, None, operation, None, exc.code)
             raise
-        params: Any = None
-        outcome = "OK"
-        try:
+        async with agent.audit.call(request, caller, operation) as call:
             if not target.startswith(TARGET_PREFIX) or operation not in supported:
                 raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
             handler = HANDLERS.get(operation)
             if handler is None:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
-            params = _decode(body)
+            call.params = params = _decode(body)
             validate_input(operation, params)
             result = await run_in_threadpool(handler, agent.services, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
-        except SlipwayError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            safe = params if isinstance(params, dict) else None
-            await agent.audit.record_request(request, caller, operation, safe, outcome)
 
     async def signed_call(request: Request, operation: str, work: Any) -> Any:
         """A signed slipway call with a JSON object body: ``work(params)`` runs in a
@@ -121,19 +113,11 @@ def create_app(agent: Agent) -> FastAPI:
         except SlipwayError as exc:
             await agent.audit.record_request(request, None, operation, None, exc.code)
             raise
-        params: Any = None
-        outcome = "OK"
-        try:
-            params = _decode(body)
+        async with agent.audit.call(request, caller, operation) as call:
+            call.params = params = _decode(body)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")
             return await run_in_threadpool(work, params)
-        except SlipwayError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            safe = params if isinstance(params, dict) else None
-            await agent.audit.record_request(request, caller, operation, safe, outcome)
 
     @app.post("/slipway/v1/keys")
     async def create_key(request: Request) -> JSONResponse:

@@ -19,11 +19,13 @@ they were passed, never their values. What is secret:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..errors import SlipwayError
 from ..store import Store
 from .events import cursor_query
 
@@ -146,6 +149,11 @@ def request_origin(request: Request) -> tuple[str | None, str | None]:
     return (client.host if client else None), request.headers.get("user-agent")
 
 
+@dataclass
+class AuditedCall:
+    params: Any = None  # the request's parameters, once decoded (redacted when stored)
+
+
 class AuditTrail:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -190,6 +198,23 @@ class AuditTrail:
         return await run_in_threadpool(
             self.record, None, key_id, source_ip, user_agent, operation, params, outcome
         )
+
+    @contextlib.asynccontextmanager
+    async def call(
+        self, request: Request, caller: Any, operation: str
+    ) -> AsyncIterator[AuditedCall]:
+        """One row for the call run inside, whatever it answers: OK, or the code of the
+        SlipwayError it raised; with the parameters the call set once it read them."""
+        entry = AuditedCall()
+        outcome = "OK"
+        try:
+            yield entry
+        except SlipwayError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            params = entry.params if isinstance(entry.params, dict) else None
+            await self.record_request(request, caller, operation, params, outcome)
 
     def list(
         self, since: float | None = None, after_id: int | None = None, limit: int = 100

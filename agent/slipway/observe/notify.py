@@ -455,16 +455,11 @@ def notify_router(
     async def audited(
         request: Request, caller: Any, operation: str, params: Any, call: Callable[[], Any]
     ) -> Any:
-        outcome = "OK"
-        try:
+        if trail is None:
             return await run_in_threadpool(call)
-        except SlipwayError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            if trail is not None:
-                safe = params if isinstance(params, dict) else {}
-                await trail.record_request(request, caller, operation, safe, outcome)
+        async with trail.call(request, caller, operation) as entry:
+            entry.params = params
+            return await run_in_threadpool(call)
 
     def to_api(target: dict[str, Any]) -> dict[str, Any]:
         out = {
