@@ -362,3 +362,27 @@ def live_containers(service_id: str) -> list:
     return docker.from_env().containers.list(
         filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
     )
+
+
+def scaled_service(client: Any, name: str, image: str, **scaling: int) -> dict[str, Any]:
+    """The example app RUNNING as image service ``name`` with an auto scaling
+    configuration of its own (``scaling``: MaxConcurrency, MinSize, MaxSize), small
+    instances (256 CPU units, 512 MB) and an HTTP health check every second."""
+    asc = client.create_auto_scaling_configuration(AutoScalingConfigurationName=name, **scaling)[
+        "AutoScalingConfiguration"
+    ]
+    arn = client.create_service(
+        ServiceName=name,
+        SourceConfiguration={
+            "ImageRepository": {
+                "ImageIdentifier": image,
+                "ImageRepositoryType": "ECR",
+                "ImageConfiguration": {"Port": "8080"},
+            },
+            "AutoDeploymentsEnabled": False,
+        },
+        InstanceConfiguration={"Cpu": "256", "Memory": "512"},
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
+    )["Service"]["ServiceArn"]
+    return wait_status(client, arn, "RUNNING")

@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from harness import Load, live_containers, wait_for, wait_status
+from harness import Load, live_containers, scaled_service, wait_for
 from typer.testing import CliRunner
 
 from slipway.cli import app
@@ -32,25 +32,9 @@ def active_instances(agent, service: str) -> float | None:
 
 def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):
     client = agent.client()
-    asc = client.create_auto_scaling_configuration(
-        AutoScalingConfigurationName="burst", MaxConcurrency=2, MinSize=1, MaxSize=4
-    )["AutoScalingConfiguration"]
-    created = client.create_service(
-        ServiceName="elastic",
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": hello_image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
-        InstanceConfiguration={"Cpu": "256", "Memory": "512"},
-        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
-        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
-    )["Service"]
-    arn, service_id = created["ServiceArn"], created["ServiceId"]
-    wait_status(client, arn, "RUNNING")
+    service = scaled_service(client, "elastic", hello_image, MaxConcurrency=2, MinSize=1, MaxSize=4)
+    arn, service_id = service["ServiceArn"], service["ServiceId"]
+    asc = service["AutoScalingConfigurationSummary"]
     assert len(live_containers(service_id)) == 1
     listed = client.list_services_for_auto_scaling_configuration(
         AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"]

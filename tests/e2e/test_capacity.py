@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from harness import Load, live_containers, wait_for, wait_status
+from harness import Load, live_containers, scaled_service, wait_for
 from typer.testing import CliRunner
 
 from slipway.cli import app
@@ -25,24 +25,8 @@ AGENT_SETTINGS = {
 
 def test_scale_out_stops_at_the_host_capacity_with_an_event(agent, hello_image):
     client = agent.client()
-    asc = client.create_auto_scaling_configuration(
-        AutoScalingConfigurationName="capped", MaxConcurrency=1, MinSize=1, MaxSize=4
-    )["AutoScalingConfiguration"]
-    arn = client.create_service(
-        ServiceName="capped",
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": hello_image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
-        InstanceConfiguration={"Cpu": "256", "Memory": "512"},
-        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
-        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
-    )["Service"]["ServiceArn"]
-    service_id = wait_status(client, arn, "RUNNING")["ServiceId"]
+    service = scaled_service(client, "capped", hello_image, MaxConcurrency=1, MinSize=1, MaxSize=4)
+    service_id = service["ServiceId"]
 
     def events() -> str:
         return CliRunner().invoke(app, ["events", "capped"], env=agent.env).output
