@@ -89,7 +89,7 @@ class Agent:
             stats_interval=settings.metrics_stats_interval,
         )
         registry = RegistryClient(settings.insecure_registries)
-        self.resolve = ImageResolver(registry, self._registry_credentials)
+        self.resolve = ImageResolver(registry, self._pull_credentials)
         self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
         self.connections = Connections(self.store, settings, self.vault, self.github)
         self.services = Services(
@@ -181,8 +181,8 @@ class Agent:
         log.info("%s", message)
         self.logs.append(service_id, "events", f"[AppRunner] {message}")
 
-    def _registry_credentials(self, host: str) -> tuple[str, str] | None:
-        return self.services.registry_credentials(host)
+    def _pull_credentials(self, identifier: str, repository_type: str) -> tuple[str, str] | None:
+        return self.services.pull_credentials(identifier, repository_type)
 
     def lookup_secret(self, key_id: str) -> str | None:
         return keys.lookup_secret(self.store, self.vault, key_id)

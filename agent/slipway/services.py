@@ -612,6 +612,13 @@ class Services:
             }
         )
 
+    def pull_credentials(self, identifier: str, repository_type: str) -> tuple[str, str] | None:
+        """What an image is pulled with: ECR images use the credentials held for their
+        host; ECR_PUBLIC ones are pulled anonymously, as App Runner does."""
+        if repository_type != "ECR":
+            return None
+        return self.registry_credentials(ImageRef.parse(identifier).registry)
+
     def registry_credentials(self, host: str) -> tuple[str, str] | None:
         """A login stored with `slipway registries login`, else, for a real ECR host,
         a token from ECR made with the host's AWS credentials."""

@@ -35,7 +35,6 @@ from .releases import (
 )
 from .router import ROUTE_CHANGE_SECONDS, Route, Router
 from .services import ACTIVE_STATUSES, DEPLOYING_OPS, Resolver, Services
-from .sources.registry import ImageRef
 from .store import Store
 from .triggers import Found
 from .upkeep import Upkeep
@@ -488,9 +487,9 @@ class Worker:
 
     def _pull_credentials(self, spec: ServiceSpec) -> tuple[str, str] | None:
         image = spec.source.image
-        if image is None or image.repository_type != "ECR":
+        if image is None:
             return None
-        return self.services.registry_credentials(ImageRef.parse(image.identifier).registry)
+        return self.services.pull_credentials(image.identifier, image.repository_type)
 
     def _wait_healthy(
         self, inst: Instance, spec: ServiceSpec, port: int, op: dict[str, Any]

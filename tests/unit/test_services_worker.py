@@ -573,3 +573,9 @@ def test_paused_service_only_records(env):
     newer = "sha256:" + "8" * 64
     assert env.services.revision_detected(service["id"], newer, ref="v1", trigger="poll") is None
     assert env.store.get_service(service["id"])["latest_revision"] == newer
+
+
+def test_ecr_images_are_pulled_with_their_hosts_login_ecr_public_ones_without(env):
+    env.services.registry_login("127.0.0.1:5000", "user", "pw")
+    assert env.services.pull_credentials(IMAGE, "ECR") == ("user", "pw")
+    assert env.services.pull_credentials(IMAGE, "ECR_PUBLIC") is None

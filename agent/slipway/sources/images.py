@@ -8,18 +8,17 @@ from .registry import ImageRef, RegistryClient
 
 
 class ImageResolver:
-    """ECR images use the credentials the agent holds for their host (`slipway registries
-    login`); ECR_PUBLIC images are pulled anonymously, as App Runner does."""
+    """``credentials`` (identifier, repository type) says what to ask the registry with
+    (``Services.pull_credentials``: ECR images with their host's, ECR_PUBLIC ones none)."""
 
     def __init__(
         self,
         registry: RegistryClient,
-        credentials_for: Callable[[str], tuple[str, str] | None],
+        credentials: Callable[[str, str], tuple[str, str] | None],
     ) -> None:
         self.registry = registry
-        self.credentials_for = credentials_for
+        self.credentials = credentials
 
     def __call__(self, identifier: str, repository_type: str) -> str:
-        ref = ImageRef.parse(identifier)
-        creds = self.credentials_for(ref.registry) if repository_type == "ECR" else None
-        return self.registry.resolve(ref, creds)
+        creds = self.credentials(identifier, repository_type)
+        return self.registry.resolve(ImageRef.parse(identifier), creds)

@@ -74,12 +74,12 @@ class Tracker:
                 service_ids=(service["id"],),
                 credentials=lambda: self.connections.token(arn),
             )
-        ref = ImageRef.parse(source.image.identifier)
+        identifier = source.image.identifier
+        ref = ImageRef.parse(identifier)
         if ref.digest and not track:
             return None  # pinned: nothing can move
         location = f"{ref.registry}/{ref.repository}"
         kind = source.image.repository_type
-        host = ref.registry
         return Watch(
             key=f"image|{location}|{ref.tag or ''}|{track or ''}|{kind}",
             kind="image",
@@ -88,7 +88,7 @@ class Tracker:
             track_tags=track,
             interval=interval,
             service_ids=(service["id"],),
-            credentials=lambda: self.services.registry_credentials(host) if kind == "ECR" else None,
+            credentials=lambda: self.services.pull_credentials(identifier, kind),
         )
 
     def watches(self) -> list[Watch]:
