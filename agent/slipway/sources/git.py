@@ -415,11 +415,7 @@ def _ref_tip(refs: Mapping[bytes, bytes | None], ref: bytes, url: str) -> bytes:
     sha = refs.get(ref)
     if sha:
         return sha
-    names = sorted(
-        r[10:].decode("utf-8", "replace")
-        for r, v in refs.items()
-        if v and r.startswith(b"refs/tags/") and not r.endswith(b"^{}")
-    )
+    names = _ref_names(refs, b"refs/tags/")
     have = "it has no tags" if not names else f"it has {len(names)} tags"
     raise TagNotFound(f"tag {ref[10:].decode()} not found in {_display_url(url)}; {have}")
 
@@ -444,15 +440,20 @@ def _peeled(repo: Repo, obj: ShaFile) -> ShaFile:
     return obj
 
 
+def _ref_names(refs: Mapping[bytes, bytes | None], prefix: bytes) -> list[str]:
+    """The names under ``prefix`` (``refs/heads/``, ``refs/tags/``), sorted, for messages."""
+    return sorted(
+        r[len(prefix) :].decode("utf-8", "replace")
+        for r, v in refs.items()
+        if v and r.startswith(prefix) and not r.endswith(b"^{}")
+    )
+
+
 def _branch_tip(refs: Mapping[bytes, bytes | None], ref: bytes, url: str) -> bytes:
     sha = refs.get(ref)
     if sha:
         return sha
-    names = sorted(
-        r[11:].decode("utf-8", "replace")
-        for r, v in refs.items()
-        if v and r.startswith(b"refs/heads/") and not r.endswith(b"^{}")
-    )
+    names = _ref_names(refs, b"refs/heads/")
     if not names:
         have = "it has no branches"
     else:
