@@ -33,15 +33,15 @@ from pathlib import Path
 import docker
 from common import record
 
-from slipway.build import CodeConfig
-from slipway.build.builder import (
+from slipway.builds import CodeConfig
+from slipway.builds.builder import (
     LABEL_BUILD_REVISION,
     LABEL_BUILD_RUNTIME,
     LABEL_BUILD_SERVICE,
     Builder,
 )
-from slipway.build.config import parse_apprunner_yaml
-from slipway.build.runtimes import Runtime, load_runtimes, resolve_version
+from slipway.builds.config import parse_apprunner_yaml
+from slipway.builds.runtimes import Runtime, load_runtimes, resolve_version
 
 ROOT = Path(__file__).resolve().parents[1]
 

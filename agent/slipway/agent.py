@@ -9,11 +9,11 @@ import uvicorn
 
 from . import keys
 from .backends.docker_engine import DockerEngine
-from .build.builder import Builder
-from .build.runtimes import load_runtimes
+from .builds.builder import Builder
+from .builds.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
-from .domains import Domains, domain_checker, tls_settings
+from .domains.rules import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -22,7 +22,7 @@ from .observe.logs import LogStore
 from .observe.metrics import Metrics, MetricsCollector
 from .observe.notify import Notifier
 from .observe.retention import Retention
-from .router import Router
+from .routing.router import Router
 from .scaling import Scaler
 from .services import Services
 from .sources.git import GitSource

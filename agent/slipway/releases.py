@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .build import CodeConfig, SecretRef
-from .build.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, parse_apprunner_yaml
+from .builds import CodeConfig, SecretRef
+from .builds.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, parse_apprunner_yaml
 from .errors import InvalidRequest, SlipwayError
 from .models import CodeSource, ServiceSpec
 from .sources.git import Commit

@@ -29,7 +29,7 @@ from .backends import Instance
 from .config import Settings
 from .errors import SlipwayError
 from .models import ServiceSpec
-from .router import Router
+from .routing.router import Router
 from .services import Services
 from .store import Store
 

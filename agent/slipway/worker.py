@@ -33,7 +33,7 @@ from .releases import (
     image_release,
     resolve_secrets,
 )
-from .router import ROUTE_CHANGE_SECONDS, Route, Router
+from .routing.router import ROUTE_CHANGE_SECONDS, Route, Router
 from .services import ACTIVE_STATUSES, DEPLOYING_OPS, Resolver, Services
 from .store import Store
 from .triggers import Found

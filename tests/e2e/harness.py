@@ -287,14 +287,14 @@ class AgentProcess:
 
 
 def _is_route_dns(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) ``slipway.routedns`` process."""
+    """Whether ``pid`` is a live (not zombie) ``slipway.routing.routedns`` process."""
     proc = Path(f"/proc/{pid}")
     try:
         cmdline = (proc / "cmdline").read_bytes().split(b"\0")
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return b"slipway.routedns" in cmdline and state != "Z"
+    return b"slipway.routing.routedns" in cmdline and state != "Z"
 
 
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from slipway.backends import PUBLISHED_PORT, InstanceSpec
 from slipway.backends.docker_engine import DockerEngine
 from slipway.errors import BackendError, ImageNotFound, RegistryUnreachable
 from slipway.health import wait_healthy
-from slipway.router import Route, Router
+from slipway.routing.router import Route, Router
 from slipway.sources.registry import ImageRef, RegistryClient
 
 pytestmark = pytest.mark.e2e

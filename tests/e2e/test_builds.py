@@ -20,8 +20,8 @@ import httpx
 import pytest
 from harness import wait_for
 
-from slipway.build import CodeConfig
-from slipway.build.builder import (
+from slipway.builds import CodeConfig
+from slipway.builds.builder import (
     LABEL_BUILD_REVISION,
     LABEL_BUILD_SERVICE,
     Builder,
@@ -30,7 +30,7 @@ from slipway.build.builder import (
     BuildTimeout,
     image_repository,
 )
-from slipway.build.config import parse_apprunner_yaml
+from slipway.builds.config import parse_apprunner_yaml
 
 pytestmark = pytest.mark.e2e
 

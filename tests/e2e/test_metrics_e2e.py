@@ -17,7 +17,7 @@ from conftest import TEST_LABEL
 from harness import CaddyProcess, wait_for
 
 from slipway.observe.metrics import Metrics, docker_cpu_limits, docker_stats
-from slipway.router import Route, Router
+from slipway.routing.router import Route, Router
 
 pytestmark = pytest.mark.e2e
 

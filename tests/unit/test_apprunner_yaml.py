@@ -8,8 +8,8 @@ from textwrap import dedent
 import botocore.session
 import pytest
 
-from slipway.build import CodeConfig, SecretRef
-from slipway.build.config import (
+from slipway.builds import CodeConfig, SecretRef
+from slipway.builds.config import (
     MAX_CONFIG_BYTES,
     RUNTIME_NAMES,
     ConfigFileError,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from slipway.config import Settings
-from slipway.domaincheck import Check
-from slipway.domains import (
+from slipway.domains.check import Check
+from slipway.domains.rules import (
     ACTIVE,
     BINDING,
     CREATE_FAILED,
@@ -21,7 +21,7 @@ from slipway.domains import (
     probe_name,
 )
 from slipway.errors import InvalidRequest, InvalidState, ResourceNotFound
-from slipway.router import CustomHost
+from slipway.routing.router import CustomHost
 from slipway.services import Services
 from slipway.store import Store
 from slipway.vault import Vault

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from dnsserver import DnsServer
 
-from slipway.domaincheck import DomainCheck, own_addresses, split_server
+from slipway.domains.check import DomainCheck, own_addresses, split_server
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slipway.domainnames import covers, parse_domain
+from slipway.domains.names import covers, parse_domain
 from slipway.errors import InvalidRequest
 
 

@@ -20,7 +20,7 @@ import dns.rdatatype
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routedns import (
+from slipway.routing.routedns import (
     RouteTable,
     answering,
     ensure_responder,
@@ -72,9 +72,9 @@ def table(tmp_path: Path) -> RouteTable:
 
 @pytest.fixture
 def listen(table: RouteTable, tmp_path: Path) -> Iterator[str]:
-    """``python -m slipway.routedns`` on a free UDP port, serving ``table``."""
+    """``python -m slipway.routing.routedns`` on a free UDP port, serving ``table``."""
     address = f"127.0.0.1:{free_udp_port()}"
-    command = [sys.executable, "-m", "slipway.routedns", "--listen", address]
+    command = [sys.executable, "-m", "slipway.routing.routedns", "--listen", address]
     with (tmp_path / "routedns.log").open("wb") as log:
         process = subprocess.Popen(
             [*command, "--table", str(table.path)], stdout=log, stderr=subprocess.STDOUT
@@ -275,7 +275,8 @@ def test_spawned_responder_outlives_the_process_that_started_it(
     listen = f"127.0.0.1:{free_udp_port()}"
     pid_file = tmp_path / "routedns.pid"
     script = (
-        "import time; from pathlib import Path; from slipway.routedns import ensure_responder\n"
+        "import time; from pathlib import Path\n"
+        "from slipway.routing.routedns import ensure_responder\n"
         f"pid = ensure_responder({listen!r}, Path({str(table.path)!r}), Path({str(pid_file)!r}),"
         f" Path({str(tmp_path / 'routedns.log')!r}))\n"
         "print(pid, flush=True); time.sleep(60)\n"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from slipway.errors import RouterError
-from slipway.router import ACCESS_LOGGER, Route, Router
+from slipway.routing.router import ACCESS_LOGGER, Route, Router
 
 
 def make_router(admin_url: str = "http://127.0.0.1:2019", http_port: int = 8080) -> Router:
@@ -219,7 +219,7 @@ def test_instances_on_one_port_resolve_through_the_route_dns(tmp_path: Path) -> 
 
 
 def test_switching_instances_rewrites_the_table_without_a_load(tmp_path: Path) -> None:
-    from slipway.routedns import RouteTable
+    from slipway.routing.routedns import RouteTable
 
     caddy = FakeCaddy()
     router = dynamic(caddy, tmp_path)

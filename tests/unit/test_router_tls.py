@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from slipway.errors import RouterError
-from slipway.router import CustomHost, Route, Router, TlsSettings
+from slipway.routing.router import CustomHost, Route, Router, TlsSettings
 
 ROUTES = [
     Route("a.localhost", ("127.0.0.1:1",)),

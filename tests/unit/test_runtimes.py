@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from slipway.build import CodeConfig, SecretRef
-from slipway.build.builder import (
+from slipway.builds import CodeConfig, SecretRef
+from slipway.builds.builder import (
     CA_ENV,
     CA_PATH,
     Builder,
@@ -20,7 +20,7 @@ from slipway.build.builder import (
     image_repository,
     image_tag,
 )
-from slipway.build.runtimes import (
+from slipway.builds.runtimes import (
     EnginesConflict,
     Runtime,
     RuntimeUnavailable,

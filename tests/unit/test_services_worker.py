@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slipway.backends.fake import FakeBackend
-from slipway.build import CodeConfig
+from slipway.builds import CodeConfig
 from slipway.config import Settings
 from slipway.errors import (
     HealthCheckFailed,
@@ -22,7 +22,7 @@ from slipway.errors import (
     SlipwayError,
 )
 from slipway.observe.logs import LogStore
-from slipway.router import Route
+from slipway.routing.router import Route
 from slipway.services import Services
 from slipway.sources.git import BranchNotFound, Commit
 from slipway.store import Store

@@ -13,7 +13,7 @@ import pytest
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "slipway.service"
 DNS_UNIT = UNIT.with_name("slipway-dns.service")
 DNS_EXEC = (
-    "/opt/slipway/.venv/bin/python -m slipway.routedns"
+    "/opt/slipway/.venv/bin/python -m slipway.routing.routedns"
     " --listen 127.0.0.1:8753 --table /var/lib/slipway/routes.json"
 )
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..domains import ASK_PATH
+from ..domains.rules import ASK_PATH
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..observe.audit import audit_router

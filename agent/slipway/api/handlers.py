@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..domains import Domains
+from ..domains.rules import Domains
 from ..errors import SlipwayError
 from ..services import Services, paginate
 from . import shapes

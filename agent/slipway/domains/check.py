@@ -22,7 +22,7 @@ from typing import Protocol
 import dns.exception
 import dns.resolver
 
-from .errors import SlipwayError
+from ..errors import SlipwayError
 
 log = logging.getLogger("slipway.domains")
 

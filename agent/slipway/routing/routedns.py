@@ -20,7 +20,7 @@ Pieces:
   systemd's ``slipway-dns.service``, already answers), so the routes keep resolving
   while the agent is down or killed.
 
-Run by hand: ``python -m slipway.routedns --listen 127.0.0.1:8753 --table routes.json``.
+Run by hand: ``python -m slipway.routing.routedns --listen 127.0.0.1:8753 --table routes.json``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from .errors import RouterError
+from ..errors import RouterError
 
 ZONE = "route.slipway."  # names are "<route host>.route.slipway." lower-case
 TTL = 1  # seconds; Caddy's own refresh interval decides how often it asks
@@ -64,7 +64,7 @@ PROBE_NAME = f"answering.{ZONE}"
 SOURCE_NAME = f"table.{ZONE}"
 PROBES = 3  # a lost datagram or a slow answer is not a dead responder
 
-log = logging.getLogger("slipway.routedns")
+log = logging.getLogger("slipway.routing.routedns")
 
 
 def route_name(host: str) -> str:
@@ -322,7 +322,15 @@ def ensure_responder(listen: str, table: Path, pid_file: Path, log_file: Path) -
         return None
     _stop_stale(pid_file)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "slipway.routedns", "--listen", listen, "--table", str(table)]
+    command = [
+        sys.executable,
+        "-m",
+        "slipway.routing.routedns",
+        "--listen",
+        listen,
+        "--table",
+        str(table),
+    ]
     with open(log_file, "ab") as out:
         process = subprocess.Popen(
             command,
@@ -366,7 +374,7 @@ def _stop_stale(pid_file: Path) -> None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return
-    if b"slipway.routedns" in cmdline:
+    if b"slipway.routing.routedns" in cmdline:
         log.warning("route DNS responder %d does not answer: killing it", pid)
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -381,7 +389,7 @@ def _tail(path: Path, size: int = 2000) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m slipway.routedns", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m slipway.routing.routedns", description=__doc__)
     parser.add_argument("--listen", required=True, help="UDP IP:PORT, e.g. 127.0.0.1:8753")
     parser.add_argument("--table", required=True, type=Path, help="the route table JSON file")
     args = parser.parse_args(argv)

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import RouterError
+from ..errors import RouterError
 from .routedns import RouteTable, ensure_responder, route_name
 
 log = logging.getLogger("slipway.router")

@@ -18,7 +18,7 @@ import unicodedata
 
 import idna
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 MAX_NAME = 253
 MAX_LABEL = 63

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import Settings
-from .domaincheck import Checker, DomainCheck
-from .domainnames import covers, is_wildcard, parse_domain, www_name
-from .errors import InvalidRequest, InvalidState, ResourceNotFound, SlipwayError
-from .router import CustomHost, Router, TlsSettings
-from .services import Page, Services, paginate
-from .store import Store
+from ..config import Settings
+from ..errors import InvalidRequest, InvalidState, ResourceNotFound, SlipwayError
+from ..routing.router import CustomHost, Router, TlsSettings
+from ..services import Page, Services, paginate
+from ..store import Store
+from .check import Checker, DomainCheck
+from .names import covers, is_wildcard, parse_domain, www_name
 
 log = logging.getLogger("slipway.domains")
 

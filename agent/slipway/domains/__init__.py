@@ -1,0 +1,1 @@
+"""Custom domains: association rules, names, and the DNS and TLS checks."""

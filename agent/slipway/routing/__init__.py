@@ -1,0 +1,1 @@
+"""Routes: the Caddy admin client and the route DNS responder."""
