@@ -1,0 +1,120 @@
+"""The agent's one scheduler: every periodic job (reconcile, metrics, notifications,
+retention, domain checks, scaling samples, polls) runs on it, and each reports its last
+success and last error, which ``/healthz`` shows.
+
+A job that raises keeps its schedule: the error is logged and recorded, and the next
+run comes at its time. ``run_soon`` brings a job's next run forward, for work that
+reacts to a change (a new operation, an event to deliver) faster than its interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger("slipway.jobs")
+
+# Enough for every periodic job plus the polls at once; a job holds one only while it runs.
+WORKERS = 16
+_QUIETED = ("apscheduler.executors.default", "apscheduler.scheduler")
+
+
+@dataclass
+class JobHealth:
+    """What a job last did: times are epoch seconds, None when it has not happened."""
+
+    runs: int = 0
+    last_success: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.last_error_at is not None and (
+            self.last_success is None or self.last_error_at > self.last_success
+        )
+
+
+class Jobs:
+    def __init__(self, *, workers: int = WORKERS, clock: Callable[[], float] = time.time) -> None:
+        for name in _QUIETED:
+            logger = logging.getLogger(name)
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.WARNING)  # a "Running job" line per run otherwise
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)}, timezone=UTC
+        )
+        self._clock = clock
+        self._health: dict[str, JobHealth] = {}
+        self._lock = threading.Lock()
+
+    def every(
+        self, name: str, seconds: float, run: Callable[[], object], *, first: float = 0.0
+    ) -> None:
+        """Run ``run`` every ``seconds`` (first after ``first`` seconds); one at a time,
+        runs missed while one was busy are folded into one."""
+        with self._lock:
+            self._health.setdefault(name, JobHealth())
+        self.scheduler.add_job(
+            self._guarded,
+            IntervalTrigger(seconds=seconds),
+            args=(name, run),
+            id=name,
+            name=name,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            next_run_time=datetime.fromtimestamp(time.time() + first, UTC),
+        )
+
+    def run_soon(self, name: str) -> None:
+        """Bring the job's next run forward to now (it runs after the one under way)."""
+        # Not scheduled (yet, or any more): its next regular run will do.
+        with contextlib.suppress(JobLookupError):
+            self.scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+
+    def health(self) -> dict[str, JobHealth]:
+        with self._lock:
+            return {name: JobHealth(**vars(h)) for name, h in self._health.items()}
+
+    def problems(self) -> list[str]:
+        """One line per job whose last run failed, for ``/healthz``."""
+        return [
+            f"job {name}: {h.last_error}" for name, h in sorted(self.health().items()) if h.failing
+        ]
+
+    def start(self) -> None:
+        if not self.scheduler.running:
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+    def _guarded(self, name: str, run: Callable[[], object]) -> None:
+        # Any error: a bug or a passing fault must not end the job's schedule.
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - recorded, reported on /healthz, retried
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            log.warning("job %s failed: %s", name, message, exc_info=not hasattr(exc, "message"))
+            with self._lock:
+                h = self._health.setdefault(name, JobHealth())
+                h.runs += 1
+                h.last_error, h.last_error_at = message, self._clock()
+            return
+        with self._lock:
+            h = self._health.setdefault(name, JobHealth())
+            h.runs += 1
+            h.last_success = self._clock()
