@@ -8,6 +8,7 @@ import logging
 import uvicorn
 
 from . import keys
+from .api.handlers import Rules
 from .backends.docker_engine import DockerEngine
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
@@ -15,6 +16,7 @@ from .config import Settings
 from .connections import Connections
 from .domains.rules import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
+from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
@@ -22,18 +24,22 @@ from .observe.logs import LogStore
 from .observe.metrics import Metrics, MetricsCollector
 from .observe.notify import Notifier
 from .observe.retention import Retention
+from .operations.engine import Operations
+from .operations.journal import Journal
+from .operations.queue import OperationQueue
 from .routing.router import Router
 from .scaling import Scaler
 from .services import Services
+from .sources.check import SourceCheck
+from .sources.credentials import PullCredentials
 from .sources.git import GitSource
 from .sources.github import GitHub
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
 from .store import Store
-from .triggers.poll import Poller, check_source
+from .triggers.poll import check_source
 from .triggers.tracker import Tracker
 from .vault import Vault
-from .worker import Worker
 
 log = logging.getLogger("slipway")
 
@@ -41,6 +47,7 @@ log = logging.getLogger("slipway")
 class Agent:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.jobs = Jobs()
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
         self.logs = LogStore(
@@ -62,6 +69,8 @@ class Agent:
             account=settings.account_id,
             on_event=self.notifier.wake,
         )
+        self.journal = Journal(self.logs, self.events)
+        self.queue = OperationQueue()
         self.audit = AuditTrail(self.store)
         self.retention = Retention(self.store, settings.history_max_age_days)
         access_log = settings.access_log_path
@@ -89,71 +98,86 @@ class Agent:
             stats_interval=settings.metrics_stats_interval,
         )
         registry = RegistryClient(settings.insecure_registries)
-        self.resolve = ImageResolver(registry, self._pull_credentials)
+        self.credentials = PullCredentials(self.store, self.vault)
+        resolve = ImageResolver(registry, self.credentials.for_image)
         self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
         self.connections = Connections(self.store, settings, self.vault, self.github)
         self.services = Services(
             self.store,
             settings,
-            self.vault,
-            self.resolve,
-            note=self.note,
+            SourceCheck(resolve),
+            self.queue,
+            self.journal,
             connections=self.connections,
-            events=self.events,
         )
         self.domains = Domains(
             self.store,
             settings,
             self.services,
             domain_checker(settings, self.router),
-            note=self.note,
+            note=self.journal.note,
             refresh=self.router.refresh,
         )
-        self.services.domains = self.domains
-        self.git = GitSource()
+        self.rules = Rules(self.services, self.domains, self.connections)
         # Polls keep one connection pool per host; checkouts take fresh connections.
         check = check_source(GitSource(reuse_connections=True), registry)
         self.tracker = Tracker(
-            self.store, settings, self.services, self.connections, check, self.note
+            self.store,
+            settings,
+            self.services,
+            self.connections,
+            check,
+            self.journal.note,
+            self.credentials.for_image,
+            scheduler=self.jobs.scheduler,
         )
-        self.poller = Poller(
-            self.tracker.watches, check, self.tracker.found, self.tracker.poll_failed
-        )
-        self.tracker.poll_now = self.poller.poll_now
-        self.builder = Builder(
+        builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
             timeout=settings.build_timeout,
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
         )
-        self.worker = Worker(
+        self.operations = Operations(
             self.store,
             settings,
             self.services,
             self.backend,
             self.router,
-            self.resolve,
-            git=self.git,
-            builder=self.builder,
-            logs=self.logs,
+            self.journal,
+            self.queue,
+            git=GitSource(),
+            builder=builder,
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),
-            events=self.events,
-            applogs=self.applogs if settings.app_logs else None,
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,
                 settings.github_hosts,
                 lambda service: f"http://{settings.service_url(service['hostname'])}",
-                self.note,
+                self.journal.note,
             ),
+            credentials=self.credentials,
+            applogs=self.applogs if settings.app_logs else None,
         )
         self.scaler = Scaler(
-            self.store, settings, self.services, self.router, self.worker, self.note
+            self.store,
+            settings,
+            self.services,
+            self.router,
+            self.backend,
+            self.operations.reconciler,
+            self.journal,
         )
-        self.services.wake = self.worker.wake
-        self.services.cancel = self.worker.cancel
         self.services.ensure_default_auto_scaling()
+
+    def _schedule(self) -> None:
+        """Every periodic job of the agent, on its one scheduler."""
+        s = self.settings
+        self.operations.schedule(self.jobs)
+        self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
+        self.jobs.loop(
+            "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
+        )
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {
@@ -176,14 +200,6 @@ class Agent:
             and i.deployment_id == live[i.service_id]["live_deployment_id"]
         ]
 
-    def note(self, service_id: str, message: str) -> None:
-        """A line in the service's events stream."""
-        log.info("%s", message)
-        self.logs.append(service_id, "events", f"[AppRunner] {message}")
-
-    def _pull_credentials(self, identifier: str, repository_type: str) -> tuple[str, str] | None:
-        return self.services.pull_credentials(identifier, repository_type)
-
     def lookup_secret(self, key_id: str) -> str | None:
         return keys.lookup_secret(self.store, self.vault, key_id)
 
@@ -204,12 +220,11 @@ class Agent:
         self.ensure_root_key()
         self.backend.check_port()
         self.router.keep_route_dns()
+        self._schedule()
+        self.jobs.start()
         self.notifier.start()
         self.retention.start()
-        self.worker.start()
-        self.domains.start()
-        self.scaler.start()
-        self.poller.start()
+        self.tracker.poller.start()
         self.metrics_collector.start()
         log.info(
             "slipway listening on %s; services at http://<name>.%s:%s",
@@ -226,10 +241,9 @@ class Agent:
             )
         finally:
             self.metrics_collector.stop()
-            self.poller.stop()
-            self.scaler.stop()
-            self.domains.stop()
-            self.worker.stop()
+            self.tracker.poller.stop()
+            self.jobs.stop()
+            self.operations.stop()
             self.applogs.stop()
             self.notifier.stop()
             self.retention.stop()

@@ -65,6 +65,11 @@ class Settings:
     settle_seconds: float = 30.0
     # Seconds a new instance has to pass its health check before the deployment fails.
     health_deadline: float = 120.0
+    # What operations may do at once: steps (Docker calls between waits; a waiting
+    # operation holds none), builds and image pulls. Sized for a 2-core host.
+    operation_steps: int = 8
+    build_concurrency: int = 2
+    pull_concurrency: int = 4
     # Registries reached over plain HTTP besides loopback ones.
     insecure_registries: tuple[str, ...] = ()
     # Loopback network from which each instance gets its own address to publish its

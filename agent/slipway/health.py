@@ -1,6 +1,6 @@
 """Health checks of new instances, with App Runner's HealthCheckConfiguration knobs.
 
-``probe`` is one check. ``wait_healthy`` decides when a fresh instance may take
+``probe`` is one check. ``until_healthy`` decides when a fresh instance may take
 traffic. Its rule, kept simple on purpose:
 
 - a fresh instance needs time to boot, so failures *before its first success*
@@ -22,7 +22,7 @@ from __future__ import annotations
 import http.client
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import HealthCheckFailed
 
@@ -67,7 +67,7 @@ def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tup
     raise ValueError(f"health check protocol must be TCP or HTTP, not {protocol!r}")
 
 
-def wait_healthy(
+def until_healthy(
     host: str,
     port: int,
     protocol: str,
@@ -79,8 +79,10 @@ def wait_healthy(
     *,
     deadline: float,
     is_alive: Callable[[], bool] | None = None,
-) -> None:
-    """Return once the instance is healthy; raise HealthCheckFailed with the last detail."""
+) -> Iterator[float]:
+    """Probe until the instance is healthy, yielding the seconds to wait before each
+    next probe (the caller waits: a deployment parks, a test sleeps); raise
+    HealthCheckFailed with the last detail."""
     end = time.monotonic() + deadline
     successes = failures = 0
     seen_success = False
@@ -107,4 +109,4 @@ def wait_healthy(
             raise HealthCheckFailed(f"instance not healthy after {deadline:g}s: {detail}")
         # While it boots, look often: the first success starts the interval clock.
         pause = interval if seen_success else min(interval, BOOT_POLL)
-        time.sleep(min(pause, remaining))
+        yield min(pause, remaining)

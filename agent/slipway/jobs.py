@@ -57,6 +57,8 @@ class Jobs:
         self._clock = clock
         self._health: dict[str, JobHealth] = {}
         self._lock = threading.Lock()
+        self._loops: list[threading.Thread] = []
+        self._stopping = threading.Event()
 
     def every(
         self, name: str, seconds: float, run: Callable[[], object], *, first: float = 0.0
@@ -78,6 +80,25 @@ class Jobs:
             next_run_time=datetime.fromtimestamp(time.time() + first, UTC),
         )
 
+    def loop(
+        self, name: str, seconds: float, run: Callable[[], object], wakeup: threading.Event
+    ) -> None:
+        """A job on a thread of its own that also runs as soon as ``wakeup`` is set: for
+        work that must react faster than a scheduler tick (an operation queued by an API
+        call starts at once, not at the next second). Started with the scheduler."""
+        with self._lock:
+            self._health.setdefault(name, JobHealth())
+
+        def spin() -> None:
+            while not self._stopping.is_set():
+                wakeup.wait(seconds)
+                wakeup.clear()
+                if self._stopping.is_set():
+                    return
+                self._guarded(name, run)
+
+        self._loops.append(threading.Thread(target=spin, name=f"slipway-{name}", daemon=True))
+
     def run_soon(self, name: str) -> None:
         """Bring the job's next run forward to now (it runs after the one under way)."""
         # Not scheduled (yet, or any more): its next regular run will do.
@@ -97,8 +118,12 @@ class Jobs:
     def start(self) -> None:
         if not self.scheduler.running:
             self.scheduler.start()
+        for thread in self._loops:
+            if not thread.is_alive():
+                thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 
@@ -108,9 +133,13 @@ class Jobs:
             run()
         except Exception as exc:  # noqa: BLE001 - recorded, reported on /healthz, retried
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            log.warning("job %s failed: %s", name, message, exc_info=not hasattr(exc, "message"))
             with self._lock:
                 h = self._health.setdefault(name, JobHealth())
+                repeated = h.failing and h.last_error == message
+            # Said once while it keeps failing the same way (a job may run every second).
+            level = logging.DEBUG if repeated else logging.WARNING
+            log.log(level, "job %s failed: %s", name, message, exc_info=not hasattr(exc, "message"))
+            with self._lock:
                 h.runs += 1
                 h.last_error, h.last_error_at = message, self._clock()
             return

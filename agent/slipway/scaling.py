@@ -9,8 +9,8 @@ it scales in when no sample of the last ``scale_in_cooldown`` seconds asked for 
 many as serve, and not sooner than that after its last scaling action. Idle
 instances above MinSize are the ones that go. What all instances reserve together
 stays under the host's capacity: a scale-out that would pass it is refused, and
-said so once. Decisions are pure (``Autoscaler``); ``Scaler`` samples and asks the
-worker to act.
+said so once. Decisions are pure (``Autoscaler``); ``Scaler`` samples (a job every
+``scale_interval``) and asks the reconciler to act.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends import Instance
+from .backends import Backend, Instance
 from .config import Settings
-from .errors import SlipwayError
 from .models import ServiceSpec
+from .operations.journal import Journal
+from .operations.reconcile import Reconciler
 from .routing.router import Router
 from .services import Services
 from .store import Store
@@ -130,7 +130,7 @@ def reserved(services: list[dict[str, Any]], instances: list[Instance]) -> tuple
 
 
 class Scaler:
-    """Samples Caddy's in-flight counts and has the worker add or remove instances."""
+    """Samples Caddy's in-flight counts and has the reconciler add or remove instances."""
 
     def __init__(
         self,
@@ -138,36 +138,22 @@ class Scaler:
         settings: Settings,
         services: Services,
         router: Router,
-        worker: Any,  # Worker: busy(), scale(), scaling_refused(), backend; loosely typed: a cycle
-        note: Callable[[str, str], None],
+        backend: Backend,
+        reconciler: Reconciler,
+        journal: Journal,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.settings = settings
         self.services = services
         self.router = router
-        self.worker = worker
-        self.note = note
+        self.backend = backend
+        self.reconciler = reconciler
+        self.journal = journal
         self.clock = clock
         self.capacity = Capacity.of_host(settings)
         self.decisions = Autoscaler(settings.scale_out_window, settings.scale_in_cooldown)
         self._refused: set[str] = set()  # services told that the host is full
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="slipway-scaler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.settings.scale_interval):
-            try:
-                self.sample_once()
-            except SlipwayError as exc:
-                log.debug("scaler: %s", exc.message)
 
     def sample_once(self) -> None:
         """One look at every running service. The instances serving are those of its
@@ -177,7 +163,7 @@ class Scaler:
         routed = self.router.routed()
         now = self.clock()
         services = self.store.list_services()
-        busy = self.worker.busy()
+        busy = self.reconciler.busy()
         instances: list[Instance] | None = None
         for service in services:
             upstreams = routed.get(self.settings.service_host(service["hostname"]).lower())
@@ -204,11 +190,11 @@ class Scaler:
             )
             if target > serving:
                 if instances is None:
-                    instances = self.worker.backend.list_instances()
+                    instances = self.backend.list_instances()
                 target = self._within_capacity(service, spec, services, instances, serving, target)
                 if target <= serving:
                     continue
-            if self.worker.scale(service, target, reason):
+            if self.reconciler.scale(service, target, reason):
                 self.decisions.acted(service["id"], now)
 
     def _within_capacity(
@@ -232,6 +218,5 @@ class Scaler:
                 f" ({self.capacity.cpu} CPU units, {self.capacity.memory} MB) is reserved;"
                 f" {serving + room} instance(s) fit"
             )
-            self.note(service["id"], message)
-            self.worker.scaling_refused(service, serving, target, message)
+            self.journal.scaling_refused(service, serving, target, message)
         return serving + room

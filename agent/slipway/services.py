@@ -8,10 +8,8 @@ will carry out. Nothing here touches containers or Caddy.
 from __future__ import annotations
 
 import base64
-import re
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,17 +22,12 @@ from .errors import (
     RegistryError,
     ResourceNotFound,
 )
-from .models import ServiceSpec
-from .observe.events import EventBus
-from .sources.ecr import EcrTokens
-from .sources.git import parse_repository_url
-from .sources.registry import ImageRef
+from .models import ServiceSpec, SourceConfig
+from .operations.journal import Journal
+from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .store import Store
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
-from .vault import Vault
 
-ACTIVE_STATUSES = ("PENDING", "IN_PROGRESS")
-DEPLOYING_OPS = ("CREATE_SERVICE", "START_DEPLOYMENT", "UPDATE_SERVICE", "RESUME_SERVICE")
 DEFAULT_ASC_NAME = "DefaultConfiguration"
 DEFAULT_ASC_ID = "0" * 31 + "1"
 DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
@@ -45,8 +38,10 @@ MAX_TAGS = 50
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
 
-class Resolver(Protocol):
-    def __call__(self, identifier: str, repository_type: str) -> str: ...
+class SourceCheck(Protocol):
+    """The image's digest (None for a repository); raises naming what is wrong."""
+
+    def __call__(self, source: SourceConfig) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -80,24 +75,17 @@ class Services:
         self,
         store: Store,
         settings: Settings,
-        vault: Vault,
-        resolve: Resolver,
-        wake: Callable[[], None] = lambda: None,
-        note: Callable[[str, str], None] = lambda service_id, message: None,
+        check_source: SourceCheck,
+        queue: OperationQueue,
+        journal: Journal,
         connections: Connections | None = None,
-        events: EventBus | None = None,
     ) -> None:
-        self.connections = connections
-        self.events = events
-        self.ecr = EcrTokens()
         self.store = store
         self.settings = settings
-        self.vault = vault
-        self.resolve = resolve
-        self.wake = wake
-        self.note = note  # a line in the service's events stream
-        self.cancel: Callable[[str], None] = lambda service_id: None  # stop its deployment
-        self.domains: Any = None  # the agent's Domains, for the custom domain operations
+        self.check_source = check_source
+        self.queue = queue
+        self.journal = journal
+        self.connections = connections
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -199,13 +187,8 @@ class Services:
         image is resolved to its digest; a repository URL is checked for form (its branch
         is fetched by the deployment, which fails with a reason if it cannot)."""
         self._check_connection(spec)
-        if spec.source.code:
-            parse_repository_url(spec.source.code.repository_url)
-            return None
-        image = spec.source.image
         try:
-            ImageRef.parse(image.identifier)
-            return self.resolve(image.identifier, image.repository_type)
+            return self.check_source(spec.source)
         except RegistryError as exc:
             raise InvalidRequest(f"{field}: {exc.message}") from exc
 
@@ -403,7 +386,7 @@ class Services:
         return list(seen.values())
 
     def _note(self, service: dict[str, Any], message: str) -> None:
-        self.note(service["id"], message)
+        self.journal.note(service["id"], message)
 
     def pause_service(self, arn: str) -> tuple[dict[str, Any], str]:
         service = self.live_service(arn)
@@ -425,7 +408,7 @@ class Services:
         service = self.live_service(arn)
         if any(op["type"] == "DELETE_SERVICE" for op in self._pending_ops(service["id"])):
             raise InvalidState(f"Service {service['name']} is already being deleted")
-        self.cancel(service["id"])
+        self.queue.cancel(service["id"])
         now = time.time()
         with self.store.transaction():
             for op in self._pending_ops(service["id"]):
@@ -450,9 +433,8 @@ class Services:
 
     def _started(self, service: dict[str, Any], previous: str | None) -> None:
         """An operation was queued: say so (an event, if the status moved), wake the worker."""
-        if self.events:
-            self.events.service_status_changed(service, previous, "OPERATION_IN_PROGRESS")
-        self.wake()
+        self.journal.service_status(service, previous, "OPERATION_IN_PROGRESS")
+        self.queue.wake()
 
     def list_operations(self, arn: str, max_results: int | None, token: str | None) -> Page:
         service = self.service(arn)
@@ -595,37 +577,6 @@ class Services:
     def list_tags(self, arn: str) -> dict[str, str]:
         self._taggable(arn)
         return self.store.get_tags(arn)
-
-    # -- registries -------------------------------------------------------------------
-
-    def registry_login(self, host: str, username: str, password: str) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
-            raise InvalidRequest(f"registry host {host!r} is not a host[:port]")
-        if not username or not password:
-            raise InvalidRequest("registry login needs a username and a password")
-        self.store.put_registry_credentials(
-            {
-                "host": host,
-                "username": username,
-                "password": self.vault.seal(password),
-                "updated_at": time.time(),
-            }
-        )
-
-    def pull_credentials(self, identifier: str, repository_type: str) -> tuple[str, str] | None:
-        """What an image is pulled with: ECR images use the credentials held for their
-        host; ECR_PUBLIC ones are pulled anonymously, as App Runner does."""
-        if repository_type != "ECR":
-            return None
-        return self.registry_credentials(ImageRef.parse(identifier).registry)
-
-    def registry_credentials(self, host: str) -> tuple[str, str] | None:
-        """A login stored with `slipway registries login`, else, for a real ECR host,
-        a token from ECR made with the host's AWS credentials."""
-        row = self.store.get_registry_credentials(host)
-        if row:
-            return row["username"], self.vault.open(row["password"])
-        return self.ecr.credentials(host)
 
 
 def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:

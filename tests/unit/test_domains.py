@@ -21,10 +21,13 @@ from slipway.domains.rules import (
     probe_name,
 )
 from slipway.errors import InvalidRequest, InvalidState, ResourceNotFound
+from slipway.observe.events import EventBus
+from slipway.observe.logs import LogStore
+from slipway.operations.journal import Journal
+from slipway.operations.queue import OperationQueue
 from slipway.routing.router import CustomHost
 from slipway.services import Services
 from slipway.store import Store
-from slipway.vault import Vault
 
 
 class FakeChecker:
@@ -45,7 +48,15 @@ class Env:
     def __init__(self, tmp: Path) -> None:
         self.settings = Settings(data_dir=tmp, config_dir=tmp, domain_timeout=3600)
         self.store = Store(tmp / "db.sqlite")
-        self.services = Services(self.store, self.settings, Vault(tmp / "key"), lambda *a: "")
+        self.services = Services(
+            self.store,
+            self.settings,
+            lambda source: "",
+            OperationQueue(),
+            Journal(
+                LogStore(tmp / "logs"), EventBus(self.store, region="us-east-1", account="0" * 12)
+            ),
+        )
         self.checker = FakeChecker()
         self.now = 1000.0
         self.notes: list[tuple[str, str]] = []

@@ -1,4 +1,4 @@
-"""probe and wait_healthy against a tiny in-process HTTP server."""
+"""probe and until_healthy against a tiny in-process HTTP server."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from slipway.errors import HealthCheckFailed
-from slipway.health import probe, wait_healthy
+from slipway.health import probe, until_healthy
 
 
 class App:
@@ -67,7 +67,8 @@ def check(port: int, **kwargs: object) -> None:
         "deadline": 1.0,
     }
     options.update(kwargs)
-    wait_healthy("127.0.0.1", port, **options)
+    for pause in until_healthy("127.0.0.1", port, **options):
+        time.sleep(pause)
 
 
 @pytest.mark.parametrize(("status", "ok"), [(200, True), (204, True), (302, True), (404, False)])

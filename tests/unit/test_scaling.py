@@ -1,5 +1,5 @@
 """Auto scaling: the decision over sample windows, the host's capacity, the auto
-scaling configuration API, and the worker adding and removing live instances with the
+scaling configuration API, and the reconciler adding and removing live instances with the
 fake backend."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from test_services_worker import Env
 
 from slipway.api.validate import validate_input
 from slipway.errors import BackendError, InvalidRequest
-from slipway.observe.events import SCALING_DETAIL_TYPE, EventBus
+from slipway.observe.events import SCALING_DETAIL_TYPE
 from slipway.scaling import Autoscaler, Capacity, Scaler, needed
 
 # -- pure decisions -------------------------------------------------------------------
@@ -115,29 +115,25 @@ def scaled_env(env: Env, **asc) -> tuple[dict, Scaler, Flights, list[float]]:
         InstanceConfiguration={"Cpu": "256", "Memory": "512"},
     )
     env.drain()
-    env.worker.events = EventBus(env.store, region="us-east-1", account="0" * 12)
     flights = Flights()
     env.router.upstream_requests = flights
     now = [0.0]
-    notes: list[str] = []
     scaler = Scaler(
         env.store,
         env.settings,
         env.services,
         env.router,
-        env.worker,
-        lambda sid, msg: notes.append(msg),
+        env.backend,
+        env.reconciler,
+        env.journal,
         clock=lambda: now[0],
     )
-    scaler.notes = notes
-    # Actions run inline, as the pool would run them.
-    env.worker._pool.submit = lambda fn, *args: fn(*args)
     return service, scaler, flights, now
 
 
 def serving(env: Env, service: dict) -> list:
     row = env.store.get_service(service["id"])
-    return env.worker.serving(row, env.backend.list_instances())
+    return env.routes.serving(row, env.backend.list_instances())
 
 
 def events_lines(env: Env, service: dict) -> list[str]:
@@ -145,7 +141,7 @@ def events_lines(env: Env, service: dict) -> list[str]:
 
 
 def scaling_events(env: Env, service: dict) -> list[dict]:
-    rows = env.worker.events.list(service["id"])
+    rows = env.events.list(service["id"])
     return [r["body"]["detail"] for r in rows if r["detail_type"] == SCALING_DETAIL_TYPE]
 
 
@@ -200,7 +196,7 @@ def test_scale_out_beyond_the_host_capacity_is_refused_once(tmp_path):
         now[0] = t
         scaler.sample_once()
     assert len(serving(env, service)) == 2
-    refusals = [n for n in scaler.notes if "refused" in n]
+    refusals = [line for line in events_lines(env, service) if "refused" in line]
     assert len(refusals) == 1 and "512 CPU units" in refusals[0]
     refused = [e for e in scaling_events(env, service) if "wantedInstanceCount" in e]
     assert len(refused) == 1 and refused[0]["severity"] == "ERROR"
@@ -211,12 +207,12 @@ def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
     service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=2)
     seen_during_health: list[tuple[str, ...]] = []
 
-    def wait_healthy(host, port, *args, **kwargs):
-        env.worker.apply_routes()  # a reconcile pass while the new one boots
+    def while_probing(host):
+        env.routes.apply()  # a reconcile pass while the new one boots
         seen_during_health.append(env.router.routes[0].upstreams)
         assert not any(up.startswith(f"{host}:") for up in env.router.routes[0].upstreams)
 
-    env.worker.wait_healthy = wait_healthy
+    env.while_probing = while_probing
     load(env, service, flights, 2)
     for t in (0.0, 1.0):
         now[0] = t
@@ -264,6 +260,6 @@ def test_a_start_that_fails_midway_leaves_nothing_half_joined(tmp_path):
         now[0] = t
         scaler.sample_once()
     assert len(calls) == 2
-    assert env.worker._joining == set()
+    assert env.routes._joining == set()
     assert len(env.backend.list_instances()) == 1  # the first one was stopped again
     assert any("no free address" in line for line in events_lines(env, service))

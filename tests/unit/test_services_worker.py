@@ -21,14 +21,23 @@ from slipway.errors import (
     ResourceNotFound,
     SlipwayError,
 )
+from slipway.feedback import NoFeedback
+from slipway.observe.events import EventBus
 from slipway.observe.logs import LogStore
+from slipway.operations.engine import Operations
+from slipway.operations.journal import Journal
+from slipway.operations.queue import OperationQueue
+from slipway.operations.reconcile import stray_instances
+from slipway.operations.routes import desired_routes
+from slipway.operations.runner import InlineRunner, run_now
 from slipway.routing.router import Route
 from slipway.services import Services
+from slipway.sources.check import SourceCheck
+from slipway.sources.credentials import PullCredentials
 from slipway.sources.git import BranchNotFound, Commit
 from slipway.store import Store
 from slipway.triggers import Found
 from slipway.vault import Vault
-from slipway.worker import Worker, desired_routes, stray_instances
 
 IMAGE = "127.0.0.1:5000/hello:v1"
 
@@ -123,27 +132,41 @@ class Env:
         )
         self.store = Store(tmp / "db.sqlite")
         self.registry = Registry()
-        self.services = Services(self.store, self.settings, Vault(tmp / "key"), self.registry)
+        self.logs = LogStore(tmp / "logs")
+        self.events = EventBus(self.store, region="us-east-1", account="0" * 12)
+        self.journal = Journal(self.logs, self.events)
+        self.queue = OperationQueue()
+        self.credentials = PullCredentials(self.store, Vault(tmp / "key"))
+        self.services = Services(
+            self.store, self.settings, SourceCheck(self.registry), self.queue, self.journal
+        )
         self.services.ensure_default_auto_scaling()
         self.backend = FakeBackend()
         self.router = FakeRouter()
         self.git = FakeGit()
         self.builder = FakeBuilder()
-        self.logs = LogStore(tmp / "logs")
         self.unhealthy: set[str] = set()
-        self.worker = Worker(
+        self.while_probing = lambda host: None  # what happens while an instance boots
+        self.operations = Operations(
             self.store,
             self.settings,
             self.services,
             self.backend,
             self.router,
-            self.registry,
+            self.journal,
+            self.queue,
             git=self.git,
             builder=self.builder,
-            logs=self.logs,
             newest=self._newest,
-            wait_healthy=self._wait_healthy,
+            tokens=lambda spec: None,
+            feedback=NoFeedback(),
+            credentials=self.credentials,
+            runner=InlineRunner(),
+            until_healthy=self._until_healthy,
         )
+        self.dispatcher = self.operations.dispatcher
+        self.reconciler = self.operations.reconciler
+        self.routes = self.operations.routes
 
     def _newest(self, service, spec) -> Found:
         if spec.source.code:
@@ -151,10 +174,12 @@ class Env:
             return Found(self.git.head("", branch), f"refs/heads/{branch}")
         return Found(self.registry(spec.source.image.identifier, "ECR"), "v1")
 
-    def _wait_healthy(self, host, port, *args, **kwargs) -> None:
+    def _until_healthy(self, host, port, *args, **kwargs):
+        self.while_probing(host)
         for inst in self.backend.list_instances():
             if inst.host_ip == host and inst.revision in self.unhealthy:
                 raise HealthCheckFailed("connection refused")
+        yield from ()
 
     def drain(self) -> None:
         """Run every queued operation to its end, in order, as the dispatcher would."""
@@ -162,7 +187,7 @@ class Env:
             pending = self.store.operations_with_status("PENDING")
             if not pending:
                 return
-            self.worker.run_operation(pending[0])
+            run_now(self.dispatcher.run(pending[0]), sleep=lambda seconds: None)
 
     def create(self, name: str = "hello", **extra) -> dict:
         params = {
@@ -249,7 +274,7 @@ def test_create_that_never_gets_healthy_fails(env):
     assert env.status(service) == "CREATE_FAILED"
     assert env.ops(service) == [("CREATE_SERVICE", "FAILED")]
     assert env.backend.list_instances() == []
-    env.worker.reconcile_once()
+    env.reconciler.reconcile_once()
     assert env.router.routes == [Route(host="hello.localhost", upstreams=())]
 
 
@@ -342,7 +367,7 @@ def test_recover_restarts_cut_off_operation(env):
     service = env.create()
     op = env.store.operations_with_status("PENDING")[0]
     env.store.update_operation(op["id"], status="IN_PROGRESS")
-    env.worker.recover()
+    env.dispatcher.recover()
     assert env.store.get_operation(op["id"])["status"] == "PENDING"
     env.drain()
     assert env.status(service) == "RUNNING"
@@ -576,6 +601,6 @@ def test_paused_service_only_records(env):
 
 
 def test_ecr_images_are_pulled_with_their_hosts_login_ecr_public_ones_without(env):
-    env.services.registry_login("127.0.0.1:5000", "user", "pw")
-    assert env.services.pull_credentials(IMAGE, "ECR") == ("user", "pw")
-    assert env.services.pull_credentials(IMAGE, "ECR_PUBLIC") is None
+    env.credentials.login("127.0.0.1:5000", "user", "pw")
+    assert env.credentials.for_image(IMAGE, "ECR") == ("user", "pw")
+    assert env.credentials.for_image(IMAGE, "ECR_PUBLIC") is None

@@ -101,7 +101,7 @@ def create_app(agent: Agent) -> FastAPI:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
             call.params = params = _decode(body)
             validate_input(operation, params)
-            result = await run_in_threadpool(handler, agent.services, params)
+            result = await run_in_threadpool(handler, agent.rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
     async def signed_call(request: Request, operation: str, work: Any) -> Any:
@@ -133,7 +133,7 @@ def create_app(agent: Agent) -> FastAPI:
         await signed_call(
             request,
             "slipway:RegistryLogin",
-            lambda p: agent.services.registry_login(
+            lambda p: agent.credentials.login(
                 host, str(p.get("Username", "")), str(p.get("Password", ""))
             ),
         )

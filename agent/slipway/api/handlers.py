@@ -3,75 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from ..connections import Connections
 from ..domains.rules import Domains
-from ..errors import SlipwayError
 from ..services import Services, paginate
 from . import shapes
 
-Handler = Callable[[Services, dict[str, Any]], dict[str, Any]]
+
+@dataclass(frozen=True)
+class Rules:
+    """What the handlers call: the rules of services, custom domains and connections."""
+
+    services: Services
+    domains: Domains
+    connections: Connections
 
 
-def create_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row, op_id = svc.create_service(p)
-    return {"Service": shapes.service(row, svc), "OperationId": op_id}
+Handler = Callable[[Rules, dict[str, Any]], dict[str, Any]]
 
 
-def describe_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    return {"Service": shapes.service(svc.service(p["ServiceArn"]), svc)}
+def create_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row, op_id = rules.services.create_service(p)
+    return {"Service": shapes.service(row, rules.services), "OperationId": op_id}
 
 
-def list_services(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    page = svc.list_services(p.get("MaxResults"), p.get("NextToken"))
+def describe_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    return {"Service": shapes.service(rules.services.service(p["ServiceArn"]), rules.services)}
+
+
+def list_services(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    page = rules.services.list_services(p.get("MaxResults"), p.get("NextToken"))
     out: dict[str, Any] = {
-        "ServiceSummaryList": [shapes.service_summary(r, svc.settings) for r in page.items]
-    }
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
-
-
-def update_service(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row, op_id = svc.update_service(p)
-    return {"Service": shapes.service(row, svc), "OperationId": op_id}
-
-
-def _service_op(method: str) -> Handler:
-    def handler(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-        row, op_id = getattr(svc, method)(p["ServiceArn"])
-        return {"Service": shapes.service(row, svc), "OperationId": op_id}
-
-    return handler
-
-
-def start_deployment(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    return {"OperationId": svc.start_deployment(p["ServiceArn"])}
-
-
-def list_operations(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    page = svc.list_operations(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {"OperationSummaryList": [shapes.operation(r) for r in page.items]}
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
-
-
-def create_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    return {"AutoScalingConfiguration": shapes.auto_scaling(svc.create_auto_scaling(p), svc)}
-
-
-def describe_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row = svc.auto_scaling(p["AutoScalingConfigurationArn"])
-    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
-
-
-def list_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    rows = svc.list_auto_scaling(p.get("AutoScalingConfigurationName"), p.get("LatestOnly", False))
-    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {
-        "AutoScalingConfigurationSummaryList": [
-            shapes.auto_scaling_summary(r, svc) for r in page.items
+        "ServiceSummaryList": [
+            shapes.service_summary(r, rules.services.settings) for r in page.items
         ]
     }
     if page.next_token:
@@ -79,33 +45,78 @@ def list_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def delete_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row = svc.delete_auto_scaling(
-        p["AutoScalingConfigurationArn"], p.get("DeleteAllRevisions", False)
-    )
-    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
+def update_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row, op_id = rules.services.update_service(p)
+    return {"Service": shapes.service(row, rules.services), "OperationId": op_id}
 
 
-def update_default_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row = svc.update_default_auto_scaling(p["AutoScalingConfigurationArn"])
-    return {"AutoScalingConfiguration": shapes.auto_scaling(row, svc)}
+def _service_op(method: str) -> Handler:
+    def handler(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+        row, op_id = getattr(rules.services, method)(p["ServiceArn"])
+        return {"Service": shapes.service(row, rules.services), "OperationId": op_id}
+
+    return handler
 
 
-def list_services_for_auto_scaling(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    arns = svc.services_for_auto_scaling(p["AutoScalingConfigurationArn"])
-    page = paginate(arns, p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {"ServiceArnList": list(page.items)}
+def start_deployment(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    return {"OperationId": rules.services.start_deployment(p["ServiceArn"])}
+
+
+def list_operations(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    page = rules.services.list_operations(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {"OperationSummaryList": [shapes.operation(r) for r in page.items]}
     if page.next_token:
         out["NextToken"] = page.next_token
     return out
 
 
-def _domains(svc: Services) -> Domains:
-    """The agent sets ``services.domains`` at wiring time."""
-    domains = svc.domains
-    if not isinstance(domains, Domains):
-        raise SlipwayError("custom domains are not available in this agent")
-    return domains
+def create_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "AutoScalingConfiguration": shapes.auto_scaling(
+            rules.services.create_auto_scaling(p), rules.services
+        )
+    }
+
+
+def describe_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row = rules.services.auto_scaling(p["AutoScalingConfigurationArn"])
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, rules.services)}
+
+
+def list_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    rows = rules.services.list_auto_scaling(
+        p.get("AutoScalingConfigurationName"), p.get("LatestOnly", False)
+    )
+    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {
+        "AutoScalingConfigurationSummaryList": [
+            shapes.auto_scaling_summary(r, rules.services) for r in page.items
+        ]
+    }
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def delete_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row = rules.services.delete_auto_scaling(
+        p["AutoScalingConfigurationArn"], p.get("DeleteAllRevisions", False)
+    )
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, rules.services)}
+
+
+def update_default_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row = rules.services.update_default_auto_scaling(p["AutoScalingConfigurationArn"])
+    return {"AutoScalingConfiguration": shapes.auto_scaling(row, rules.services)}
+
+
+def list_services_for_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    arns = rules.services.services_for_auto_scaling(p["AutoScalingConfigurationArn"])
+    page = paginate(arns, p.get("MaxResults"), p.get("NextToken"))
+    out: dict[str, Any] = {"ServiceArnList": list(page.items)}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
 
 
 def _domain_answer(
@@ -120,14 +131,14 @@ def _domain_answer(
     }
 
 
-def associate_custom_domain(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    domains = _domains(svc)
+def associate_custom_domain(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    domains = rules.domains
     service, row = domains.associate(p["ServiceArn"], p["DomainName"], p.get("EnableWWWSubdomain"))
     return _domain_answer(domains, service, row)
 
 
-def describe_custom_domains(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    domains = _domains(svc)
+def describe_custom_domains(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    domains = rules.domains
     service, page = domains.describe(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
     target = domains.dns_target(service)
     out: dict[str, Any] = {
@@ -141,37 +152,37 @@ def describe_custom_domains(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def disassociate_custom_domain(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    domains = _domains(svc)
+def disassociate_custom_domain(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    domains = rules.domains
     service, row = domains.disassociate(p["ServiceArn"], p["DomainName"])
     return _domain_answer(domains, service, row)
 
 
-def tag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    svc.tag_resource(p["ResourceArn"], p["Tags"])
+def tag_resource(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    rules.services.tag_resource(p["ResourceArn"], p["Tags"])
     return {}
 
 
-def untag_resource(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    svc.untag_resource(p["ResourceArn"], p["TagKeys"])
+def untag_resource(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    rules.services.untag_resource(p["ResourceArn"], p["TagKeys"])
     return {}
 
 
-def list_tags(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    tags = svc.list_tags(p["ResourceArn"])
+def list_tags(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    tags = rules.services.list_tags(p["ResourceArn"])
     return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
 
 
-def create_connection(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    row = svc.connections.create(p["ConnectionName"], p["ProviderType"])
+def create_connection(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    row = rules.connections.create(p["ConnectionName"], p["ProviderType"])
     tags = p.get("Tags") or []
     if tags:
-        svc.tag_resource(row["arn"], tags)
+        rules.services.tag_resource(row["arn"], tags)
     return {"Connection": shapes.connection(row)}
 
 
-def list_connections(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    rows = svc.connections.list(p.get("ConnectionName"))
+def list_connections(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    rows = rules.connections.list(p.get("ConnectionName"))
     page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
     out: dict[str, Any] = {"ConnectionSummaryList": [shapes.connection(r) for r in page.items]}
     if page.next_token:
@@ -179,8 +190,8 @@ def list_connections(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def delete_connection(svc: Services, p: dict[str, Any]) -> dict[str, Any]:
-    return {"Connection": shapes.connection(svc.connections.delete(p["ConnectionArn"]))}
+def delete_connection(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
+    return {"Connection": shapes.connection(rules.connections.delete(p["ConnectionArn"]))}
 
 
 HANDLERS: dict[str, Handler] = {

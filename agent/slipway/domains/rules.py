@@ -112,7 +112,7 @@ def advance(row: dict[str, Any], checker: Checker, now: float, timeout: float) -
 
 
 class Domains:
-    """Custom domain associations of services, kept in the store and advanced by a loop."""
+    """Custom domain associations of services, kept in the store and advanced by a job."""
 
     def __init__(
         self,
@@ -133,9 +133,7 @@ class Domains:
         self.refresh = refresh  # push the served domains to Caddy now
         self.clock = clock
         self._lock = threading.Lock()  # one association decided at a time
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.wakeup = threading.Event()
 
     # -- API rules -------------------------------------------------------------
 
@@ -320,28 +318,9 @@ class Domains:
             log.warning("could not push custom domains to Caddy now: %s", exc.message)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="slipway-domains", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check_once()
-            except SlipwayError as exc:
-                log.warning("custom domain pass failed: %s", exc.message)
-            self._wake.wait(self.settings.domain_check_interval)
-            self._wake.clear()
+        """Look now, not at the next interval (the agent runs ``check_once`` as a job
+        that ``wakeup`` also starts)."""
+        self.wakeup.set()
 
 
 # -- wiring ---------------------------------------------------------------------

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
+
 from ..config import Settings
 from ..connections import Connections, normalize_url
 from ..errors import SlipwayError
@@ -24,6 +26,7 @@ from ..sources.registry import ImageRef
 from ..store import Store
 from . import Found, Watch
 from .intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
+from .poll import Poller
 
 log = logging.getLogger("slipway.triggers")
 audit_log = logging.getLogger("slipway.audit")
@@ -40,6 +43,8 @@ class Tracker:
         connections: Connections,
         check: Callable[[Watch], Found],
         note: Callable[[str, str], None],
+        credentials: Callable[[str, str], tuple[str, str] | None],
+        scheduler: BaseScheduler | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -47,7 +52,8 @@ class Tracker:
         self.connections = connections
         self.check = check
         self.note = note
-        self.poll_now: Callable[[str], None] = lambda key: None  # set once the poller exists
+        self.credentials = credentials  # (image identifier, repository type) -> login
+        self.poller = Poller(self.watches, check, self.found, self.poll_failed, scheduler=scheduler)
         self._errors: dict[str, str] = {}  # watch key -> last error reported
         self._lock = threading.Lock()
 
@@ -88,7 +94,7 @@ class Tracker:
             track_tags=track,
             interval=interval,
             service_ids=(service["id"],),
-            credentials=lambda: self.services.pull_credentials(identifier, kind),
+            credentials=lambda: self.credentials(identifier, kind),
         )
 
     def watches(self) -> list[Watch]:
@@ -166,7 +172,9 @@ class Tracker:
             watch = self.watch_for(service, spec)
             if watch.track_tags:
                 if ref.startswith("refs/tags/"):
-                    self.poll_now(watch.key)  # the newest matching tag decides, not this push
+                    self.poller.poll_now(
+                        watch.key
+                    )  # the newest matching tag decides, not this push
                     taken.append(service["name"])
                 continue
             if ref != f"refs/heads/{code.branch}":
@@ -198,7 +206,7 @@ class Tracker:
             if watch is None:
                 continue
             if watch.track_tags:
-                self.poll_now(watch.key)
+                self.poller.poll_now(watch.key)
             elif tag != watch.ref:
                 continue
             else:

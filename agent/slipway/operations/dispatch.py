@@ -1,0 +1,147 @@
+"""Runs the queued operations: the first one of each service, one at a time per
+service, each as a task on the runner; and finishes them, setting the operation's and
+the service's status and saying so once in the journal."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from typing import Any
+
+from ..backends import Backend
+from ..config import Settings
+from ..errors import SlipwayError
+from ..feedback import Feedback
+from ..store import Store
+from .journal import Journal
+from .queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
+from .rollout import Rollout
+from .runner import Runner, Task
+
+log = logging.getLogger("slipway.operations")
+
+# Operation type -> service status when it succeeds / fails (None: as it was).
+OUTCOME = {
+    "CREATE_SERVICE": ("RUNNING", "CREATE_FAILED"),
+    "START_DEPLOYMENT": ("RUNNING", None),
+    "UPDATE_SERVICE": ("RUNNING", None),
+    "RESUME_SERVICE": ("RUNNING", "PAUSED"),
+    "PAUSE_SERVICE": ("PAUSED", None),
+    "DELETE_SERVICE": ("DELETED", "DELETE_FAILED"),
+}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        backend: Backend,
+        queue: OperationQueue,
+        journal: Journal,
+        rollout: Rollout,
+        runner: Runner,
+        feedback: Feedback,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.backend = backend
+        self.queue = queue
+        self.journal = journal
+        self.rollout = rollout
+        self.runner = runner
+        self.feedback = feedback
+
+    def recover(self) -> None:
+        """Pick up operations a previous agent left IN_PROGRESS, and clear the build
+        directories it left behind."""
+        shutil.rmtree(self.settings.data_dir / "builds", ignore_errors=True)
+        for op in self.store.operations_with_status("IN_PROGRESS"):
+            service = self.store.get_service(op["service_id"])
+            if service and service["live_deployment_id"] == op["id"]:
+                # The route already switched: only the old instances were left to stop.
+                self.rollout.stop_instances(service["id"], keep=op["id"])
+                self.finish(op, service, ok=True, message="completed after an agent restart")
+                continue
+            for inst in self.backend.list_instances(op["service_id"]):
+                if inst.deployment_id == op["id"]:
+                    self.backend.stop_instance(inst.id, timeout=2)
+            self.store.update_operation(
+                op["id"], status="PENDING", message="restarted after an agent restart"
+            )
+            log.warning("operation %s %s restarts after an agent restart", op["type"], op["id"])
+
+    def dispatch_once(self) -> None:
+        """Start the first pending operation of every service that has nothing under way."""
+        first_per_service: dict[str, dict[str, Any]] = {}
+        for op in self.store.operations_with_status(*ACTIVE_STATUSES):
+            first_per_service.setdefault(op["service_id"], op)
+        for service_id, op in first_per_service.items():
+            if op["status"] != "PENDING" or not self.queue.claim(service_id):
+                continue
+            self.runner.spawn(self.run(op), lambda _result, error, op=op: self._ended(op, error))
+
+    def _ended(self, op: dict[str, Any], error: BaseException | None) -> None:
+        try:
+            if error is not None:  # a bug must not wedge the service's queue
+                log.error("operation %s crashed", op["id"], exc_info=error)
+                service = self.store.get_service(op["service_id"])
+                self.finish(op, service, ok=False, message="internal error; see the agent log")
+        finally:
+            if op["type"] == "DELETE_SERVICE":
+                self.queue.uncancel(op["service_id"])
+            self.queue.release(op["service_id"])
+
+    def run(self, op: dict[str, Any]) -> Task:
+        """One operation from IN_PROGRESS to its end."""
+        now = time.time()
+        self.store.update_operation(op["id"], status="IN_PROGRESS", started_at=now, updated_at=now)
+        service = self.store.get_service(op["service_id"])
+        self.journal.operation_status(service, op, "IN_PROGRESS")
+        op = {**op, "status": "IN_PROGRESS"}
+        self.journal.note(service["id"], f"{op['type']} operation {op['id']} started")
+        try:
+            message = yield from self.rollout.execute(op, service)
+        except SlipwayError as exc:
+            self.journal.deploy_log(op, f"[AppRunner] Failed: {exc.message}")
+            self.finish(op, self.store.get_service(service["id"]), ok=False, message=exc.message)
+            return
+        self.finish(op, self.store.get_service(service["id"]), ok=True, message=message)
+
+    def finish(
+        self, op: dict[str, Any], service: dict[str, Any], *, ok: bool, message: str
+    ) -> None:
+        now = time.time()
+        status = "SUCCEEDED" if ok else "FAILED"
+        if not ok and op["type"] == "UPDATE_SERVICE" and service["live_deployment_id"]:
+            status = "ROLLBACK_SUCCEEDED"
+            message = f"{message}; the previous configuration keeps serving"
+        success, failure = OUTCOME[op["type"]]
+        with self.store.transaction():
+            self.store.update_operation(
+                op["id"], status=status, message=message, ended_at=now, updated_at=now
+            )
+            more = [
+                o
+                for o in self.store.list_operations(service["id"])
+                if o["status"] in ACTIVE_STATUSES
+            ]
+            new_status = success if ok else failure
+            if new_status is None:
+                new_status = "RUNNING" if service["live_deployment_id"] else "CREATE_FAILED"
+            fields: dict[str, Any] = {"updated_at": now}
+            if more and new_status != "DELETED":
+                new_status = "OPERATION_IN_PROGRESS"
+            fields["status"] = new_status
+            if new_status == "DELETED":
+                fields["deleted_at"] = now
+            self.store.update_service(service["id"], **fields)
+        self.journal.operation_status(service, op, status, message)
+        self.journal.service_status(service, service["status"], new_status, message)
+        self.journal.deploy_log(op, f"[AppRunner] Operation {status}: {message}")
+        if op["type"] in DEPLOYING_OPS:
+            self.feedback.finished(service, op, ok=ok, message=message)
+        self.journal.note(
+            service["id"], f"{op['type']} operation {op['id']} ended {status}: {message}"
+        )

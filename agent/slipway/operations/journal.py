@@ -1,0 +1,53 @@
+"""The one way to say that something happened to a service: a line in its events
+stream (and the agent's log), a line in a deployment's log, and the EventBridge-shaped
+events that notification targets receive. Producers (rules, rollouts, the scaler,
+domain checks, polls) all speak through it, so the three never disagree."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..observe.events import EventBus
+from ..observe.logs import LogStore
+from .queue import DEPLOYING_OPS
+
+log = logging.getLogger("slipway")
+
+
+class Journal:
+    def __init__(self, logs: LogStore, events: EventBus) -> None:
+        self.logs = logs
+        self.events = events
+
+    def note(self, service_id: str, message: str) -> None:
+        """A line in the service's events stream."""
+        log.info("%s", message)
+        self.logs.append(service_id, "events", f"[AppRunner] {message}")
+
+    def deploy_log(self, op: dict[str, Any], line: str) -> None:
+        """A line in the log of a deployment (operations that deploy a revision)."""
+        if op["type"] in DEPLOYING_OPS:
+            self.logs.append(op["service_id"], f"deployment/{op['id']}", line)
+
+    def service_status(
+        self, service: dict[str, Any], previous: str | None, current: str, message: str = ""
+    ) -> None:
+        self.events.service_status_changed(service, previous, current, message)
+
+    def operation_status(
+        self, service: dict[str, Any], op: dict[str, Any], status: str, message: str = ""
+    ) -> None:
+        self.events.operation_status_changed(service, op, status, message)
+
+    def scaled(self, service: dict[str, Any], before: int, after: int, reason: str) -> None:
+        word = "out" if after > before else "in"
+        message = f"Scaled {word} from {before} to {after} instance(s): {reason}"
+        self.note(service["id"], message)
+        self.events.service_scaled(service, before, after, message)
+
+    def scaling_refused(
+        self, service: dict[str, Any], serving: int, wanted: int, message: str
+    ) -> None:
+        self.note(service["id"], message)
+        self.events.service_scaled(service, serving, serving, message, wanted=wanted)

@@ -1,0 +1,238 @@
+"""Converges what runs on what the store says should: routes, stray containers, and
+the live instances of running services (crashed, missing or unhealthy ones are
+replaced). Also the actuator of scaling moves. A restart of the agent, dockerd or
+Caddy heals by itself through ``reconcile_once``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from .. import health
+from ..backends import Backend, Instance
+from ..config import Settings
+from ..errors import SlipwayError
+from ..models import ServiceSpec
+from ..observe.applogs import AppLogCollector
+from ..releases import Release, resolve_secrets
+from ..routing.router import Router
+from ..services import Services
+from ..store import Store
+from ..upkeep import Upkeep
+from .journal import Journal
+from .queue import ACTIVE_STATUSES, OperationQueue
+from .rollout import Rollout, instance_spec
+from .routes import Routes
+from .runner import Runner, Task
+
+log = logging.getLogger("slipway.operations")
+
+
+def stray_instances(
+    services: list[dict[str, Any]], instances: list[Instance], busy: set[str]
+) -> list[Instance]:
+    """Instances that nothing should be running: of deleted or paused services, or of a
+    deployment that is not live, for services with no operation under way."""
+    by_id = {s["id"]: s for s in services}
+    strays = []
+    for inst in instances:
+        service = by_id.get(inst.service_id)
+        if service is None or inst.service_id in busy:
+            continue
+        if service["status"] in ("DELETED", "PAUSED") or (
+            inst.deployment_id != service["live_deployment_id"]
+        ):
+            strays.append(inst)
+    return strays
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        services: Services,
+        backend: Backend,
+        router: Router,
+        routes: Routes,
+        journal: Journal,
+        queue: OperationQueue,
+        rollout: Rollout,
+        runner: Runner,
+        applogs: AppLogCollector | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.backend = backend
+        self.router = router
+        self.routes = routes
+        self.journal = journal
+        self.queue = queue
+        self.rollout = rollout
+        self.runner = runner
+        self.applogs = applogs
+        self.upkeep = Upkeep()
+        self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
+
+    def busy(self) -> set[str]:
+        """Services with an operation, replacement or scaling move under way."""
+        return self.queue.busy() | {
+            op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)
+        }
+
+    def reconcile_once(self) -> None:
+        try:
+            self.router.keep_route_dns()
+        except SlipwayError as exc:  # Caddy falls back to the last load's instances
+            log.warning("route DNS: %s", exc.message)
+        self.routes.apply()
+        busy = self.busy()
+        services = self.store.list_services(include_deleted=True)
+        instances = self.backend.list_instances()
+        if self.applogs is not None:  # this agent's instances only, not the host's
+            own = {s["id"] for s in services}
+            self.applogs.sync([i for i in instances if i.service_id in own])
+        for inst in stray_instances(services, instances, busy):
+            log.info("stopping stray instance %s", inst.name)
+            self.backend.stop_instance(inst.id, timeout=10)
+        for service in services:
+            if (
+                service["status"] == "RUNNING"
+                and service["live_deployment_id"]
+                and service["id"] not in busy
+            ):
+                self._keep_up(service, instances)
+
+    def _keep_up(self, service: dict[str, Any], instances: list[Instance]) -> None:
+        """Report crashes of live instances; replace dead, missing or unhealthy ones."""
+        spec = ServiceSpec.from_dict(service["spec"])
+        hc = spec.health
+        live = [
+            i
+            for i in instances
+            if i.service_id == service["id"] and i.deployment_id == service["live_deployment_id"]
+        ]
+        healthy: dict[str, bool] = {}
+        now = time.monotonic()
+        if now - self._probed.get(service["id"], 0.0) >= hc.interval:
+            self._probed[service["id"]] = now
+            for inst in live:
+                if inst.running and inst.host_ip and inst.host_port:
+                    healthy[inst.id] = health.probe(
+                        inst.host_ip, inst.host_port, hc.protocol, hc.path, hc.timeout
+                    )[0]
+        verdict = self.upkeep.judge(
+            live,
+            healthy,
+            self.services.auto_scaling_for(spec)["min_size"],
+            hc.unhealthy_threshold,
+        )
+        for report in verdict.reports:
+            self.journal.note(service["id"], report)
+        if (verdict.replace or verdict.missing) and self.queue.claim(service["id"]):
+            self._spawn(
+                service["id"], self._replace(service, spec, list(verdict.replace), verdict.missing)
+            )
+
+    def _spawn(self, service_id: str, task: Task) -> None:
+        def ended(_result: object, error: BaseException | None) -> None:
+            if error is not None:
+                log.error("work on service %s crashed", service_id, exc_info=error)
+            self.queue.release(service_id)
+
+        self.runner.spawn(task, ended)
+
+    def _replace(
+        self, service: dict[str, Any], spec: ServiceSpec, bad: list[Instance], missing: int
+    ) -> Task:
+        """Fresh instances of the live revision join the route once healthy; then the
+        bad ones leave it and stop."""
+        try:
+            started = yield from self._start_live(service, spec, len(bad) + missing, "replacement")
+            for inst in started:
+                self.journal.note(service["id"], f"instance {inst.name} replaces a lost one")
+            if len(started) == len(bad) + missing:
+                yield from self.routes.leave(bad)
+        except SlipwayError as exc:
+            self.journal.note(service["id"], f"cannot replace instances: {exc.message}")
+
+    def _start_live(
+        self, service: dict[str, Any], spec: ServiceSpec, count: int, what: str
+    ) -> Task:
+        """Start ``count`` instances of the live revision side by side; each joins the
+        route once healthy. Returns those that did; one that fails is stopped and said."""
+        rows = [
+            r
+            for r in self.store.list_revisions(service["id"])
+            if r["revision"] == service["live_revision"] and r["detail"]
+        ]
+        if not rows or count <= 0:
+            return []
+        release = Release.from_dict(rows[0]["detail"])
+        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+        base = int(time.time() * 1000) % 10**9
+        started: list[Instance] = []
+        try:
+            for n in range(count):
+                spec_n = instance_spec(
+                    service, spec, release, env, service["live_deployment_id"], base + n
+                )
+                started.append(
+                    self.routes.start_joining(lambda s=spec_n: self.backend.start_instance(s))
+                )
+        except SlipwayError:
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+                self.routes.joined(inst.id)
+            raise
+        healthy = []
+        for inst in started:
+            try:
+                yield from self.rollout.wait_healthy(inst, spec, release.port, service["id"])
+                healthy.append(inst)
+            except SlipwayError as exc:
+                self.backend.stop_instance(inst.id, timeout=2)
+                self.journal.note(service["id"], f"{what} instance failed: {exc.message}")
+            finally:
+                self.routes.joined(inst.id)
+        if healthy:
+            self.routes.apply()
+        return healthy
+
+    # -- scaling --------------------------------------------------------------------
+
+    def scale(self, service: dict[str, Any], target: int, reason: str) -> bool:
+        """Move the service to ``target`` serving instances in the background; False when
+        something else is under way for it."""
+        if not self.queue.claim(service["id"]):
+            return False
+        self._spawn(service["id"], self._scale(service, target, reason))
+        return True
+
+    def _scale(self, service: dict[str, Any], target: int, reason: str) -> Task:
+        try:
+            service = self.store.get_service(service["id"])
+            spec = ServiceSpec.from_dict(service["spec"])
+            serving = self.routes.serving(service, self.backend.list_instances(service["id"]))
+            before = len(serving)
+            if target > before:
+                started = yield from self._start_live(service, spec, target - before, "new")
+                after = before + len(started)
+            elif target < before:
+                try:
+                    flights = self.router.upstream_requests()
+                except SlipwayError:
+                    flights = {}
+                # The idlest go first, the newest of equals.
+                ranked = sorted(serving, key=lambda i: i.started_at or "", reverse=True)
+                ranked.sort(key=lambda i: flights.get(i.address or "", 0))
+                yield from self.routes.leave(ranked[: before - target])
+                after = target
+            else:
+                return
+            if after != before:
+                self.journal.scaled(service, before, after, reason)
+        except SlipwayError as exc:
+            self.journal.note(service["id"], f"scaling to {target} instances failed: {exc.message}")

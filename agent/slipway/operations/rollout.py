@@ -1,0 +1,327 @@
+"""What each operation does to containers and routes, as tasks that wait without a
+thread (``runner.py``): a deployment fetches and builds its release (in the build
+lane), starts new instances beside the old, waits until each is healthy, switches the
+route, and watches the new ones through the settle window while the old drain. On any
+failure the old keep or resume serving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .. import health
+from ..backends import Backend, Instance, InstanceSpec
+from ..config import Settings
+from ..errors import SlipwayError
+from ..feedback import Feedback
+from ..models import ServiceSpec
+from ..releases import Builder, Git, Release, code_release, image_release, resolve_secrets
+from ..services import Services
+from ..sources.credentials import PullCredentials
+from ..store import Store
+from ..triggers import Found
+from .journal import Journal
+from .queue import OperationQueue
+from .routes import Routes
+from .runner import Offload, Task, Wait
+
+SETTLE_POLL = 0.5  # seconds between looks at new instances in the settle window
+BUILD_LANE = "build"
+PULL_LANE = "pull"
+
+
+class Rollout:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        services: Services,
+        backend: Backend,
+        routes: Routes,
+        journal: Journal,
+        queue: OperationQueue,
+        *,
+        git: Git,
+        builder: Builder,
+        newest: Callable[[dict[str, Any], ServiceSpec], Found],
+        tokens: Callable[[ServiceSpec], str | None],
+        feedback: Feedback,
+        credentials: PullCredentials,
+        until_healthy: Callable[..., Iterator[float]] = health.until_healthy,
+    ) -> None:
+        self.credentials = credentials
+        self.until_healthy = until_healthy  # probes, yielding the waits between them
+        self.store = store
+        self.settings = settings
+        self.services = services
+        self.backend = backend
+        self.routes = routes
+        self.journal = journal
+        self.queue = queue
+        self.git = git
+        self.builder = builder
+        self.newest = newest
+        self.tokens = tokens
+        self.feedback = feedback
+
+    def execute(self, op: dict[str, Any], service: dict[str, Any]) -> Task:
+        """Carry out one operation; its result is the message it ends with."""
+        kind = op["type"]
+        spec = ServiceSpec.from_dict(service["spec"])
+        if kind == "PAUSE_SERVICE":
+            self.stop_instances(service["id"])
+            self.store.update_service(service["id"], status="PAUSED")
+            self.journal.service_status(service, service["status"], "PAUSED")
+            self.routes.apply()
+            return "service paused"
+        if kind == "DELETE_SERVICE":
+            return self._delete(service, spec)
+        if kind == "UPDATE_SERVICE":
+            spec = ServiceSpec.from_dict(op["params"]["spec"])
+        release = yield from self._release(op, service, spec)
+        yield from self.roll_out(service, spec, release, op)
+        return f"revision {release.revision} is live"
+
+    # -- releases ---------------------------------------------------------------------
+
+    def _release(self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec) -> Task:
+        """What to run: the last deployed release on resume; otherwise the revision the
+        operation names, or the source's newest one, fetched and built if it is code."""
+        params = op["params"] or {}
+        if op["type"] == "RESUME_SERVICE" or params.get("rollback"):
+            wanted = params.get("revision") or service["live_revision"]
+            for row in self.store.list_revisions(service["id"]):
+                if row["revision"] == wanted and row["detail"]:
+                    self.journal.deploy_log(
+                        op, f"[AppRunner] Redeploying {row['image']} (no rebuild)"
+                    )
+                    return Release.from_dict(row["detail"])
+            raise SlipwayError(f"revision {wanted} is no longer recorded")
+        revision, ref = self._target(op, service, spec)
+        if spec.source.image:
+            return image_release(spec, revision)
+        self.feedback.started(service, spec, op, revision)
+        release = yield Offload(
+            lambda: code_release(
+                service["name"],
+                spec,
+                self.git,
+                self.builder,
+                self.settings.data_dir / "builds",
+                lambda line: self.journal.deploy_log(op, line),
+                ref=ref,
+                sha=revision,
+                token=self.tokens(spec),
+            ),
+            BUILD_LANE,
+        )
+        return release
+
+    def _target(
+        self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec
+    ) -> tuple[str, str]:
+        """The revision this operation deploys, fixed in its row once known, so a poll
+        or webhook that sees the same one later knows it is already on its way."""
+        params = op["params"] or {}
+        if params.get("revision") and params.get("ref"):
+            return params["revision"], params["ref"]
+        found = self.newest(service, spec)
+        revision = params.get("revision") or found.revision
+        op["params"] = {**params, "revision": revision, "ref": found.ref}
+        self.store.update_operation(op["id"], params=op["params"])
+        self.store.update_service(
+            service["id"], latest_revision=found.revision, latest_ref=found.ref
+        )
+        return revision, found.ref
+
+    # -- deployments ------------------------------------------------------------------
+
+    def roll_out(
+        self, service: dict[str, Any], spec: ServiceSpec, release: Release, op: dict[str, Any]
+    ) -> Task:
+        """Start the new instances next to the old (as many as serve now, at least
+        MinSize), wait until each is healthy, switch the route, and watch the new ones
+        through the settle window while the old drain out of the route. On any failure,
+        the old keep or resume serving."""
+        op_id = op["id"]
+        if release.pull:
+            self.journal.deploy_log(op, f"[AppRunner] Pulling {release.image}")
+            yield Offload(
+                lambda: self.backend.pull(release.image, self._pull_credentials(spec)), PULL_LANE
+            )
+        self.queue.check(service["id"])
+        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+        serving = [
+            i
+            for i in self.backend.list_instances(service["id"])
+            if i.deployment_id == service["live_deployment_id"] and i.running
+        ]
+        count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
+        self.journal.deploy_log(
+            op, f"[AppRunner] Starting {count} instance(s) of {release.revision}"
+        )
+        started: list[Instance] = []
+        try:
+            for index in range(count):
+                started.append(
+                    self.backend.start_instance(
+                        instance_spec(service, spec, release, env, op_id, index)
+                    )
+                )
+            for inst in started:
+                yield from self.wait_healthy(inst, spec, release.port, service["id"])
+        except SlipwayError:
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+            raise
+        self.journal.deploy_log(
+            op, "[AppRunner] Health checks passed; routing traffic to the new instances"
+        )
+        previous = {k: service[k] for k in ("live_deployment_id", "live_revision", "spec")}
+        with self.store.transaction():
+            self.store.update_service(
+                service["id"],
+                live_deployment_id=op_id,
+                live_revision=release.revision,
+                latest_revision=service["latest_revision"] or release.revision,
+                spec=spec.to_dict(),
+            )
+            self.store.add_revision(
+                {
+                    "service_id": service["id"],
+                    "revision": release.revision,
+                    "image": release.image,
+                    "operation_id": op_id,
+                    "detail": release.to_dict(),
+                    "created_at": time.time(),
+                }
+            )
+        self.routes.apply()
+        try:
+            yield from self._settle(started, service["id"])
+        except SlipwayError:
+            self.store.update_service(service["id"], **previous)
+            self.routes.apply()
+            for inst in started:
+                self.backend.stop_instance(inst.id, timeout=2)
+            raise
+        self.stop_instances(service["id"], keep=op_id)
+        if not release.pull:
+            self.builder.prune(service["name"], keep=[release.image])
+
+    def _settle(self, started: list[Instance], service_id: str) -> Task:
+        """The old instances are out of the route but still up: for ``settle_seconds``
+        a crash of a new one puts them back. The same wait lets the old drain."""
+        begun = time.monotonic()
+        wait = max(self.settings.settle_seconds, self.settings.drain_seconds)
+        while (elapsed := time.monotonic() - begun) < wait:
+            if elapsed < self.settings.settle_seconds:
+                for inst in started:
+                    now = self.backend.get_instance(inst.id)
+                    if now is None or not now.running or now.restart_count > inst.restart_count:
+                        code = f" with exit code {now.exit_code}" if now and now.exit_code else ""
+                        raise SlipwayError(
+                            f"instance {inst.name} crashed{code} {elapsed:.0f}s after going live;"
+                            " the previous revision serves again" + self.log_tail(inst)
+                        )
+            yield Wait(min(SETTLE_POLL, wait - elapsed))
+            self.queue.check(service_id)
+
+    def wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int, service_id: str) -> Task:
+        hc = spec.health
+
+        def alive() -> bool:
+            self.queue.check(service_id)
+            current = self.backend.get_instance(inst.id)
+            return current is not None and current.state in ("running", "created")
+
+        try:
+            if not inst.host_ip or not inst.host_port:
+                raise SlipwayError(f"instance {inst.name} did not publish its port")
+            for pause in self.until_healthy(
+                inst.host_ip,
+                inst.host_port,
+                hc.protocol,
+                hc.path,
+                hc.interval,
+                hc.timeout,
+                hc.healthy_threshold,
+                hc.unhealthy_threshold,
+                deadline=self.settings.health_deadline,
+                is_alive=alive,
+            ):
+                yield Wait(pause)
+        except SlipwayError as exc:
+            current = self.backend.get_instance(inst.id)
+            code = f" (exit code {current.exit_code})" if current and current.exit_code else ""
+            raise SlipwayError(
+                f"instance {inst.name} failed its {hc.protocol} health check on port"
+                f" {port}{code}: {exc.message}" + self.log_tail(inst)
+            ) from exc
+
+    def log_tail(self, inst: Instance) -> str:
+        try:
+            tail = self.backend.logs(inst.id, tail=10).strip()
+        except SlipwayError:
+            return ""
+        return f"; last log lines:\n{tail}" if tail else ""
+
+    def _pull_credentials(self, spec: ServiceSpec) -> tuple[str, str] | None:
+        image = spec.source.image
+        if image is None:
+            return None
+        return self.credentials.for_image(image.identifier, image.repository_type)
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def stop_instances(self, service_id: str, keep: str | None = None) -> None:
+        for inst in self.backend.list_instances(service_id):
+            if keep is None or inst.deployment_id != keep:
+                self.backend.stop_instance(inst.id, timeout=10)
+
+    def _delete(self, service: dict[str, Any], spec: ServiceSpec) -> str:
+        self.stop_instances(service["id"])
+        with self.store.transaction():
+            self.store.update_service(service["id"], status="DELETED", live_deployment_id=None)
+            self.store.remove_tags(service["arn"])
+        self.journal.service_status(service, service["status"], "DELETED")
+        self.routes.apply()
+        if spec.source.code:
+            self.builder.remove_all(service["name"])
+        for row in self.store.list_revisions(service["id"]):
+            if not self._image_in_use(row["image"], service["id"]):
+                self.backend.remove_image(row["image"])
+        return "service deleted"
+
+    def _image_in_use(self, image: str, except_service: str) -> bool:
+        for other in self.store.list_services():
+            if other["id"] != except_service and any(
+                r["image"] == image for r in self.store.list_revisions(other["id"])
+            ):
+                return True
+        return False
+
+
+def instance_spec(
+    service: dict[str, Any],
+    spec: ServiceSpec,
+    release: Release,
+    env: dict[str, str],
+    deployment_id: str,
+    index: int,
+) -> InstanceSpec:
+    return InstanceSpec(
+        service_id=service["id"],
+        service_name=service["name"],
+        deployment_id=deployment_id,
+        revision=release.revision,
+        image=release.image,
+        port=release.port,
+        env=env,
+        command=release.command,
+        cpu_units=int(spec.instance.cpu),
+        memory_mb=int(spec.instance.memory),
+        index=index,
+    )

@@ -1,0 +1,124 @@
+"""What each route should reach, and the instances held out of it.
+
+A route reaches the running instances of its service's live deployment, less two
+sets kept here: instances *joining* (started, not yet healthy) and *leaving*
+(taken out, draining before they stop). The rule is pure (``desired_routes``);
+``Routes`` reads the store and the backend and hands the result to the router.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Set
+from typing import Any
+
+from ..backends import Backend, Instance
+from ..config import Settings
+from ..errors import SlipwayError
+from ..routing.router import ROUTE_CHANGE_SECONDS, Route, Router
+from ..store import Store
+from .runner import Task, Wait
+
+DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in flight
+
+
+def serving_instances(
+    service: dict[str, Any], instances: list[Instance], exclude: Set[str] = frozenset()
+) -> list[Instance]:
+    """The instances a service's route reaches: running ones of its live deployment,
+    less ``exclude`` (instances not yet healthy, or draining)."""
+    live = service["live_deployment_id"]
+    return [
+        i
+        for i in instances
+        if live
+        and i.service_id == service["id"]
+        and i.deployment_id == live
+        and i.running
+        and i.address
+        and i.id not in exclude
+    ]
+
+
+def desired_routes(
+    services: list[dict[str, Any]],
+    instances: list[Instance],
+    settings: Settings,
+    exclude: frozenset[str] = frozenset(),
+) -> list[Route]:
+    """Which upstreams each service host should reach (``serving_instances``). Pure, so
+    the rule is testable with plain data."""
+    routes = []
+    for service in services:
+        host = settings.service_host(service["hostname"])
+        if service["status"] == "PAUSED":
+            routes.append(Route(host=host, upstreams=(), paused=True))
+            continue
+        upstreams = sorted(i.address or "" for i in serving_instances(service, instances, exclude))
+        routes.append(Route(host=host, upstreams=tuple(upstreams)))
+    return routes
+
+
+class Routes:
+    def __init__(self, store: Store, backend: Backend, router: Router, settings: Settings) -> None:
+        self.store = store
+        self.backend = backend
+        self.router = router
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._joining: set[str] = set()
+        self._leaving: set[str] = set()
+
+    def apply(self) -> None:
+        with self._lock:
+            services = self.store.list_services()
+            instances = self.backend.list_instances()
+            out = frozenset(self._joining | self._leaving)
+            self.router.apply(desired_routes(services, instances, self.settings, out))
+
+    def serving(self, service: dict[str, Any], instances: list[Instance]) -> list[Instance]:
+        """The live instances in the service's route now."""
+        with self._lock:
+            out = self._joining | self._leaving
+        return serving_instances(service, instances, out)
+
+    def start_joining(self, start: Callable[[], Instance]) -> Instance:
+        """Start an instance of a live deployment held out of its route until
+        ``joined``; held together so no route is written between the two."""
+        with self._lock:
+            inst = start()
+            self._joining.add(inst.id)
+        return inst
+
+    def joined(self, instance_id: str) -> None:
+        with self._lock:
+            self._joining.discard(instance_id)
+
+    def leave(self, leaving: list[Instance]) -> Task:
+        """Take instances out of the route, let their in-flight requests finish (up to
+        ``drain_seconds``), then stop them."""
+        if not leaving:
+            return
+        ids = {i.id for i in leaving}
+        with self._lock:
+            self._leaving |= ids
+        try:
+            self.apply()
+            addresses = {i.address for i in leaving}
+            deadline = time.monotonic() + self.settings.drain_seconds
+            # Caddy sends them new requests until its answer for the route expires.
+            yield Wait(min(self.settings.drain_seconds, ROUTE_CHANGE_SECONDS))
+            while time.monotonic() < deadline:
+                try:
+                    flights = self.router.upstream_requests()
+                except SlipwayError:
+                    break
+                if not any(flights.get(a, 0) for a in addresses):
+                    break
+                yield Wait(DRAIN_POLL)
+            for inst in leaving:
+                self.backend.stop_instance(inst.id, timeout=10)
+        finally:
+            with self._lock:
+                self._leaving -= ids
