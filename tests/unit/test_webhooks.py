@@ -21,9 +21,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from slipway.api.hooks import webhook_router
 from slipway.errors import InvalidRequest, RegistryUnreachable
 from slipway.store import StoreError
-from slipway.triggers.webhooks import signature_matches, tidy_repository_url, webhook_router
+from slipway.triggers.webhooks import signature_matches, tidy_repository_url
 
 GLOBAL_SECRET = "global-secret"
 TOKEN = "registry-token"
