@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -240,21 +241,18 @@ class AgentProcess:
             self.proc.wait(timeout=30)
 
     def stop_route_dns(self) -> None:
-        """End the route DNS responder the agent started (``<data_dir>/routedns.pid``).
+        """End the route DNS responder the agent started: the one serving its table.
 
         ``kill()`` leaves it running, as a real ``kill -9`` of the agent would; teardown
-        calls this after it. The pid is checked to be a responder before it is killed."""
-        pid_file = Path(self.env["SLIPWAY_DATA_DIR"]) / "routedns.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return
-        if not _is_route_dns(pid):
-            return
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _is_route_dns(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        calls this after it. The agent keeps no pid file: the responder is found by its
+        command line, which names the table (``<data_dir>/routes.json``)."""
+        table = Path(self.env["SLIPWAY_DATA_DIR"]) / "routes.json"
+        for pid in _route_dns_pids(table):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _route_dns_table(pid) is not None and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def log_text(self) -> str:
         return (self.root / "agent.log").read_text(errors="replace")
@@ -286,15 +284,25 @@ class AgentProcess:
         )
 
 
-def _is_route_dns(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) ``slipway.routing.routedns`` process."""
+def _route_dns_table(pid: int) -> Path | None:
+    """The table a live (not zombie) ``slipway.routing.routedns`` process ``pid`` serves."""
     proc = Path(f"/proc/{pid}")
     try:
-        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return b"slipway.routing.routedns" in cmdline and state != "Z"
+        if b"slipway.routing.routedns" not in argv or state == "Z":
+            return None
+        table = os.fsdecode(argv[argv.index(b"--table") + 1])
+        return (proc / "cwd" / table).resolve()  # a relative path is the process's
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _route_dns_pids(table: Path) -> list[int]:
+    """Pids of the route DNS responders serving ``table``."""
+    wanted = table.resolve()
+    pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return [pid for pid in pids if _route_dns_table(pid) == wanted]
 
 
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from harness import free_port, require_binary, stop_process, wait_for, wait_until_answers
 
-from slipway.triggers.webhooks import webhook_router
+from slipway.api.hooks import webhook_router
 
 pytestmark = pytest.mark.e2e
 TOKEN = "registry-notify-token"

@@ -1,4 +1,5 @@
-"""routedns: the route table file, and a real responder process queried with dnspython."""
+"""routedns and its keeper: the route table file, and real responder processes queried
+with dnspython."""
 
 from __future__ import annotations
 
@@ -20,14 +21,8 @@ import dns.rdatatype
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routing.routedns import (
-    RouteTable,
-    answering,
-    ensure_responder,
-    route_name,
-    serving,
-    table_id,
-)
+from slipway.routing.keeper import RouteDnsKeeper
+from slipway.routing.routedns import RouteTable, answering, route_name, serving, table_id
 
 HELLO = "hello.localhost.route.slipway."
 
@@ -213,73 +208,85 @@ def spawned() -> Iterator[list[int]]:
         kill_pid(pid)
 
 
-def test_ensure_responder_spawns_once(
-    tmp_path: Path, table: RouteTable, spawned: list[int]
-) -> None:
-    listen = f"127.0.0.1:{free_udp_port()}"
-    pid_file, log_file = tmp_path / "data" / "routedns.pid", tmp_path / "data" / "routedns.log"
-    pid = ensure_responder(listen, table.path, pid_file, log_file)
+def keeper_for(table: Path, where: Path, listen: str | None = None) -> RouteDnsKeeper:
+    return RouteDnsKeeper(listen or f"127.0.0.1:{free_udp_port()}", table, where / "routedns.log")
+
+
+def test_keep_starts_one_responder(tmp_path: Path, table: RouteTable, spawned: list[int]) -> None:
+    keeper = keeper_for(table.path, tmp_path / "data")
+    pid = keeper.keep()
     assert pid is not None
     spawned.append(pid)
-    assert int(pid_file.read_text()) == pid
-    assert sorted(addresses(ask(listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
-    assert ensure_responder(listen, table.path, pid_file, log_file) is None
-    assert int(pid_file.read_text()) == pid
+    assert keeper.pid == pid
+    assert sorted(addresses(ask(keeper.listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
+    assert keeper.keep() is None
+    assert keeper.pid == pid
+    assert (tmp_path / "data" / "routedns.log").exists()
 
 
 def test_a_responder_serving_another_table_is_refused(
     tmp_path: Path, table: RouteTable, spawned: list[int]
 ) -> None:
-    listen = f"127.0.0.1:{free_udp_port()}"
-    pid = ensure_responder(listen, table.path, tmp_path / "a.pid", tmp_path / "a.log")
+    keeper = keeper_for(table.path, tmp_path / "a")
+    pid = keeper.keep()
     assert pid is not None
     spawned.append(pid)
-    assert serving(listen) == table_id(table.path)
-    other = RouteTable(tmp_path / "other" / "routes.json")
+    assert serving(keeper.listen) == table_id(table.path)
+    other = keeper_for(tmp_path / "other" / "routes.json", tmp_path / "b", keeper.listen)
     with pytest.raises(RouterError, match="another slipway uses that address"):
-        ensure_responder(listen, other.path, tmp_path / "b.pid", tmp_path / "b.log")
-    assert not (tmp_path / "b.pid").exists()
+        other.keep()
+    assert other.pid is None
 
 
-def test_ensure_responder_replaces_its_own_hung_responder(
+def test_keep_replaces_its_own_hung_responder(
     tmp_path: Path, table: RouteTable, spawned: list[int]
 ) -> None:
-    listen = f"127.0.0.1:{free_udp_port()}"
-    pid_file, log_file = tmp_path / "routedns.pid", tmp_path / "routedns.log"
-    hung = ensure_responder(listen, table.path, pid_file, log_file)
+    keeper = keeper_for(table.path, tmp_path)
+    hung = keeper.keep()
     assert hung is not None
     spawned.append(hung)
     os.kill(hung, signal.SIGSTOP)
-    assert not answering(listen)
-    pid = ensure_responder(listen, table.path, pid_file, log_file)
+    assert not answering(keeper.listen)
+    pid = keeper.keep()
     assert pid is not None and pid != hung
     spawned.append(pid)
-    assert answering(listen)
+    assert answering(keeper.listen)
 
 
-def test_ensure_responder_reports_a_responder_that_cannot_start(
-    tmp_path: Path, table: RouteTable
+def test_keep_restarts_a_responder_that_died(
+    tmp_path: Path, table: RouteTable, spawned: list[int]
 ) -> None:
+    keeper = keeper_for(table.path, tmp_path)
+    dead = keeper.keep()
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    pid = keeper.keep()
+    assert pid is not None and pid != dead
+    spawned.append(pid)
+    with pytest.raises(ChildProcessError):  # the dead one was reaped, not left a zombie
+        os.waitpid(dead, os.WNOHANG)
+    assert sorted(addresses(ask(keeper.listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
+
+
+def test_keep_reports_a_responder_that_cannot_start(tmp_path: Path, table: RouteTable) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:  # holds the port mute
         squatter.bind(("127.0.0.1", 0))
-        listen = f"127.0.0.1:{squatter.getsockname()[1]}"
-        pid_file = tmp_path / "routedns.pid"
+        keeper = keeper_for(table.path, tmp_path, f"127.0.0.1:{squatter.getsockname()[1]}")
         with pytest.raises(RouterError, match="Address already in use"):
-            ensure_responder(listen, table.path, pid_file, tmp_path / "routedns.log")
-    assert not pid_file.exists()
+            keeper.keep()
+    assert keeper.pid is None
 
 
-def test_spawned_responder_outlives_the_process_that_started_it(
+def test_started_responder_outlives_the_process_that_started_it(
     tmp_path: Path, table: RouteTable, spawned: list[int]
 ) -> None:
     listen = f"127.0.0.1:{free_udp_port()}"
-    pid_file = tmp_path / "routedns.pid"
     script = (
         "import time; from pathlib import Path\n"
-        "from slipway.routing.routedns import ensure_responder\n"
-        f"pid = ensure_responder({listen!r}, Path({str(table.path)!r}), Path({str(pid_file)!r}),"
+        "from slipway.routing.keeper import RouteDnsKeeper\n"
+        f"keeper = RouteDnsKeeper({listen!r}, Path({str(table.path)!r}),"
         f" Path({str(tmp_path / 'routedns.log')!r}))\n"
-        "print(pid, flush=True); time.sleep(60)\n"
+        "print(keeper.keep(), flush=True); time.sleep(60)\n"
     )
     agent = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -294,6 +301,8 @@ def test_spawned_responder_outlives_the_process_that_started_it(
     time.sleep(0.2)
     os.kill(pid, 0)  # still there
     assert sorted(addresses(ask(listen, HELLO))) == ["127.77.0.1", "127.77.0.2"]
+    # The next agent uses it rather than start another.
+    assert keeper_for(table.path, tmp_path, listen).keep() is None
 
 
 def test_a_table_path_that_is_long_or_not_ascii_is_recognised(
@@ -302,9 +311,9 @@ def test_a_table_path_that_is_long_or_not_ascii_is_recognised(
     where = tmp_path / ("dätä-" + "x" * 200) / ("ü" * 60)
     table = RouteTable(where / "routes.json")
     table.write({})
-    listen = f"127.0.0.1:{free_udp_port()}"
-    pid = ensure_responder(listen, table.path, where / "r.pid", where / "r.log")
+    keeper = keeper_for(table.path, where)
+    pid = keeper.keep()
     assert pid is not None
     spawned.append(pid)
-    assert serving(listen) == table_id(table.path)
-    assert ensure_responder(listen, table.path, where / "r.pid", where / "r.log") is None
+    assert serving(keeper.listen) == table_id(table.path)
+    assert keeper_for(table.path, where, keeper.listen).keep() is None

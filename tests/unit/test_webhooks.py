@@ -3,6 +3,7 @@ shapes, registry envelopes, and exactly one audit line per request."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import hmac
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,9 +23,11 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import slipway.triggers
+from slipway.api.hooks import webhook_router
 from slipway.errors import InvalidRequest, RegistryUnreachable
 from slipway.store import StoreError
-from slipway.triggers.webhooks import signature_matches, tidy_repository_url, webhook_router
+from slipway.triggers.webhooks import signature_matches, tidy_repository_url
 
 GLOBAL_SECRET = "global-secret"
 TOKEN = "registry-token"
@@ -709,3 +713,17 @@ def test_failures_that_cannot_heal_still_answer_200(
     response = notify(client, sink, registry_event())
     assert response.status_code == 200
     assert response.json()["failed"][0]["repository"] == "team/app"
+
+
+def test_triggers_import_no_http_framework() -> None:
+    """The endpoints live in ``api/hooks.py``; ``triggers/`` stays plain functions."""
+    for module in Path(slipway.triggers.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        imported = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        frameworks = {name for name in imported if name.split(".")[0] in {"fastapi", "starlette"}}
+        assert not frameworks, f"{module.name} imports {sorted(frameworks)}"

@@ -20,9 +20,9 @@ from ..observe.events import events_router
 from ..observe.metrics import metrics_router
 from ..observe.notify import notify_router
 from ..sources.github import AppCredentials
-from ..triggers.webhooks import webhook_router
 from . import shapes, sigv4
 from .handlers import HANDLERS
+from .hooks import webhook_router
 from .validate import operation_names, validate_input
 
 if TYPE_CHECKING:

@@ -16,9 +16,10 @@ Pieces:
   never hang, because Caddy's resolver waits on it: A gets the IPs (TTL 1), AAAA and
   other types of a known name get an empty NOERROR at once (Go's resolver asks A and
   AAAA together), unknown names get NXDOMAIN, malformed packets are dropped.
-- ``ensure_responder``: runs it as its own detached process (unless something, such as
-  systemd's ``slipway-dns.service``, already answers), so the routes keep resolving
-  while the agent is down or killed.
+- ``serving`` (which table the responder at an address serves, from a TXT record) and
+  ``answering``: probes. ``keeper.RouteDnsKeeper`` uses them to reuse a responder that
+  serves its table (systemd's ``slipway-dns.service``, or one an earlier agent
+  started) and to start one only when none answers.
 
 Run by hand: ``python -m slipway.routing.routedns --listen 127.0.0.1:8753 --table routes.json``.
 """
@@ -32,10 +33,7 @@ import ipaddress
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -52,12 +50,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from ..errors import RouterError
-
 ZONE = "route.slipway."  # names are "<route host>.route.slipway." lower-case
 TTL = 1  # seconds; Caddy's own refresh interval decides how often it asks
 RACY_SECONDS = 2.0  # a table this fresh is re-read per query: mtime ticks are coarse
-START_SECONDS = 5.0  # how long ensure_responder waits for a spawned responder to answer
 PROBE_NAME = f"answering.{ZONE}"
 # TXT here identifies the table a responder serves (a digest of its path, which may be
 # long or not ASCII), so an agent never uses another's.
@@ -299,93 +294,6 @@ def serving(listen: str, timeout: float = 0.3) -> str | None:
                 return b"".join(rdata.strings).decode(errors="replace")
         return ""
     return None
-
-
-def _check_source(listen: str, table: Path, served: str) -> None:
-    if served != table_id(table):
-        raise RouterError(
-            f"the route DNS responder at {listen} serves another table than {table}:"
-            " another slipway uses that address; give this one its own route_dns"
-        )
-
-
-def ensure_responder(listen: str, table: Path, pid_file: Path, log_file: Path) -> int | None:
-    """Make sure a responder answers at ``listen``: None if one already does (e.g.
-    systemd's slipway-dns.service), else the pid of the one started now.
-
-    The started responder is detached (its own session, no inherited descriptors), so it
-    outlives the agent, a ``kill -9`` included; its pid goes to ``pid_file``.
-    """
-    served = serving(listen)
-    if served is not None:
-        _check_source(listen, table, served)
-        return None
-    _stop_stale(pid_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "slipway.routing.routedns",
-        "--listen",
-        listen,
-        "--table",
-        str(table),
-    ]
-    with open(log_file, "ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            close_fds=True,
-            start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        served = serving(listen, timeout=0.1)
-        if served is not None:
-            if process.poll() is not None:  # lost a race: another responder took the port
-                pid_file.unlink(missing_ok=True)
-                _check_source(listen, table, served)
-                return None
-            log.info("route DNS responder %d answers on %s", process.pid, listen)
-            return process.pid
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    pid_file.unlink(missing_ok=True)
-    raise RouterError(
-        f"route DNS responder on {listen} did not answer within {START_SECONDS:g}s "
-        f"(exit code {process.returncode}); {log_file} ends:\n{_tail(log_file)}"
-    )
-
-
-def _stop_stale(pid_file: Path) -> None:
-    """A responder we started that no longer answers (hung, stopped) holds the port: end it.
-    The pid is checked against its command line first, so a reused pid is left alone."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return
-    if b"slipway.routing.routedns" in cmdline:
-        log.warning("route DNS responder %d does not answer: killing it", pid)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)  # let the kernel release its socket
-
-
-def _tail(path: Path, size: int = 2000) -> str:
-    try:
-        return path.read_bytes()[-size:].decode(errors="replace")
-    except OSError as exc:
-        return f"(unreadable: {exc})"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

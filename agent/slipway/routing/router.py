@@ -45,7 +45,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import RouterError
-from .routedns import RouteTable, ensure_responder, route_name
+from .keeper import RouteDnsKeeper
+from .routedns import RouteTable, route_name
 
 log = logging.getLogger("slipway.router")
 
@@ -297,6 +298,10 @@ class Router:
         # Where Caddy resolves routes' instances, and the table the responder there reads.
         self.route_dns = route_dns
         self.route_table = RouteTable(route_table) if route_table and route_dns else None
+        self._route_dns_keeper: RouteDnsKeeper | None = None
+        if self.route_table is not None and route_dns:
+            table = self.route_table.path
+            self._route_dns_keeper = RouteDnsKeeper(route_dns, table, table.parent / "routedns.log")
         self.tls = tls or TlsSettings()
         self.custom_hosts = custom_hosts  # the custom domains to serve now
         self._apply_lock = threading.RLock()
@@ -431,14 +436,10 @@ class Router:
         return {r.host.lower(): () if r.paused else r.upstreams for r in routes}
 
     def keep_route_dns(self) -> None:
-        """Start the route responder when none answers; cheap when one does. It outlives
-        the agent, so Caddy finds instances while the agent restarts."""
-        if self.route_table is None or self.route_dns is None:
-            return
-        where = self.route_table.path.parent
-        ensure_responder(
-            self.route_dns, self.route_table.path, where / "routedns.pid", where / "routedns.log"
-        )
+        """Start the route responder when none answers, again when it died; cheap when one
+        does. It outlives the agent, so Caddy finds instances while the agent restarts."""
+        if self._route_dns_keeper is not None:
+            self._route_dns_keeper.keep()
 
     def _write_table(self, routes: list[Route]) -> None:
         answers = {

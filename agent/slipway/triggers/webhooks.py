@@ -1,9 +1,7 @@
-"""Webhooks: GitHub pushes (``POST /hooks/github``) and registry notifications
-(``POST /hooks/registry``), turned into calls on a ``WebhookSink``.
-
-Both endpoints read the body under a hard cap (the ``Content-Length`` is checked up
-front, the stream is cut at ``max_body + 1`` bytes), authenticate before acting, and
-write exactly one audit line per request, whatever the outcome.
+"""Webhooks: GitHub pushes and registry notifications, turned into calls on a
+``WebhookSink``. Plain functions over headers and a body, so the decisions are tested
+without a server; the HTTP endpoints (``/hooks/github``, ``/hooks/registry``: body cap,
+one audit line per request) are ``api/hooks.py``.
 
 GitHub signs the raw body with HMAC-SHA256 (``X-Hub-Signature-256``) but puts no
 timestamp under the signature, so a captured delivery stays valid forever: the
@@ -34,11 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
-
 from ..errors import RegistryError, SlipwayError
 
 log = logging.getLogger("slipway.webhooks")
@@ -53,7 +46,6 @@ MANIFEST_MEDIA_TYPES = frozenset(
         "application/vnd.oci.image.index.v1+json",
     }
 )
-_DIGITS = re.compile(r"[0-9]+")
 _REVISION = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -168,33 +160,6 @@ def token_matches(header: str, token: str | None) -> bool:
     return hmac.compare_digest(given.strip().encode("latin-1", "replace"), token.encode())
 
 
-async def read_body(request: Request, max_body: int) -> bytes:
-    """The whole body, or a ``Reply``: 413 past ``max_body`` (refused from the
-    ``Content-Length`` alone, or cut off as soon as the stream passes the cap, so no
-    more than ``max_body`` plus one chunk is ever held), 400 when it is cut short."""
-    declared = request.headers.get("content-length")
-    length: int | None = None
-    if declared is not None:
-        if not _DIGITS.fullmatch(declared.strip()):
-            raise Reply(400, "bad_request", f"Content-Length {declared!r} is not a number")
-        length = int(declared)
-        if length > max_body:
-            raise Reply(413, "too_large", f"body of {length} bytes is over {max_body} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise Reply(413, "too_large", f"body is over {max_body} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect as exc:
-        raise Reply(400, "truncated", f"the client went away after {size} bytes") from exc
-    if length is not None and size != length:
-        raise Reply(400, "truncated", f"Content-Length says {length} bytes, {size} arrived")
-    return b"".join(chunks)
-
-
 @dataclass
 class Push:
     """The parts of a GitHub ``push`` payload that matter here."""
@@ -245,7 +210,7 @@ def _parse_push(payload: Any, urls: set[str]) -> Push:
     )
 
 
-def _failure(exc: Exception) -> Reply:
+def failure(exc: Exception) -> Reply:
     """Sink failures: passing ones (the store is busy, a registry unreachable) are 503 so
     they are retried; terminal ones keep their 4xx; anything else is a bug: 500."""
     if isinstance(exc, RegistryError) and not exc.terminal:
@@ -294,7 +259,7 @@ def handle_github(
     try:
         services = sink.git_pushed(urls, push.ref, push.after, push.forced, push.deleted)
     except Exception as exc:  # noqa: BLE001 - every failure is answered and audited
-        reply = _failure(exc)
+        reply = failure(exc)
         if reply.status >= 500 and isinstance(sink, ForgetsDeliveries):
             sink.forget_delivery(delivery)
         return reply
@@ -369,7 +334,7 @@ def _registry_event(sink: WebhookSink, event: Any, tally: _Tally) -> None:
             host, repository, tag if isinstance(tag, str) else None, digest
         )
     except Exception as exc:  # noqa: BLE001 - every failure is answered and audited
-        reply = _failure(exc)
+        reply = failure(exc)
         tally.retry |= reply.status == 503
         tally.failed.append({**seen, "reason": reply.reason})
         return
@@ -377,45 +342,3 @@ def _registry_event(sink: WebhookSink, event: Any, tally: _Tally) -> None:
         tally.accepted.append({**seen, "services": services})
     else:
         tally.ignored += 1
-
-
-def webhook_router(sink: WebhookSink, *, max_body: int = 25 * 1024 * 1024) -> APIRouter:
-    """``POST /hooks/github`` and ``POST /hooks/registry`` over ``sink``."""
-    router = APIRouter()
-
-    async def answer(request: Request, hook: str, handle: Any, **known: str) -> JSONResponse:
-        """Read, handle, audit once, answer: the one path every request takes."""
-        source = request.client.host if request.client else ""
-        detail: dict[str, Any] = {"hook": hook, **known}
-        if forwarded := request.headers.get("x-forwarded-for"):
-            detail["forwarded_for"] = forwarded
-        try:
-            body = await read_body(request, max_body)
-            reply = await run_in_threadpool(handle, sink, request.headers, body, detail)
-        except Reply as early:
-            reply = early
-        except Exception as exc:  # noqa: BLE001 - audited, then answered like other bugs
-            reply = _failure(exc)
-        if reply.reason:
-            detail["reason"] = reply.reason
-        await run_in_threadpool(sink.audit, source, reply.outcome, detail)
-        # Unread body left: close, or the server drains the rest of the upload first.
-        close = {"Connection": "close"} if reply.status == 413 else None
-        return JSONResponse(reply.content(), status_code=reply.status, headers=close)
-
-    @router.post("/hooks/github")
-    async def github(request: Request) -> JSONResponse:
-        headers = request.headers
-        return await answer(
-            request,
-            "github",
-            handle_github,
-            event=headers.get("x-github-event", ""),
-            delivery=headers.get("x-github-delivery", ""),
-        )
-
-    @router.post("/hooks/registry")
-    async def registry(request: Request) -> JSONResponse:
-        return await answer(request, "registry", handle_registry)
-
-    return router
