@@ -153,7 +153,7 @@ class Agent:
                 self.github,
                 self.connections,
                 settings.github_hosts,
-                lambda service: f"http://{settings.service_url(service['hostname'])}",
+                lambda service: f"http://{settings.service_url(service.hostname)}",
                 self.journal.note,
             ),
             credentials=self.credentials,
@@ -181,7 +181,7 @@ class Agent:
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {
-            self.settings.service_host(s["hostname"]).lower(): s["name"]
+            self.settings.service_host(s.hostname).lower(): s.name
             for s in self.store.list_services()
         }
         # Requests to a custom domain count for its service (wildcards: not by name).
@@ -191,13 +191,13 @@ class Agent:
         return by_host
 
     def _metric_instances(self) -> list[tuple[str, str]]:
-        live = {s["id"]: s for s in self.store.list_services()}
+        live = {s.id: s for s in self.store.list_services()}
         return [
-            (live[i.service_id]["name"], i.name)
+            (live[i.service_id].name, i.name)
             for i in self.backend.list_instances()
             if i.running
             and i.service_id in live
-            and i.deployment_id == live[i.service_id]["live_deployment_id"]
+            and i.deployment_id == live[i.service_id].live_deployment_id
         ]
 
     def lookup_secret(self, key_id: str) -> str | None:

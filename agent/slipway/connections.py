@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import InvalidRequest, InvalidState, QuotaExceeded, ResourceNotFound
-from .models import ServiceSpec
 from .sources.github import AppCredentials, GitHub, GitHubError, TokenCache
 from .store import Store
 from .vault import Vault
@@ -86,11 +85,7 @@ class Connections:
         return [r for r in rows if name is None or r["name"] == name]
 
     def users(self, arn: str) -> list[str]:
-        return [
-            s["name"]
-            for s in self.store.list_services()
-            if ServiceSpec.from_dict(s["spec"]).source.connection_arn == arn
-        ]
+        return [s.name for s in self.store.list_services() if s.spec.source.connection_arn == arn]
 
     def delete(self, arn: str) -> dict[str, Any]:
         row = self.get(arn)
@@ -168,7 +163,7 @@ class Connections:
         wanted = {normalize_url(u) for u in urls}
         found = []
         for service in self.store.list_services():
-            source = ServiceSpec.from_dict(service["spec"]).source
+            source = service.spec.source
             if (
                 source.code
                 and source.connection_arn

@@ -11,33 +11,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 from .connections import Connections
 from .errors import SlipwayError
 from .models import ServiceSpec
+from .records import Operation, Service
 from .sources.github import GitHub, github_repo_name
 
 
 class Feedback(Protocol):
     def started(
-        self, service: dict[str, Any], spec: ServiceSpec, op: dict[str, Any], revision: str
+        self, service: Service, spec: ServiceSpec, op: Operation, revision: str
     ) -> None: ...
 
-    def finished(
-        self, service: dict[str, Any], op: dict[str, Any], *, ok: bool, message: str
-    ) -> None: ...
+    def finished(self, service: Service, op: Operation, *, ok: bool, message: str) -> None: ...
 
 
 class NoFeedback:
-    def started(
-        self, service: dict[str, Any], spec: ServiceSpec, op: dict[str, Any], revision: str
-    ) -> None:
+    def started(self, service: Service, spec: ServiceSpec, op: Operation, revision: str) -> None:
         return None
 
-    def finished(
-        self, service: dict[str, Any], op: dict[str, Any], *, ok: bool, message: str
-    ) -> None:
+    def finished(self, service: Service, op: Operation, *, ok: bool, message: str) -> None:
         return None
 
 
@@ -47,7 +42,7 @@ class GitHubFeedback:
         github: GitHub,
         connections: Connections,
         hosts: tuple[str, ...],
-        service_url: Callable[[dict[str, Any]], str],
+        service_url: Callable[[Service], str],
         note: Callable[[str, str], None],
     ) -> None:
         self.github = github
@@ -60,57 +55,51 @@ class GitHubFeedback:
         self._lock = threading.Lock()
         self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slipway-github")
 
-    def started(
-        self, service: dict[str, Any], spec: ServiceSpec, op: dict[str, Any], revision: str
-    ) -> None:
+    def started(self, service: Service, spec: ServiceSpec, op: Operation, revision: str) -> None:
         code, arn = spec.source.code, spec.source.connection_arn
         if not code or not arn or not github_repo_name(code.repository_url, hosts=self.hosts):
             return
         with self._lock:
-            self._open[op["id"]] = (arn, code.repository_url, revision, None)
+            self._open[op.id] = (arn, code.repository_url, revision, None)
         self._queue.submit(self._post_started, service, op)
 
-    def finished(
-        self, service: dict[str, Any], op: dict[str, Any], *, ok: bool, message: str
-    ) -> None:
+    def finished(self, service: Service, op: Operation, *, ok: bool, message: str) -> None:
         with self._lock:
-            if op["id"] not in self._open:
+            if op.id not in self._open:
                 return
         self._queue.submit(self._post_finished, service, op, ok, message)
 
-    def _post_started(self, service: dict[str, Any], op: dict[str, Any]) -> None:
+    def _post_started(self, service: Service, op: Operation) -> None:
         with self._lock:
-            arn, url, sha, _ = self._open[op["id"]]
+            arn, url, sha, _ = self._open[op.id]
         deployment_id = None
         try:
             deployment_id = self.github.deployment_started(
                 self.connections.token(arn),
                 url,
                 sha,
-                service["name"],
-                f"slipway {op['type']} {op['id']}",
+                service.name,
+                f"slipway {op.type} {op.id}",
             )
         except SlipwayError as exc:
             deployment_id = getattr(exc, "deployment_id", None)
-            self.note(service["id"], f"GitHub deployment feedback failed: {exc.message}")
+            self.note(service.id, f"GitHub deployment feedback failed: {exc.message}")
         with self._lock:
-            self._open[op["id"]] = (arn, url, sha, deployment_id)
+            self._open[op.id] = (arn, url, sha, deployment_id)
 
-    def _post_finished(
-        self, service: dict[str, Any], op: dict[str, Any], ok: bool, message: str
-    ) -> None:
+    def _post_finished(self, service: Service, op: Operation, ok: bool, message: str) -> None:
         with self._lock:
-            arn, url, sha, deployment_id = self._open.pop(op["id"])
+            arn, url, sha, deployment_id = self._open.pop(op.id)
         try:
             self.github.deployment_finished(
                 self.connections.token(arn),
                 url,
                 sha,
                 deployment_id,
-                service["name"],
+                service.name,
                 ok,
                 self.service_url(service) if ok else None,
                 message,
             )
         except SlipwayError as exc:
-            self.note(service["id"], f"GitHub deployment feedback failed: {exc.message}")
+            self.note(service.id, f"GitHub deployment feedback failed: {exc.message}")

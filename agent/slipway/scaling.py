@@ -22,13 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .backends import Backend, Instance
 from .config import Settings
 from .models import ServiceSpec
 from .operations.journal import Journal
 from .operations.reconcile import Reconciler
+from .records import Service
 from .routing.router import Router
 from .services import Services
 from .store import Store
@@ -115,12 +115,12 @@ class Capacity:
         return min(cpu_left // max(1, each[0]), memory_left // max(1, each[1]))
 
 
-def reserved(services: list[dict[str, Any]], instances: list[Instance]) -> tuple[int, int]:
+def reserved(services: list[Service], instances: list[Instance]) -> tuple[int, int]:
     """CPU units and MB that the running instances of all services reserve."""
     sizes = {}
     for service in services:
-        spec = ServiceSpec.from_dict(service["spec"])
-        sizes[service["id"]] = (int(spec.instance.cpu), int(spec.instance.memory))
+        spec = service.spec
+        sizes[service.id] = (int(spec.instance.cpu), int(spec.instance.memory))
     cpu = memory = 0
     for inst in instances:
         if inst.state in ("running", "restarting", "created") and inst.service_id in sizes:
@@ -166,22 +166,22 @@ class Scaler:
         busy = self.reconciler.busy()
         instances: list[Instance] | None = None
         for service in services:
-            upstreams = routed.get(self.settings.service_host(service["hostname"]).lower())
+            upstreams = routed.get(self.settings.service_host(service.hostname).lower())
             if (
-                service["status"] != "RUNNING"
-                or not service["live_deployment_id"]
-                or service["id"] in busy
+                service.status != "RUNNING"
+                or not service.live_deployment_id
+                or service.id in busy
                 or not upstreams
             ):
-                self.decisions.forget(service["id"])
+                self.decisions.forget(service.id)
                 continue
-            spec = ServiceSpec.from_dict(service["spec"])
+            spec = service.spec
             asc = self.services.auto_scaling_for(spec)
             serving = len(upstreams)
             flight = sum(in_flight.get(address, 0) for address in upstreams)
             need = needed(flight, asc["max_concurrency"], asc["min_size"], asc["max_size"])
-            self.decisions.observe(service["id"], need, now)
-            target = self.decisions.decide(service["id"], serving, now)
+            self.decisions.observe(service.id, need, now)
+            target = self.decisions.decide(service.id, serving, now)
             if target is None:
                 continue
             reason = (
@@ -195,13 +195,13 @@ class Scaler:
                 if target <= serving:
                     continue
             if self.reconciler.scale(service, target, reason):
-                self.decisions.acted(service["id"], now)
+                self.decisions.acted(service.id, now)
 
     def _within_capacity(
         self,
-        service: dict[str, Any],
+        service: Service,
         spec: ServiceSpec,
-        services: list[dict[str, Any]],
+        services: list[Service],
         instances: list[Instance],
         serving: int,
         target: int,
@@ -209,10 +209,10 @@ class Scaler:
         each = (int(spec.instance.cpu), int(spec.instance.memory))
         room = self.capacity.room(reserved(services, instances), each)
         if serving + room >= target:
-            self._refused.discard(service["id"])
+            self._refused.discard(service.id)
             return target
-        if service["id"] not in self._refused:
-            self._refused.add(service["id"])
+        if service.id not in self._refused:
+            self._refused.add(service.id)
             message = (
                 f"scaling out to {target} instances refused: the host's capacity"
                 f" ({self.capacity.cpu} CPU units, {self.capacity.memory} MB) is reserved;"

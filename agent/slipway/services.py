@@ -8,6 +8,7 @@ will carry out. Nothing here touches containers or Caddy.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .errors import (
 from .models import ServiceSpec, SourceConfig
 from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
+from .records import Operation, Revision, Service
 from .store import Store
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 
@@ -110,17 +112,17 @@ class Services:
 
     # -- lookups ----------------------------------------------------------------
 
-    def service(self, arn: str) -> dict[str, Any]:
-        row = self.store.service_by_arn(arn)
-        if row is None:
+    def service(self, arn: str) -> Service:
+        found = self.store.service_by_arn(arn)
+        if found is None:
             raise ResourceNotFound(f"Service {arn} not found")
-        return row
+        return found
 
-    def live_service(self, arn: str) -> dict[str, Any]:
-        row = self.service(arn)
-        if row["status"] == "DELETED":
-            raise InvalidState(f"Service {row['name']} is deleted")
-        return row
+    def live_service(self, arn: str) -> Service:
+        service = self.service(arn)
+        if service.status == "DELETED":
+            raise InvalidState(f"Service {service.name} is deleted")
+        return service
 
     def auto_scaling(self, arn: str) -> dict[str, Any]:
         """A configuration by full ARN, or the latest revision when the ARN names only
@@ -150,27 +152,25 @@ class Services:
 
     # -- operations -------------------------------------------------------------
 
-    def _enqueue(self, service: dict[str, Any], op_type: str, params: dict | None = None) -> str:
+    def _enqueue(self, service: Service, op_type: str, params: dict | None = None) -> str:
         op_id = str(uuid.uuid4())
         now = time.time()
         self.store.insert_operation(
-            {
-                "id": op_id,
-                "service_id": service["id"],
-                "target_arn": service["arn"],
-                "type": op_type,
-                "status": "PENDING",
-                "params": params or {},
-                "created_at": now,
-                "updated_at": now,
-            }
+            Operation(
+                id=op_id,
+                service_id=service.id,
+                target_arn=service.arn,
+                type=op_type,
+                status="PENDING",
+                params=params or {},
+                created_at=now,
+                updated_at=now,
+            )
         )
         return op_id
 
-    def _pending_ops(self, service_id: str) -> list[dict[str, Any]]:
-        return [
-            op for op in self.store.list_operations(service_id) if op["status"] in ACTIVE_STATUSES
-        ]
+    def _pending_ops(self, service_id: str) -> list[Operation]:
+        return [op for op in self.store.list_operations(service_id) if op.status in ACTIVE_STATUSES]
 
     def _check_connection(self, spec: ServiceSpec) -> None:
         arn = spec.source.connection_arn
@@ -194,7 +194,7 @@ class Services:
 
     # -- services ---------------------------------------------------------------
 
-    def create_service(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    def create_service(self, params: dict[str, Any]) -> tuple[Service, str]:
         name = params["ServiceName"]
         spec = ServiceSpec.from_create(params)
         if spec.auto_scaling_arn:
@@ -205,12 +205,12 @@ class Services:
         tags = _tag_dict(params.get("Tags") or [])
         label = hostname_label(name)
         with self.store.transaction():
-            for row in self.store.list_services():
-                if row["name"] == name:
+            for other in self.store.list_services():
+                if other.name == name:
                     raise InvalidRequest(f"Service with the provided name {name} already exists")
-                if row["hostname"] == label:
+                if other.hostname == label:
                     raise InvalidRequest(
-                        f"ServiceName {name}: service {row['name']} already answers at"
+                        f"ServiceName {name}: service {other.name} already answers at"
                         f" {self.settings.service_host(label)}"
                     )
             if self.store.count_services() >= self.settings.service_quota:
@@ -221,23 +221,23 @@ class Services:
         digest = self._resolve(spec, IMAGE_FIELD)
         service_id = uuid.uuid4().hex
         now = time.time()
-        service = {
-            "id": service_id,
-            "name": name,
-            "arn": self._arn(f"service/{name}/{service_id}"),
-            "hostname": label,
-            "status": "OPERATION_IN_PROGRESS",
-            "spec": spec.to_dict(),
-            "latest_revision": digest,
-            "created_at": now,
-            "updated_at": now,
-        }
+        service = Service(
+            id=service_id,
+            name=name,
+            arn=self._arn(f"service/{name}/{service_id}"),
+            hostname=label,
+            status="OPERATION_IN_PROGRESS",
+            spec=spec,
+            latest_revision=digest,
+            created_at=now,
+            updated_at=now,
+        )
         with self.store.transaction():
             if self.store.live_service_by_hostname(label):
                 raise InvalidRequest(f"Service with the provided name {name} already exists")
             self.store.insert_service(service)
             if tags:
-                self.store.put_tags(service["arn"], tags)
+                self.store.put_tags(service.arn, tags)
             op_id = self._enqueue(service, "CREATE_SERVICE", {"revision": digest})
         self._started(service, None)
         return self.store.get_service(service_id), op_id
@@ -245,55 +245,55 @@ class Services:
     def list_services(self, max_results: int | None, token: str | None) -> Page:
         return paginate(self.store.list_services(), max_results, token)
 
-    def _require_running(self, service: dict[str, Any], action: str) -> None:
-        status = service["status"]
+    def _require_running(self, service: Service, action: str) -> None:
+        status = service.status
         if status == "PAUSED":
             raise InvalidState(
-                f"Service {service['name']} is paused; resume it before you {action}"
+                f"Service {service.name} is paused; resume it before you {action}"
             )
-        if status != "RUNNING" or self._pending_ops(service["id"]):
+        if status != "RUNNING" or self._pending_ops(service.id):
             raise InvalidState(
-                f"Service {service['name']} is in status {status}; you can {action} only"
+                f"Service {service.name} is in status {status}; you can {action} only"
                 " when it is RUNNING and no operation is in progress"
             )
 
-    def update_service(self, params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    def update_service(self, params: dict[str, Any]) -> tuple[Service, str]:
         service = self.live_service(params["ServiceArn"])
         self._require_running(service, "update it")
-        old = ServiceSpec.from_dict(service["spec"])
+        old = service.spec
         new = old.updated(params)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
         digest = self._resolve(new, IMAGE_FIELD)
         with self.store.transaction():
-            self._require_running(self.store.get_service(service["id"]), "update it")
+            self._require_running(self.store.get_service(service.id), "update it")
             op_id = self._enqueue(
                 service, "UPDATE_SERVICE", {"spec": new.to_dict(), "revision": digest}
             )
             self.store.update_service(
-                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+                service.id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self._started(service, service["status"])
-        return self.store.get_service(service["id"]), op_id
+        self._started(service, service.status)
+        return self.store.get_service(service.id), op_id
 
     def start_deployment(self, arn: str) -> str:
         service = self.live_service(arn)
-        if service["status"] == "PAUSED":
-            raise InvalidState(f"Service {service['name']} is paused; resume it to deploy")
-        if service["status"] not in ("RUNNING", "OPERATION_IN_PROGRESS") or any(
-            op["type"] in ("PAUSE_SERVICE", "DELETE_SERVICE", "CREATE_SERVICE")
-            for op in self._pending_ops(service["id"])
+        if service.status == "PAUSED":
+            raise InvalidState(f"Service {service.name} is paused; resume it to deploy")
+        if service.status not in ("RUNNING", "OPERATION_IN_PROGRESS") or any(
+            op.type in ("PAUSE_SERVICE", "DELETE_SERVICE", "CREATE_SERVICE")
+            for op in self._pending_ops(service.id)
         ):
             raise InvalidState(
-                f"Service {service['name']} is in status {service['status']}; it cannot"
+                f"Service {service.name} is in status {service.status}; it cannot"
                 " take a deployment now"
             )
         with self.store.transaction():
             op_id = self._enqueue(service, "START_DEPLOYMENT")
             self.store.update_service(
-                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+                service.id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self._started(service, service["status"])
+        self._started(service, service.status)
         return op_id
 
     def revision_detected(
@@ -305,32 +305,32 @@ class Services:
         short. Returns the id of the deployment it queued, if any."""
         with self.store.transaction():
             service = self.store.get_service(service_id)
-            if service is None or service["status"] in ("DELETED", "DELETE_FAILED"):
+            if service is None or service.status in ("DELETED", "DELETE_FAILED"):
                 return None
             fields: dict[str, Any] = {}
-            if service["latest_revision"] != revision:
+            if service.latest_revision != revision:
                 fields = {"latest_revision": revision, "latest_ref": ref}
                 self.store.update_service(service_id, **fields)
             active = self._pending_ops(service_id)
-            queued = [o for o in active if o["type"] in DEPLOYING_OPS]
-            if any((o["params"] or {}).get("revision") == revision for o in queued):
+            queued = [o for o in active if o.type in DEPLOYING_OPS]
+            if any((o.params or {}).get("revision") == revision for o in queued):
                 return None
-            if revision == service["live_revision"] and not queued:
+            if revision == service.live_revision and not queued:
                 return None
-            spec = ServiceSpec.from_dict(service["spec"])
+            spec = service.spec
             if (
                 not spec.source.auto_deployments
-                or service["status"] in ("PAUSED", "CREATE_FAILED")
-                or any(o["type"] in ("PAUSE_SERVICE", "DELETE_SERVICE") for o in active)
+                or service.status in ("PAUSED", "CREATE_FAILED")
+                or any(o.type in ("PAUSE_SERVICE", "DELETE_SERVICE") for o in active)
             ):
                 if fields:
                     self._note(service, f"revision {revision} ({ref}) is available; {trigger}")
                 return None
             for op in queued:
-                if op["status"] == "PENDING" and op["type"] == "START_DEPLOYMENT":
-                    self.store.delete_operation(op["id"])
-            previous = service["status"]
-            service = {**service, "status": "OPERATION_IN_PROGRESS"}
+                if op.status == "PENDING" and op.type == "START_DEPLOYMENT":
+                    self.store.delete_operation(op.id)
+            previous = service.status
+            service = dataclasses.replace(service, status="OPERATION_IN_PROGRESS")
             op_id = self._enqueue(
                 service, "START_DEPLOYMENT", {"revision": revision, "ref": ref, "trigger": trigger}
             )
@@ -347,74 +347,72 @@ class Services:
         service = self.live_service(arn)
         candidates = self.rollback_candidates(service)
         if revision:
-            chosen = [r for r in candidates if r["revision"].startswith(revision)]
+            chosen = [r for r in candidates if r.revision.startswith(revision)]
             if not chosen:
-                known = ", ".join(r["revision"][:12] for r in candidates) or "none"
+                known = ", ".join(r.revision[:12] for r in candidates) or "none"
                 raise InvalidRequest(
-                    f"revision {revision} is not one {service['name']} can roll back to;"
+                    f"revision {revision} is not one {service.name} can roll back to;"
                     f" known: {known}"
                 )
         else:
-            chosen = [r for r in candidates if r["revision"] != service["live_revision"]]
+            chosen = [r for r in candidates if r.revision != service.live_revision]
             if not chosen:
-                raise InvalidRequest(f"{service['name']} has no earlier revision to roll back to")
-        if service["status"] == "PAUSED":
-            raise InvalidState(f"Service {service['name']} is paused; resume it to deploy")
+                raise InvalidRequest(f"{service.name} has no earlier revision to roll back to")
+        if service.status == "PAUSED":
+            raise InvalidState(f"Service {service.name} is paused; resume it to deploy")
         with self.store.transaction():
             op_id = self._enqueue(
                 service,
                 "START_DEPLOYMENT",
-                {"revision": chosen[0]["revision"], "ref": "rollback", "rollback": True},
+                {"revision": chosen[0].revision, "ref": "rollback", "rollback": True},
             )
             self.store.update_service(
-                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+                service.id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self._note(service, f"rolling back to revision {chosen[0]['revision']}")
-        self._started(service, service["status"])
+        self._note(service, f"rolling back to revision {chosen[0].revision}")
+        self._started(service, service.status)
         return op_id
 
-    def rollback_candidates(self, service: dict[str, Any]) -> list[dict[str, Any]]:
+    def rollback_candidates(self, service: Service) -> list[Revision]:
         """Revisions that went live and stayed (their deployment succeeded), newest
         first, once each, with an image still kept."""
-        ok = {
-            o["id"] for o in self.store.list_operations(service["id"]) if o["status"] == "SUCCEEDED"
-        }
-        seen: dict[str, dict[str, Any]] = {}
-        for row in self.store.list_revisions(service["id"]):
-            if row["operation_id"] in ok and row["detail"] and row["revision"] not in seen:
-                seen[row["revision"]] = row
+        ok = {o.id for o in self.store.list_operations(service.id) if o.status == "SUCCEEDED"}
+        seen: dict[str, Revision] = {}
+        for row in self.store.list_revisions(service.id):
+            if row.operation_id in ok and row.detail and row.revision not in seen:
+                seen[row.revision] = row
         return list(seen.values())
 
-    def _note(self, service: dict[str, Any], message: str) -> None:
-        self.journal.note(service["id"], message)
+    def _note(self, service: Service, message: str) -> None:
+        self.journal.note(service.id, message)
 
-    def pause_service(self, arn: str) -> tuple[dict[str, Any], str]:
+    def pause_service(self, arn: str) -> tuple[Service, str]:
         service = self.live_service(arn)
-        if service["status"] == "PAUSED":
-            raise InvalidState(f"Service {service['name']} is already paused")
+        if service.status == "PAUSED":
+            raise InvalidState(f"Service {service.name} is already paused")
         self._require_running(service, "pause it")
         return self._transition(service, "PAUSE_SERVICE")
 
-    def resume_service(self, arn: str) -> tuple[dict[str, Any], str]:
+    def resume_service(self, arn: str) -> tuple[Service, str]:
         service = self.live_service(arn)
-        if service["status"] != "PAUSED" or self._pending_ops(service["id"]):
+        if service.status != "PAUSED" or self._pending_ops(service.id):
             raise InvalidState(
-                f"Service {service['name']} is in status {service['status']}; only a"
+                f"Service {service.name} is in status {service.status}; only a"
                 " PAUSED service can be resumed"
             )
         return self._transition(service, "RESUME_SERVICE")
 
-    def delete_service(self, arn: str) -> tuple[dict[str, Any], str]:
+    def delete_service(self, arn: str) -> tuple[Service, str]:
         service = self.live_service(arn)
-        if any(op["type"] == "DELETE_SERVICE" for op in self._pending_ops(service["id"])):
-            raise InvalidState(f"Service {service['name']} is already being deleted")
-        self.queue.cancel(service["id"])
+        if any(op.type == "DELETE_SERVICE" for op in self._pending_ops(service.id)):
+            raise InvalidState(f"Service {service.name} is already being deleted")
+        self.queue.cancel(service.id)
         now = time.time()
         with self.store.transaction():
-            for op in self._pending_ops(service["id"]):
-                if op["status"] == "PENDING":
+            for op in self._pending_ops(service.id):
+                if op.status == "PENDING":
                     self.store.update_operation(
-                        op["id"],
+                        op.id,
                         status="FAILED",
                         message="cancelled: the service is being deleted",
                         ended_at=now,
@@ -422,23 +420,23 @@ class Services:
                     )
         return self._transition(service, "DELETE_SERVICE")
 
-    def _transition(self, service: dict[str, Any], op_type: str) -> tuple[dict[str, Any], str]:
+    def _transition(self, service: Service, op_type: str) -> tuple[Service, str]:
         with self.store.transaction():
             op_id = self._enqueue(service, op_type)
             self.store.update_service(
-                service["id"], status="OPERATION_IN_PROGRESS", updated_at=time.time()
+                service.id, status="OPERATION_IN_PROGRESS", updated_at=time.time()
             )
-        self._started(service, service["status"])
-        return self.store.get_service(service["id"]), op_id
+        self._started(service, service.status)
+        return self.store.get_service(service.id), op_id
 
-    def _started(self, service: dict[str, Any], previous: str | None) -> None:
+    def _started(self, service: Service, previous: str | None) -> None:
         """An operation was queued: say so (an event, if the status moved), wake the worker."""
         self.journal.service_status(service, previous, "OPERATION_IN_PROGRESS")
         self.queue.wake()
 
     def list_operations(self, arn: str, max_results: int | None, token: str | None) -> Page:
         service = self.service(arn)
-        return paginate(self.store.list_operations(service["id"]), max_results, token)
+        return paginate(self.store.list_operations(service.id), max_results, token)
 
     # -- auto scaling configurations --------------------------------------------
 
@@ -521,8 +519,8 @@ class Services:
         arns = []
         for service in self.store.list_services():
             try:
-                if self.auto_scaling_for(ServiceSpec.from_dict(service["spec"]))["arn"] == asc_arn:
-                    arns.append(service["arn"])
+                if self.auto_scaling_for(service.spec)["arn"] == asc_arn:
+                    arns.append(service.arn)
             except ResourceNotFound:
                 continue
         return arns
@@ -554,7 +552,7 @@ class Services:
     def _taggable(self, arn: str) -> None:
         service = self.store.service_by_arn(arn)
         if service is not None:
-            if service["status"] == "DELETED":
+            if service.status == "DELETED":
                 raise InvalidState(f"Resource {arn} is deleted")
             return
         if self.store.get_connection(arn) is not None:

@@ -1,7 +1,8 @@
 """The only module that speaks SQL: SQLite through sqlite-utils, WAL mode, versioned schema.
 
-Rows go in and come out as plain dicts; JSON columns are decoded on the way
-out. One connection is shared by the agent's threads behind a lock, which is
+Services, operations and revisions go in and come out as typed records
+(``records.py``); the other tables as plain dicts. JSON columns are decoded on the
+way out. One connection is shared by the agent's threads behind a lock, which is
 plenty for a control plane and keeps every multi-row change atomic.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 import sqlite_utils
 
 from .errors import SlipwayError
+from .models import ServiceSpec
+from .records import Operation, Revision, Service
 
 JSON_COLUMNS = {"spec", "params", "previous", "detail", "body", "pattern", "validation"}
 
@@ -258,52 +261,64 @@ class Store:
 
     # -- services ---------------------------------------------------------------
 
-    def insert_service(self, row: dict[str, Any]) -> None:
-        self._insert("services", row)
+    def insert_service(self, service: Service) -> None:
+        self._insert("services", service.to_row())
 
     def update_service(self, service_id: str, **fields: Any) -> None:
+        if isinstance(fields.get("spec"), ServiceSpec):
+            fields["spec"] = fields["spec"].to_dict()
         self._update("services", service_id, fields)
 
-    def get_service(self, service_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM services WHERE id = ?", (service_id,))
+    def _services(self, sql: str, params: tuple = ()) -> list[Service]:
+        return [Service.from_row(row) for row in self._rows(sql, params)]
 
-    def service_by_arn(self, arn: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM services WHERE arn = ?", (arn,))
-
-    def live_service_by_hostname(self, hostname: str) -> dict[str, Any] | None:
-        return self._one(
-            "SELECT * FROM services WHERE hostname = ? AND status != 'DELETED'", (hostname,)
+    def get_service(self, service_id: str) -> Service | None:
+        return next(
+            iter(self._services("SELECT * FROM services WHERE id = ?", (service_id,))), None
         )
 
-    def list_services(self, include_deleted: bool = False) -> list[dict[str, Any]]:
+    def service_by_arn(self, arn: str) -> Service | None:
+        return next(iter(self._services("SELECT * FROM services WHERE arn = ?", (arn,))), None)
+
+    def live_service_by_hostname(self, hostname: str) -> Service | None:
+        rows = self._services(
+            "SELECT * FROM services WHERE hostname = ? AND status != 'DELETED'", (hostname,)
+        )
+        return next(iter(rows), None)
+
+    def list_services(self, include_deleted: bool = False) -> list[Service]:
         where = "" if include_deleted else "WHERE status != 'DELETED'"
-        return self._rows(f"SELECT * FROM services {where} ORDER BY created_at, id")
+        return self._services(f"SELECT * FROM services {where} ORDER BY created_at, id")
 
     def count_services(self) -> int:
         return len(self.list_services())
 
     # -- operations -------------------------------------------------------------
 
-    def insert_operation(self, row: dict[str, Any]) -> None:
+    def insert_operation(self, op: Operation) -> None:
         with self.transaction():
             seq = self._one("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM operations")["n"]
-            self._insert("operations", {**row, "seq": seq})
+            self._insert("operations", {**op.to_row(), "seq": seq})
 
     def update_operation(self, operation_id: str, **fields: Any) -> None:
         self._update("operations", operation_id, fields)
 
-    def get_operation(self, operation_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM operations WHERE id = ?", (operation_id,))
+    def _operations(self, sql: str, params: tuple = ()) -> list[Operation]:
+        return [Operation.from_row(row) for row in self._rows(sql, params)]
 
-    def list_operations(self, service_id: str) -> list[dict[str, Any]]:
+    def get_operation(self, operation_id: str) -> Operation | None:
+        rows = self._operations("SELECT * FROM operations WHERE id = ?", (operation_id,))
+        return next(iter(rows), None)
+
+    def list_operations(self, service_id: str) -> list[Operation]:
         """Newest first, as ListOperations returns them."""
-        return self._rows(
+        return self._operations(
             "SELECT * FROM operations WHERE service_id = ? ORDER BY seq DESC", (service_id,)
         )
 
-    def operations_with_status(self, *statuses: str) -> list[dict[str, Any]]:
+    def operations_with_status(self, *statuses: str) -> list[Operation]:
         marks = ",".join("?" * len(statuses))
-        return self._rows(
+        return self._operations(
             f"SELECT * FROM operations WHERE status IN ({marks}) ORDER BY seq", statuses
         )
 
@@ -413,13 +428,15 @@ class Store:
 
     # -- revisions ----------------------------------------------------------------
 
-    def add_revision(self, row: dict[str, Any]) -> None:
-        self._insert("revisions", row)
+    def add_revision(self, revision: Revision) -> None:
+        self._insert("revisions", revision.to_row())
 
-    def list_revisions(self, service_id: str) -> list[dict[str, Any]]:
-        return self._rows(
+    def list_revisions(self, service_id: str) -> list[Revision]:
+        """Newest first."""
+        rows = self._rows(
             "SELECT * FROM revisions WHERE service_id = ? ORDER BY id DESC", (service_id,)
         )
+        return [Revision.from_row(row) for row in rows]
 
     # -- custom domains -----------------------------------------------------------
 

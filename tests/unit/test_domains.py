@@ -26,6 +26,8 @@ from slipway.observe.logs import LogStore
 from slipway.operations.journal import Journal
 from slipway.operations.queue import OperationQueue
 from slipway.routing.router import CustomHost
+from slipway.models import ServiceSpec
+from slipway.records import Service
 from slipway.services import Services
 from slipway.store import Store
 
@@ -75,22 +77,31 @@ class Env:
         self.refreshes += 1
         return True
 
-    def service(self, name: str, status: str = "RUNNING", live: str | None = "d1") -> dict:
-        row = {
-            "id": f"id-{name}",
-            "name": name,
-            "arn": f"arn:aws:apprunner:us-east-1:000000000000:service/{name}/id-{name}",
-            "hostname": name,
-            "status": status,
-            "spec": {},
-            "live_deployment_id": live,
-            "created_at": time.time(),
-        }
+    def service(self, name: str, status: str = "RUNNING", live: str | None = "d1") -> Service:
+        spec = ServiceSpec.from_create(
+            {
+                "ServiceName": name,
+                "SourceConfiguration": {
+                    "ImageRepository": {"ImageIdentifier": "hello:1", "ImageRepositoryType": "ECR"}
+                },
+            }
+        )
+        row = Service(
+            id=f"id-{name}",
+            name=name,
+            arn=f"arn:aws:apprunner:us-east-1:000000000000:service/{name}/id-{name}",
+            hostname=name,
+            status=status,
+            spec=spec,
+            live_deployment_id=live,
+            created_at=time.time(),
+            updated_at=time.time(),
+        )
         self.store.insert_service(row)
         return row
 
-    def domain(self, service: dict, name: str) -> dict:
-        return self.store.get_custom_domain(service["id"], name)
+    def domain(self, service: Service, name: str) -> dict:
+        return self.store.get_custom_domain(service.id, name)
 
     def messages(self) -> list[str]:
         return [m for _, m in self.notes]
@@ -103,8 +114,8 @@ def env(tmp_path: Path) -> Env:
 
 def test_associate_starts_creating_with_records_for_domain_and_www(env):
     svc = env.service("web")
-    service, row = env.domains.associate(svc["arn"], "Example.COM.")
-    assert service["id"] == svc["id"]
+    service, row = env.domains.associate(svc.arn, "Example.COM.")
+    assert service.id == svc.id
     assert row["domain_name"] == "example.com"
     assert row["status"] == CREATING
     assert row["validation"] == {
@@ -117,18 +128,18 @@ def test_associate_starts_creating_with_records_for_domain_and_www(env):
 
 def test_www_off_and_wildcards(env):
     svc = env.service("web")
-    _, plain = env.domains.associate(svc["arn"], "api.example.com", enable_www=False)
+    _, plain = env.domains.associate(svc.arn, "api.example.com", enable_www=False)
     assert list(plain["validation"]) == ["api.example.com"]
-    _, wild = env.domains.associate(svc["arn"], "*.example.org")
+    _, wild = env.domains.associate(svc.arn, "*.example.org")
     assert wild["enable_www"] == 0
     assert list(wild["validation"]) == ["*.example.org"]
     with pytest.raises(InvalidRequest, match="wildcard"):
-        env.domains.associate(svc["arn"], "*.example.net", enable_www=True)
+        env.domains.associate(svc.arn, "*.example.net", enable_www=True)
 
 
 def test_status_walk_to_active_with_reasons_noted_once(env):
     svc = env.service("web")
-    env.domains.associate(svc["arn"], "example.com")
+    env.domains.associate(svc.arn, "example.com")
     env.domains.check_once()
     assert env.domain(svc, "example.com")["status"] == PENDING
 
@@ -168,7 +179,7 @@ def test_status_walk_to_active_with_reasons_noted_once(env):
 
 def test_wildcard_is_checked_through_a_probe_host(env):
     svc = env.service("web")
-    env.domains.associate(svc["arn"], "*.example.com")
+    env.domains.associate(svc.arn, "*.example.com")
     probe = probe_name("*.example.com")
     assert probe == "slipway-check.example.com"
     env.checker.dns_ok = {probe}
@@ -183,7 +194,7 @@ def test_wildcard_is_checked_through_a_probe_host(env):
 
 def test_timeout_fails_the_association(env):
     svc = env.service("web")
-    env.domains.associate(svc["arn"], "example.com", enable_www=True)
+    env.domains.associate(svc.arn, "example.com", enable_www=True)
     env.checker.dns_ok = {"example.com"}
     env.domains.check_once()
     env.domains.check_once()  # www never resolves here
@@ -218,10 +229,10 @@ def test_advance_is_pure_given_the_checker():
 def test_sixth_domain_is_refused(env):
     svc = env.service("web")
     for i in range(5):
-        env.domains.associate(svc["arn"], f"d{i}.example.com")
+        env.domains.associate(svc.arn, f"d{i}.example.com")
     with pytest.raises(InvalidRequest, match="5 custom domains"):
-        env.domains.associate(svc["arn"], "d5.example.com")
-    assert len(env.store.list_custom_domains(svc["id"])) == 5
+        env.domains.associate(svc.arn, "d5.example.com")
+    assert len(env.store.list_custom_domains(svc.id)) == 5
 
 
 def test_a_domain_held_elsewhere_is_refused(env):
@@ -255,7 +266,7 @@ def test_a_domain_held_elsewhere_is_refused(env):
 def test_service_must_be_running(env, status, live):
     svc = env.service("web", status=status, live=live)
     with pytest.raises(InvalidState):
-        env.domains.associate(svc["arn"], "example.com")
+        env.domains.associate(svc.arn, "example.com")
     assert env.store.list_custom_domains() == []
 
 
@@ -265,49 +276,49 @@ def test_unknown_service_and_bad_names(env):
     svc = env.service("web")
     for bad in ("web.localhost", "localhost", "*.localhost", "a.*.example.com", "*example.com"):
         with pytest.raises(InvalidRequest):
-            env.domains.associate(svc["arn"], bad)
+            env.domains.associate(svc.arn, bad)
     assert env.store.list_custom_domains() == []
 
 
 def test_disassociate_goes_deleting_then_gone(env):
     svc = env.service("web")
     with pytest.raises(ResourceNotFound):
-        env.domains.disassociate(svc["arn"], "example.com")
-    env.domains.associate(svc["arn"], "example.com")
-    service, row = env.domains.disassociate(svc["arn"], "example.com.")
+        env.domains.disassociate(svc.arn, "example.com")
+    env.domains.associate(svc.arn, "example.com")
+    service, row = env.domains.disassociate(svc.arn, "example.com.")
     assert row["status"] == DELETING
     with pytest.raises(InvalidState, match="already being disassociated"):
-        env.domains.disassociate(svc["arn"], "example.com")
+        env.domains.disassociate(svc.arn, "example.com")
     refreshes = env.refreshes
     env.domains.check_once()
     assert env.refreshes == refreshes + 1  # out of Caddy before it is forgotten
     assert env.store.list_custom_domains() == []
     assert env.messages()[-1] == "Custom domain example.com disassociated"
-    env.domains.associate(svc["arn"], "example.com")  # free again
+    env.domains.associate(svc.arn, "example.com")  # free again
 
 
 def test_disassociation_wins_over_a_pass_in_flight(env):
     svc = env.service("web")
-    env.domains.associate(svc["arn"], "example.com")
+    env.domains.associate(svc.arn, "example.com")
     row = env.domain(svc, "example.com")
-    env.domains.disassociate(svc["arn"], "example.com")
+    env.domains.disassociate(svc.arn, "example.com")
     env.domains._advance(row)  # a pass that read the row before the disassociation
     assert env.domain(svc, "example.com")["status"] == DELETING
 
 
 def test_paused_or_deleted_services(env):
     svc = env.service("web")
-    env.domains.associate(svc["arn"], "example.com", enable_www=False)
+    env.domains.associate(svc.arn, "example.com", enable_www=False)
     env.checker.dns_ok = env.checker.tls_ok = {"example.com"}
     for _ in range(3):
         env.domains.check_once()
-    env.store.update_service(svc["id"], status="PAUSED")
+    env.store.update_service(svc.id, status="PAUSED")
     # still served: Caddy answers 503 "paused" on it, as on the default host
     assert env.domains.custom_hosts() == [CustomHost("example.com", "web.localhost")]
-    env.store.update_service(svc["id"], status="DELETED")
+    env.store.update_service(svc.id, status="DELETED")
     assert env.domains.custom_hosts() == []
     with pytest.raises(ResourceNotFound):
-        env.domains.describe(svc["arn"], None, None)
+        env.domains.describe(svc.arn, None, None)
     env.domains.check_once()
     assert env.store.list_custom_domains() == []
 
@@ -326,9 +337,9 @@ def test_a_deleted_services_domain_is_free_at_once(env):
 def test_describe_pages(env):
     svc = env.service("web")
     for i in range(3):
-        env.domains.associate(svc["arn"], f"d{i}.example.com")
-    _, first = env.domains.describe(svc["arn"], 2, None)
+        env.domains.associate(svc.arn, f"d{i}.example.com")
+    _, first = env.domains.describe(svc.arn, 2, None)
     assert [r["domain_name"] for r in first.items] == ["d0.example.com", "d1.example.com"]
-    _, second = env.domains.describe(svc["arn"], 2, first.next_token)
+    _, second = env.domains.describe(svc.arn, 2, first.next_token)
     assert [r["domain_name"] for r in second.items] == ["d2.example.com"]
     assert second.next_token is None

@@ -82,9 +82,9 @@ def test_update_default_moves_the_default_and_new_services_keep_theirs(env):
     default = [r for r in env.services.list_auto_scaling(None, False) if r["is_default"]]
     assert [r["arn"] for r in default] == [custom["arn"]]
     second = env.create("two")
-    assert env.services.services_for_auto_scaling(custom["arn"]) == [second["arn"]]
+    assert env.services.services_for_auto_scaling(custom["arn"]) == [second.arn]
     default_arn = env.services.list_auto_scaling("DefaultConfiguration", False)[0]["arn"]
-    assert env.services.services_for_auto_scaling(default_arn) == [first["arn"]]
+    assert env.services.services_for_auto_scaling(default_arn) == [first.arn]
     with pytest.raises(InvalidRequest, match="is the default"):
         env.services.delete_auto_scaling(custom["arn"], True)
 
@@ -132,16 +132,16 @@ def scaled_env(env: Env, **asc) -> tuple[dict, Scaler, Flights, list[float]]:
 
 
 def serving(env: Env, service: dict) -> list:
-    row = env.store.get_service(service["id"])
+    row = env.store.get_service(service.id)
     return env.routes.serving(row, env.backend.list_instances())
 
 
 def events_lines(env: Env, service: dict) -> list[str]:
-    return [e.message for e in env.logs.read(service["id"], "events")[0]]
+    return [e.message for e in env.logs.read(service.id, "events")[0]]
 
 
 def scaling_events(env: Env, service: dict) -> list[dict]:
-    rows = env.events.list(service["id"])
+    rows = env.events.list(service.id)
     return [r["body"]["detail"] for r in rows if r["detail_type"] == SCALING_DETAIL_TYPE]
 
 
@@ -224,7 +224,7 @@ def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
 def test_busy_services_are_not_scaled(tmp_path):
     env = Env(tmp_path, scale_out_window=1.0)
     service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
-    env.services.start_deployment(service["arn"])
+    env.services.start_deployment(service.arn)
     load(env, service, flights, 3)
     for t in (0.0, 1.0, 2.0):
         now[0] = t

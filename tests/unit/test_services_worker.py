@@ -3,6 +3,7 @@ rollbacks and recovery, without Docker or Caddy."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,7 @@ class Env:
                 return
             run_now(self.dispatcher.run(pending[0]), sleep=lambda seconds: None)
 
-    def create(self, name: str = "hello", **extra) -> dict:
+    def create(self, name: str = "hello", **extra) -> Service:
         params = {
             "ServiceName": name,
             "SourceConfiguration": {
@@ -201,10 +202,10 @@ class Env:
         return service
 
     def status(self, service: dict) -> str:
-        return self.store.get_service(service["id"])["status"]
+        return self.store.get_service(service.id).status
 
     def ops(self, service: dict) -> list[tuple[str, str]]:
-        return [(o["type"], o["status"]) for o in self.store.list_operations(service["id"])]
+        return [(o.type, o.status) for o in self.store.list_operations(service.id)]
 
 
 @pytest.fixture
@@ -228,7 +229,7 @@ def test_create_deploys_and_routes(env):
 def test_update_replaces_instances_and_failed_update_rolls_back(env):
     service = env.create()
     env.drain()
-    arn = service["arn"]
+    arn = service.arn
     old = env.backend.list_instances()[0]
     env.services.update_service(
         {
@@ -261,9 +262,9 @@ def test_update_replaces_instances_and_failed_update_rolls_back(env):
     assert env.ops(service)[0] == ("UPDATE_SERVICE", "ROLLBACK_SUCCEEDED")
     assert env.status(service) == "RUNNING"
     assert [i.id for i in env.backend.list_instances()] == [new.id]
-    kept = env.store.get_service(service["id"])["spec"]["source"]["image"]
-    assert kept["identifier"] == IMAGE and kept["env"] == {"A": "1"}
-    message = env.store.list_operations(service["id"])[0]["message"]
+    kept = env.store.get_service(service.id).spec.source.image
+    assert kept.identifier == IMAGE and kept.env == {"A": "1"}
+    message = env.store.list_operations(service.id)[0].message
     assert "health check" in message and "previous configuration" in message
 
 
@@ -282,23 +283,23 @@ def test_pause_resume_keeps_revision(env):
     service = env.create()
     env.drain()
     first = env.registry.tags[IMAGE]
-    env.services.pause_service(service["arn"])
+    env.services.pause_service(service.arn)
     env.drain()
     assert env.status(service) == "PAUSED"
     assert env.backend.list_instances() == []
     assert env.router.routes == [Route(host="hello.localhost", upstreams=(), paused=True)]
     with pytest.raises(InvalidState, match="paused"):
-        env.services.start_deployment(service["arn"])
+        env.services.start_deployment(service.arn)
     with pytest.raises(InvalidState, match="paused"):
-        env.services.update_service({"ServiceArn": service["arn"]})
+        env.services.update_service({"ServiceArn": service.arn})
 
     env.registry.tags[IMAGE] = "sha256:" + "9" * 64  # a newer image appears
-    env.services.resume_service(service["arn"])
+    env.services.resume_service(service.arn)
     env.drain()
     (inst,) = env.backend.list_instances()
     assert inst.revision == first
 
-    env.services.start_deployment(service["arn"])
+    env.services.start_deployment(service.arn)
     env.drain()
     (inst,) = env.backend.list_instances()
     assert inst.revision == "sha256:" + "9" * 64
@@ -307,8 +308,8 @@ def test_pause_resume_keeps_revision(env):
 def test_delete_removes_everything_and_cancels_queued(env):
     service = env.create()
     env.drain()
-    env.services.start_deployment(service["arn"])
-    env.services.delete_service(service["arn"])
+    env.services.start_deployment(service.arn)
+    env.services.delete_service(service.arn)
     env.drain()
     assert env.status(service) == "DELETED"
     assert env.ops(service) == [
@@ -320,7 +321,7 @@ def test_delete_removes_everything_and_cancels_queued(env):
     assert env.backend.removed_images
     assert env.router.routes == []
     with pytest.raises(InvalidState):
-        env.services.delete_service(service["arn"])
+        env.services.delete_service(service.arn)
 
 
 def test_bad_input_changes_nothing(env):
@@ -366,9 +367,9 @@ def test_quota(tmp_path):
 def test_recover_restarts_cut_off_operation(env):
     service = env.create()
     op = env.store.operations_with_status("PENDING")[0]
-    env.store.update_operation(op["id"], status="IN_PROGRESS")
+    env.store.update_operation(op.id, status="IN_PROGRESS")
     env.dispatcher.recover()
-    assert env.store.get_operation(op["id"])["status"] == "PENDING"
+    assert env.store.get_operation(op.id).status == "PENDING"
     env.drain()
     assert env.status(service) == "RUNNING"
 
@@ -405,13 +406,13 @@ def test_auto_scaling_revisions_and_quota(env):
 def test_desired_routes_and_strays_are_pure(env):
     service = env.create()
     env.drain()
-    row = env.store.get_service(service["id"])
+    row = env.store.get_service(service.id)
     instances = env.backend.list_instances()
     assert desired_routes([row], instances, env.settings)[0].upstreams
     assert stray_instances([row], instances, busy=set()) == []
-    orphan = {**row, "live_deployment_id": "other"}
+    orphan = dataclasses.replace(row, live_deployment_id="other")
     assert stray_instances([orphan], instances, busy=set()) == instances
-    assert stray_instances([orphan], instances, busy={row["id"]}) == []
+    assert stray_instances([orphan], instances, busy={row.id}) == []
 
 
 APPRUNNER_YAML = """version: 1.0
@@ -431,7 +432,7 @@ run:
 """
 
 
-def code_source(**extra) -> dict:
+def code_source(**extra) -> Service:
     return {
         "CodeRepository": {
             "RepositoryUrl": "http://127.0.0.1:9/app.git",
@@ -455,7 +456,7 @@ def test_code_service_builds_and_runs_its_config(env):
     assert spec.port == 8000
     assert spec.env == {"GREETING": "hi", "APP_PORT": "8000"}
     assert env.backend.pulled == []
-    lines = [e.message for e in env.logs.read(service["id"], f"deployment/{op_id}")[0]]
+    lines = [e.message for e in env.logs.read(service.id, f"deployment/{op_id}")[0]]
     assert any(sha[:7] in line and line.startswith("[AppRunner]") for line in lines)
     assert "[Build] step 1" in lines
 
@@ -469,12 +470,12 @@ def test_failed_build_keeps_old_revision(env):
     (old,) = env.backend.list_instances()
     env.git.branches["main"]["app.py"] = "broken"
     env.builder.fail = "build command 'pip install -r requirements.txt' exited 1"
-    op_id = env.services.start_deployment(service["arn"])
+    op_id = env.services.start_deployment(service.arn)
     env.drain()
     assert env.ops(service)[0] == ("START_DEPLOYMENT", "FAILED")
     assert env.status(service) == "RUNNING"
     assert [i.id for i in env.backend.list_instances()] == [old.id]
-    lines = [e.message for e in env.logs.read(service["id"], f"deployment/{op_id}")[0]]
+    lines = [e.message for e in env.logs.read(service.id, f"deployment/{op_id}")[0]]
     assert "pip install -r requirements.txt" in lines[-2]
 
 
@@ -485,7 +486,7 @@ def test_code_service_config_errors_fail_the_operation(env):
     )
     env.drain()
     assert env.status(service) == "CREATE_FAILED"
-    assert "apprunner.yaml: not found" in env.store.list_operations(service["id"])[0]["message"]
+    assert "apprunner.yaml: not found" in env.store.list_operations(service.id)[0].message
     assert env.backend.list_instances() == []
 
     other, _ = env.services.create_service(
@@ -497,7 +498,7 @@ def test_code_service_config_errors_fail_the_operation(env):
         }
     )
     env.drain()
-    assert "nope" in env.store.list_operations(other["id"])[0]["message"]
+    assert "nope" in env.store.list_operations(other.id)[0].message
 
 
 def test_code_service_api_configuration(env):
@@ -541,7 +542,7 @@ def test_detected_revisions_coalesce(env):
     """Five pushes while a deployment runs: one queued deployment, of the newest."""
     service = env.create()
     env.drain()
-    arn_id = service["id"]
+    arn_id = service.id
     first = env.services.revision_detected(arn_id, "sha256:" + "a" * 64, ref="v1", trigger="poll")
     env.store.update_operation(first, status="IN_PROGRESS")  # under way: never cut short
     queued = [
@@ -549,7 +550,7 @@ def test_detected_revisions_coalesce(env):
         for c in "bcdef"
     ]
     active = env.store.operations_with_status("PENDING", "IN_PROGRESS")
-    assert [(o["id"], o["params"]["revision"][-1]) for o in active] == [
+    assert [(o.id, o.params["revision"][-1]) for o in active] == [
         (first, "a"),
         (queued[-1], "f"),
     ]
@@ -567,8 +568,8 @@ def test_detected_revisions_coalesce(env):
 def test_live_revision_is_not_redeployed(env):
     service = env.create()
     env.drain()
-    live = env.store.get_service(service["id"])["live_revision"]
-    assert env.services.revision_detected(service["id"], live, ref="v1", trigger="poll") is None
+    live = env.store.get_service(service.id).live_revision
+    assert env.services.revision_detected(service.id, live, ref="v1", trigger="poll") is None
     assert env.store.operations_with_status("PENDING") == []
 
 
@@ -581,23 +582,23 @@ def test_manual_mode_holds_new_revisions(env):
     )
     env.drain()
     newer = "sha256:" + "7" * 64
-    assert env.services.revision_detected(service["id"], newer, ref="v1", trigger="poll") is None
-    row = env.store.get_service(service["id"])
-    assert row["latest_revision"] == newer and row["live_revision"] != newer
+    assert env.services.revision_detected(service.id, newer, ref="v1", trigger="poll") is None
+    row = env.store.get_service(service.id)
+    assert row.latest_revision == newer and row.live_revision != newer
     env.registry.tags[IMAGE] = newer
-    env.services.start_deployment(service["arn"])
+    env.services.start_deployment(service.arn)
     env.drain()
-    assert env.store.get_service(service["id"])["live_revision"] == newer
+    assert env.store.get_service(service.id).live_revision == newer
 
 
 def test_paused_service_only_records(env):
     service = env.create()
     env.drain()
-    env.services.pause_service(service["arn"])
+    env.services.pause_service(service.arn)
     env.drain()
     newer = "sha256:" + "8" * 64
-    assert env.services.revision_detected(service["id"], newer, ref="v1", trigger="poll") is None
-    assert env.store.get_service(service["id"])["latest_revision"] == newer
+    assert env.services.revision_detected(service.id, newer, ref="v1", trigger="poll") is None
+    assert env.store.get_service(service.id).latest_revision == newer
 
 
 def test_ecr_images_are_pulled_with_their_hosts_login_ecr_public_ones_without(env):

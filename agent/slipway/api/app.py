@@ -182,17 +182,17 @@ def create_app(agent: Agent) -> FastAPI:
         rows = await run_in_threadpool(agent.services.rollback_candidates, service)
         return JSONResponse(
             {
-                "RunningRevision": service["live_revision"],
-                "NewestRevision": service["latest_revision"],
-                "NewestRef": service["latest_ref"],
+                "RunningRevision": service.live_revision,
+                "NewestRevision": service.latest_revision,
+                "NewestRef": service.latest_ref,
                 "Revisions": [
                     {
-                        "Revision": r["revision"],
-                        "Image": r["image"],
-                        "OperationId": r["operation_id"],
-                        "DeployedAt": r["created_at"],
+                        "Revision": r.revision,
+                        "Image": r.image,
+                        "OperationId": r.operation_id,
+                        "DeployedAt": r.created_at,
                         "Commit": {
-                            k: (r["detail"] or {}).get("detail", {}).get(k)
+                            k: (r.detail or {}).get("detail", {}).get(k)
                             for k in ("author", "message")
                         },
                     }
@@ -233,14 +233,14 @@ def create_app(agent: Agent) -> FastAPI:
             raise InvalidRequest(f"Offset, Since and Limit must be numbers: {exc}") from exc
         if stream:
             events, offset = await run_in_threadpool(
-                agent.logs.read, service["id"], stream, offset=offset
+                agent.logs.read, service.id, stream, offset=offset
             )
         else:
             events = await run_in_threadpool(
                 functools.partial(
                     agent.logs.read_merged,
-                    service["id"],
-                    agent.logs.streams(service["id"], group),
+                    service.id,
+                    agent.logs.streams(service.id, group),
                     since,
                     limit=limit,
                     newest=query.get("Newest") == "true",
@@ -253,7 +253,7 @@ def create_app(agent: Agent) -> FastAPI:
                     for e in events
                 ],
                 "NextOffset": offset,
-                "Streams": agent.logs.streams(service["id"]),
+                "Streams": agent.logs.streams(service.id),
             }
         )
 
@@ -270,6 +270,6 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(
-        events_router(agent.events, authenticate, lambda arn: agent.services.service(arn)["id"])
+        events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )
     return app

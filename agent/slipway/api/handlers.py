@@ -125,7 +125,7 @@ def _domain_answer(
     target = domains.dns_target(service)
     return {
         "DNSTarget": target,
-        "ServiceArn": service["arn"],
+        "ServiceArn": service.arn,
         "CustomDomain": shapes.custom_domain(row, target),
         "VpcDNSTargets": [],
     }
@@ -143,7 +143,7 @@ def describe_custom_domains(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
     target = domains.dns_target(service)
     out: dict[str, Any] = {
         "DNSTarget": target,
-        "ServiceArn": service["arn"],
+        "ServiceArn": service.arn,
         "CustomDomains": [shapes.custom_domain(r, target) for r in page.items],
         "VpcDNSTargets": [],
     }

@@ -6,16 +6,19 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ResourceNotFound
-from ..models import NETWORK_API, ServiceSpec
+from ..models import NETWORK_API
+from ..records import Operation, Service
 from ..services import Services
 
 
-def _times(row: dict[str, Any], **names: str) -> dict[str, float]:
-    return {api: row[col] for api, col in names.items() if row.get(col) is not None}
+def _times(row: dict[str, Any] | Service | Operation, **names: str) -> dict[str, float]:
+    """The times a row or record has, by their API names."""
+    get = row.get if isinstance(row, dict) else lambda col: getattr(row, col)
+    return {api: get(col) for api, col in names.items() if get(col) is not None}
 
 
-def service(row: dict[str, Any], services: Services) -> dict[str, Any]:
-    spec = ServiceSpec.from_dict(row["spec"])
+def service(row: Service, services: Services) -> dict[str, Any]:
+    spec = row.spec
     out: dict[str, Any] = {
         **service_summary(row, services.settings),
         "SourceConfiguration": spec.source.to_api(),
@@ -32,23 +35,23 @@ def service(row: dict[str, Any], services: Services) -> dict[str, Any]:
     return out
 
 
-def service_summary(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def service_summary(row: Service, settings: Settings) -> dict[str, Any]:
     return {
-        "ServiceName": row["name"],
-        "ServiceId": row["id"],
-        "ServiceArn": row["arn"],
-        "ServiceUrl": settings.service_url(row["hostname"]),
-        "Status": row["status"],
+        "ServiceName": row.name,
+        "ServiceId": row.id,
+        "ServiceArn": row.arn,
+        "ServiceUrl": settings.service_url(row.hostname),
+        "Status": row.status,
         **_times(row, CreatedAt="created_at", UpdatedAt="updated_at", DeletedAt="deleted_at"),
     }
 
 
-def operation(row: dict[str, Any]) -> dict[str, Any]:
+def operation(row: Operation) -> dict[str, Any]:
     return {
-        "Id": row["id"],
-        "Type": row["type"],
-        "Status": row["status"],
-        "TargetArn": row["target_arn"],
+        "Id": row.id,
+        "Type": row.type,
+        "Status": row.status,
+        "TargetArn": row.target_arn,
         **_times(row, StartedAt="created_at", EndedAt="ended_at", UpdatedAt="updated_at"),
     }
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..errors import InvalidRequest, InvalidState, ResourceNotFound, SlipwayError
+from ..records import Service
 from ..routing.router import CustomHost, Router, TlsSettings
 from ..services import Page, Services, paginate
 from ..store import Store
@@ -137,19 +138,19 @@ class Domains:
 
     # -- API rules -------------------------------------------------------------
 
-    def dns_target(self, service: dict[str, Any]) -> str:
+    def dns_target(self, service: Service) -> str:
         """Where the user points their domain: the service's default host."""
-        return self.settings.service_host(service["hostname"])
+        return self.settings.service_host(service.hostname)
 
-    def _service(self, arn: str) -> dict[str, Any]:
+    def _service(self, arn: str) -> Service:
         service = self.services.service(arn)
-        if service["status"] == "DELETED":
+        if service.status == "DELETED":
             raise ResourceNotFound(f"Service {arn} not found")
         return service
 
     def associate(
         self, service_arn: str, domain_name: str, enable_www: bool | None = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> tuple[Service, dict[str, Any]]:
         """Check everything, then record the association as CREATING; (service, domain)."""
         try:
             service = self.services.service(service_arn)
@@ -165,7 +166,7 @@ class Domains:
         self._check_state(service)
         row = {
             "id": uuid.uuid4().hex,
-            "service_id": service["id"],
+            "service_id": service.id,
             "domain_name": name,
             "enable_www": int(www),
             "status": CREATING,
@@ -177,32 +178,32 @@ class Domains:
             now = self.clock()
             row.update(created_at=now, updated_at=now)
             self.store.insert_custom_domain(row)
-        self.note(service["id"], f"Custom domain {name} association started")
+        self.note(service.id, f"Custom domain {name} association started")
         self.wake()
         return service, row
 
-    def _check_state(self, service: dict[str, Any]) -> None:
-        status = service["status"]
+    def _check_state(self, service: Service) -> None:
+        status = service.status
         if status in ("DELETED", "DELETE_FAILED", "PAUSED", "CREATE_FAILED"):
             raise InvalidState(
-                f"Service {service['name']} is {status}: custom domains can be associated "
+                f"Service {service.name} is {status}: custom domains can be associated "
                 f"only with a running service"
             )
-        if not service.get("live_deployment_id"):
+        if not service.live_deployment_id:
             raise InvalidState(
-                f"Service {service['name']} has no running revision yet: associate custom "
+                f"Service {service.name} has no running revision yet: associate custom "
                 f"domains once it is RUNNING"
             )
 
-    def _check_free(self, service: dict[str, Any], row: dict[str, Any]) -> None:
-        mine = self.store.list_custom_domains(service["id"])
+    def _check_free(self, service: Service, row: dict[str, Any]) -> None:
+        mine = self.store.list_custom_domains(service.id)
         if any(d["domain_name"] == row["domain_name"] for d in mine):
             raise InvalidRequest(
-                f"Domain {row['domain_name']} is already associated with service {service['name']}"
+                f"Domain {row['domain_name']} is already associated with service {service.name}"
             )
         if len([d for d in mine if d["status"] != DELETING]) >= MAX_DOMAINS:
             raise InvalidRequest(
-                f"Service {service['name']} already has {MAX_DOMAINS} custom domains, "
+                f"Service {service.name} already has {MAX_DOMAINS} custom domains, "
                 f"the most App Runner allows"
             )
         wanted = set(names_of(row))
@@ -211,9 +212,9 @@ class Domains:
             if not taken:
                 continue
             owner = self.store.get_service(other["service_id"])
-            if owner is None or owner["status"] == "DELETED":
+            if owner is None or owner.status == "DELETED":
                 continue  # the loop forgets it on its next pass
-            whose = "this service" if owner["id"] == service["id"] else f"service {owner['name']}"
+            whose = "this service" if owner.id == service.id else f"service {owner.name}"
             raise InvalidRequest(
                 f"Domain {', '.join(sorted(taken))} is already associated with {whose} "
                 f"(through {other['domain_name']}, {other['status']})"
@@ -221,34 +222,32 @@ class Domains:
 
     def describe(
         self, service_arn: str, max_results: int | None, token: str | None
-    ) -> tuple[dict[str, Any], Page]:
+    ) -> tuple[Service, Page]:
         service = self._service(service_arn)
-        return service, paginate(self.store.list_custom_domains(service["id"]), max_results, token)
+        return service, paginate(self.store.list_custom_domains(service.id), max_results, token)
 
-    def disassociate(
-        self, service_arn: str, domain_name: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    def disassociate(self, service_arn: str, domain_name: str) -> tuple[Service, dict[str, Any]]:
         """Mark the association DELETING; the loop takes it out of Caddy, then forgets it."""
         service = self._service(service_arn)
         name = domain_name[:-1] if domain_name.endswith(".") else domain_name
         with self._lock:
-            row = self.store.get_custom_domain(service["id"], name.lower())
+            row = self.store.get_custom_domain(service.id, name.lower())
             if row is None:
                 raise ResourceNotFound(
-                    f"Domain {domain_name} is not associated with service {service['name']}"
+                    f"Domain {domain_name} is not associated with service {service.name}"
                 )
             if row["status"] == DELETING:
                 raise InvalidState(f"Domain {row['domain_name']} is already being disassociated")
             self.store.update_custom_domain(row["id"], status=DELETING, updated_at=self.clock())
             row = {**row, "status": DELETING}
-        self.note(service["id"], f"Custom domain {row['domain_name']} disassociation started")
+        self.note(service.id, f"Custom domain {row['domain_name']} disassociation started")
         self.wake()
         return service, row
 
     # -- what Caddy serves -----------------------------------------------------
 
-    def _served(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        services = {s["id"]: s for s in self.store.list_services()}
+    def _served(self) -> list[tuple[dict[str, Any], Service]]:
+        services = {s.id: s for s in self.store.list_services()}
         return [
             (row, services[row["service_id"]])
             for row in self.store.list_custom_domains()
@@ -272,11 +271,11 @@ class Domains:
 
     def check_once(self) -> None:
         """One pass: forget associations that are gone, advance those in progress."""
-        services = {s["id"]: s for s in self.store.list_services(include_deleted=True)}
+        services = {s.id: s for s in self.store.list_services(include_deleted=True)}
         leaving = []
         for row in self.store.list_custom_domains():
             service = services.get(row["service_id"])
-            if service is None or service["status"] == "DELETED":
+            if service is None or service.status == "DELETED":
                 self.store.delete_custom_domain(row["id"])
             elif row["status"] == DELETING:
                 leaving.append(row)

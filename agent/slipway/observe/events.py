@@ -142,8 +142,8 @@ class EventBus:
         detail: dict[str, Any] = {
             "previousServiceStatus": previous,
             "currentServiceStatus": current,
-            "serviceName": service["name"],
-            "serviceId": service["id"],
+            "serviceName": service.name,
+            "serviceId": service.id,
             "message": f"Service status is set to {current}.",
             "severity": "ERROR" if current in _FAILED_SERVICE_STATUSES else "INFO",
         }
@@ -162,27 +162,27 @@ class EventBus:
     ) -> dict[str, Any] | None:
         """An event when an operation reached a step App Runner reports (started,
         completed, failed); None when the step has no code or was already reported.
-        ``op["status"]`` is read as the status before this change."""
-        code = operation_status_code(op["type"], status)
-        if code is None or op.get("status") == status:
+        ``op.status`` is read as the status before this change."""
+        code = operation_status_code(op.type, status)
+        if code is None or op.status == status:
             return None
         with self._lock:
-            if self._last_code.get(op["id"]) == code:
+            if self._last_code.get(op.id) == code:
                 return None
-            self._last_code[op["id"]] = code
-            self._last_code.move_to_end(op["id"])
+            self._last_code[op.id] = code
+            self._last_code.move_to_end(op.id)
             while len(self._last_code) > _REMEMBERED_OPERATIONS:
                 self._last_code.popitem(last=False)
         text = OPERATION_MESSAGES[code]
         if code == "UpdateServiceCompletedSuccessfully" and configuration_only:
             text = UPDATE_CONFIGURATION_ONLY
-        extra: dict[str, Any] = {"operationId": op["id"], "operationType": op["type"]}
+        extra: dict[str, Any] = {"operationId": op.id, "operationType": op.type}
         if message:
             extra["reason"] = message
         detail = {
             "operationStatus": code,
-            "serviceName": service["name"],
-            "serviceId": service["id"],
+            "serviceName": service.name,
+            "serviceId": service.id,
             "message": text,
             "severity": "ERROR" if code.endswith("Failed") else "INFO",
             "slipway": extra,
@@ -203,8 +203,8 @@ class EventBus:
         detail: dict[str, Any] = {
             "previousInstanceCount": previous,
             "currentInstanceCount": current,
-            "serviceName": service["name"],
-            "serviceId": service["id"],
+            "serviceName": service.name,
+            "serviceId": service.id,
             "message": message,
             "severity": "INFO" if wanted is None else "ERROR",
         }
@@ -226,10 +226,10 @@ class EventBus:
             "account": self.account,
             "time": iso_time(now),
             "region": self.region,
-            "resources": [service["arn"]],
+            "resources": [service.arn],
             "detail": detail,
         }
-        row = {"service_id": service["id"], "time": now, "detail_type": detail_type, "body": event}
+        row = {"service_id": service.id, "time": now, "detail_type": detail_type, "body": event}
         with self.store.transaction():  # no target comes or goes between match and insert
             targets = [
                 t["id"] for t in self.store.list_notify_targets() if matches(t["pattern"], event)

@@ -4,6 +4,7 @@ the service's status and saying so once in the journal."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -13,6 +14,7 @@ from ..backends import Backend
 from ..config import Settings
 from ..errors import SlipwayError
 from ..feedback import Feedback
+from ..records import Operation, Service
 from ..store import Store
 from .journal import Journal
 from .queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
@@ -58,90 +60,86 @@ class Dispatcher:
         directories it left behind."""
         shutil.rmtree(self.settings.data_dir / "builds", ignore_errors=True)
         for op in self.store.operations_with_status("IN_PROGRESS"):
-            service = self.store.get_service(op["service_id"])
-            if service and service["live_deployment_id"] == op["id"]:
+            service = self.store.get_service(op.service_id)
+            if service and service.live_deployment_id == op.id:
                 # The route already switched: only the old instances were left to stop.
-                self.rollout.stop_instances(service["id"], keep=op["id"])
+                self.rollout.stop_instances(service.id, keep=op.id)
                 self.finish(op, service, ok=True, message="completed after an agent restart")
                 continue
-            for inst in self.backend.list_instances(op["service_id"]):
-                if inst.deployment_id == op["id"]:
+            for inst in self.backend.list_instances(op.service_id):
+                if inst.deployment_id == op.id:
                     self.backend.stop_instance(inst.id, timeout=2)
             self.store.update_operation(
-                op["id"], status="PENDING", message="restarted after an agent restart"
+                op.id, status="PENDING", message="restarted after an agent restart"
             )
-            log.warning("operation %s %s restarts after an agent restart", op["type"], op["id"])
+            log.warning("operation %s %s restarts after an agent restart", op.type, op.id)
 
     def dispatch_once(self) -> None:
         """Start the first pending operation of every service that has nothing under way."""
-        first_per_service: dict[str, dict[str, Any]] = {}
+        first_per_service: dict[str, Operation] = {}
         for op in self.store.operations_with_status(*ACTIVE_STATUSES):
-            first_per_service.setdefault(op["service_id"], op)
+            first_per_service.setdefault(op.service_id, op)
         for service_id, op in first_per_service.items():
-            if op["status"] != "PENDING" or not self.queue.claim(service_id):
+            if op.status != "PENDING" or not self.queue.claim(service_id):
                 continue
             self.runner.spawn(self.run(op), lambda _result, error, op=op: self._ended(op, error))
 
-    def _ended(self, op: dict[str, Any], error: BaseException | None) -> None:
+    def _ended(self, op: Operation, error: BaseException | None) -> None:
         try:
             if error is not None:  # a bug must not wedge the service's queue
-                log.error("operation %s crashed", op["id"], exc_info=error)
-                service = self.store.get_service(op["service_id"])
+                log.error("operation %s crashed", op.id, exc_info=error)
+                service = self.store.get_service(op.service_id)
                 self.finish(op, service, ok=False, message="internal error; see the agent log")
         finally:
-            if op["type"] == "DELETE_SERVICE":
-                self.queue.uncancel(op["service_id"])
-            self.queue.release(op["service_id"])
+            if op.type == "DELETE_SERVICE":
+                self.queue.uncancel(op.service_id)
+            self.queue.release(op.service_id)
 
-    def run(self, op: dict[str, Any]) -> Task:
+    def run(self, op: Operation) -> Task:
         """One operation from IN_PROGRESS to its end."""
         now = time.time()
-        self.store.update_operation(op["id"], status="IN_PROGRESS", started_at=now, updated_at=now)
-        service = self.store.get_service(op["service_id"])
+        self.store.update_operation(op.id, status="IN_PROGRESS", started_at=now, updated_at=now)
+        service = self.store.get_service(op.service_id)
         self.journal.operation_status(service, op, "IN_PROGRESS")
-        op = {**op, "status": "IN_PROGRESS"}
-        self.journal.note(service["id"], f"{op['type']} operation {op['id']} started")
+        op = dataclasses.replace(op, status="IN_PROGRESS")
+        self.journal.note(service.id, f"{op.type} operation {op.id} started")
         try:
             message = yield from self.rollout.execute(op, service)
         except SlipwayError as exc:
             self.journal.deploy_log(op, f"[AppRunner] Failed: {exc.message}")
-            self.finish(op, self.store.get_service(service["id"]), ok=False, message=exc.message)
+            self.finish(op, self.store.get_service(service.id), ok=False, message=exc.message)
             return
-        self.finish(op, self.store.get_service(service["id"]), ok=True, message=message)
+        self.finish(op, self.store.get_service(service.id), ok=True, message=message)
 
-    def finish(
-        self, op: dict[str, Any], service: dict[str, Any], *, ok: bool, message: str
-    ) -> None:
+    def finish(self, op: Operation, service: Service, *, ok: bool, message: str) -> None:
         now = time.time()
         status = "SUCCEEDED" if ok else "FAILED"
-        if not ok and op["type"] == "UPDATE_SERVICE" and service["live_deployment_id"]:
+        if not ok and op.type == "UPDATE_SERVICE" and service.live_deployment_id:
             status = "ROLLBACK_SUCCEEDED"
             message = f"{message}; the previous configuration keeps serving"
-        success, failure = OUTCOME[op["type"]]
+        success, failure = OUTCOME[op.type]
         with self.store.transaction():
             self.store.update_operation(
-                op["id"], status=status, message=message, ended_at=now, updated_at=now
+                op.id, status=status, message=message, ended_at=now, updated_at=now
             )
             more = [
-                o
-                for o in self.store.list_operations(service["id"])
-                if o["status"] in ACTIVE_STATUSES
+                o for o in self.store.list_operations(service.id) if o.status in ACTIVE_STATUSES
             ]
             new_status = success if ok else failure
             if new_status is None:
-                new_status = "RUNNING" if service["live_deployment_id"] else "CREATE_FAILED"
+                new_status = "RUNNING" if service.live_deployment_id else "CREATE_FAILED"
             fields: dict[str, Any] = {"updated_at": now}
             if more and new_status != "DELETED":
                 new_status = "OPERATION_IN_PROGRESS"
             fields["status"] = new_status
             if new_status == "DELETED":
                 fields["deleted_at"] = now
-            self.store.update_service(service["id"], **fields)
+            self.store.update_service(service.id, **fields)
         self.journal.operation_status(service, op, status, message)
-        self.journal.service_status(service, service["status"], new_status, message)
+        self.journal.service_status(service, service.status, new_status, message)
         self.journal.deploy_log(op, f"[AppRunner] Operation {status}: {message}")
-        if op["type"] in DEPLOYING_OPS:
+        if op.type in DEPLOYING_OPS:
             self.feedback.finished(service, op, ok=ok, message=message)
         self.journal.note(
-            service["id"], f"{op['type']} operation {op['id']} ended {status}: {message}"
+            service.id, f"{op.type} operation {op.id} ended {status}: {message}"
         )

@@ -5,7 +5,6 @@ reconciler, and the jobs that drive them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from .. import health
 from ..backends import Backend
@@ -14,6 +13,7 @@ from ..feedback import Feedback
 from ..jobs import Jobs
 from ..models import ServiceSpec
 from ..observe.applogs import AppLogCollector
+from ..records import Service
 from ..releases import Builder, Git
 from ..routing.router import Router
 from ..services import Services
@@ -45,7 +45,7 @@ class Operations:
         *,
         git: Git,
         builder: Builder,
-        newest: Callable[[dict[str, Any], ServiceSpec], Found],
+        newest: Callable[[Service, ServiceSpec], Found],
         tokens: Callable[[ServiceSpec], str | None],
         feedback: Feedback,
         credentials: PullCredentials,

@@ -6,10 +6,10 @@ domain checks, polls) all speak through it, so the three never disagree."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from ..observe.events import EventBus
 from ..observe.logs import LogStore
+from ..records import Operation, Service
 from .queue import DEPLOYING_OPS
 
 log = logging.getLogger("slipway")
@@ -25,29 +25,27 @@ class Journal:
         log.info("%s", message)
         self.logs.append(service_id, "events", f"[AppRunner] {message}")
 
-    def deploy_log(self, op: dict[str, Any], line: str) -> None:
+    def deploy_log(self, op: Operation, line: str) -> None:
         """A line in the log of a deployment (operations that deploy a revision)."""
-        if op["type"] in DEPLOYING_OPS:
-            self.logs.append(op["service_id"], f"deployment/{op['id']}", line)
+        if op.type in DEPLOYING_OPS:
+            self.logs.append(op.service_id, f"deployment/{op.id}", line)
 
     def service_status(
-        self, service: dict[str, Any], previous: str | None, current: str, message: str = ""
+        self, service: Service, previous: str | None, current: str, message: str = ""
     ) -> None:
         self.events.service_status_changed(service, previous, current, message)
 
     def operation_status(
-        self, service: dict[str, Any], op: dict[str, Any], status: str, message: str = ""
+        self, service: Service, op: Operation, status: str, message: str = ""
     ) -> None:
         self.events.operation_status_changed(service, op, status, message)
 
-    def scaled(self, service: dict[str, Any], before: int, after: int, reason: str) -> None:
+    def scaled(self, service: Service, before: int, after: int, reason: str) -> None:
         word = "out" if after > before else "in"
         message = f"Scaled {word} from {before} to {after} instance(s): {reason}"
-        self.note(service["id"], message)
+        self.note(service.id, message)
         self.events.service_scaled(service, before, after, message)
 
-    def scaling_refused(
-        self, service: dict[str, Any], serving: int, wanted: int, message: str
-    ) -> None:
-        self.note(service["id"], message)
+    def scaling_refused(self, service: Service, serving: int, wanted: int, message: str) -> None:
+        self.note(service.id, message)
         self.events.service_scaled(service, serving, serving, message, wanted=wanted)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from .. import health
 from ..backends import Backend, Instance
@@ -15,6 +14,7 @@ from ..config import Settings
 from ..errors import SlipwayError
 from ..models import ServiceSpec
 from ..observe.applogs import AppLogCollector
+from ..records import Service
 from ..releases import Release, resolve_secrets
 from ..routing.router import Router
 from ..services import Services
@@ -30,18 +30,18 @@ log = logging.getLogger("slipway.operations")
 
 
 def stray_instances(
-    services: list[dict[str, Any]], instances: list[Instance], busy: set[str]
+    services: list[Service], instances: list[Instance], busy: set[str]
 ) -> list[Instance]:
     """Instances that nothing should be running: of deleted or paused services, or of a
     deployment that is not live, for services with no operation under way."""
-    by_id = {s["id"]: s for s in services}
+    by_id = {s.id: s for s in services}
     strays = []
     for inst in instances:
         service = by_id.get(inst.service_id)
         if service is None or inst.service_id in busy:
             continue
-        if service["status"] in ("DELETED", "PAUSED") or (
-            inst.deployment_id != service["live_deployment_id"]
+        if service.status in ("DELETED", "PAUSED") or (
+            inst.deployment_id != service.live_deployment_id
         ):
             strays.append(inst)
     return strays
@@ -79,7 +79,7 @@ class Reconciler:
     def busy(self) -> set[str]:
         """Services with an operation, replacement or scaling move under way."""
         return self.queue.busy() | {
-            op["service_id"] for op in self.store.operations_with_status(*ACTIVE_STATUSES)
+            op.service_id for op in self.store.operations_with_status(*ACTIVE_STATUSES)
         }
 
     def reconcile_once(self) -> None:
@@ -92,32 +92,32 @@ class Reconciler:
         services = self.store.list_services(include_deleted=True)
         instances = self.backend.list_instances()
         if self.applogs is not None:  # this agent's instances only, not the host's
-            own = {s["id"] for s in services}
+            own = {s.id for s in services}
             self.applogs.sync([i for i in instances if i.service_id in own])
         for inst in stray_instances(services, instances, busy):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)
         for service in services:
             if (
-                service["status"] == "RUNNING"
-                and service["live_deployment_id"]
-                and service["id"] not in busy
+                service.status == "RUNNING"
+                and service.live_deployment_id
+                and service.id not in busy
             ):
                 self._keep_up(service, instances)
 
-    def _keep_up(self, service: dict[str, Any], instances: list[Instance]) -> None:
+    def _keep_up(self, service: Service, instances: list[Instance]) -> None:
         """Report crashes of live instances; replace dead, missing or unhealthy ones."""
-        spec = ServiceSpec.from_dict(service["spec"])
+        spec = service.spec
         hc = spec.health
         live = [
             i
             for i in instances
-            if i.service_id == service["id"] and i.deployment_id == service["live_deployment_id"]
+            if i.service_id == service.id and i.deployment_id == service.live_deployment_id
         ]
         healthy: dict[str, bool] = {}
         now = time.monotonic()
-        if now - self._probed.get(service["id"], 0.0) >= hc.interval:
-            self._probed[service["id"]] = now
+        if now - self._probed.get(service.id, 0.0) >= hc.interval:
+            self._probed[service.id] = now
             for inst in live:
                 if inst.running and inst.host_ip and inst.host_port:
                     healthy[inst.id] = health.probe(
@@ -130,10 +130,10 @@ class Reconciler:
             hc.unhealthy_threshold,
         )
         for report in verdict.reports:
-            self.journal.note(service["id"], report)
-        if (verdict.replace or verdict.missing) and self.queue.claim(service["id"]):
+            self.journal.note(service.id, report)
+        if (verdict.replace or verdict.missing) and self.queue.claim(service.id):
             self._spawn(
-                service["id"], self._replace(service, spec, list(verdict.replace), verdict.missing)
+                service.id, self._replace(service, spec, list(verdict.replace), verdict.missing)
             )
 
     def _spawn(self, service_id: str, task: Task) -> None:
@@ -145,39 +145,37 @@ class Reconciler:
         self.runner.spawn(task, ended)
 
     def _replace(
-        self, service: dict[str, Any], spec: ServiceSpec, bad: list[Instance], missing: int
+        self, service: Service, spec: ServiceSpec, bad: list[Instance], missing: int
     ) -> Task:
         """Fresh instances of the live revision join the route once healthy; then the
         bad ones leave it and stop."""
         try:
             started = yield from self._start_live(service, spec, len(bad) + missing, "replacement")
             for inst in started:
-                self.journal.note(service["id"], f"instance {inst.name} replaces a lost one")
+                self.journal.note(service.id, f"instance {inst.name} replaces a lost one")
             if len(started) == len(bad) + missing:
                 yield from self.routes.leave(bad)
         except SlipwayError as exc:
-            self.journal.note(service["id"], f"cannot replace instances: {exc.message}")
+            self.journal.note(service.id, f"cannot replace instances: {exc.message}")
 
-    def _start_live(
-        self, service: dict[str, Any], spec: ServiceSpec, count: int, what: str
-    ) -> Task:
+    def _start_live(self, service: Service, spec: ServiceSpec, count: int, what: str) -> Task:
         """Start ``count`` instances of the live revision side by side; each joins the
         route once healthy. Returns those that did; one that fails is stopped and said."""
         rows = [
             r
-            for r in self.store.list_revisions(service["id"])
-            if r["revision"] == service["live_revision"] and r["detail"]
+            for r in self.store.list_revisions(service.id)
+            if r.revision == service.live_revision and r.detail
         ]
         if not rows or count <= 0:
             return []
-        release = Release.from_dict(rows[0]["detail"])
+        release = Release.from_dict(rows[0].detail)
         env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
         base = int(time.time() * 1000) % 10**9
         started: list[Instance] = []
         try:
             for n in range(count):
                 spec_n = instance_spec(
-                    service, spec, release, env, service["live_deployment_id"], base + n
+                    service, spec, release, env, service.live_deployment_id, base + n
                 )
                 started.append(
                     self.routes.start_joining(lambda s=spec_n: self.backend.start_instance(s))
@@ -190,11 +188,11 @@ class Reconciler:
         healthy = []
         for inst in started:
             try:
-                yield from self.rollout.wait_healthy(inst, spec, release.port, service["id"])
+                yield from self.rollout.wait_healthy(inst, spec, release.port, service.id)
                 healthy.append(inst)
             except SlipwayError as exc:
                 self.backend.stop_instance(inst.id, timeout=2)
-                self.journal.note(service["id"], f"{what} instance failed: {exc.message}")
+                self.journal.note(service.id, f"{what} instance failed: {exc.message}")
             finally:
                 self.routes.joined(inst.id)
         if healthy:
@@ -203,19 +201,19 @@ class Reconciler:
 
     # -- scaling --------------------------------------------------------------------
 
-    def scale(self, service: dict[str, Any], target: int, reason: str) -> bool:
+    def scale(self, service: Service, target: int, reason: str) -> bool:
         """Move the service to ``target`` serving instances in the background; False when
         something else is under way for it."""
-        if not self.queue.claim(service["id"]):
+        if not self.queue.claim(service.id):
             return False
-        self._spawn(service["id"], self._scale(service, target, reason))
+        self._spawn(service.id, self._scale(service, target, reason))
         return True
 
-    def _scale(self, service: dict[str, Any], target: int, reason: str) -> Task:
+    def _scale(self, service: Service, target: int, reason: str) -> Task:
         try:
-            service = self.store.get_service(service["id"])
-            spec = ServiceSpec.from_dict(service["spec"])
-            serving = self.routes.serving(service, self.backend.list_instances(service["id"]))
+            service = self.store.get_service(service.id)
+            spec = service.spec
+            serving = self.routes.serving(service, self.backend.list_instances(service.id))
             before = len(serving)
             if target > before:
                 started = yield from self._start_live(service, spec, target - before, "new")
@@ -235,4 +233,4 @@ class Reconciler:
             if after != before:
                 self.journal.scaled(service, before, after, reason)
         except SlipwayError as exc:
-            self.journal.note(service["id"], f"scaling to {target} instances failed: {exc.message}")
+            self.journal.note(service.id, f"scaling to {target} instances failed: {exc.message}")

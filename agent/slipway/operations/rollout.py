@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from .. import health
 from ..backends import Backend, Instance, InstanceSpec
@@ -17,6 +16,7 @@ from ..config import Settings
 from ..errors import SlipwayError
 from ..feedback import Feedback
 from ..models import ServiceSpec
+from ..records import Operation, Revision, Service
 from ..releases import Builder, Git, Release, code_release, image_release, resolve_secrets
 from ..services import Services
 from ..sources.credentials import PullCredentials
@@ -45,7 +45,7 @@ class Rollout:
         *,
         git: Git,
         builder: Builder,
-        newest: Callable[[dict[str, Any], ServiceSpec], Found],
+        newest: Callable[[Service, ServiceSpec], Found],
         tokens: Callable[[ServiceSpec], str | None],
         feedback: Feedback,
         credentials: PullCredentials,
@@ -66,38 +66,36 @@ class Rollout:
         self.tokens = tokens
         self.feedback = feedback
 
-    def execute(self, op: dict[str, Any], service: dict[str, Any]) -> Task:
+    def execute(self, op: Operation, service: Service) -> Task:
         """Carry out one operation; its result is the message it ends with."""
-        kind = op["type"]
-        spec = ServiceSpec.from_dict(service["spec"])
+        kind = op.type
+        spec = service.spec
         if kind == "PAUSE_SERVICE":
-            self.stop_instances(service["id"])
-            self.store.update_service(service["id"], status="PAUSED")
-            self.journal.service_status(service, service["status"], "PAUSED")
+            self.stop_instances(service.id)
+            self.store.update_service(service.id, status="PAUSED")
+            self.journal.service_status(service, service.status, "PAUSED")
             self.routes.apply()
             return "service paused"
         if kind == "DELETE_SERVICE":
             return self._delete(service, spec)
         if kind == "UPDATE_SERVICE":
-            spec = ServiceSpec.from_dict(op["params"]["spec"])
+            spec = ServiceSpec.from_dict(op.params["spec"])
         release = yield from self._release(op, service, spec)
         yield from self.roll_out(service, spec, release, op)
         return f"revision {release.revision} is live"
 
     # -- releases ---------------------------------------------------------------------
 
-    def _release(self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec) -> Task:
+    def _release(self, op: Operation, service: Service, spec: ServiceSpec) -> Task:
         """What to run: the last deployed release on resume; otherwise the revision the
         operation names, or the source's newest one, fetched and built if it is code."""
-        params = op["params"] or {}
-        if op["type"] == "RESUME_SERVICE" or params.get("rollback"):
-            wanted = params.get("revision") or service["live_revision"]
-            for row in self.store.list_revisions(service["id"]):
-                if row["revision"] == wanted and row["detail"]:
-                    self.journal.deploy_log(
-                        op, f"[AppRunner] Redeploying {row['image']} (no rebuild)"
-                    )
-                    return Release.from_dict(row["detail"])
+        params = op.params or {}
+        if op.type == "RESUME_SERVICE" or params.get("rollback"):
+            wanted = params.get("revision") or service.live_revision
+            for row in self.store.list_revisions(service.id):
+                if row.revision == wanted and row.detail:
+                    self.journal.deploy_log(op, f"[AppRunner] Redeploying {row.image} (no rebuild)")
+                    return Release.from_dict(row.detail)
             raise SlipwayError(f"revision {wanted} is no longer recorded")
         revision, ref = self._target(op, service, spec)
         if spec.source.image:
@@ -105,7 +103,7 @@ class Rollout:
         self.feedback.started(service, spec, op, revision)
         release = yield Offload(
             lambda: code_release(
-                service["name"],
+                service.name,
                 spec,
                 self.git,
                 self.builder,
@@ -119,44 +117,40 @@ class Rollout:
         )
         return release
 
-    def _target(
-        self, op: dict[str, Any], service: dict[str, Any], spec: ServiceSpec
-    ) -> tuple[str, str]:
+    def _target(self, op: Operation, service: Service, spec: ServiceSpec) -> tuple[str, str]:
         """The revision this operation deploys, fixed in its row once known, so a poll
         or webhook that sees the same one later knows it is already on its way."""
-        params = op["params"] or {}
+        params = op.params or {}
         if params.get("revision") and params.get("ref"):
             return params["revision"], params["ref"]
         found = self.newest(service, spec)
         revision = params.get("revision") or found.revision
-        op["params"] = {**params, "revision": revision, "ref": found.ref}
-        self.store.update_operation(op["id"], params=op["params"])
-        self.store.update_service(
-            service["id"], latest_revision=found.revision, latest_ref=found.ref
-        )
+        op.params.update(revision=revision, ref=found.ref)  # seen by feedback when it ends
+        self.store.update_operation(op.id, params=op.params)
+        self.store.update_service(service.id, latest_revision=found.revision, latest_ref=found.ref)
         return revision, found.ref
 
     # -- deployments ------------------------------------------------------------------
 
     def roll_out(
-        self, service: dict[str, Any], spec: ServiceSpec, release: Release, op: dict[str, Any]
+        self, service: Service, spec: ServiceSpec, release: Release, op: Operation
     ) -> Task:
         """Start the new instances next to the old (as many as serve now, at least
         MinSize), wait until each is healthy, switch the route, and watch the new ones
         through the settle window while the old drain out of the route. On any failure,
         the old keep or resume serving."""
-        op_id = op["id"]
+        op_id = op.id
         if release.pull:
             self.journal.deploy_log(op, f"[AppRunner] Pulling {release.image}")
             yield Offload(
                 lambda: self.backend.pull(release.image, self._pull_credentials(spec)), PULL_LANE
             )
-        self.queue.check(service["id"])
+        self.queue.check(service.id)
         env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
         serving = [
             i
-            for i in self.backend.list_instances(service["id"])
-            if i.deployment_id == service["live_deployment_id"] and i.running
+            for i in self.backend.list_instances(service.id)
+            if i.deployment_id == service.live_deployment_id and i.running
         ]
         count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
         self.journal.deploy_log(
@@ -171,7 +165,7 @@ class Rollout:
                     )
                 )
             for inst in started:
-                yield from self.wait_healthy(inst, spec, release.port, service["id"])
+                yield from self.wait_healthy(inst, spec, release.port, service.id)
         except SlipwayError:
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
@@ -179,37 +173,41 @@ class Rollout:
         self.journal.deploy_log(
             op, "[AppRunner] Health checks passed; routing traffic to the new instances"
         )
-        previous = {k: service[k] for k in ("live_deployment_id", "live_revision", "spec")}
+        previous = {
+            "live_deployment_id": service.live_deployment_id,
+            "live_revision": service.live_revision,
+            "spec": service.spec,
+        }
         with self.store.transaction():
             self.store.update_service(
-                service["id"],
+                service.id,
                 live_deployment_id=op_id,
                 live_revision=release.revision,
-                latest_revision=service["latest_revision"] or release.revision,
-                spec=spec.to_dict(),
+                latest_revision=service.latest_revision or release.revision,
+                spec=spec,
             )
             self.store.add_revision(
-                {
-                    "service_id": service["id"],
-                    "revision": release.revision,
-                    "image": release.image,
-                    "operation_id": op_id,
-                    "detail": release.to_dict(),
-                    "created_at": time.time(),
-                }
+                Revision(
+                    service_id=service.id,
+                    revision=release.revision,
+                    image=release.image,
+                    operation_id=op_id,
+                    detail=release.to_dict(),
+                    created_at=time.time(),
+                )
             )
         self.routes.apply()
         try:
-            yield from self._settle(started, service["id"])
+            yield from self._settle(started, service.id)
         except SlipwayError:
-            self.store.update_service(service["id"], **previous)
+            self.store.update_service(service.id, **previous)
             self.routes.apply()
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
             raise
-        self.stop_instances(service["id"], keep=op_id)
+        self.stop_instances(service.id, keep=op_id)
         if not release.pull:
-            self.builder.prune(service["name"], keep=[release.image])
+            self.builder.prune(service.name, keep=[release.image])
 
     def _settle(self, started: list[Instance], service_id: str) -> Task:
         """The old instances are out of the route but still up: for ``settle_seconds``
@@ -281,31 +279,31 @@ class Rollout:
             if keep is None or inst.deployment_id != keep:
                 self.backend.stop_instance(inst.id, timeout=10)
 
-    def _delete(self, service: dict[str, Any], spec: ServiceSpec) -> str:
-        self.stop_instances(service["id"])
+    def _delete(self, service: Service, spec: ServiceSpec) -> str:
+        self.stop_instances(service.id)
         with self.store.transaction():
-            self.store.update_service(service["id"], status="DELETED", live_deployment_id=None)
-            self.store.remove_tags(service["arn"])
-        self.journal.service_status(service, service["status"], "DELETED")
+            self.store.update_service(service.id, status="DELETED", live_deployment_id=None)
+            self.store.remove_tags(service.arn)
+        self.journal.service_status(service, service.status, "DELETED")
         self.routes.apply()
         if spec.source.code:
-            self.builder.remove_all(service["name"])
-        for row in self.store.list_revisions(service["id"]):
-            if not self._image_in_use(row["image"], service["id"]):
-                self.backend.remove_image(row["image"])
+            self.builder.remove_all(service.name)
+        for row in self.store.list_revisions(service.id):
+            if not self._image_in_use(row.image, service.id):
+                self.backend.remove_image(row.image)
         return "service deleted"
 
     def _image_in_use(self, image: str, except_service: str) -> bool:
         for other in self.store.list_services():
-            if other["id"] != except_service and any(
-                r["image"] == image for r in self.store.list_revisions(other["id"])
+            if other.id != except_service and any(
+                r.image == image for r in self.store.list_revisions(other.id)
             ):
                 return True
         return False
 
 
 def instance_spec(
-    service: dict[str, Any],
+    service: Service,
     spec: ServiceSpec,
     release: Release,
     env: dict[str, str],
@@ -313,8 +311,8 @@ def instance_spec(
     index: int,
 ) -> InstanceSpec:
     return InstanceSpec(
-        service_id=service["id"],
-        service_name=service["name"],
+        service_id=service.id,
+        service_name=service.name,
         deployment_id=deployment_id,
         revision=release.revision,
         image=release.image,

@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Set
-from typing import Any
 
 from ..backends import Backend, Instance
 from ..config import Settings
 from ..errors import SlipwayError
+from ..records import Service
 from ..routing.router import ROUTE_CHANGE_SECONDS, Route, Router
 from ..store import Store
 from .runner import Task, Wait
@@ -24,16 +24,16 @@ DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in f
 
 
 def serving_instances(
-    service: dict[str, Any], instances: list[Instance], exclude: Set[str] = frozenset()
+    service: Service, instances: list[Instance], exclude: Set[str] = frozenset()
 ) -> list[Instance]:
     """The instances a service's route reaches: running ones of its live deployment,
     less ``exclude`` (instances not yet healthy, or draining)."""
-    live = service["live_deployment_id"]
+    live = service.live_deployment_id
     return [
         i
         for i in instances
         if live
-        and i.service_id == service["id"]
+        and i.service_id == service.id
         and i.deployment_id == live
         and i.running
         and i.address
@@ -42,7 +42,7 @@ def serving_instances(
 
 
 def desired_routes(
-    services: list[dict[str, Any]],
+    services: list[Service],
     instances: list[Instance],
     settings: Settings,
     exclude: frozenset[str] = frozenset(),
@@ -51,8 +51,8 @@ def desired_routes(
     the rule is testable with plain data."""
     routes = []
     for service in services:
-        host = settings.service_host(service["hostname"])
-        if service["status"] == "PAUSED":
+        host = settings.service_host(service.hostname)
+        if service.status == "PAUSED":
             routes.append(Route(host=host, upstreams=(), paused=True))
             continue
         upstreams = sorted(i.address or "" for i in serving_instances(service, instances, exclude))
@@ -77,7 +77,7 @@ class Routes:
             out = frozenset(self._joining | self._leaving)
             self.router.apply(desired_routes(services, instances, self.settings, out))
 
-    def serving(self, service: dict[str, Any], instances: list[Instance]) -> list[Instance]:
+    def serving(self, service: Service, instances: list[Instance]) -> list[Instance]:
         """The live instances in the service's route now."""
         with self._lock:
             out = self._joining | self._leaving

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..connections import Connections, normalize_url
 from ..errors import SlipwayError
 from ..models import ServiceSpec
+from ..records import Service
 from ..services import Services
 from ..sources.registry import ImageRef
 from ..store import Store
@@ -59,8 +60,8 @@ class Tracker:
 
     # -- watches --------------------------------------------------------------------
 
-    def watch_for(self, service: dict[str, Any], spec: ServiceSpec) -> Watch | None:
-        tags = self.store.get_tags(service["arn"])
+    def watch_for(self, service: Service, spec: ServiceSpec) -> Watch | None:
+        tags = self.store.get_tags(service.arn)
         interval = self.settings.poll_interval
         if TAG_POLL_INTERVAL in tags:
             interval = parse_interval(tags[TAG_POLL_INTERVAL]) or interval
@@ -77,7 +78,7 @@ class Tracker:
                 ref=source.code.branch,
                 track_tags=track,
                 interval=interval,
-                service_ids=(service["id"],),
+                service_ids=(service.id,),
                 credentials=lambda: self.connections.token(arn),
             )
         identifier = source.image.identifier
@@ -93,16 +94,16 @@ class Tracker:
             ref=ref.tag or "latest",
             track_tags=track,
             interval=interval,
-            service_ids=(service["id"],),
+            service_ids=(service.id,),
             credentials=lambda: self.credentials(identifier, kind),
         )
 
     def watches(self) -> list[Watch]:
         merged: dict[str, Watch] = {}
         for service in self.store.list_services():
-            if service["status"] in ("CREATE_FAILED", "DELETE_FAILED"):
+            if service.status in ("CREATE_FAILED", "DELETE_FAILED"):
                 continue
-            watch = self.watch_for(service, ServiceSpec.from_dict(service["spec"]))
+            watch = self.watch_for(service, service.spec)
             if watch is None:
                 continue
             seen = merged.get(watch.key)
@@ -115,7 +116,7 @@ class Tracker:
             merged[watch.key] = watch
         return list(merged.values())
 
-    def newest(self, service: dict[str, Any], spec: ServiceSpec) -> Found:
+    def newest(self, service: Service, spec: ServiceSpec) -> Found:
         """What the service's source offers now (StartDeployment's "newest revision")."""
         watch = self.watch_for(service, spec)
         if watch is None:  # an image pinned by digest
@@ -165,7 +166,7 @@ class Tracker:
         wanted = {normalize_url(u) for u in urls}
         taken = []
         for service in self.store.list_services():
-            spec = ServiceSpec.from_dict(service["spec"])
+            spec = service.spec
             code = spec.source.code
             if not code or normalize_url(code.repository_url) not in wanted:
                 continue
@@ -175,20 +176,20 @@ class Tracker:
                     self.poller.poll_now(
                         watch.key
                     )  # the newest matching tag decides, not this push
-                    taken.append(service["name"])
+                    taken.append(service.name)
                 continue
             if ref != f"refs/heads/{code.branch}":
                 continue
             if deleted:
                 self.note(
-                    service["id"],
+                    service.id,
                     f"branch {code.branch} was deleted; the running revision keeps serving",
                 )
                 continue
             if forced:
-                self.note(service["id"], f"branch {code.branch} was force-pushed to {sha}")
-            self.services.revision_detected(service["id"], sha, ref=ref, trigger="webhook")
-            taken.append(service["name"])
+                self.note(service.id, f"branch {code.branch} was force-pushed to {sha}")
+            self.services.revision_detected(service.id, sha, ref=ref, trigger="webhook")
+            taken.append(service.name)
         return taken
 
     def image_pushed(
@@ -196,7 +197,7 @@ class Tracker:
     ) -> list[str]:
         taken = []
         for service in self.store.list_services():
-            spec = ServiceSpec.from_dict(service["spec"])
+            spec = service.spec
             if not spec.source.image:
                 continue
             ref = ImageRef.parse(spec.source.image.identifier)
@@ -211,9 +212,9 @@ class Tracker:
                 continue
             else:
                 self.services.revision_detected(
-                    service["id"], digest, ref=tag, trigger="registry notification"
+                    service.id, digest, ref=tag, trigger="registry notification"
                 )
-            taken.append(service["name"])
+            taken.append(service.name)
         return taken
 
     def audit(self, source: str, outcome: str, detail: dict[str, Any]) -> None:
