@@ -49,7 +49,6 @@ class Agent:
             keep_files=settings.log_keep_files,
             max_age_days=settings.log_max_age_days,
         )
-        self.applogs = AppLogCollector(self.logs)
         self.notifier = Notifier(
             self.store,
             self.vault,
@@ -79,12 +78,13 @@ class Agent:
         self.backend = DockerEngine(
             instance_network=settings.instance_network, instance_port=settings.instance_port
         )
+        self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(
             self.metrics,
             self._metric_hosts,
             self._metric_instances,
-            self.backend.client,
+            self.backend,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
         )

@@ -16,7 +16,8 @@ import pytest
 from conftest import TEST_LABEL
 from harness import CaddyProcess, wait_for
 
-from slipway.observe.metrics import Metrics, docker_cpu_limits, docker_stats
+from slipway.backends.docker_engine import DockerEngine
+from slipway.observe.metrics import Metrics
 from slipway.routing.router import Route, Router
 
 pytestmark = pytest.mark.e2e
@@ -157,11 +158,12 @@ def test_docker_stats_of_running_containers(
     )
     try:
         ids = [busy.id, idle.id, "slipway-no-such-container"]
-        limits = docker_cpu_limits(docker_client, ids)
+        engine = DockerEngine(docker_client)
+        limits = engine.cpu_limits(ids)
         assert limits == {busy.id: 0.5, idle.id: None}
         metrics = Metrics(tmp_path / "access.log")
         started = time.monotonic()
-        first = docker_stats(docker_client, ids)
+        first = engine.instance_stats(ids)
         elapsed = time.monotonic() - started
         assert set(first) == {busy.id, idle.id}  # the missing one left out
         assert elapsed < 3, f"two one-shot stats took {elapsed:.1f}s"
@@ -170,7 +172,7 @@ def test_docker_stats_of_running_containers(
             cpu_limits=limits,
         )
         time.sleep(2)
-        second = docker_stats(docker_client, ids)
+        second = engine.instance_stats(ids)
         metrics.collect_resources(
             [("busy", busy.id, second[busy.id]), ("idle", idle.id, second[idle.id])],
             cpu_limits=limits,

@@ -15,6 +15,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from slipway.backends.docker_engine import DockerEngine
+from slipway.backends.fake import FakeBackend
 from slipway.errors import InvalidRequest, UnrecognizedClient
 from slipway.observe.metrics import (
     _ACCESS_LINE,
@@ -558,7 +560,8 @@ def test_collector_counts_instances_and_reads_stats(metrics: Metrics) -> None:
     client = FakeDocker()
     client.api.samples = {"c1": ONE_SHOT, "c2": ONE_SHOT}
     pairs = [("hello", "c1"), ("hello", "c2"), ("hello", "c3")]  # c3 stopped meanwhile
-    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: pairs, client)  # type: ignore[arg-type]
+    backend = DockerEngine(client)  # type: ignore[arg-type]
+    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: pairs, backend)
     collector.tick_resources()
     client.api.samples = {
         "c1": later(ONE_SHOT, 500_000_000, 4_000_000_000),
@@ -576,7 +579,7 @@ def test_collector_counts_instances_and_reads_stats(metrics: Metrics) -> None:
 
 
 def test_collector_without_docker_counts_instances_only(metrics: Metrics) -> None:
-    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: [("down", "x")])
+    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: [("down", "x")], FakeBackend())
     collector.tick_resources()
     samples = parse_prometheus(metrics.prometheus())
     assert value(samples, "slipway_active_instances", service="down") == 1
@@ -596,7 +599,9 @@ def test_collector_thread_survives_failures(log: Path, metrics: Metrics) -> None
         raise OSError("docker went away")
 
     write(log, [line("hello.localhost")] * 2)
-    collector = MetricsCollector(metrics, hosts, instances, interval=0.01, stats_interval=0.01)
+    collector = MetricsCollector(
+        metrics, hosts, instances, FakeBackend(), interval=0.01, stats_interval=0.01
+    )
     collector.start()
     try:
         deadline = time.monotonic() + 5

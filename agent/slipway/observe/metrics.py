@@ -16,8 +16,9 @@ with the counting, 3 ms, 0.3% of a core at 1,000 req/s (``bench/metrics_overhead
 Counters count from the agent's start, as Prometheus counters do; the access log is a
 file of Caddy's, not state of ours.
 
-CPU and memory come from Docker's stats endpoint, one sample per container per
-interval; CPU is the delta between our own successive samples, so one-shot samples do.
+CPU and memory come from the backend's stats (Docker's stats endpoint), one sample per
+instance per interval; CPU is the delta between our own successive samples, so one-shot
+samples do.
 """
 
 from __future__ import annotations
@@ -31,18 +32,14 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests
-from docker.utils import version_gte
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from ..errors import BackendError, InvalidRequest
+from ..backends import Backend
+from ..errors import InvalidRequest
 
 log = logging.getLogger("slipway.metrics")
 
@@ -516,76 +513,17 @@ def _exposition(m: Metrics) -> str:
     return "\n".join(out) + "\n"
 
 
-# -- docker -------------------------------------------------------------------------
-
-_DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
-
-
-def docker_stats(
-    client: docker.DockerClient, container_ids: Iterable[str], *, workers: int = 10
-) -> dict[str, dict[str, Any]]:
-    """One stats sample per container (id or name), fetched concurrently; containers that
-    are gone are left out.
-
-    Every stats call waits for the daemon's 1 s collection tick. On Docker 20.10.24 (API
-    1.41): ``stream=False`` takes ~1.7 s per container (two ticks, to fill
-    ``precpu_stats``), ``one-shot=true`` ~1.0 s (one tick), the first item of
-    ``stream=True`` ~1.0 s. Concurrent calls share a tick, so one-shot calls in parallel
-    return 10 containers in ~1.0 s, costing this process ~12 ms of CPU in all."""
-    ids = list(container_ids)
-    if not ids:
-        return {}
-    one_shot = version_gte(client.api.api_version, "1.41") or None
-
-    def fetch(container_id: str) -> dict[str, Any] | None:
-        try:
-            return client.api.stats(container_id, stream=False, one_shot=one_shot)
-        except docker.errors.NotFound:
-            return None
-
-    try:
-        with ThreadPoolExecutor(min(workers, len(ids))) as pool:
-            results = list(pool.map(fetch, ids))
-    except _DOCKER_ERRORS as exc:
-        raise BackendError(f"docker stats failed: {exc}") from exc
-    # A container that stopped answers with empty stats.
-    return {i: s for i, s in zip(ids, results, strict=True) if s and s.get("memory_stats")}
-
-
-def docker_cpu_limits(
-    client: docker.DockerClient, container_ids: Iterable[str]
-) -> dict[str, float | None]:
-    """Cores each container may use (``NanoCpus``, or ``CpuQuota``/``CpuPeriod``); None for
-    no limit. A limit does not change while a container lives, so callers cache this."""
-    limits: dict[str, float | None] = {}
-    for container_id in container_ids:
-        try:
-            host = client.api.inspect_container(container_id).get("HostConfig") or {}
-        except docker.errors.NotFound:
-            continue
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"docker inspect {container_id} failed: {exc}") from exc
-        if host.get("NanoCpus"):
-            limits[container_id] = host["NanoCpus"] / 1e9
-        elif host.get("CpuQuota", 0) > 0:
-            limits[container_id] = host["CpuQuota"] / (host.get("CpuPeriod") or 100_000)
-        else:
-            limits[container_id] = None
-    return limits
-
-
 class MetricsCollector:
     """A background thread: the access log every ``interval`` s; instance counts and
     docker stats every ``stats_interval`` s. A failing pass is logged (once per new
-    message) and the loop goes on. Without a docker client there are no CPU and memory
-    figures (e.g. a backend other than the docker engine)."""
+    message) and the loop goes on."""
 
     def __init__(
         self,
         metrics: Metrics,
         hosts: Callable[[], Mapping[str, str]],
         instances: Callable[[], Iterable[tuple[str, str]]],
-        client: docker.DockerClient | None = None,
+        backend: Backend,
         *,
         interval: float = 5.0,
         stats_interval: float = 15.0,
@@ -595,7 +533,7 @@ class MetricsCollector:
         self.metrics = metrics
         self.hosts = hosts
         self.instances = instances
-        self.client = client
+        self.backend = backend
         self.interval = interval
         self.stats_interval = stats_interval
         self._stop = threading.Event()
@@ -611,14 +549,10 @@ class MetricsCollector:
         counts = Counter(name for name, _ in pairs)
         names = set(self.hosts().values()) | set(counts)
         self.metrics.set_active_instances({name: counts[name] for name in names})
-        if self.client is None:
-            return
         ids = [container for _, container in pairs]
         self._limits = {i: self._limits[i] for i in ids if i in self._limits}
-        self._limits.update(
-            docker_cpu_limits(self.client, [i for i in ids if i not in self._limits])
-        )
-        stats = docker_stats(self.client, ids)
+        self._limits.update(self.backend.cpu_limits([i for i in ids if i not in self._limits]))
+        stats = self.backend.instance_stats(ids)
         self.metrics.collect_resources(
             ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
         )
