@@ -23,6 +23,7 @@ samples do.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -37,6 +38,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ..backends import Backend
 from ..errors import InvalidRequest
@@ -49,7 +59,7 @@ READ_CHUNK = 4 * 1024 * 1024  # bytes of access log read per batch
 # The file's first bytes (a line's sub-second timestamp among them) tell a file that was
 # replaced under the same inode number, which a file system may hand out again at once.
 HEAD_BYTES = 128
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
 
 # ts, request.host, duration and status of one Caddy access-log line (2.6; the string
 # fields later versions add before host, such as client_ip, are skipped). Quotes inside
@@ -161,8 +171,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class Metrics:
-    """Counters, histograms and gauges per service; fed by a collector, read by the API."""
+class Metrics(Collector):
+    """Counters, histograms and gauges per service; fed by a collector, read by the API.
+    It is the one collector of its own Prometheus registry, so ``/metrics`` shows only
+    these figures (not the process metrics of prometheus_client's global registry)."""
 
     def __init__(
         self,
@@ -191,6 +203,8 @@ class Metrics:
         self._previous_cpu: dict[str, Mapping[str, Any]] = {}
         self.lines_read = 0
         self.lines_unparsed = 0
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
         if not from_start:
             self._skip_to_end()
 
@@ -417,100 +431,73 @@ class Metrics:
 
     def prometheus(self) -> str:
         """All figures in Prometheus's text exposition format 0.0.4."""
+        return generate_latest(self._registry).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """The figures as Prometheus metric families (``Collector``), taken under the lock
+        so that a scrape sees one consistent pass."""
         with self._lock:
-            return _exposition(self)
+            families = self._families()
+        return iter(families)
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _exposition(m: Metrics) -> str:
-    out: list[str] = []
-
-    def family(name: str, kind: str, text: str) -> None:
-        out.append(f"# HELP {name} {text}")
-        out.append(f"# TYPE {name} {kind}")
-
-    services = sorted(m._totals)
-    family(
-        "slipway_requests_total",
-        "counter",
-        "Requests to the service's host (App Runner: Requests).",
-    )
-    for name in services:
-        out.append(f'slipway_requests_total{{service="{_label(name)}"}} {m._totals[name].requests}')
-    family(
-        "slipway_responses_total",
-        "counter",
-        "Responses by status class (App Runner: 2xxStatusResponses, 4xxStatusResponses, "
-        "5xxStatusResponses).",
-    )
-    for name in services:
-        classes = m._totals[name].classes
-        for status_class in sorted({"2xx", "4xx", "5xx", *classes}):
-            out.append(
-                f'slipway_responses_total{{service="{_label(name)}",status_class="{status_class}"}}'
-                f" {classes[status_class]}"
-            )
-    family(
-        "slipway_request_latency_seconds",
-        "histogram",
-        "Time Caddy took to answer, in seconds (App Runner: RequestLatency).",
-    )
-    for name in services:
-        tally, label = m._totals[name], _label(name)
-        cumulative = 0
-        for bound, count in zip((*m.buckets, float("inf")), tally.buckets, strict=True):
-            cumulative += count
-            out.append(
-                f'slipway_request_latency_seconds_bucket{{service="{label}",le="{_number(bound)}"}}'
-                f" {cumulative}"
-            )
-        out.append(
-            f'slipway_request_latency_seconds_sum{{service="{label}"}} {_number(tally.latency_sum)}'
+    def _families(self) -> list[Metric]:
+        services = sorted(self._totals)
+        requests = CounterMetricFamily(
+            "slipway_requests_total",
+            "Requests to the service's host (App Runner: Requests).",
+            labels=["service"],
         )
-        out.append(f'slipway_request_latency_seconds_count{{service="{label}"}} {tally.requests}')
-    family(
-        "slipway_active_instances",
-        "gauge",
-        "Instances serving the service (App Runner: ActiveInstances).",
-    )
-    for name, count in sorted(m._active.items()):
-        out.append(f'slipway_active_instances{{service="{_label(name)}"}} {count}')
-    for metric, values, text in (
-        (
+        responses = CounterMetricFamily(
+            "slipway_responses_total",
+            "Responses by status class (App Runner: 2xxStatusResponses, 4xxStatusResponses, "
+            "5xxStatusResponses).",
+            labels=["service", "status_class"],
+        )
+        latency = HistogramMetricFamily(
+            "slipway_request_latency_seconds",
+            "Time Caddy took to answer, in seconds (App Runner: RequestLatency).",
+            labels=["service"],
+        )
+        bounds = [floatToGoString(b) for b in (*self.buckets, float("inf"))]
+        for name in services:
+            tally = self._totals[name]
+            requests.add_metric([name], tally.requests)
+            for status_class in sorted({"2xx", "4xx", "5xx", *tally.classes}):
+                responses.add_metric([name, status_class], tally.classes[status_class])
+            cumulative = itertools.accumulate(tally.buckets)
+            buckets = list(zip(bounds, cumulative, strict=True))
+            latency.add_metric([name], buckets, tally.latency_sum)
+        active = GaugeMetricFamily(
+            "slipway_active_instances",
+            "Instances serving the service (App Runner: ActiveInstances).",
+            labels=["service"],
+        )
+        for name, count in sorted(self._active.items()):
+            active.add_metric([name], count)
+        cpu = GaugeMetricFamily(
             "slipway_instance_cpu_utilization_percent",
-            m._cpu,
             "CPU used, in % of the instance's CPU limit (App Runner: CPUUtilization).",
-        ),
-        (
+            labels=["service", "instance"],
+        )
+        memory = GaugeMetricFamily(
             "slipway_instance_memory_utilization_percent",
-            m._memory,
             "Memory used, in % of the instance's memory limit (App Runner: MemoryUtilization).",
-        ),
-    ):
-        family(metric, "gauge", text)
-        for (name, instance), value in sorted(values.items()):
-            out.append(
-                f'{metric}{{service="{_label(name)}",instance="{_label(instance)}"}}'
-                f" {_number(round(value, 3))}"
-            )
-    family("slipway_access_log_lines_total", "counter", "Access-log lines the collector read.")
-    out.append(f"slipway_access_log_lines_total {m.lines_read}")
-    family(
-        "slipway_access_log_unparsed_lines_total",
-        "counter",
-        "Access-log lines the collector could not read (a Caddy log format it does not know).",
-    )
-    out.append(f"slipway_access_log_unparsed_lines_total {m.lines_unparsed}")
-    return "\n".join(out) + "\n"
+            labels=["service", "instance"],
+        )
+        for family, values in ((cpu, self._cpu), (memory, self._memory)):
+            for (name, instance), value in sorted(values.items()):
+                family.add_metric([name, instance], round(value, 3))
+        lines = CounterMetricFamily(
+            "slipway_access_log_lines_total",
+            "Access-log lines the collector read.",
+            value=self.lines_read,
+        )
+        unparsed = CounterMetricFamily(
+            "slipway_access_log_unparsed_lines_total",
+            "Access-log lines the collector could not read (a Caddy log format it does not know).",
+            value=self.lines_unparsed,
+        )
+        return [requests, responses, latency, active, cpu, memory, lines, unparsed]
 
 
 class MetricsCollector:
