@@ -15,6 +15,7 @@ from .config import Settings
 from .connections import Connections
 from .domains.rules import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
+from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
@@ -41,6 +42,7 @@ log = logging.getLogger("slipway")
 class Agent:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.jobs = Jobs()
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
         self.logs = LogStore(
@@ -204,13 +206,14 @@ class Agent:
         self.ensure_root_key()
         self.backend.check_port()
         self.router.keep_route_dns()
-        self.notifier.start()
-        self.retention.start()
+        self.notifier.schedule(self.jobs)
+        self.retention.schedule(self.jobs)
         self.worker.start()
         self.domains.start()
         self.scaler.start()
         self.poller.start()
-        self.metrics_collector.start()
+        self.metrics_collector.schedule(self.jobs)
+        self.jobs.start()
         log.info(
             "slipway listening on %s; services at http://<name>.%s:%s",
             self.settings.endpoint,
@@ -225,11 +228,9 @@ class Agent:
                 log_level="warning",
             )
         finally:
-            self.metrics_collector.stop()
+            self.jobs.stop()
             self.poller.stop()
             self.scaler.stop()
             self.domains.stop()
             self.worker.stop()
             self.applogs.stop()
-            self.notifier.stop()
-            self.retention.stop()

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from slipway.backends.docker_engine import DockerEngine
 from slipway.backends.fake import FakeBackend
 from slipway.errors import InvalidRequest, UnrecognizedClient
+from slipway.jobs import Jobs
 from slipway.observe.metrics import (
     _ACCESS_LINE,
     Metrics,
@@ -586,7 +587,7 @@ def test_collector_without_docker_counts_instances_only(metrics: Metrics) -> Non
     assert value(samples, "slipway_active_instances", service="hello") == 0
 
 
-def test_collector_thread_survives_failures(log: Path, metrics: Metrics) -> None:
+def test_collector_jobs_survive_failures(log: Path, metrics: Metrics) -> None:
     calls = {"hosts": 0}
 
     def hosts() -> dict[str, str]:
@@ -602,13 +603,15 @@ def test_collector_thread_survives_failures(log: Path, metrics: Metrics) -> None
     collector = MetricsCollector(
         metrics, hosts, instances, FakeBackend(), interval=0.01, stats_interval=0.01
     )
-    collector.start()
+    jobs = Jobs()
+    collector.schedule(jobs)
+    jobs.start()
     try:
         deadline = time.monotonic() + 5
         while metrics.lines_read < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
-        collector.stop()
+        jobs.stop()
     assert metrics.lines_read == 2
     assert (
         value(parse_prometheus(metrics.prometheus()), "slipway_requests_total", service="hello")

@@ -4,6 +4,7 @@ and no secret in any stored row."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from slipway.api.sigv4 import Caller
 from slipway.errors import InvalidRequest, ResourceNotFound, SlipwayError, UnrecognizedClient
+from slipway.jobs import Jobs
 from slipway.observe.audit import AuditTrail
 from slipway.observe.events import EventBus
 from slipway.observe.notify import Notifier, notify_router, parse_config_targets, sign
@@ -128,9 +130,21 @@ def vault(tmp_path: Path) -> Vault:
 
 
 def make(store: Store, vault: Vault, **kwargs: Any) -> tuple[Notifier, EventBus]:
-    notifier = Notifier(store, vault, **kwargs)
+    notifier = Notifier(store, vault, interval=0.05, **kwargs)
     bus = EventBus(store, region="us-east-1", account="000000000000", on_event=notifier.wake)
     return notifier, bus
+
+
+@contextlib.contextmanager
+def scheduled(notifier: Notifier) -> Iterator[None]:
+    """The notifier's delivery job running on a scheduler of its own."""
+    jobs = Jobs()
+    notifier.schedule(jobs)
+    jobs.start()
+    try:
+        yield
+    finally:
+        jobs.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -201,11 +215,8 @@ def test_order_per_service_kept_through_failures(
     for i in range(3):
         for svc in (A, B):
             sent[svc["id"]].append(bus.service_status_changed(svc, f"S{i}", f"S{i + 1}")["id"])
-    notifier.start()
-    try:
+    with scheduled(notifier):
         wait_for(lambda: not store.list_deliveries(status="pending"))
-    finally:
-        notifier.stop()
     assert {d["status"] for d in store.list_deliveries()} == {"delivered"}
     for svc in (A, B):
         seen = receiver.events(svc["id"])
@@ -271,8 +282,7 @@ def test_gives_up_after_max_age_then_the_chain_moves_on(
     notifier, bus = make(store, vault, max_age=0.3, backoff_base=0.05)
     notifier.add_target(receiver.url, EVERYTHING, secret=SECRET)
     first = bus.service_status_changed(A, "RUNNING", "PAUSED")
-    notifier.start()
-    try:
+    with scheduled(notifier):
         wait_for(lambda: store.list_deliveries(status="failed") != [])
         (failed,) = store.list_deliveries(status="failed")
         assert failed["last_error"] == "HTTP 500: nope"
@@ -281,8 +291,6 @@ def test_gives_up_after_max_age_then_the_chain_moves_on(
         receiver.respond = lambda n: (200, {})
         second = bus.service_status_changed(A, "PAUSED", "RUNNING")
         wait_for(lambda: not store.list_deliveries(status="pending"))
-    finally:
-        notifier.stop()
     assert len(receiver.requests) == tried + 1  # the failed one is not tried again
     assert receiver.events()[-1][0] == second["id"]
     assert {e for e, _, _ in receiver.events()} == {first["id"], second["id"]}
@@ -301,12 +309,9 @@ def test_pending_deliveries_survive_a_restart(
         ("pending", 1),
         ("pending", 0),
     ]
-    again = Notifier(Store(tmp_path / "slipway.db"), Vault(tmp_path / "vault.key"))
-    again.start()
-    try:
+    again = Notifier(Store(tmp_path / "slipway.db"), Vault(tmp_path / "vault.key"), interval=0.05)
+    with scheduled(again):
         wait_for(lambda: not again.store.list_deliveries(status="pending"))
-    finally:
-        again.stop()
     assert [(e, a) for e, a, _ in receiver.events()] == [
         (first["id"], 1),
         (first["id"], 2),

@@ -80,7 +80,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        problems = agent.logs.problems()
+        problems = agent.logs.problems() + agent.jobs.problems()
         return {"status": "degraded" if problems else "ok", "problems": problems}
 
     @app.post("/")

@@ -50,6 +50,7 @@ from prometheus_client.utils import floatToGoString
 
 from ..backends import Backend
 from ..errors import InvalidRequest
+from ..jobs import Jobs
 
 log = logging.getLogger("slipway.metrics")
 
@@ -70,6 +71,8 @@ _ACCESS_LINE = re.compile(
     rb'"host":"([^"\n]*)"[^\n]*"duration":([0-9.eE+-]+),"size":[0-9]+,"status":([0-9]+)'
 )
 _UNSEEN = object()
+REQUESTS_JOB = "metrics-requests"
+RESOURCES_JOB = "metrics-resources"
 
 
 def normalize_host(host: str) -> str:
@@ -501,9 +504,9 @@ class Metrics(Collector):
 
 
 class MetricsCollector:
-    """A background thread: the access log every ``interval`` s; instance counts and
-    docker stats every ``stats_interval`` s. A failing pass is logged (once per new
-    message) and the loop goes on."""
+    """Two jobs on the agent's scheduler: the access log every ``interval`` s; instance
+    counts and the backend's stats every ``stats_interval`` s. A failing pass is logged
+    and shown on ``/healthz`` by the scheduler, and the next one comes at its time."""
 
     def __init__(
         self,
@@ -523,10 +526,11 @@ class MetricsCollector:
         self.backend = backend
         self.interval = interval
         self.stats_interval = stats_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._limits: dict[str, float | None] = {}
-        self._last_error: dict[str, str] = {}
+
+    def schedule(self, jobs: Jobs) -> None:
+        jobs.every(REQUESTS_JOB, self.interval, self.tick_requests)
+        jobs.every(RESOURCES_JOB, self.stats_interval, self.tick_resources)
 
     def tick_requests(self) -> int:
         return self.metrics.collect_requests(self.hosts())
@@ -543,40 +547,6 @@ class MetricsCollector:
         self.metrics.collect_resources(
             ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
         )
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="slipway-metrics", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        next_resources = 0.0
-        while True:
-            self._guard("access log", self.tick_requests)
-            if time.monotonic() >= next_resources:
-                next_resources = time.monotonic() + self.stats_interval
-                self._guard("instances", self.tick_resources)
-            if self._stop.wait(self.interval):
-                return
-
-    def _guard(self, what: str, tick: Callable[[], object]) -> None:
-        try:
-            tick()
-        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one pass
-            message = str(exc)
-            if self._last_error.get(what) != message:
-                log.warning("metrics: reading %s failed: %s", what, message, exc_info=exc)
-            self._last_error[what] = message
-        else:
-            self._last_error.pop(what, None)
 
 
 # -- HTTP ---------------------------------------------------------------------------

@@ -17,6 +17,10 @@ The body is the event as JSON, or for ``format: slack`` an incoming-webhook mess
 ``{"text": ...}``. A failed attempt is retried after 1 s, doubling to at most
 5 min, with jitter; a delivery still failing ``max_age`` (24 h) after its event is
 marked ``failed`` with the last error, and its chain moves on.
+
+Dispatch is a job on the agent's scheduler: every second (so a retry goes at most that
+late) and at once when an event is stored or an attempt ends (``wake``), so a chain's
+next event follows its delivered one without waiting.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, ResourceNotFound, SlipwayError
+from ..jobs import Jobs
 from ..store import Store
 from ..vault import Vault
 from .audit import AuditTrail
@@ -53,7 +58,7 @@ log = logging.getLogger("slipway.notify")
 FORMATS = ("json", "slack")
 MIN_SECRET = 16
 USER_AGENT = "slipway-notify/1"
-_MAX_WAIT = 30.0  # the loop looks again at least this often, even if nobody wakes it
+JOB = "notify"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -160,6 +165,7 @@ class Notifier:
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
         workers: int = 4,
+        interval: float = 1.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -173,13 +179,13 @@ class Notifier:
         self.workers = workers
         self.transport = transport
         self.clock = clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.interval = interval
+        self._jobs: Jobs | None = None
         self._busy: set[tuple[str, str]] = set()  # (target, service) chains in flight
         self._busy_lock = threading.Lock()
         self._local = threading.local()
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        # Its threads start with the first attempt; each attempt ends within ``timeout``.
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="slipway-notify")
 
     # -- targets -------------------------------------------------------------------
 
@@ -258,56 +264,35 @@ class Notifier:
         key = json.dumps([target["url"], target["pattern"], target["format"]], sort_keys=True)
         return "config-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
-    # -- the delivery loop -----------------------------------------------------------
+    # -- the delivery job ------------------------------------------------------------
 
-    def start(self) -> None:
+    def schedule(self, jobs: Jobs) -> None:
+        """Make the store's config targets the config file's, then look for due
+        deliveries every ``interval`` s on the agent's scheduler, and at once on ``wake``."""
         self.sync_config_targets()
-        self._stop.clear()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="slipway-notify")
-        self._thread = threading.Thread(target=self._loop, name="slipway-notify", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs = jobs
+        jobs.every(JOB, self.interval, self.dispatch)
 
     def wake(self) -> None:
         """Look for due deliveries now (the EventBus calls this after an event)."""
-        self._wake.set()
+        if self._jobs is not None:
+            self._jobs.run_soon(JOB)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wait = self._dispatch()
-            except SlipwayError as exc:
-                log.warning("notify: %s", exc.message)
-                wait = _MAX_WAIT
-            except Exception:  # the loop outlives a bug; deliveries stay pending
-                log.exception("notify: dispatch failed")
-                wait = _MAX_WAIT
-            self._wake.wait(timeout=wait)
-            self._wake.clear()
-
-    def _dispatch(self) -> float:
-        """Hand each due chain head to the pool; return how long until the next is due."""
+    def dispatch(self) -> None:
+        """Hand each due chain head to the pool, as many as it has threads free, so that
+        nothing waits in its queue (a stopping agent waits for attempts under way only)."""
         now = self.clock()
-        wait = _MAX_WAIT
         for head in self.store.delivery_heads():
-            chain = (head["target_id"], head["service_id"])
             if head["next_attempt_at"] > now:
-                wait = min(wait, head["next_attempt_at"] - now)
                 continue
+            chain = (head["target_id"], head["service_id"])
             with self._busy_lock:
+                if len(self._busy) >= self.workers:
+                    return  # the next attempt to end wakes the job again
                 if chain in self._busy:
                     continue
                 self._busy.add(chain)
-            assert self._pool is not None
             self._pool.submit(self._attempt_guarded, head, chain)
-        return max(wait, 0.0)
 
     def _attempt_guarded(self, head: dict[str, Any], chain: tuple[str, str]) -> None:
         try:
@@ -321,7 +306,7 @@ class Notifier:
 
     def run_once(self) -> int:
         """Attempt every due chain head once, in this thread; how many were tried.
-        For tests and for a caller without the loop."""
+        For tests and for a caller without the scheduler."""
         now = self.clock()
         due = [h for h in self.store.delivery_heads() if h["next_attempt_at"] <= now]
         for head in due:
