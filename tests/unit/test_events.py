@@ -13,13 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import events_router
 from slipway.errors import SlipwayError, UnrecognizedClient
 from slipway.observe.events import (
     OPERATION_MESSAGES,
     OPERATION_STATUS_DETAIL_TYPE,
     SERVICE_STATUS_DETAIL_TYPE,
     EventBus,
-    events_router,
     operation_status_code,
 )
 from slipway.store import Store

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import metrics_router
 from slipway.backends.docker_engine import DockerEngine
 from slipway.backends.fake import FakeBackend
 from slipway.errors import InvalidRequest, UnrecognizedClient
@@ -27,7 +28,6 @@ from slipway.observe.metrics import (
     cpu_percent,
     histogram_quantile,
     memory_percent,
-    metrics_router,
     normalize_host,
 )
 

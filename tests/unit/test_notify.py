@@ -20,12 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import notify_router
 from slipway.api.sigv4 import Caller
 from slipway.errors import InvalidRequest, ResourceNotFound, SlipwayError, UnrecognizedClient
 from slipway.jobs import Jobs
 from slipway.observe.audit import AuditTrail
 from slipway.observe.events import EventBus
-from slipway.observe.notify import Notifier, notify_router, parse_config_targets, sign
+from slipway.observe.notify import Notifier, parse_config_targets, sign
 from slipway.store import Store
 from slipway.vault import Vault
 

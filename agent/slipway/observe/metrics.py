@@ -32,12 +32,10 @@ import threading
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -49,7 +47,6 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..backends import Backend
-from ..errors import InvalidRequest
 from ..jobs import Jobs
 
 log = logging.getLogger("slipway.metrics")
@@ -547,56 +544,3 @@ class MetricsCollector:
         self.metrics.collect_resources(
             ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
         )
-
-
-# -- HTTP ---------------------------------------------------------------------------
-
-_ROW_API = {
-    "minute": "Minute",
-    "requests": "Requests",
-    "2xx": "2xxStatusResponses",
-    "4xx": "4xxStatusResponses",
-    "5xx": "5xxStatusResponses",
-    "p50": "RequestLatencyP50",
-    "p99": "RequestLatencyP99",
-    "active_instances": "ActiveInstances",
-    "cpu": "CPUUtilization",
-    "memory": "MemoryUtilization",
-}
-
-
-def metrics_router(
-    metrics: Metrics, authenticate: Callable[[Request, bytes], Awaitable[Any]]
-) -> APIRouter:
-    """``GET /metrics`` for Prometheus, unauthenticated as scrapers expect (it names
-    services and their traffic, nothing more: keep the agent's listener private or put
-    the scrape behind a proxy); ``GET /slipway/v1/metrics?Service=NAME&Minutes=5``, SigV4
-    signed like every /slipway/v1 endpoint, for the CLI's per-minute table."""
-    router = APIRouter()
-
-    @router.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(metrics.prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)
-
-    @router.get("/slipway/v1/metrics")
-    async def recent(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        query = request.query_params
-        service = query.get("Service", "")
-        if not service:
-            raise InvalidRequest("Service is required")
-        try:
-            minutes = int(query.get("Minutes", "5"))
-        except ValueError as exc:
-            raise InvalidRequest(f"Minutes must be a whole number: {exc}") from exc
-        if not 1 <= minutes <= KEEP_MINUTES:
-            raise InvalidRequest(f"Minutes must be between 1 and {KEEP_MINUTES}")
-        rows = metrics.recent(service, minutes)
-        return JSONResponse(
-            {
-                "Service": service,
-                "Rows": [{_ROW_API[k]: v for k, v in row.items()} for row in rows],
-            }
-        )
-
-    return router

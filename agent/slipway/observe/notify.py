@@ -34,24 +34,20 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, ResourceNotFound, SlipwayError
 from ..jobs import Jobs
 from ..store import Store
 from ..vault import Vault
-from .audit import AuditTrail
 from .patterns import validate_pattern
 
-__all__ = ["FORMATS", "Notifier", "notify_router", "parse_config_targets", "sign"]
+__all__ = ["FORMATS", "Notifier", "parse_config_targets", "sign"]
 
 log = logging.getLogger("slipway.notify")
 
@@ -424,84 +420,3 @@ class Notifier:
         jitter so that many failing chains do not retry in step."""
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         return delay * (1 - 0.25 * random.random())
-
-
-def notify_router(
-    notifier: Notifier,
-    authenticate: Callable[[Request, bytes], Awaitable[Any]],
-    trail: AuditTrail | None = None,
-) -> APIRouter:
-    """``/slipway/v1/notify``: POST {Url, Pattern, Secret?, Format?}, GET, DELETE /{id}.
-    Every request is SigV4-verified by ``authenticate`` before anything else; with a
-    ``trail``, changes are audited (``slipway:AddNotifyTarget``, ``...RemoveNotifyTarget``,
-    the secret hidden)."""
-    router = APIRouter()
-
-    async def audited(
-        request: Request, caller: Any, operation: str, params: Any, call: Callable[[], Any]
-    ) -> Any:
-        if trail is None:
-            return await run_in_threadpool(call)
-        async with trail.call(request, caller, operation) as entry:
-            entry.params = params
-            return await run_in_threadpool(call)
-
-    def to_api(target: dict[str, Any]) -> dict[str, Any]:
-        out = {
-            "Id": target["id"],
-            "Url": target["url"],
-            "Pattern": target["pattern"],
-            "Format": target["format"],
-            "Source": target["source"],
-            "CreatedAt": target["created_at"],
-        }
-        if "secret" in target:
-            out["Secret"] = target["secret"]
-        return out
-
-    @router.post("/slipway/v1/notify")
-    async def add(request: Request) -> JSONResponse:
-        body = await request.body()
-        caller = await authenticate(request, body)
-        error: Exception | None = None
-        try:
-            params = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            params, error = None, exc
-
-        def add_target() -> dict[str, Any]:
-            if error is not None:
-                raise InvalidRequest(f"request body is not valid JSON: {error}") from error
-            if not isinstance(params, dict):
-                raise InvalidRequest("expected a JSON object with Url and Pattern")
-            if params.get("Pattern") is None:
-                raise InvalidRequest("Pattern: required, an EventBridge event pattern")
-            return notifier.add_target(
-                params.get("Url"),
-                params["Pattern"],
-                secret=params.get("Secret"),
-                format=params.get("Format") or "json",
-            )
-
-        target = await audited(request, caller, "slipway:AddNotifyTarget", params, add_target)
-        return JSONResponse({"Target": to_api(target)})
-
-    @router.get("/slipway/v1/notify")
-    async def list_targets(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        targets = await run_in_threadpool(notifier.list_targets)
-        return JSONResponse({"Targets": [to_api(t) for t in targets]})
-
-    @router.delete("/slipway/v1/notify/{target_id}")
-    async def remove(target_id: str, request: Request) -> JSONResponse:
-        caller = await authenticate(request, await request.body())
-        await audited(
-            request,
-            caller,
-            "slipway:RemoveNotifyTarget",
-            {"Id": target_id},
-            lambda: notifier.remove_target(target_id),
-        )
-        return JSONResponse({"Id": target_id})
-
-    return router
