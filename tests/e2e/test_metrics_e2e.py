@@ -63,18 +63,18 @@ def counts(metrics: Metrics, service: str) -> dict[str, int]:
     text = metrics.prometheus().splitlines()
     samples = dict(row.rsplit(" ", 1) for row in text if not row.startswith("#"))
 
-    def get(name: str, labels: str = "") -> int:
-        return int(float(samples[f'{name}{{service="{service}"{labels}}}']))
+    def get(name: str, **labels: str) -> int:
+        # prometheus_client writes labels in name order
+        pairs = sorted({"service": service, **labels}.items())
+        return int(float(samples[name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"]))
 
     latency = "slipway_request_latency_seconds"
     return {
         "requests": get("slipway_requests_total"),
-        **{
-            c: get("slipway_responses_total", f',status_class="{c}"') for c in ("2xx", "4xx", "5xx")
-        },
+        **{c: get("slipway_responses_total", status_class=c) for c in ("2xx", "4xx", "5xx")},
         "latency_count": get(f"{latency}_count"),
-        "le_0.25": get(f"{latency}_bucket", ',le="0.25"'),
-        "le_0.5": get(f"{latency}_bucket", ',le="0.5"'),
+        "le_0.25": get(f"{latency}_bucket", le="0.25"),
+        "le_0.5": get(f"{latency}_bucket", le="0.5"),
     }
 
 
