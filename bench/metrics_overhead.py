@@ -8,9 +8,9 @@ The log part writes seconds x rate synthetic lines in Caddy 2.6.2's access-log f
 (a captured line, varied: 10 services, 85% 200 / 10% 404 / 5% 500, a browser's request
 headers), then times ``Metrics.collect_requests`` as the collector runs it: one read per
 5 s of traffic. For comparison it times the parse alone three ways. The docker part starts
-busybox containers and times ``docker_stats`` (one-shot, concurrent) against plain
-``stream=False`` calls. Goal: under 5% of one core at 1,000 req/s. --record appends the
-table to BENCHMARKS.md.
+busybox containers and times ``DockerEngine.instance_stats`` (one-shot, concurrent)
+against plain ``stream=False`` calls. Goal: under 5% of one core at 1,000 req/s.
+--record appends the table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -30,12 +30,8 @@ from common import record
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from slipway.observe.metrics import (  # noqa: E402
-    _ACCESS_LINE,
-    Metrics,
-    docker_cpu_limits,
-    docker_stats,
-)
+from slipway.backends.docker_engine import DockerEngine  # noqa: E402
+from slipway.observe.metrics import _ACCESS_LINE, Metrics  # noqa: E402
 
 # One line from Caddy 2.6.2 with Router(access_log=...)'s config.
 CADDY_LINE = (
@@ -215,8 +211,9 @@ def bench_docker(count: int, rounds: int = 3) -> list[tuple[str, float, float, f
                     daemon.append(after_daemon - before_daemon)
             rows.append((name, min(walls), min(cpus), min(daemon) if daemon else None))
 
-        timed("cpu limits (inspect; once per container)", lambda: docker_cpu_limits(client, ids))
-        timed("docker_stats: one-shot, concurrent", lambda: docker_stats(client, ids))
+        engine = DockerEngine(client)
+        timed("cpu limits (inspect; once per container)", lambda: engine.cpu_limits(ids))
+        timed("instance_stats: one-shot, concurrent", lambda: engine.instance_stats(ids))
         timed(
             "stream=False, one after another",
             lambda: [client.api.stats(i, stream=False) for i in ids],

@@ -56,7 +56,6 @@ class Agent:
             keep_files=settings.log_keep_files,
             max_age_days=settings.log_max_age_days,
         )
-        self.applogs = AppLogCollector(self.logs)
         self.notifier = Notifier(
             self.store,
             self.vault,
@@ -88,12 +87,13 @@ class Agent:
         self.backend = DockerEngine(
             instance_network=settings.instance_network, instance_port=settings.instance_port
         )
+        self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(
             self.metrics,
             self._metric_hosts,
             self._metric_instances,
-            self.backend.client,
+            self.backend,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
         )
@@ -174,6 +174,9 @@ class Agent:
         """Every periodic job of the agent, on its one scheduler."""
         s = self.settings
         self.operations.schedule(self.jobs)
+        self.notifier.schedule(self.jobs)
+        self.retention.schedule(self.jobs)
+        self.metrics_collector.schedule(self.jobs)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
@@ -221,11 +224,8 @@ class Agent:
         self.backend.check_port()
         self.router.keep_route_dns()
         self._schedule()
-        self.jobs.start()
-        self.notifier.start()
-        self.retention.start()
         self.tracker.poller.start()
-        self.metrics_collector.start()
+        self.jobs.start()
         log.info(
             "slipway listening on %s; services at http://<name>.%s:%s",
             self.settings.endpoint,
@@ -240,10 +240,7 @@ class Agent:
                 log_level="warning",
             )
         finally:
-            self.metrics_collector.stop()
             self.tracker.poller.stop()
             self.jobs.stop()
             self.operations.stop()
             self.applogs.stop()
-            self.notifier.stop()
-            self.retention.stop()

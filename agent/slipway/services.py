@@ -248,9 +248,7 @@ class Services:
     def _require_running(self, service: Service, action: str) -> None:
         status = service.status
         if status == "PAUSED":
-            raise InvalidState(
-                f"Service {service.name} is paused; resume it before you {action}"
-            )
+            raise InvalidState(f"Service {service.name} is paused; resume it before you {action}")
         if status != "RUNNING" or self._pending_ops(service.id):
             raise InvalidState(
                 f"Service {service.name} is in status {status}; you can {action} only"

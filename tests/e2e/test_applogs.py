@@ -18,7 +18,7 @@ from harness import wait_for
 
 from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
 from slipway.backends.docker_engine import DockerEngine
-from slipway.observe.applogs import AppLogCollector, DockerLogs, instance_stream
+from slipway.observe.applogs import AppLogCollector, instance_stream
 from slipway.observe.logs import MAX_LINE, LogStore
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ def store(tmp_path: Path) -> LogStore:
 
 @pytest.fixture
 def collector(store: LogStore, docker_client: docker.DockerClient) -> Iterator[AppLogCollector]:
-    collector = AppLogCollector(store, DockerLogs(docker_client))
+    collector = AppLogCollector(store, DockerEngine(docker_client))
     yield collector
     collector.stop()
 
@@ -124,12 +124,12 @@ def test_collector_restart_goes_on_where_the_store_ends(
     run, store, docker_client, service_id
 ) -> None:
     container_id = run(TICKER)
-    first = AppLogCollector(store, DockerLogs(docker_client))
+    first = AppLogCollector(store, DockerEngine(docker_client))
     sync(first, docker_client, service_id)
     wait_for(lambda: len(messages(store, service_id, container_id)) >= 5, 10, "first lines")
     first.stop()
     time.sleep(1)  # lines printed while no agent runs are picked up later
-    second = AppLogCollector(store, DockerLogs(docker_client))
+    second = AppLogCollector(store, DockerEngine(docker_client))
     try:
         sync(second, docker_client, service_id)
         count = len(messages(store, service_id, container_id))

@@ -16,7 +16,8 @@ import pytest
 from conftest import TEST_LABEL
 from harness import CaddyProcess, wait_for
 
-from slipway.observe.metrics import Metrics, docker_cpu_limits, docker_stats
+from slipway.backends.docker_engine import DockerEngine
+from slipway.observe.metrics import Metrics
 from slipway.routing.router import Route, Router
 
 pytestmark = pytest.mark.e2e
@@ -62,18 +63,18 @@ def counts(metrics: Metrics, service: str) -> dict[str, int]:
     text = metrics.prometheus().splitlines()
     samples = dict(row.rsplit(" ", 1) for row in text if not row.startswith("#"))
 
-    def get(name: str, labels: str = "") -> int:
-        return int(float(samples[f'{name}{{service="{service}"{labels}}}']))
+    def get(name: str, **labels: str) -> int:
+        # prometheus_client writes labels in name order
+        pairs = sorted({"service": service, **labels}.items())
+        return int(float(samples[name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"]))
 
     latency = "slipway_request_latency_seconds"
     return {
         "requests": get("slipway_requests_total"),
-        **{
-            c: get("slipway_responses_total", f',status_class="{c}"') for c in ("2xx", "4xx", "5xx")
-        },
+        **{c: get("slipway_responses_total", status_class=c) for c in ("2xx", "4xx", "5xx")},
         "latency_count": get(f"{latency}_count"),
-        "le_0.25": get(f"{latency}_bucket", ',le="0.25"'),
-        "le_0.5": get(f"{latency}_bucket", ',le="0.5"'),
+        "le_0.25": get(f"{latency}_bucket", le="0.25"),
+        "le_0.5": get(f"{latency}_bucket", le="0.5"),
     }
 
 
@@ -157,11 +158,12 @@ def test_docker_stats_of_running_containers(
     )
     try:
         ids = [busy.id, idle.id, "slipway-no-such-container"]
-        limits = docker_cpu_limits(docker_client, ids)
+        engine = DockerEngine(docker_client)
+        limits = engine.cpu_limits(ids)
         assert limits == {busy.id: 0.5, idle.id: None}
         metrics = Metrics(tmp_path / "access.log")
         started = time.monotonic()
-        first = docker_stats(docker_client, ids)
+        first = engine.instance_stats(ids)
         elapsed = time.monotonic() - started
         assert set(first) == {busy.id, idle.id}  # the missing one left out
         assert elapsed < 3, f"two one-shot stats took {elapsed:.1f}s"
@@ -170,7 +172,7 @@ def test_docker_stats_of_running_containers(
             cpu_limits=limits,
         )
         time.sleep(2)
-        second = docker_stats(docker_client, ids)
+        second = engine.instance_stats(ids)
         metrics.collect_resources(
             [("busy", busy.id, second[busy.id]), ("idle", idle.id, second[idle.id])],
             cpu_limits=limits,

@@ -1,4 +1,4 @@
-"""The app-log collector's own reader of docker's chunked log responses (_Body)."""
+"""The docker backend's own reader of docker's chunked log responses (_Body)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from slipway.observe.applogs import _Body
+from slipway.backends.docker_logs import _Body
 
 
 class Pieces:

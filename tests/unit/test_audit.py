@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import audit_router
 from slipway.errors import SlipwayError, UnrecognizedClient
-from slipway.observe.audit import HIDDEN, AuditTrail, audit_router, redact
+from slipway.observe.audit import HIDDEN, AuditTrail, redact
 from slipway.store import Store
 
 PLANTED = {

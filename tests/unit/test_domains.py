@@ -21,13 +21,13 @@ from slipway.domains.rules import (
     probe_name,
 )
 from slipway.errors import InvalidRequest, InvalidState, ResourceNotFound
+from slipway.models import ServiceSpec
 from slipway.observe.events import EventBus
 from slipway.observe.logs import LogStore
 from slipway.operations.journal import Journal
 from slipway.operations.queue import OperationQueue
-from slipway.routing.router import CustomHost
-from slipway.models import ServiceSpec
 from slipway.records import Service
+from slipway.routing.router import CustomHost
 from slipway.services import Services
 from slipway.store import Store
 
@@ -237,23 +237,23 @@ def test_sixth_domain_is_refused(env):
 
 def test_a_domain_held_elsewhere_is_refused(env):
     a, b = env.service("a"), env.service("b")
-    env.domains.associate(a["arn"], "example.com")  # and www.example.com
-    env.domains.associate(a["arn"], "*.example.org")
+    env.domains.associate(a.arn, "example.com")  # and www.example.com
+    env.domains.associate(a.arn, "*.example.org")
     with pytest.raises(InvalidRequest, match="already associated with service a"):
-        env.domains.associate(a["arn"], "example.com")
+        env.domains.associate(a.arn, "example.com")
     with pytest.raises(InvalidRequest, match="service a"):
-        env.domains.associate(b["arn"], "EXAMPLE.com", enable_www=False)
+        env.domains.associate(b.arn, "EXAMPLE.com", enable_www=False)
     with pytest.raises(InvalidRequest, match="www.example.com is already associated"):
-        env.domains.associate(b["arn"], "www.example.com")
+        env.domains.associate(b.arn, "www.example.com")
     with pytest.raises(InvalidRequest, match=r"\*.example.org"):
-        env.domains.associate(b["arn"], "*.example.org")
+        env.domains.associate(b.arn, "*.example.org")
     # the other way round: b holds www.example.net, a asks for example.net with www
-    env.domains.associate(b["arn"], "www.example.net", enable_www=False)
+    env.domains.associate(b.arn, "www.example.net", enable_www=False)
     with pytest.raises(InvalidRequest, match="www.example.net"):
-        env.domains.associate(a["arn"], "example.net")
+        env.domains.associate(a.arn, "example.net")
     # a more specific name under another service's wildcard is fine: it wins
-    env.domains.associate(b["arn"], "login.example.org")
-    assert {d["domain_name"] for d in env.store.list_custom_domains(b["id"])} == {
+    env.domains.associate(b.arn, "login.example.org")
+    assert {d["domain_name"] for d in env.store.list_custom_domains(b.id)} == {
         "www.example.net",
         "login.example.org",
     }
@@ -325,12 +325,12 @@ def test_paused_or_deleted_services(env):
 
 def test_a_deleted_services_domain_is_free_at_once(env):
     a, b = env.service("a"), env.service("b")
-    env.domains.associate(a["arn"], "example.com")
-    env.store.update_service(a["id"], status="DELETED")
-    env.domains.associate(b["arn"], "example.com")  # before the loop forgot a's
+    env.domains.associate(a.arn, "example.com")
+    env.store.update_service(a.id, status="DELETED")
+    env.domains.associate(b.arn, "example.com")  # before the loop forgot a's
     env.domains.check_once()
     assert [(d["service_id"], d["domain_name"]) for d in env.store.list_custom_domains()] == [
-        (b["id"], "example.com")
+        (b.id, "example.com")
     ]
 
 

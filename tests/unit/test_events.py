@@ -3,6 +3,7 @@ status code table, events only on change, storage, cursors and routing to target
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from pathlib import Path
@@ -13,24 +14,38 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import events_router
 from slipway.errors import SlipwayError, UnrecognizedClient
+from slipway.models import ServiceSpec
 from slipway.observe.events import (
     OPERATION_MESSAGES,
     OPERATION_STATUS_DETAIL_TYPE,
     SERVICE_STATUS_DETAIL_TYPE,
     EventBus,
-    events_router,
     operation_status_code,
 )
+from slipway.records import Operation, Service
 from slipway.store import Store
 
-SERVICE = {
-    "id": "8fe1e10304f84fd2b0df550fe98a71fa",
-    "name": "my-app",
-    "arn": (
-        "arn:aws:apprunner:us-east-2:111122223333:service/my-app/8fe1e10304f84fd2b0df550fe98a71fa"
-    ),
-}
+T0 = 1619697263.0  # 2021-04-29T11:54:23Z, the guide's first example
+IMAGE_SPEC = ServiceSpec.from_create(
+    {
+        "ServiceName": "app",
+        "SourceConfiguration": {
+            "ImageRepository": {"ImageIdentifier": "hello:1", "ImageRepositoryType": "ECR"}
+        },
+    }
+)
+SERVICE = Service(
+    id="8fe1e10304f84fd2b0df550fe98a71fa",
+    name="my-app",
+    arn="arn:aws:apprunner:us-east-2:111122223333:service/my-app/8fe1e10304f84fd2b0df550fe98a71fa",
+    hostname="my-app",
+    status="RUNNING",
+    spec=IMAGE_SPEC,
+    created_at=T0,
+    updated_at=T0,
+)
 # The guide's examples (monitor-ev), envelope keys and values that do not vary.
 GUIDE_ENVELOPE_KEYS = {
     "version",
@@ -43,7 +58,6 @@ GUIDE_ENVELOPE_KEYS = {
     "resources",
     "detail",
 }
-T0 = 1619697263.0  # 2021-04-29T11:54:23Z, the guide's first example
 
 
 @pytest.fixture()
@@ -56,8 +70,16 @@ def bus(store: Store) -> EventBus:
     return EventBus(store, region="us-east-2", account="111122223333", clock=lambda: T0)
 
 
-def op(op_type: str = "START_DEPLOYMENT", status: str = "PENDING") -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "type": op_type, "status": status}
+def op(op_type: str = "START_DEPLOYMENT", status: str = "PENDING") -> Operation:
+    return Operation(
+        id=str(uuid.uuid4()),
+        service_id=SERVICE.id,
+        target_arn=SERVICE.arn,
+        type=op_type,
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+    )
 
 
 def test_service_status_change_has_the_guide_shape(bus: EventBus) -> None:
@@ -71,7 +93,7 @@ def test_service_status_change_has_the_guide_shape(bus: EventBus) -> None:
     assert event["account"] == "111122223333"
     assert event["region"] == "us-east-2"
     assert event["time"] == "2021-04-29T11:54:23Z"
-    assert event["resources"] == [SERVICE["arn"]]
+    assert event["resources"] == [SERVICE.arn]
     assert event["detail"] == {
         "previousServiceStatus": "OPERATION_IN_PROGRESS",
         "currentServiceStatus": "RUNNING",
@@ -90,7 +112,7 @@ def test_operation_status_change_has_the_guide_shape(bus: EventBus) -> None:
     assert event["detail-type"] == "AppRunner Service Operation Status Change"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
     detail = event["detail"]
-    assert detail.pop("slipway") == {"operationId": update["id"], "operationType": "UPDATE_SERVICE"}
+    assert detail.pop("slipway") == {"operationId": update.id, "operationType": "UPDATE_SERVICE"}
     assert detail == {
         "operationStatus": "UpdateServiceCompletedSuccessfully",
         "serviceName": "my-app",
@@ -182,7 +204,7 @@ def test_events_only_on_change(bus: EventBus, store: Store) -> None:
 def test_list_follows_a_cursor_and_filters(store: Store) -> None:
     now = [100.0]
     bus = EventBus(store, region="r", account="a", clock=lambda: now[0])
-    other = {**SERVICE, "id": "other", "name": "other", "arn": SERVICE["arn"] + "x"}
+    other = dataclasses.replace(SERVICE, id="other", name="other", arn=SERVICE.arn + "x")
     for i in range(5):
         now[0] = 100.0 + i
         bus.service_status_changed(SERVICE if i % 2 == 0 else other, f"S{i}", f"S{i + 1}")
@@ -199,7 +221,7 @@ def test_list_follows_a_cursor_and_filters(store: Store) -> None:
         rows[2]["id"],
         rows[3]["id"],
     ]
-    assert [r["service_id"] for r in bus.list(SERVICE["id"])] == [SERVICE["id"]] * 3
+    assert [r["service_id"] for r in bus.list(SERVICE.id)] == [SERVICE.id] * 3
     assert [r["time"] for r in bus.list(since=103.0)] == [103.0, 104.0]
 
 
@@ -252,13 +274,13 @@ def test_events_router_authenticates_first_and_pages(bus: EventBus) -> None:
     async def render(_: Request, exc: SlipwayError) -> JSONResponse:
         return JSONResponse({"__type": exc.code}, status_code=exc.status)
 
-    app.include_router(events_router(bus, authenticate, lambda arn: SERVICE["id"]))
+    app.include_router(events_router(bus, authenticate, lambda arn: SERVICE.id))
     bus.service_status_changed(SERVICE, "A", "B")
     bus.service_status_changed(SERVICE, "B", "C")
     client = TestClient(app)
     assert client.get("/slipway/v1/events").status_code == 403
     reply = client.get(
-        "/slipway/v1/events", params={"ServiceArn": SERVICE["arn"]}, headers={"authorization": "ok"}
+        "/slipway/v1/events", params={"ServiceArn": SERVICE.arn}, headers={"authorization": "ok"}
     ).json()
     assert [e["Event"]["detail"]["currentServiceStatus"] for e in reply["Events"]] == ["B", "C"]
     more = client.get(

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from slipway.backends import STDERR, STDOUT
 from slipway.errors import InvalidRequest
-from slipway.observe.applogs import STDERR, STDOUT, InstanceLines, parse_timestamp
+from slipway.observe.applogs import InstanceLines, parse_timestamp
 from slipway.observe.logs import MAX_LINE, LogStore, clean_line
 
 SVC = "0123456789abcdef0123456789abcdef"
@@ -312,40 +313,6 @@ def test_binary_output_and_unterminated_last_line() -> None:
 # -- the collector's follow loop, with a fake source ----------------------------------------
 
 
-class FakeAttachment:
-    def __init__(self, frames: list[tuple[int, bytes]], running: bool) -> None:
-        self.running = running
-        self._frames = frames
-
-    def __iter__(self):
-        for frame in self._frames:  # one read per frame, as a slow app writes
-            yield [frame]
-
-    def interrupt(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class ScriptedSource:
-    """Each attach takes the next step: a list of frames, or an exception to raise."""
-
-    def __init__(self, steps: list) -> None:
-        self.steps = steps
-        self.since: list[int] = []
-
-    def attach(self, container_id: str, since_ns: int):
-        self.since.append(since_ns)
-        if not self.steps:
-            return None  # the container is gone
-        step = self.steps.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        frames, running = step
-        return FakeAttachment(frames, running)
-
-
 def instance(container_id: str = "c0ffee" * 10, state: str = "running"):
     from slipway.backends import Instance
 
@@ -353,6 +320,7 @@ def instance(container_id: str = "c0ffee" * 10, state: str = "running"):
 
 
 def test_follower_survives_a_daemon_restart_without_repeating(tmp_path: Path) -> None:
+    from slipway.backends.fake import FakeBackend, FakeLogStream
     from slipway.errors import BackendError
     from slipway.observe.applogs import AppLogCollector, instance_stream
 
@@ -362,18 +330,20 @@ def test_follower_survives_a_daemon_restart_without_repeating(tmp_path: Path) ->
     everything = (
         [(STDOUT, r) for r in lines[:3]] + [(STDOUT, piece)] + [(STDOUT, r) for r in lines[3:]]
     )
-    source = ScriptedSource(
-        [
-            (everything[:4], True),  # dockerd stops mid-line
-            BackendError("cannot reach the docker daemon"),
-            BackendError("cannot reach the docker daemon"),
-            (everything[:5], True),  # back: docker repeats from since=
-            (everything, False),  # the container stopped meanwhile: its whole log
-        ]
+    inst = instance()
+    backend = FakeBackend(
+        log_streams={
+            inst.id: [
+                FakeLogStream(everything[:4], True),  # dockerd stops mid-line
+                BackendError("cannot reach the docker daemon"),
+                BackendError("cannot reach the docker daemon"),
+                FakeLogStream(everything[:5], True),  # back: docker repeats from since=
+                FakeLogStream(everything, False),  # it stopped meanwhile: its whole log
+            ]
+        }
     )
     store = LogStore(tmp_path)
-    collector = AppLogCollector(store, source, retry_max=0.01)
-    inst = instance()
+    collector = AppLogCollector(store, backend, retry_max=0.01)
     collector.sync([inst])
     deadline = time.monotonic() + 5
     while collector.followed() and time.monotonic() < deadline:
@@ -381,7 +351,7 @@ def test_follower_survives_a_daemon_restart_without_repeating(tmp_path: Path) ->
     collector.stop()
     got = [e.message for e in store.read(SVC, instance_stream(inst.id))[0]]
     assert got == ["line 0", "line 1", "line 2", "long line 3", "line 4", "line 5"]
-    assert source.since[0] == 0 and source.since[-1] > 0
+    assert backend.followed_since[0] == 0 and backend.followed_since[-1] > 0
 
 
 def test_read_merged_newest_reads_back_from_the_end(tmp_path: Path) -> None:

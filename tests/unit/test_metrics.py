@@ -15,7 +15,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import metrics_router
+from slipway.backends.docker_engine import DockerEngine
+from slipway.backends.fake import FakeBackend
 from slipway.errors import InvalidRequest, UnrecognizedClient
+from slipway.jobs import Jobs
 from slipway.observe.metrics import (
     _ACCESS_LINE,
     Metrics,
@@ -24,7 +28,6 @@ from slipway.observe.metrics import (
     cpu_percent,
     histogram_quantile,
     memory_percent,
-    metrics_router,
     normalize_host,
 )
 
@@ -558,7 +561,8 @@ def test_collector_counts_instances_and_reads_stats(metrics: Metrics) -> None:
     client = FakeDocker()
     client.api.samples = {"c1": ONE_SHOT, "c2": ONE_SHOT}
     pairs = [("hello", "c1"), ("hello", "c2"), ("hello", "c3")]  # c3 stopped meanwhile
-    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: pairs, client)  # type: ignore[arg-type]
+    backend = DockerEngine(client)  # type: ignore[arg-type]
+    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: pairs, backend)
     collector.tick_resources()
     client.api.samples = {
         "c1": later(ONE_SHOT, 500_000_000, 4_000_000_000),
@@ -576,14 +580,14 @@ def test_collector_counts_instances_and_reads_stats(metrics: Metrics) -> None:
 
 
 def test_collector_without_docker_counts_instances_only(metrics: Metrics) -> None:
-    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: [("down", "x")])
+    collector = MetricsCollector(metrics, lambda: HOSTS, lambda: [("down", "x")], FakeBackend())
     collector.tick_resources()
     samples = parse_prometheus(metrics.prometheus())
     assert value(samples, "slipway_active_instances", service="down") == 1
     assert value(samples, "slipway_active_instances", service="hello") == 0
 
 
-def test_collector_thread_survives_failures(log: Path, metrics: Metrics) -> None:
+def test_collector_jobs_survive_failures(log: Path, metrics: Metrics) -> None:
     calls = {"hosts": 0}
 
     def hosts() -> dict[str, str]:
@@ -596,14 +600,18 @@ def test_collector_thread_survives_failures(log: Path, metrics: Metrics) -> None
         raise OSError("docker went away")
 
     write(log, [line("hello.localhost")] * 2)
-    collector = MetricsCollector(metrics, hosts, instances, interval=0.01, stats_interval=0.01)
-    collector.start()
+    collector = MetricsCollector(
+        metrics, hosts, instances, FakeBackend(), interval=0.01, stats_interval=0.01
+    )
+    jobs = Jobs()
+    collector.schedule(jobs)
+    jobs.start()
     try:
         deadline = time.monotonic() + 5
         while metrics.lines_read < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
-        collector.stop()
+        jobs.stop()
     assert metrics.lines_read == 2
     assert (
         value(parse_prometheus(metrics.prometheus()), "slipway_requests_total", service="hello")

@@ -4,6 +4,7 @@ and no secret in any stored row."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -19,11 +20,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
+from slipway.api.observe import notify_router
 from slipway.api.sigv4 import Caller
 from slipway.errors import InvalidRequest, ResourceNotFound, SlipwayError, UnrecognizedClient
+from slipway.jobs import Jobs
+from slipway.models import ServiceSpec
 from slipway.observe.audit import AuditTrail
 from slipway.observe.events import EventBus
-from slipway.observe.notify import Notifier, notify_router, parse_config_targets, sign
+from slipway.observe.notify import Notifier, parse_config_targets, sign
+from slipway.records import Operation, Service
 from slipway.store import Store
 from slipway.vault import Vault
 
@@ -31,13 +36,28 @@ SECRET = "s3cret-for-tests-0123456789"
 EVERYTHING = {"source": ["aws.apprunner"]}
 
 
-def service(name: str) -> dict[str, Any]:
-    sid = f"{name}-id"
-    return {
-        "id": sid,
-        "name": name,
-        "arn": f"arn:aws:apprunner:r:000000000000:service/{name}/{sid}",
+IMAGE_SPEC = ServiceSpec.from_create(
+    {
+        "ServiceName": "app",
+        "SourceConfiguration": {
+            "ImageRepository": {"ImageIdentifier": "hello:1", "ImageRepositoryType": "ECR"}
+        },
     }
+)
+
+
+def service(name: str) -> Service:
+    sid = f"{name}-id"
+    return Service(
+        id=sid,
+        name=name,
+        arn=f"arn:aws:apprunner:r:000000000000:service/{name}/{sid}",
+        hostname=name,
+        status="RUNNING",
+        spec=IMAGE_SPEC,
+        created_at=0.0,
+        updated_at=0.0,
+    )
 
 
 A, B = service("alpha"), service("beta")
@@ -128,9 +148,21 @@ def vault(tmp_path: Path) -> Vault:
 
 
 def make(store: Store, vault: Vault, **kwargs: Any) -> tuple[Notifier, EventBus]:
-    notifier = Notifier(store, vault, **kwargs)
+    notifier = Notifier(store, vault, interval=0.05, **kwargs)
     bus = EventBus(store, region="us-east-1", account="000000000000", on_event=notifier.wake)
     return notifier, bus
+
+
+@contextlib.contextmanager
+def scheduled(notifier: Notifier) -> Iterator[None]:
+    """The notifier's delivery job running on a scheduler of its own."""
+    jobs = Jobs()
+    notifier.schedule(jobs)
+    jobs.start()
+    try:
+        yield
+    finally:
+        jobs.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -197,18 +229,15 @@ def test_order_per_service_kept_through_failures(
     receiver.respond = lambda n: (500 if n < 4 else 200, {})
     notifier, bus = make(store, vault, backoff_base=0.05)
     notifier.add_target(receiver.url, EVERYTHING, secret=SECRET)
-    sent: dict[str, list[str]] = {A["id"]: [], B["id"]: []}
+    sent: dict[str, list[str]] = {A.id: [], B.id: []}
     for i in range(3):
         for svc in (A, B):
-            sent[svc["id"]].append(bus.service_status_changed(svc, f"S{i}", f"S{i + 1}")["id"])
-    notifier.start()
-    try:
+            sent[svc.id].append(bus.service_status_changed(svc, f"S{i}", f"S{i + 1}")["id"])
+    with scheduled(notifier):
         wait_for(lambda: not store.list_deliveries(status="pending"))
-    finally:
-        notifier.stop()
     assert {d["status"] for d in store.list_deliveries()} == {"delivered"}
     for svc in (A, B):
-        seen = receiver.events(svc["id"])
+        seen = receiver.events(svc.id)
         # Each event is tried until it succeeds, and only then does the next go out.
         order = []
         for event_id, _attempt, status in seen:
@@ -216,8 +245,8 @@ def test_order_per_service_kept_through_failures(
                 assert not order or order[-1][1] == 200, f"{event_id} sent before its elder"
                 order.append([event_id, status])
             order[-1][1] = status
-        assert [e for e, _ in order] == sent[svc["id"]]
-        attempts = [a for e, a, _ in seen if e == sent[svc["id"]][0]]
+        assert [e for e, _ in order] == sent[svc.id]
+        attempts = [a for e, a, _ in seen if e == sent[svc.id][0]]
         assert attempts == list(range(1, len(attempts) + 1))
     assert sum(1 for r in receiver.requests if r["status"] == 500) == 4
 
@@ -271,8 +300,7 @@ def test_gives_up_after_max_age_then_the_chain_moves_on(
     notifier, bus = make(store, vault, max_age=0.3, backoff_base=0.05)
     notifier.add_target(receiver.url, EVERYTHING, secret=SECRET)
     first = bus.service_status_changed(A, "RUNNING", "PAUSED")
-    notifier.start()
-    try:
+    with scheduled(notifier):
         wait_for(lambda: store.list_deliveries(status="failed") != [])
         (failed,) = store.list_deliveries(status="failed")
         assert failed["last_error"] == "HTTP 500: nope"
@@ -281,8 +309,6 @@ def test_gives_up_after_max_age_then_the_chain_moves_on(
         receiver.respond = lambda n: (200, {})
         second = bus.service_status_changed(A, "PAUSED", "RUNNING")
         wait_for(lambda: not store.list_deliveries(status="pending"))
-    finally:
-        notifier.stop()
     assert len(receiver.requests) == tried + 1  # the failed one is not tried again
     assert receiver.events()[-1][0] == second["id"]
     assert {e for e, _, _ in receiver.events()} == {first["id"], second["id"]}
@@ -301,12 +327,9 @@ def test_pending_deliveries_survive_a_restart(
         ("pending", 1),
         ("pending", 0),
     ]
-    again = Notifier(Store(tmp_path / "slipway.db"), Vault(tmp_path / "vault.key"))
-    again.start()
-    try:
+    again = Notifier(Store(tmp_path / "slipway.db"), Vault(tmp_path / "vault.key"), interval=0.05)
+    with scheduled(again):
         wait_for(lambda: not again.store.list_deliveries(status="pending"))
-    finally:
-        again.stop()
     assert [(e, a) for e, a, _ in receiver.events()] == [
         (first["id"], 1),
         (first["id"], 2),
@@ -320,7 +343,15 @@ def test_pending_deliveries_survive_a_restart(
 def test_slack_format(store: Store, vault: Vault, receiver: Receiver) -> None:
     notifier, bus = make(store, vault)
     notifier.add_target(receiver.url, EVERYTHING, secret=SECRET, format="slack")
-    deploy = {"id": "op-1", "type": "START_DEPLOYMENT", "status": "IN_PROGRESS"}
+    deploy = Operation(
+        id="op-1",
+        service_id=A.id,
+        target_arn=A.arn,
+        type="START_DEPLOYMENT",
+        status="IN_PROGRESS",
+        created_at=0.0,
+        updated_at=0.0,
+    )
     bus.operation_status_changed(A, deploy, "FAILED", "image not found")
     notifier.run_once()
     (request,) = receiver.requests

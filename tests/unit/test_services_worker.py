@@ -31,6 +31,7 @@ from slipway.operations.queue import OperationQueue
 from slipway.operations.reconcile import stray_instances
 from slipway.operations.routes import desired_routes
 from slipway.operations.runner import InlineRunner, run_now
+from slipway.records import Service
 from slipway.routing.router import Route
 from slipway.services import Services
 from slipway.sources.check import SourceCheck
@@ -432,7 +433,7 @@ run:
 """
 
 
-def code_source(**extra) -> Service:
+def code_source(**extra) -> dict:
     return {
         "CodeRepository": {
             "RepositoryUrl": "http://127.0.0.1:9/app.git",

@@ -15,14 +15,18 @@ from starlette.concurrency import run_in_threadpool
 from ..domains.rules import ASK_PATH
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
-from ..observe.audit import audit_router
-from ..observe.events import events_router
-from ..observe.metrics import metrics_router
-from ..observe.notify import notify_router
 from ..sources.github import AppCredentials
 from . import shapes, sigv4
 from .handlers import HANDLERS
 from .hooks import webhook_router
+from .observe import (
+    audit_router,
+    audited_call,
+    events_router,
+    metrics_router,
+    notify_router,
+    record_request,
+)
 from .validate import operation_names, validate_input
 
 if TYPE_CHECKING:
@@ -80,7 +84,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        problems = agent.logs.problems()
+        problems = agent.logs.problems() + agent.jobs.problems()
         return {"status": "degraded" if problems else "ok", "problems": problems}
 
     @app.post("/")
@@ -91,9 +95,9 @@ def create_app(agent: Agent) -> FastAPI:
         try:
             caller = await authenticate(request, body)
         except SlipwayError as exc:  # recorded without parameters: nobody to trust
-            await agent.audit.record_request(request, None, operation, None, exc.code)
+            await record_request(agent.audit, request, None, operation, None, exc.code)
             raise
-        async with agent.audit.call(request, caller, operation) as call:
+        async with audited_call(agent.audit, request, caller, operation) as call:
             if not target.startswith(TARGET_PREFIX) or operation not in supported:
                 raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
             handler = HANDLERS.get(operation)
@@ -111,9 +115,9 @@ def create_app(agent: Agent) -> FastAPI:
         try:
             caller = await authenticate(request, body)
         except SlipwayError as exc:
-            await agent.audit.record_request(request, None, operation, None, exc.code)
+            await record_request(agent.audit, request, None, operation, None, exc.code)
             raise
-        async with agent.audit.call(request, caller, operation) as call:
+        async with audited_call(agent.audit, request, caller, operation) as call:
             call.params = params = _decode(body)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")

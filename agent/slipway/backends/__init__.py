@@ -6,9 +6,9 @@ and ``FakeBackend`` (``fake.py``) the in-memory one for unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 # Labels every slipway container carries; the reconciler finds instances by them.
 LABEL_MANAGED = "slipway.managed"
@@ -70,6 +70,24 @@ class Instance:
         return f"{self.host_ip}:{self.host_port}"
 
 
+# The source of a log record: the instance's stdout or stderr.
+STDOUT, STDERR = 1, 2
+
+
+class LogStream(Protocol):
+    """One followed log stream of an instance: each step yields the ``(source, record)``
+    pairs that arrived together, a record being ``<RFC 3339 timestamp> <text>``."""
+
+    running: bool  # the instance ran when the stream opened; if not, it holds everything
+
+    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]: ...
+
+    def interrupt(self) -> None:
+        """End the stream from another thread."""
+
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     """Runs instances; every method is safe to repeat."""
 
@@ -87,6 +105,17 @@ class Backend(Protocol):
 
     def logs(self, instance_id: str, tail: int = 50) -> str: ...
 
+    def follow_logs(self, instance_id: str, since_ns: int) -> LogStream | None:
+        """The instance's output from ``since_ns`` (0: all kept) on, followed while it
+        runs; None when the instance is gone."""
+
+    def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """One sample per instance (id or name) in Docker's stats shape (``cpu_stats``,
+        ``precpu_stats``, ``memory_stats``); instances that are gone are left out."""
+
+    def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
+        """Cores each instance may use, None for no limit; gone ones left out."""
+
 
 __all__ = [
     "LABEL_DEPLOYMENT_ID",
@@ -95,7 +124,10 @@ __all__ = [
     "LABEL_SERVICE_ID",
     "LABEL_SERVICE_NAME",
     "PUBLISHED_PORT",
+    "STDERR",
+    "STDOUT",
     "Backend",
     "Instance",
     "InstanceSpec",
+    "LogStream",
 ]

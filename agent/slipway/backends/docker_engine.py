@@ -12,12 +12,15 @@ import ipaddress
 import re
 import socket
 import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
+from docker.utils import version_gte
 
 from ..errors import (
     BackendError,
@@ -35,12 +38,17 @@ from . import (
     PUBLISHED_PORT,
     Instance,
     InstanceSpec,
+    LogStream,
 )
+from .docker_logs import DockerLogs
 
 # The container port the app listens on, so its published host port can be read back.
 LABEL_PORT = "slipway.port"
 
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
+# Each followed log stream holds one connection of the client's pool while it lasts.
+POOL_SIZE = 1024
+STATS_WORKERS = 10
 _NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -166,7 +174,7 @@ class DockerEngine:
     ) -> None:
         if client is None:
             try:
-                client = docker.from_env()
+                client = docker.from_env(max_pool_size=POOL_SIZE)
             except _DOCKER_ERRORS as exc:
                 raise BackendError(f"cannot reach the docker daemon: {_explain(exc)}") from exc
         self.client = client
@@ -180,6 +188,7 @@ class DockerEngine:
                 " more addresses"
             )
         self.port = instance_port
+        self._logs = DockerLogs(client)
         self._allocating = threading.Lock()  # one free address per new container
         self._cursor: int | None = None  # where the next address search starts
 
@@ -389,3 +398,59 @@ class DockerEngine:
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"reading logs of {instance_id} failed: {_explain(exc)}") from exc
         return raw.decode("utf-8", errors="replace")
+
+    def follow_logs(self, instance_id: str, since_ns: int) -> LogStream | None:
+        """The container's stdout and stderr records from ``since_ns`` on, followed while
+        it runs (``docker_logs.py`` says why it reads the stream itself)."""
+        return self._logs.follow(instance_id, since_ns)
+
+    def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """One stats sample per container (id or name), fetched concurrently; containers
+        that are gone are left out.
+
+        Every stats call waits for the daemon's 1 s collection tick. On Docker 20.10.24 (API
+        1.41): ``stream=False`` takes ~1.7 s per container (two ticks, to fill
+        ``precpu_stats``), ``one-shot=true`` ~1.0 s (one tick), the first item of
+        ``stream=True`` ~1.0 s. Concurrent calls share a tick, so one-shot calls in parallel
+        return 10 containers in ~1.0 s, costing this process ~12 ms of CPU in all."""
+        ids = list(instance_ids)
+        if not ids:
+            return {}
+        api = self.client.api
+        one_shot = version_gte(api.api_version, "1.41") or None
+
+        def fetch(container_id: str) -> dict[str, Any] | None:
+            try:
+                return api.stats(container_id, stream=False, one_shot=one_shot)
+            except docker.errors.NotFound:
+                return None
+
+        try:
+            with ThreadPoolExecutor(min(STATS_WORKERS, len(ids))) as pool:
+                results = list(pool.map(fetch, ids))
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"docker stats failed: {_explain(exc)}") from exc
+        # A container that stopped answers with empty stats.
+        return {i: s for i, s in zip(ids, results, strict=True) if s and s.get("memory_stats")}
+
+    def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
+        """Cores each container may use (``NanoCpus``, or ``CpuQuota``/``CpuPeriod``); None
+        for no limit. A limit does not change while a container lives, so callers cache
+        this."""
+        limits: dict[str, float | None] = {}
+        for container_id in instance_ids:
+            try:
+                host = self.client.api.inspect_container(container_id).get("HostConfig") or {}
+            except docker.errors.NotFound:
+                continue
+            except _DOCKER_ERRORS as exc:
+                raise BackendError(
+                    f"docker inspect {container_id} failed: {_explain(exc)}"
+                ) from exc
+            if host.get("NanoCpus"):
+                limits[container_id] = host["NanoCpus"] / 1e9
+            elif host.get("CpuQuota", 0) > 0:
+                limits[container_id] = host["CpuQuota"] / (host.get("CpuPeriod") or 100_000)
+            else:
+                limits[container_id] = None
+        return limits

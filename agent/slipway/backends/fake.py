@@ -6,17 +6,42 @@ Knobs:
 - ``exit_on_start[image] = code``: instances of that image are created already exited.
 - ``exit_instance(id, code)``: a running instance dies now.
 - ``log_lines[id]``: what ``logs`` returns.
+- ``log_streams[id]``: what each ``follow_logs(id, ...)`` call gets, in turn: a
+  ``FakeLogStream`` or an exception to raise; None (the instance is gone) once used up.
+  ``followed_since`` records each call's ``since_ns``.
+- ``stats[id]``, ``limits[id]``: what ``instance_stats`` and ``cpu_limits`` report;
+  ids without an entry are gone.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import BackendError, SlipwayError
-from . import PUBLISHED_PORT, Instance, InstanceSpec
+from . import PUBLISHED_PORT, Instance, InstanceSpec, LogStream
 from .docker_engine import container_name
+
+
+class FakeLogStream:
+    """A log stream that yields its frames one per step, as a slow app writes, then ends."""
+
+    def __init__(self, frames: list[tuple[int, bytes]], running: bool) -> None:
+        self.running = running
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
+        for frame in self._frames:
+            yield [frame]
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -31,6 +56,10 @@ class FakeBackend:
     fail_start: dict[str, SlipwayError] = field(default_factory=dict)
     exit_on_start: dict[str, int] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
+    log_streams: dict[str, list[LogStream | SlipwayError]] = field(default_factory=dict)
+    followed_since: list[int] = field(default_factory=list)
+    stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    limits: dict[str, float | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._instances: dict[str, Instance] = {}
@@ -114,3 +143,19 @@ class FakeBackend:
             raise BackendError(f"container {instance_id} not found")
         lines = self.log_lines.get(instance_id, [])
         return "".join(f"{line}\n" for line in lines[-tail:])
+
+    def follow_logs(self, instance_id: str, since_ns: int) -> LogStream | None:
+        self.followed_since.append(since_ns)
+        steps = self.log_streams.get(instance_id)
+        if not steps:
+            return None
+        step = steps.pop(0)
+        if isinstance(step, SlipwayError):
+            raise step
+        return step
+
+    def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {i: self.stats[i] for i in instance_ids if i in self.stats}
+
+    def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
+        return {i: self.limits[i] for i in instance_ids if i in self.limits}

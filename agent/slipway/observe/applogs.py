@@ -2,12 +2,12 @@
 ``instance/<container id[:12]>`` stream of its service, as App Runner's application log
 group keeps them.
 
-One thread per followed container, blocked on docker's ``/containers/<id>/logs`` stream
-(``follow``, ``timestamps``); an idle one costs a thread and a socket, no CPU. The
-stream is read frame by frame, not through ``Container.logs()``, because that drops
-which of stdout and stderr a frame came from: docker splits a line longer than 16 KiB
-into partial records (no trailing newline, same timestamp), and only per-source state
-can join them again when the other source writes in between.
+One thread per followed instance, blocked on the backend's log stream of it
+(``Backend.follow_logs``); an idle one costs a thread and a socket, no CPU. These are
+stream readers, not periodic work, so they are threads of their own rather than jobs
+on the scheduler. Records keep their source (stdout or stderr): docker splits a line
+longer than 16 KiB into partial records (no trailing newline, same timestamp), and only
+per-source state can join them again when the other source writes in between.
 
 A stream that ends (dockerd restarted, the follower was interrupted) is attached again
 with ``since=`` the newest record seen; records docker sends again are skipped by their
@@ -18,37 +18,20 @@ restart the newest stored line's time is where it goes on from.
 from __future__ import annotations
 
 import calendar
-import contextlib
-import http.client
 import logging
-import select
-import socket
-import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-import docker
-import docker.errors
-import requests
-import urllib3.exceptions
-
-from ..backends import Instance
+from ..backends import Backend, Instance, LogStream
 from ..errors import BackendError
 from .logs import MAX_LINE, LogStore, clean_line
 
 log = logging.getLogger("slipway.applogs")
 
-STDOUT, STDERR = 1, 2
 _NS = 1_000_000_000
 _MARGIN_NS = 2 * _NS  # a re-attach starts this much before the newest record seen
-_READ_SIZE = 64 * 1024
-_LINGER = 0.2  # s a busy stream's next read waits, for lines to gather
-_DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
-# What reading a stream that broke, or that another thread shut, raises.
-_STREAM_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError)
 
 
 def instance_stream(container_id: str) -> str:
@@ -76,10 +59,6 @@ def parse_timestamp(raw: bytes) -> int | None:
     except ValueError:
         return None
     return seconds * _NS + nanos
-
-
-def _docker_since(ns: int) -> str:
-    return f"{ns // _NS}.{ns % _NS:09d}"
 
 
 @dataclass
@@ -182,198 +161,12 @@ class InstanceLines:
         return lines
 
 
-class _Body:
-    """The body of docker's chunked log response, read straight from the connection's
-    buffered reader: ``read`` returns all that has arrived, however many chunks it holds
-    (http.client's ``read1`` stops at each chunk's end, and docker sends one chunk per
-    log record: a read, a wakeup and a store write per line)."""
-
-    def __init__(self, response: requests.Response) -> None:
-        fp = response.raw._fp  # http.client's response: headers read, body not yet
-        self._fp = fp.fp
-        self._chunked = bool(fp.chunked)
-        self._length = None if self._chunked else fp.length
-        self._pending = bytearray()  # received, not decoded yet
-        self._left = 0  # data bytes of the current chunk still to come
-        self._crlf = False  # the CRLF after a chunk's data is due
-        self._done = False
-
-    def read(self) -> bytes:
-        """Body bytes: blocks until some arrive; b"" at the end of the body. Each call
-        empties the reader's buffer (``read1`` of at least its size returns all of it)."""
-        while not self._done:
-            want = _READ_SIZE if self._length is None else min(_READ_SIZE, self._length)
-            raw = self._fp.read1(want) if want else b""
-            if not raw:
-                break
-            if not self._chunked:
-                if self._length is not None:
-                    self._length -= len(raw)
-                return raw
-            self._pending += raw
-            data = self._decode()
-            if data:
-                return data
-        self._done = True
-        return b""
-
-    def _decode(self) -> bytes:
-        pending, at, out = self._pending, 0, bytearray()
-        while True:
-            if self._left:
-                take = min(self._left, len(pending) - at)
-                out += pending[at : at + take]
-                at += take
-                self._left -= take
-                if self._left:
-                    break
-                self._crlf = True
-            if self._crlf:
-                if len(pending) - at < 2:
-                    break
-                at += 2
-                self._crlf = False
-            end = pending.find(b"\r\n", at)
-            if end < 0:
-                if len(pending) - at > 256:
-                    raise ValueError("not a chunked body: no chunk size line")
-                break
-            size = int(bytes(pending[at:end]).split(b";", 1)[0], 16)  # ValueError: broken
-            at = end + 2
-            if size == 0:
-                self._done = True
-                break
-            self._left = size
-        del pending[:at]
-        return bytes(out)
-
-
-class _Attachment:
-    """One open log stream: yields the ``(source, record)`` frames each read brought;
-    ``interrupt`` ends it from another thread. After a read that has caught up (nothing
-    more waiting on the socket), the next waits ``_LINGER`` s, so a chatty app's lines
-    cost one read and one store write per interval instead of one each; a quiet app's
-    first line is read at once, and a backlog is read without pauses."""
-
-    def __init__(self, response: requests.Response, sock: Any, running: bool) -> None:
-        self.running = running  # the container ran when attached (else the stream is all)
-        self._response = response
-        self._sock = getattr(sock, "_sock", sock)
-        self._interrupted = threading.Event()
-        self._poll: select.poll | None = select.poll()
-        try:
-            self._poll.register(self._sock, select.POLLIN)
-        except (OSError, TypeError, ValueError, AttributeError):  # no file descriptor
-            self._poll = None
-
-    def _caught_up(self) -> bool:
-        """Nothing more has arrived (read1 leaves nothing in the reader's buffer)."""
-        if self._poll is None:
-            return False  # cannot tell: never wait
-        try:
-            return not self._poll.poll(0)
-        except (OSError, ValueError):
-            return False
-
-    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
-        buffer = bytearray()
-        try:
-            body = _Body(self._response)
-            while True:
-                data = body.read()
-                if not data:
-                    return
-                buffer += data
-                frames, used = _frames(buffer)
-                del buffer[:used]
-                if frames:
-                    yield frames
-                if self._caught_up() and self._interrupted.wait(_LINGER):
-                    return
-        except _STREAM_ERRORS:  # broken or interrupted: the stream ends here
-            return
-
-    def interrupt(self) -> None:
-        self._interrupted.set()
-        with contextlib.suppress(OSError, AttributeError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with contextlib.suppress(*_STREAM_ERRORS):
-            self._response.close()
-
-
-def _frames(buffer: bytearray) -> tuple[list[tuple[int, bytes]], int]:
-    """The whole frames (8-byte header: source, size) at the start of ``buffer``, and how
-    many bytes they took; a frame split across reads waits for the rest."""
-    frames, at = [], 0
-    while len(buffer) - at >= 8:
-        source, size = struct.unpack_from(">BxxxL", buffer, at)
-        if len(buffer) - at - 8 < size:
-            break
-        frames.append((source, bytes(buffer[at + 8 : at + 8 + size])))
-        at += 8 + size
-    return frames, at
-
-
-class Attachment(Protocol):
-    running: bool  # the container ran when attached; if not, the stream holds everything
-
-    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]: ...
-
-    def interrupt(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LogSource(Protocol):
-    """Where records come from: docker (``DockerLogs``), or a fake in unit tests."""
-
-    def attach(self, container_id: str, since_ns: int) -> Attachment | None: ...
-
-
-class DockerLogs:
-    """The docker side: attaches to a container's log stream. Docker errors are translated
-    here into BackendError (the daemon did not answer)."""
-
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
-        self._tty: set[str] = set()  # containers already warned about
-
-    def attach(self, container_id: str, since_ns: int) -> Attachment | None:
-        """A stream of the container's records from ``since_ns`` on, following it while it
-        runs; None if the container is gone."""
-        api = self.client.api
-        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 1}
-        if since_ns:
-            params["since"] = _docker_since(since_ns)
-        try:
-            info = api.inspect_container(container_id)
-            if info["Config"].get("Tty"):  # no frames to tell sources apart; slipway sets none
-                if container_id not in self._tty:
-                    self._tty.add(container_id)
-                    log.warning("not collecting logs of %s: it has a TTY", container_id[:12])
-                return None
-            # What Container.logs() does, minus the part that forgets each frame's source.
-            response = api._get(
-                api._url("/containers/{0}/logs", container_id), params=params, stream=True
-            )
-            api._raise_for_status(response)
-            sock = api._get_raw_response_socket(response)
-        except docker.errors.NotFound:
-            return None
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"following logs of {container_id[:12]} failed: {exc}") from exc
-        api._disable_socket_timeout(sock)  # idle apps must not time the stream out
-        return _Attachment(response, sock, bool(info["State"].get("Running")))
-
-
 class _Follower:
     """A thread that keeps one container's stream attached and stores what it says."""
 
     def __init__(
         self,
-        source: LogSource,
+        backend: Backend,
         logs: LogStore,
         instance: Instance,
         lines: InstanceLines,
@@ -383,12 +176,12 @@ class _Follower:
         self.service_id = instance.service_id
         self.stream = instance_stream(instance.id)
         self.lines = lines
-        self._source = source
+        self._backend = backend
         self._logs = logs
         self._retry_max = retry_max
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self._attachment: Attachment | None = None
+        self._stream: LogStream | None = None
         self.thread = threading.Thread(
             target=self._run, name=f"applogs-{instance.id[:12]}", daemon=True
         )
@@ -408,14 +201,14 @@ class _Follower:
     def interrupt(self) -> None:
         """End the current stream; the follower attaches again (used by tests, too)."""
         with self._lock:
-            if self._attachment is not None:
-                self._attachment.interrupt()
+            if self._stream is not None:
+                self._stream.interrupt()
 
     def _run(self) -> None:
         delay, complaint = min(0.5, self._retry_max), None
         while not self._stopped.is_set():
             try:
-                attachment = self._source.attach(self.container_id, self.lines.since_ns())
+                stream = self._backend.follow_logs(self.container_id, self.lines.since_ns())
             except BackendError as exc:  # dockerd restarting or down: wait for it
                 if exc.message != complaint:
                     log.warning("%s; retrying", exc.message)
@@ -423,31 +216,31 @@ class _Follower:
                 self._stopped.wait(delay)
                 delay = min(delay * 2, self._retry_max)
                 continue
-            if attachment is None:  # the container is gone
+            if stream is None:  # the container is gone
                 break
             delay, complaint = min(0.5, self._retry_max), None
             self.lines.reattached()  # an earlier stream (maybe another follower's) saw some
-            self._follow(attachment)
-            if not attachment.running:  # it had stopped: that stream held everything
+            self._follow(stream)
+            if not stream.running:  # it had stopped: that stream held everything
                 break
         if not self._stopped.is_set():
             self._store(self.lines.flush())
 
-    def _follow(self, attachment: Attachment) -> None:
+    def _follow(self, stream: LogStream) -> None:
         with self._lock:
-            self._attachment = attachment
+            self._stream = stream
             if self._stopped.is_set():
-                attachment.interrupt()
+                stream.interrupt()
         try:
-            for frames in attachment:
+            for frames in stream:
                 lines: list[tuple[float, str]] = []
                 for source, record in frames:
                     lines += self.lines.feed(source, record)
                 self._store(lines)
         finally:
             with self._lock:
-                self._attachment = None
-            attachment.close()
+                self._stream = None
+            stream.close()
 
     def _store(self, lines: list[tuple[float, str]]) -> None:
         if lines:
@@ -466,18 +259,13 @@ class AppLogCollector:
     def __init__(
         self,
         logs: LogStore,
-        source: LogSource | None = None,
+        backend: Backend,
         *,
         retry_max: float = 10.0,
         prune_interval: float = 3600.0,
     ) -> None:
-        if source is None:
-            try:  # its own pool: each followed container holds one connection
-                source = DockerLogs(docker.from_env(max_pool_size=1024))
-            except _DOCKER_ERRORS as exc:
-                raise BackendError(f"cannot reach the docker daemon: {exc}") from exc
         self.logs = logs
-        self.source = source
+        self.backend = backend
         self.retry_max = retry_max
         self.prune_interval = prune_interval
         self._followers: dict[str, _Follower] = {}
@@ -513,7 +301,7 @@ class AppLogCollector:
         if lines is None:
             resume = self.logs.last_timestamp(inst.service_id, instance_stream(inst.id))
             lines = self._lines[inst.id] = InstanceLines(resume_after=resume)
-        follower = _Follower(self.source, self.logs, inst, lines, self.retry_max)
+        follower = _Follower(self.backend, self.logs, inst, lines, self.retry_max)
         self._followers[inst.id] = follower
         follower.start()
 

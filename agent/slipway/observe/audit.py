@@ -19,27 +19,20 @@ they were passed, never their values. What is secret:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import botocore.session
 from botocore.model import OperationNotFoundError, Shape
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from ..errors import SlipwayError
 from ..store import Store
-from .events import cursor_query
 
-__all__ = ["HIDDEN", "AuditTrail", "audit_router", "redact", "request_origin"]
+__all__ = ["HIDDEN", "AuditTrail", "redact"]
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
 MAX_LIST = 1000
@@ -143,17 +136,6 @@ def _url_origin(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f"/{HIDDEN}" if rest not in ("", "/") else rest)
 
 
-def request_origin(request: Request) -> tuple[str | None, str | None]:
-    """The caller's address and User-Agent, as the audit trail records them."""
-    client = request.client
-    return (client.host if client else None), request.headers.get("user-agent")
-
-
-@dataclass
-class AuditedCall:
-    params: Any = None  # the request's parameters, once decoded (redacted when stored)
-
-
 class AuditTrail:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -182,40 +164,6 @@ class AuditTrail:
             }
         )
 
-    async def record_request(
-        self,
-        request: Request,
-        caller: Any,
-        operation: str,
-        params: dict[str, Any] | None,
-        outcome: str,
-    ) -> int:
-        """``record`` for a call the HTTP edge answered: the address and User-Agent come
-        from ``request``, the access key from ``caller`` (sigv4.Caller, or None when
-        authentication failed)."""
-        source_ip, user_agent = request_origin(request)
-        key_id = getattr(caller, "access_key_id", None)
-        return await run_in_threadpool(
-            self.record, None, key_id, source_ip, user_agent, operation, params, outcome
-        )
-
-    @contextlib.asynccontextmanager
-    async def call(
-        self, request: Request, caller: Any, operation: str
-    ) -> AsyncIterator[AuditedCall]:
-        """One row for the call run inside, whatever it answers: OK, or the code of the
-        SlipwayError it raised; with the parameters the call set once it read them."""
-        entry = AuditedCall()
-        outcome = "OK"
-        try:
-            yield entry
-        except SlipwayError as exc:
-            outcome = exc.code
-            raise
-        finally:
-            params = entry.params if isinstance(entry.params, dict) else None
-            await self.record_request(request, caller, operation, params, outcome)
-
     def list(
         self, since: float | None = None, after_id: int | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
@@ -223,36 +171,3 @@ class AuditTrail:
         newest ``limit``."""
         limit = max(1, min(limit, MAX_LIST))
         return self.store.list_audit(since=since, after_id=after_id, limit=limit)
-
-
-def audit_router(
-    trail: AuditTrail, authenticate: Callable[[Request, bytes], Awaitable[Any]]
-) -> APIRouter:
-    """``GET /slipway/v1/audit?Since=&AfterId=&Limit=``, SigV4-verified first."""
-    router = APIRouter()
-
-    @router.get("/slipway/v1/audit")
-    async def read_audit(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        since, after_id, limit = cursor_query(request.query_params)
-        rows = await run_in_threadpool(trail.list, since, after_id, limit)
-        return JSONResponse(
-            {
-                "Events": [
-                    {
-                        "Id": r["id"],
-                        "Time": r["time"],
-                        "AccessKeyId": r["access_key_id"],
-                        "SourceIp": r["source_ip"],
-                        "UserAgent": r["user_agent"],
-                        "Operation": r["operation"],
-                        "Params": r["params"],
-                        "Outcome": r["outcome"],
-                    }
-                    for r in rows
-                ],
-                "NextAfterId": rows[-1]["id"] if rows else after_id,
-            }
-        )
-
-    return router

@@ -24,15 +24,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
-
-from ..errors import InvalidRequest
 from ..store import Store
 from .patterns import matches
 
@@ -42,7 +37,6 @@ __all__ = [
     "SCALING_DETAIL_TYPE",
     "SERVICE_STATUS_DETAIL_TYPE",
     "EventBus",
-    "events_router",
     "operation_status_code",
 ]
 
@@ -251,41 +245,3 @@ class EventBus:
         detail_type, body (the event)."""
         limit = max(1, min(limit, MAX_LIST))
         return self.store.list_events(service_id, since=since, after_id=after_id, limit=limit)
-
-
-def cursor_query(query: Mapping[str, str]) -> tuple[float | None, int | None, int]:
-    """``Since``, ``AfterId`` and ``Limit`` of a cursor-paged listing (events, audit)."""
-    try:
-        since = float(query["Since"]) if query.get("Since") else None
-        after_id = int(query["AfterId"]) if query.get("AfterId") else None
-        limit = int(query.get("Limit") or 100)
-    except ValueError as exc:
-        raise InvalidRequest(f"Since, AfterId and Limit must be numbers: {exc}") from exc
-    return since, after_id, limit
-
-
-def events_router(
-    bus: EventBus,
-    authenticate: Callable[[Request, bytes], Awaitable[Any]],
-    service_id_for: Callable[[str], str],
-) -> APIRouter:
-    """``GET /slipway/v1/events?ServiceArn=&Since=&AfterId=&Limit=`` for ``slipway
-    events [NAME] [--follow]``: follow by passing back ``NextAfterId``."""
-    router = APIRouter()
-
-    @router.get("/slipway/v1/events")
-    async def list_events(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        query = request.query_params
-        since, after_id, limit = cursor_query(query)
-        arn = query.get("ServiceArn")
-        service_id = await run_in_threadpool(service_id_for, arn) if arn else None
-        rows = await run_in_threadpool(bus.list, service_id, since, after_id, limit)
-        return JSONResponse(
-            {
-                "Events": [{"Id": r["id"], "Event": r["body"]} for r in rows],
-                "NextAfterId": rows[-1]["id"] if rows else after_id,
-            }
-        )
-
-    return router

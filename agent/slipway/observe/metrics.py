@@ -16,12 +16,14 @@ with the counting, 3 ms, 0.3% of a core at 1,000 req/s (``bench/metrics_overhead
 Counters count from the agent's start, as Prometheus counters do; the access log is a
 file of Caddy's, not state of ours.
 
-CPU and memory come from Docker's stats endpoint, one sample per container per
-interval; CPU is the delta between our own successive samples, so one-shot samples do.
+CPU and memory come from the backend's stats (Docker's stats endpoint), one sample per
+instance per interval; CPU is the delta between our own successive samples, so one-shot
+samples do.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -30,19 +32,22 @@ import threading
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests
-from docker.utils import version_gte
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from ..errors import BackendError, InvalidRequest
+from ..backends import Backend
+from ..jobs import Jobs
 
 log = logging.getLogger("slipway.metrics")
 
@@ -52,7 +57,7 @@ READ_CHUNK = 4 * 1024 * 1024  # bytes of access log read per batch
 # The file's first bytes (a line's sub-second timestamp among them) tell a file that was
 # replaced under the same inode number, which a file system may hand out again at once.
 HEAD_BYTES = 128
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
 
 # ts, request.host, duration and status of one Caddy access-log line (2.6; the string
 # fields later versions add before host, such as client_ip, are skipped). Quotes inside
@@ -63,6 +68,8 @@ _ACCESS_LINE = re.compile(
     rb'"host":"([^"\n]*)"[^\n]*"duration":([0-9.eE+-]+),"size":[0-9]+,"status":([0-9]+)'
 )
 _UNSEEN = object()
+REQUESTS_JOB = "metrics-requests"
+RESOURCES_JOB = "metrics-resources"
 
 
 def normalize_host(host: str) -> str:
@@ -164,8 +171,10 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class Metrics:
-    """Counters, histograms and gauges per service; fed by a collector, read by the API."""
+class Metrics(Collector):
+    """Counters, histograms and gauges per service; fed by a collector, read by the API.
+    It is the one collector of its own Prometheus registry, so ``/metrics`` shows only
+    these figures (not the process metrics of prometheus_client's global registry)."""
 
     def __init__(
         self,
@@ -194,6 +203,8 @@ class Metrics:
         self._previous_cpu: dict[str, Mapping[str, Any]] = {}
         self.lines_read = 0
         self.lines_unparsed = 0
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self)
         if not from_start:
             self._skip_to_end()
 
@@ -420,172 +431,86 @@ class Metrics:
 
     def prometheus(self) -> str:
         """All figures in Prometheus's text exposition format 0.0.4."""
+        return generate_latest(self._registry).decode()
+
+    def collect(self) -> Iterator[Metric]:
+        """The figures as Prometheus metric families (``Collector``), taken under the lock
+        so that a scrape sees one consistent pass."""
         with self._lock:
-            return _exposition(self)
+            families = self._families()
+        return iter(families)
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _exposition(m: Metrics) -> str:
-    out: list[str] = []
-
-    def family(name: str, kind: str, text: str) -> None:
-        out.append(f"# HELP {name} {text}")
-        out.append(f"# TYPE {name} {kind}")
-
-    services = sorted(m._totals)
-    family(
-        "slipway_requests_total",
-        "counter",
-        "Requests to the service's host (App Runner: Requests).",
-    )
-    for name in services:
-        out.append(f'slipway_requests_total{{service="{_label(name)}"}} {m._totals[name].requests}')
-    family(
-        "slipway_responses_total",
-        "counter",
-        "Responses by status class (App Runner: 2xxStatusResponses, 4xxStatusResponses, "
-        "5xxStatusResponses).",
-    )
-    for name in services:
-        classes = m._totals[name].classes
-        for status_class in sorted({"2xx", "4xx", "5xx", *classes}):
-            out.append(
-                f'slipway_responses_total{{service="{_label(name)}",status_class="{status_class}"}}'
-                f" {classes[status_class]}"
-            )
-    family(
-        "slipway_request_latency_seconds",
-        "histogram",
-        "Time Caddy took to answer, in seconds (App Runner: RequestLatency).",
-    )
-    for name in services:
-        tally, label = m._totals[name], _label(name)
-        cumulative = 0
-        for bound, count in zip((*m.buckets, float("inf")), tally.buckets, strict=True):
-            cumulative += count
-            out.append(
-                f'slipway_request_latency_seconds_bucket{{service="{label}",le="{_number(bound)}"}}'
-                f" {cumulative}"
-            )
-        out.append(
-            f'slipway_request_latency_seconds_sum{{service="{label}"}} {_number(tally.latency_sum)}'
+    def _families(self) -> list[Metric]:
+        services = sorted(self._totals)
+        requests = CounterMetricFamily(
+            "slipway_requests_total",
+            "Requests to the service's host (App Runner: Requests).",
+            labels=["service"],
         )
-        out.append(f'slipway_request_latency_seconds_count{{service="{label}"}} {tally.requests}')
-    family(
-        "slipway_active_instances",
-        "gauge",
-        "Instances serving the service (App Runner: ActiveInstances).",
-    )
-    for name, count in sorted(m._active.items()):
-        out.append(f'slipway_active_instances{{service="{_label(name)}"}} {count}')
-    for metric, values, text in (
-        (
+        responses = CounterMetricFamily(
+            "slipway_responses_total",
+            "Responses by status class (App Runner: 2xxStatusResponses, 4xxStatusResponses, "
+            "5xxStatusResponses).",
+            labels=["service", "status_class"],
+        )
+        latency = HistogramMetricFamily(
+            "slipway_request_latency_seconds",
+            "Time Caddy took to answer, in seconds (App Runner: RequestLatency).",
+            labels=["service"],
+        )
+        bounds = [floatToGoString(b) for b in (*self.buckets, float("inf"))]
+        for name in services:
+            tally = self._totals[name]
+            requests.add_metric([name], tally.requests)
+            for status_class in sorted({"2xx", "4xx", "5xx", *tally.classes}):
+                responses.add_metric([name, status_class], tally.classes[status_class])
+            cumulative = itertools.accumulate(tally.buckets)
+            buckets = list(zip(bounds, cumulative, strict=True))
+            latency.add_metric([name], buckets, tally.latency_sum)
+        active = GaugeMetricFamily(
+            "slipway_active_instances",
+            "Instances serving the service (App Runner: ActiveInstances).",
+            labels=["service"],
+        )
+        for name, count in sorted(self._active.items()):
+            active.add_metric([name], count)
+        cpu = GaugeMetricFamily(
             "slipway_instance_cpu_utilization_percent",
-            m._cpu,
             "CPU used, in % of the instance's CPU limit (App Runner: CPUUtilization).",
-        ),
-        (
+            labels=["service", "instance"],
+        )
+        memory = GaugeMetricFamily(
             "slipway_instance_memory_utilization_percent",
-            m._memory,
             "Memory used, in % of the instance's memory limit (App Runner: MemoryUtilization).",
-        ),
-    ):
-        family(metric, "gauge", text)
-        for (name, instance), value in sorted(values.items()):
-            out.append(
-                f'{metric}{{service="{_label(name)}",instance="{_label(instance)}"}}'
-                f" {_number(round(value, 3))}"
-            )
-    family("slipway_access_log_lines_total", "counter", "Access-log lines the collector read.")
-    out.append(f"slipway_access_log_lines_total {m.lines_read}")
-    family(
-        "slipway_access_log_unparsed_lines_total",
-        "counter",
-        "Access-log lines the collector could not read (a Caddy log format it does not know).",
-    )
-    out.append(f"slipway_access_log_unparsed_lines_total {m.lines_unparsed}")
-    return "\n".join(out) + "\n"
-
-
-# -- docker -------------------------------------------------------------------------
-
-_DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
-
-
-def docker_stats(
-    client: docker.DockerClient, container_ids: Iterable[str], *, workers: int = 10
-) -> dict[str, dict[str, Any]]:
-    """One stats sample per container (id or name), fetched concurrently; containers that
-    are gone are left out.
-
-    Every stats call waits for the daemon's 1 s collection tick. On Docker 20.10.24 (API
-    1.41): ``stream=False`` takes ~1.7 s per container (two ticks, to fill
-    ``precpu_stats``), ``one-shot=true`` ~1.0 s (one tick), the first item of
-    ``stream=True`` ~1.0 s. Concurrent calls share a tick, so one-shot calls in parallel
-    return 10 containers in ~1.0 s, costing this process ~12 ms of CPU in all."""
-    ids = list(container_ids)
-    if not ids:
-        return {}
-    one_shot = version_gte(client.api.api_version, "1.41") or None
-
-    def fetch(container_id: str) -> dict[str, Any] | None:
-        try:
-            return client.api.stats(container_id, stream=False, one_shot=one_shot)
-        except docker.errors.NotFound:
-            return None
-
-    try:
-        with ThreadPoolExecutor(min(workers, len(ids))) as pool:
-            results = list(pool.map(fetch, ids))
-    except _DOCKER_ERRORS as exc:
-        raise BackendError(f"docker stats failed: {exc}") from exc
-    # A container that stopped answers with empty stats.
-    return {i: s for i, s in zip(ids, results, strict=True) if s and s.get("memory_stats")}
-
-
-def docker_cpu_limits(
-    client: docker.DockerClient, container_ids: Iterable[str]
-) -> dict[str, float | None]:
-    """Cores each container may use (``NanoCpus``, or ``CpuQuota``/``CpuPeriod``); None for
-    no limit. A limit does not change while a container lives, so callers cache this."""
-    limits: dict[str, float | None] = {}
-    for container_id in container_ids:
-        try:
-            host = client.api.inspect_container(container_id).get("HostConfig") or {}
-        except docker.errors.NotFound:
-            continue
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"docker inspect {container_id} failed: {exc}") from exc
-        if host.get("NanoCpus"):
-            limits[container_id] = host["NanoCpus"] / 1e9
-        elif host.get("CpuQuota", 0) > 0:
-            limits[container_id] = host["CpuQuota"] / (host.get("CpuPeriod") or 100_000)
-        else:
-            limits[container_id] = None
-    return limits
+            labels=["service", "instance"],
+        )
+        for family, values in ((cpu, self._cpu), (memory, self._memory)):
+            for (name, instance), value in sorted(values.items()):
+                family.add_metric([name, instance], round(value, 3))
+        lines = CounterMetricFamily(
+            "slipway_access_log_lines_total",
+            "Access-log lines the collector read.",
+            value=self.lines_read,
+        )
+        unparsed = CounterMetricFamily(
+            "slipway_access_log_unparsed_lines_total",
+            "Access-log lines the collector could not read (a Caddy log format it does not know).",
+            value=self.lines_unparsed,
+        )
+        return [requests, responses, latency, active, cpu, memory, lines, unparsed]
 
 
 class MetricsCollector:
-    """A background thread: the access log every ``interval`` s; instance counts and
-    docker stats every ``stats_interval`` s. A failing pass is logged (once per new
-    message) and the loop goes on. Without a docker client there are no CPU and memory
-    figures (e.g. a backend other than the docker engine)."""
+    """Two jobs on the agent's scheduler: the access log every ``interval`` s; instance
+    counts and the backend's stats every ``stats_interval`` s. A failing pass is logged
+    and shown on ``/healthz`` by the scheduler, and the next one comes at its time."""
 
     def __init__(
         self,
         metrics: Metrics,
         hosts: Callable[[], Mapping[str, str]],
         instances: Callable[[], Iterable[tuple[str, str]]],
-        client: docker.DockerClient | None = None,
+        backend: Backend,
         *,
         interval: float = 5.0,
         stats_interval: float = 15.0,
@@ -595,13 +520,14 @@ class MetricsCollector:
         self.metrics = metrics
         self.hosts = hosts
         self.instances = instances
-        self.client = client
+        self.backend = backend
         self.interval = interval
         self.stats_interval = stats_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._limits: dict[str, float | None] = {}
-        self._last_error: dict[str, str] = {}
+
+    def schedule(self, jobs: Jobs) -> None:
+        jobs.every(REQUESTS_JOB, self.interval, self.tick_requests)
+        jobs.every(RESOURCES_JOB, self.stats_interval, self.tick_resources)
 
     def tick_requests(self) -> int:
         return self.metrics.collect_requests(self.hosts())
@@ -611,101 +537,10 @@ class MetricsCollector:
         counts = Counter(name for name, _ in pairs)
         names = set(self.hosts().values()) | set(counts)
         self.metrics.set_active_instances({name: counts[name] for name in names})
-        if self.client is None:
-            return
         ids = [container for _, container in pairs]
         self._limits = {i: self._limits[i] for i in ids if i in self._limits}
-        self._limits.update(
-            docker_cpu_limits(self.client, [i for i in ids if i not in self._limits])
-        )
-        stats = docker_stats(self.client, ids)
+        self._limits.update(self.backend.cpu_limits([i for i in ids if i not in self._limits]))
+        stats = self.backend.instance_stats(ids)
         self.metrics.collect_resources(
             ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
         )
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="slipway-metrics", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        next_resources = 0.0
-        while True:
-            self._guard("access log", self.tick_requests)
-            if time.monotonic() >= next_resources:
-                next_resources = time.monotonic() + self.stats_interval
-                self._guard("instances", self.tick_resources)
-            if self._stop.wait(self.interval):
-                return
-
-    def _guard(self, what: str, tick: Callable[[], object]) -> None:
-        try:
-            tick()
-        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one pass
-            message = str(exc)
-            if self._last_error.get(what) != message:
-                log.warning("metrics: reading %s failed: %s", what, message, exc_info=exc)
-            self._last_error[what] = message
-        else:
-            self._last_error.pop(what, None)
-
-
-# -- HTTP ---------------------------------------------------------------------------
-
-_ROW_API = {
-    "minute": "Minute",
-    "requests": "Requests",
-    "2xx": "2xxStatusResponses",
-    "4xx": "4xxStatusResponses",
-    "5xx": "5xxStatusResponses",
-    "p50": "RequestLatencyP50",
-    "p99": "RequestLatencyP99",
-    "active_instances": "ActiveInstances",
-    "cpu": "CPUUtilization",
-    "memory": "MemoryUtilization",
-}
-
-
-def metrics_router(
-    metrics: Metrics, authenticate: Callable[[Request, bytes], Awaitable[Any]]
-) -> APIRouter:
-    """``GET /metrics`` for Prometheus, unauthenticated as scrapers expect (it names
-    services and their traffic, nothing more: keep the agent's listener private or put
-    the scrape behind a proxy); ``GET /slipway/v1/metrics?Service=NAME&Minutes=5``, SigV4
-    signed like every /slipway/v1 endpoint, for the CLI's per-minute table."""
-    router = APIRouter()
-
-    @router.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
-        return Response(metrics.prometheus(), media_type=PROMETHEUS_CONTENT_TYPE)
-
-    @router.get("/slipway/v1/metrics")
-    async def recent(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        query = request.query_params
-        service = query.get("Service", "")
-        if not service:
-            raise InvalidRequest("Service is required")
-        try:
-            minutes = int(query.get("Minutes", "5"))
-        except ValueError as exc:
-            raise InvalidRequest(f"Minutes must be a whole number: {exc}") from exc
-        if not 1 <= minutes <= KEEP_MINUTES:
-            raise InvalidRequest(f"Minutes must be between 1 and {KEEP_MINUTES}")
-        rows = metrics.recent(service, minutes)
-        return JSONResponse(
-            {
-                "Service": service,
-                "Rows": [{_ROW_API[k]: v for k, v in row.items()} for row in rows],
-            }
-        )
-
-    return router

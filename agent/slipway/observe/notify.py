@@ -17,6 +17,10 @@ The body is the event as JSON, or for ``format: slack`` an incoming-webhook mess
 ``{"text": ...}``. A failed attempt is retried after 1 s, doubling to at most
 5 min, with jitter; a delivery still failing ``max_age`` (24 h) after its event is
 marked ``failed`` with the last error, and its chain moves on.
+
+Dispatch is a job on the agent's scheduler: every second (so a retry goes at most that
+late) and at once when an event is stored or an attempt ends (``wake``), so a chain's
+next event follows its delivered one without waiting.
 """
 
 from __future__ import annotations
@@ -30,30 +34,27 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidRequest, ResourceNotFound, SlipwayError
+from ..jobs import Jobs
 from ..store import Store
 from ..vault import Vault
-from .audit import AuditTrail
 from .patterns import validate_pattern
 
-__all__ = ["FORMATS", "Notifier", "notify_router", "parse_config_targets", "sign"]
+__all__ = ["FORMATS", "Notifier", "parse_config_targets", "sign"]
 
 log = logging.getLogger("slipway.notify")
 
 FORMATS = ("json", "slack")
 MIN_SECRET = 16
 USER_AGENT = "slipway-notify/1"
-_MAX_WAIT = 30.0  # the loop looks again at least this often, even if nobody wakes it
+JOB = "notify"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -160,6 +161,7 @@ class Notifier:
         backoff_base: float = 1.0,
         backoff_cap: float = 300.0,
         workers: int = 4,
+        interval: float = 1.0,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -173,13 +175,13 @@ class Notifier:
         self.workers = workers
         self.transport = transport
         self.clock = clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self.interval = interval
+        self._jobs: Jobs | None = None
         self._busy: set[tuple[str, str]] = set()  # (target, service) chains in flight
         self._busy_lock = threading.Lock()
         self._local = threading.local()
-        self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        # Its threads start with the first attempt; each attempt ends within ``timeout``.
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="slipway-notify")
 
     # -- targets -------------------------------------------------------------------
 
@@ -258,56 +260,35 @@ class Notifier:
         key = json.dumps([target["url"], target["pattern"], target["format"]], sort_keys=True)
         return "config-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
-    # -- the delivery loop -----------------------------------------------------------
+    # -- the delivery job ------------------------------------------------------------
 
-    def start(self) -> None:
+    def schedule(self, jobs: Jobs) -> None:
+        """Make the store's config targets the config file's, then look for due
+        deliveries every ``interval`` s on the agent's scheduler, and at once on ``wake``."""
         self.sync_config_targets()
-        self._stop.clear()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="slipway-notify")
-        self._thread = threading.Thread(target=self._loop, name="slipway-notify", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs = jobs
+        jobs.every(JOB, self.interval, self.dispatch)
 
     def wake(self) -> None:
         """Look for due deliveries now (the EventBus calls this after an event)."""
-        self._wake.set()
+        if self._jobs is not None:
+            self._jobs.run_soon(JOB)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wait = self._dispatch()
-            except SlipwayError as exc:
-                log.warning("notify: %s", exc.message)
-                wait = _MAX_WAIT
-            except Exception:  # the loop outlives a bug; deliveries stay pending
-                log.exception("notify: dispatch failed")
-                wait = _MAX_WAIT
-            self._wake.wait(timeout=wait)
-            self._wake.clear()
-
-    def _dispatch(self) -> float:
-        """Hand each due chain head to the pool; return how long until the next is due."""
+    def dispatch(self) -> None:
+        """Hand each due chain head to the pool, as many as it has threads free, so that
+        nothing waits in its queue (a stopping agent waits for attempts under way only)."""
         now = self.clock()
-        wait = _MAX_WAIT
         for head in self.store.delivery_heads():
-            chain = (head["target_id"], head["service_id"])
             if head["next_attempt_at"] > now:
-                wait = min(wait, head["next_attempt_at"] - now)
                 continue
+            chain = (head["target_id"], head["service_id"])
             with self._busy_lock:
+                if len(self._busy) >= self.workers:
+                    return  # the next attempt to end wakes the job again
                 if chain in self._busy:
                     continue
                 self._busy.add(chain)
-            assert self._pool is not None
             self._pool.submit(self._attempt_guarded, head, chain)
-        return max(wait, 0.0)
 
     def _attempt_guarded(self, head: dict[str, Any], chain: tuple[str, str]) -> None:
         try:
@@ -321,7 +302,7 @@ class Notifier:
 
     def run_once(self) -> int:
         """Attempt every due chain head once, in this thread; how many were tried.
-        For tests and for a caller without the loop."""
+        For tests and for a caller without the scheduler."""
         now = self.clock()
         due = [h for h in self.store.delivery_heads() if h["next_attempt_at"] <= now]
         for head in due:
@@ -439,84 +420,3 @@ class Notifier:
         jitter so that many failing chains do not retry in step."""
         delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         return delay * (1 - 0.25 * random.random())
-
-
-def notify_router(
-    notifier: Notifier,
-    authenticate: Callable[[Request, bytes], Awaitable[Any]],
-    trail: AuditTrail | None = None,
-) -> APIRouter:
-    """``/slipway/v1/notify``: POST {Url, Pattern, Secret?, Format?}, GET, DELETE /{id}.
-    Every request is SigV4-verified by ``authenticate`` before anything else; with a
-    ``trail``, changes are audited (``slipway:AddNotifyTarget``, ``...RemoveNotifyTarget``,
-    the secret hidden)."""
-    router = APIRouter()
-
-    async def audited(
-        request: Request, caller: Any, operation: str, params: Any, call: Callable[[], Any]
-    ) -> Any:
-        if trail is None:
-            return await run_in_threadpool(call)
-        async with trail.call(request, caller, operation) as entry:
-            entry.params = params
-            return await run_in_threadpool(call)
-
-    def to_api(target: dict[str, Any]) -> dict[str, Any]:
-        out = {
-            "Id": target["id"],
-            "Url": target["url"],
-            "Pattern": target["pattern"],
-            "Format": target["format"],
-            "Source": target["source"],
-            "CreatedAt": target["created_at"],
-        }
-        if "secret" in target:
-            out["Secret"] = target["secret"]
-        return out
-
-    @router.post("/slipway/v1/notify")
-    async def add(request: Request) -> JSONResponse:
-        body = await request.body()
-        caller = await authenticate(request, body)
-        error: Exception | None = None
-        try:
-            params = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            params, error = None, exc
-
-        def add_target() -> dict[str, Any]:
-            if error is not None:
-                raise InvalidRequest(f"request body is not valid JSON: {error}") from error
-            if not isinstance(params, dict):
-                raise InvalidRequest("expected a JSON object with Url and Pattern")
-            if params.get("Pattern") is None:
-                raise InvalidRequest("Pattern: required, an EventBridge event pattern")
-            return notifier.add_target(
-                params.get("Url"),
-                params["Pattern"],
-                secret=params.get("Secret"),
-                format=params.get("Format") or "json",
-            )
-
-        target = await audited(request, caller, "slipway:AddNotifyTarget", params, add_target)
-        return JSONResponse({"Target": to_api(target)})
-
-    @router.get("/slipway/v1/notify")
-    async def list_targets(request: Request) -> JSONResponse:
-        await authenticate(request, b"")
-        targets = await run_in_threadpool(notifier.list_targets)
-        return JSONResponse({"Targets": [to_api(t) for t in targets]})
-
-    @router.delete("/slipway/v1/notify/{target_id}")
-    async def remove(target_id: str, request: Request) -> JSONResponse:
-        caller = await authenticate(request, await request.body())
-        await audited(
-            request,
-            caller,
-            "slipway:RemoveNotifyTarget",
-            {"Id": target_id},
-            lambda: notifier.remove_target(target_id),
-        )
-        return JSONResponse({"Id": target_id})
-
-    return router

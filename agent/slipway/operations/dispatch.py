@@ -140,6 +140,4 @@ class Dispatcher:
         self.journal.deploy_log(op, f"[AppRunner] Operation {status}: {message}")
         if op.type in DEPLOYING_OPS:
             self.feedback.finished(service, op, ok=ok, message=message)
-        self.journal.note(
-            service.id, f"{op.type} operation {op.id} ended {status}: {message}"
-        )
+        self.journal.note(service.id, f"{op.type} operation {op.id} ended {status}: {message}")
