@@ -19,7 +19,7 @@ from harness import free_port
 from slipway.backends import PUBLISHED_PORT, InstanceSpec
 from slipway.backends.docker_engine import DockerEngine
 from slipway.errors import BackendError, ImageNotFound, RegistryUnreachable
-from slipway.health import wait_healthy
+from slipway.health import until_healthy
 from slipway.routing.router import Route, Router
 from slipway.sources.registry import ImageRef, RegistryClient
 
@@ -122,10 +122,11 @@ def test_instance_served_through_caddy(
     assert container.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
     assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
-    wait_healthy(
+    for pause in until_healthy(
         instance.host_ip, instance.host_port, "HTTP", "/", 0.1, 1, 1, 1, deadline=10,
         is_alive=lambda: (engine.get_instance(instance.id) or instance).state == "running",
-    )  # fmt: skip
+    ):  # fmt: skip
+        time.sleep(pause)
     assert instance.host_ip.startswith("127.77.") and instance.host_port == PUBLISHED_PORT
     assert httpx.get(f"http://{instance.address}/").text == BUSYBOX_INDEX
     assert [i.id for i in engine.list_instances("svc-e2e")] == [instance.id]
