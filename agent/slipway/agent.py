@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import logging
 
-import uvicorn
-
 from . import keys
-from .api.handlers import Rules
 from .backends.docker_engine import DockerEngine
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
@@ -118,7 +115,6 @@ class Agent:
             note=self.journal.note,
             refresh=self.router.refresh,
         )
-        self.rules = Rules(self.services, self.domains, self.connections)
         # Polls keep one connection pool per host; checkouts take fresh connections.
         check = check_source(GitSource(reuse_connections=True), registry)
         self.tracker = Tracker(
@@ -217,30 +213,17 @@ class Agent:
         keys.write_credentials(self.settings.credentials_file, key_id, secret, self.settings.region)
         log.info("root access key written to %s", self.settings.credentials_file)
 
-    def serve(self) -> None:
-        from .api.app import create_app
-
+    def start(self) -> None:
+        """Everything but the HTTP server (``api/server.py`` runs both)."""
         self.ensure_root_key()
         self.backend.check_port()
         self.router.keep_route_dns()
         self._schedule()
         self.tracker.poller.start()
         self.jobs.start()
-        log.info(
-            "slipway listening on %s; services at http://<name>.%s:%s",
-            self.settings.endpoint,
-            self.settings.base_domain,
-            self.settings.http_port,
-        )
-        try:
-            uvicorn.run(
-                create_app(self),
-                host=self.settings.listen_host,
-                port=self.settings.listen_port,
-                log_level="warning",
-            )
-        finally:
-            self.tracker.poller.stop()
-            self.jobs.stop()
-            self.operations.stop()
-            self.applogs.stop()
+
+    def stop(self) -> None:
+        self.tracker.poller.stop()
+        self.jobs.stop()
+        self.operations.stop()
+        self.applogs.stop()

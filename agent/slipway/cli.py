@@ -83,8 +83,9 @@ def serve(
     base_domain: Annotated[str | None, typer.Option(help="services at <name>.<domain>")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="state directory")] = None,
 ) -> None:
-    """Run the agent: API, operations worker and reconcile loop."""
+    """Run the agent: API, operations and their jobs."""
     from .agent import Agent
+    from .api.server import serve as serve_agent
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -100,7 +101,7 @@ def serve(
             base_domain=base_domain,
             data_dir=data_dir,
         )
-        Agent(settings).serve()
+        serve_agent(Agent(settings))
 
     _run(start)
 

@@ -26,7 +26,13 @@ log = logging.getLogger("slipway.jobs")
 
 # Enough for every periodic job plus the polls at once; a job holds one only while it runs.
 WORKERS = 16
-_QUIETED = ("apscheduler.executors.default", "apscheduler.scheduler")
+# "Running job" per run, and "skipped: maximum number of running instances" whenever a
+# run comes due while the last one still runs (harmless: runs coalesce, and a run asked
+# for by ``run_soon`` meanwhile is made up when the running one ends).
+_QUIETED = {
+    "apscheduler.executors.default": logging.WARNING,
+    "apscheduler.scheduler": logging.ERROR,
+}
 
 
 @dataclass
@@ -47,10 +53,10 @@ class JobHealth:
 
 class Jobs:
     def __init__(self, *, workers: int = WORKERS, clock: Callable[[], float] = time.time) -> None:
-        for name in _QUIETED:
+        for name, level in _QUIETED.items():
             logger = logging.getLogger(name)
             if logger.level == logging.NOTSET:
-                logger.setLevel(logging.WARNING)  # a "Running job" line per run otherwise
+                logger.setLevel(level)
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)}, timezone=UTC
         )
@@ -58,6 +64,7 @@ class Jobs:
         self._health: dict[str, JobHealth] = {}
         self._lock = threading.Lock()
         self._loops: list[threading.Thread] = []
+        self._again: set[str] = set()  # jobs asked to run while they were running
         self._stopping = threading.Event()
 
     def every(
@@ -100,7 +107,10 @@ class Jobs:
         self._loops.append(threading.Thread(target=spin, name=f"slipway-{name}", daemon=True))
 
     def run_soon(self, name: str) -> None:
-        """Bring the job's next run forward to now (it runs after the one under way)."""
+        """Bring the job's next run forward to now; asked while it runs, it runs again
+        as soon as that run ends."""
+        with self._lock:
+            self._again.add(name)
         # Not scheduled (yet, or any more): its next regular run will do.
         with contextlib.suppress(JobLookupError):
             self.scheduler.modify_job(name, next_run_time=datetime.now(UTC))
@@ -128,6 +138,15 @@ class Jobs:
             self.scheduler.shutdown(wait=True)
 
     def _guarded(self, name: str, run: Callable[[], object]) -> None:
+        while True:
+            with self._lock:
+                self._again.discard(name)
+            self._run_once(name, run)
+            with self._lock:
+                if name not in self._again:
+                    return
+
+    def _run_once(self, name: str, run: Callable[[], object]) -> None:
         # Any error: a bug or a passing fault must not end the job's schedule.
         try:
             run()

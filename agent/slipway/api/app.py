@@ -17,7 +17,7 @@ from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..sources.github import AppCredentials
 from . import shapes, sigv4
-from .handlers import HANDLERS
+from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
 from .observe import (
     audit_router,
@@ -64,6 +64,7 @@ def _decode(body: bytes) -> Any:
 def create_app(agent: Agent) -> FastAPI:
     app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
     supported = set(operation_names())
+    rules = Rules(agent.services, agent.domains, agent.connections)
 
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
         return await run_in_threadpool(
@@ -105,7 +106,7 @@ def create_app(agent: Agent) -> FastAPI:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
             call.params = params = _decode(body)
             validate_input(operation, params)
-            result = await run_in_threadpool(handler, agent.rules, params)
+            result = await run_in_threadpool(handler, rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
     async def signed_call(request: Request, operation: str, work: Any) -> Any:
