@@ -23,13 +23,13 @@ from slipway.jobs import Jobs
 from slipway.observe.metrics import (
     _ACCESS_LINE,
     Metrics,
-    MetricsCollector,
     _parse_json_line,
     cpu_percent,
     histogram_quantile,
     memory_percent,
     normalize_host,
 )
+from slipway.observe.sampling import MetricsCollector
 
 # Captured from a real Caddy 2.6.2 run with Router(access_log=...)'s config: hello
 # proxied to a server answering 200 / 404 / 500 / 501 (HEAD, POST), a request for an

@@ -18,7 +18,7 @@ file of Caddy's, not state of ours.
 
 CPU and memory come from the backend's stats (Docker's stats endpoint), one sample per
 instance per interval; CPU is the delta between our own successive samples, so one-shot
-samples do.
+samples do. The jobs that feed both are in ``sampling.py``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,6 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..backends import Backend
-from ..jobs import Jobs
-
 log = logging.getLogger("slipway.metrics")
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -68,8 +65,6 @@ _ACCESS_LINE = re.compile(
     rb'"host":"([^"\n]*)"[^\n]*"duration":([0-9.eE+-]+),"size":[0-9]+,"status":([0-9]+)'
 )
 _UNSEEN = object()
-REQUESTS_JOB = "metrics-requests"
-RESOURCES_JOB = "metrics-resources"
 
 
 def normalize_host(host: str) -> str:
@@ -498,49 +493,3 @@ class Metrics(Collector):
             value=self.lines_unparsed,
         )
         return [requests, responses, latency, active, cpu, memory, lines, unparsed]
-
-
-class MetricsCollector:
-    """Two jobs on the agent's scheduler: the access log every ``interval`` s; instance
-    counts and the backend's stats every ``stats_interval`` s. A failing pass is logged
-    and shown on ``/healthz`` by the scheduler, and the next one comes at its time."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        hosts: Callable[[], Mapping[str, str]],
-        instances: Callable[[], Iterable[tuple[str, str]]],
-        backend: Backend,
-        *,
-        interval: float = 5.0,
-        stats_interval: float = 15.0,
-    ) -> None:
-        """``hosts``: host -> service name, of every live service. ``instances``: (service
-        name, container id or name) of every instance serving now."""
-        self.metrics = metrics
-        self.hosts = hosts
-        self.instances = instances
-        self.backend = backend
-        self.interval = interval
-        self.stats_interval = stats_interval
-        self._limits: dict[str, float | None] = {}
-
-    def schedule(self, jobs: Jobs) -> None:
-        jobs.every(REQUESTS_JOB, self.interval, self.tick_requests)
-        jobs.every(RESOURCES_JOB, self.stats_interval, self.tick_resources)
-
-    def tick_requests(self) -> int:
-        return self.metrics.collect_requests(self.hosts())
-
-    def tick_resources(self) -> None:
-        pairs = list(self.instances())
-        counts = Counter(name for name, _ in pairs)
-        names = set(self.hosts().values()) | set(counts)
-        self.metrics.set_active_instances({name: counts[name] for name in names})
-        ids = [container for _, container in pairs]
-        self._limits = {i: self._limits[i] for i in ids if i in self._limits}
-        self._limits.update(self.backend.cpu_limits([i for i in ids if i not in self._limits]))
-        stats = self.backend.instance_stats(ids)
-        self.metrics.collect_resources(
-            ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
-        )
