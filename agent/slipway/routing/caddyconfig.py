@@ -19,7 +19,7 @@ beside that dynamic source are Caddy's fallback while the responder cannot answe
 
 With an access log, Caddy writes one JSON line per request of the servers to that file
 (logger ``slipway-access``, rolled by size, rolled files not gzipped so a reader can
-finish one after a roll); ``observe/metrics.py`` reads it. Those lines are kept out of
+finish one after a roll); ``observe/accesslog.py`` reads it. Those lines are kept out of
 Caddy's default log. Checked against Caddy 2.6.2.
 """
 
