@@ -18,9 +18,10 @@ from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
 from .observe.logs import LogStore
-from .observe.metrics import Metrics, MetricsCollector
+from .observe.metrics import Metrics
 from .observe.notify import Notifier
 from .observe.retention import Retention
+from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue

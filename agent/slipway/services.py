@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .autoscaling import AutoScalingConfigurations
 from .config import Settings
 from .connections import Connections
 from .errors import (
@@ -28,15 +29,8 @@ from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .records import Operation, Revision, Service
 from .store import Store
-from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
+from .tags import MAX_TAGS, tag_dict
 
-DEFAULT_ASC_NAME = "DefaultConfiguration"
-DEFAULT_ASC_ID = "0" * 31 + "1"
-DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
-ASC_NAME_QUOTA = 10
-ASC_REVISION_QUOTA = 10
-MAX_INSTANCES = 25  # App Runner's ceiling for MaxSize
-MAX_TAGS = 50
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
 
@@ -88,27 +82,13 @@ class Services:
         self.queue = queue
         self.journal = journal
         self.connections = connections
+        self.auto_scaling_configs = AutoScalingConfigurations(store, settings)
 
     # -- ARNs -------------------------------------------------------------------
 
     def _arn(self, resource: str) -> str:
         s = self.settings
         return f"arn:aws:apprunner:{s.region}:{s.account_id}:{resource}"
-
-    def ensure_default_auto_scaling(self) -> None:
-        arn = self._arn(f"autoscalingconfiguration/{DEFAULT_ASC_NAME}/1/{DEFAULT_ASC_ID}")
-        if self.store.get_auto_scaling(arn) is None:
-            self.store.insert_auto_scaling(
-                {
-                    "arn": arn,
-                    "name": DEFAULT_ASC_NAME,
-                    "revision": 1,
-                    "status": "ACTIVE",
-                    "is_default": 1,
-                    "created_at": time.time(),
-                    **DEFAULT_ASC,
-                }
-            )
 
     # -- lookups ----------------------------------------------------------------
 
@@ -124,31 +104,37 @@ class Services:
             raise InvalidState(f"Service {service.name} is deleted")
         return service
 
-    def auto_scaling(self, arn: str) -> dict[str, Any]:
-        """A configuration by full ARN, or the latest revision when the ARN names only
-        ``name`` or ``name/revision`` (App Runner accepts all three forms)."""
-        row = self.store.get_auto_scaling(arn)
-        if row and row["status"] == "ACTIVE":
-            return row
-        prefix = self._arn("autoscalingconfiguration/")
-        parts = arn[len(prefix) :].split("/") if arn.startswith(prefix) else []
-        if 1 <= len(parts) <= 2 and parts[0]:
-            revisions = self.store.list_auto_scaling(parts[0])
-            if len(parts) == 2:
-                revisions = [r for r in revisions if str(r["revision"]) == parts[1]]
-            if revisions:
-                return revisions[-1]
-        raise ResourceNotFound(f"Auto scaling configuration {arn} not found")
+    # -- auto scaling configurations: the calls, answered by autoscaling.py -----------
 
-    def default_auto_scaling(self) -> dict[str, Any]:
-        """The configuration a service gets when it names none."""
-        rows = [r for r in self.store.list_auto_scaling() if r["is_default"]]
-        return rows[-1] if rows else self.store.list_auto_scaling(DEFAULT_ASC_NAME)[0]
+    def ensure_default_auto_scaling(self) -> None:
+        self.auto_scaling_configs.ensure_default()
+
+    def auto_scaling(self, arn: str) -> dict[str, Any]:
+        return self.auto_scaling_configs.get(arn)
 
     def auto_scaling_for(self, spec: ServiceSpec) -> dict[str, Any]:
-        if spec.auto_scaling_arn:
-            return self.auto_scaling(spec.auto_scaling_arn)
-        return self.default_auto_scaling()
+        return self.auto_scaling_configs.for_spec(spec)
+
+    def create_auto_scaling(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.auto_scaling_configs.create(params)
+
+    def list_auto_scaling(self, name: str | None, latest_only: bool) -> list[dict[str, Any]]:
+        return self.auto_scaling_configs.active(name, latest_only)
+
+    def is_latest(self, row: dict[str, Any]) -> bool:
+        return self.auto_scaling_configs.is_latest(row)
+
+    def has_associated_service(self, row: dict[str, Any]) -> bool:
+        return self.auto_scaling_configs.has_associated_service(row)
+
+    def update_default_auto_scaling(self, arn: str) -> dict[str, Any]:
+        return self.auto_scaling_configs.update_default(arn)
+
+    def services_for_auto_scaling(self, arn: str) -> list[str]:
+        return self.auto_scaling_configs.services_for(arn)
+
+    def delete_auto_scaling(self, arn: str, delete_all: bool) -> dict[str, Any]:
+        return self.auto_scaling_configs.delete(arn, delete_all)
 
     # -- operations -------------------------------------------------------------
 
@@ -201,8 +187,8 @@ class Services:
             self.auto_scaling(spec.auto_scaling_arn)
         else:
             # As App Runner does: the default of the moment, kept when the default moves.
-            spec.auto_scaling_arn = self.default_auto_scaling()["arn"]
-        tags = _tag_dict(params.get("Tags") or [])
+            spec.auto_scaling_arn = self.auto_scaling_configs.default()["arn"]
+        tags = tag_dict(params.get("Tags") or [])
         label = hostname_label(name)
         with self.store.transaction():
             for other in self.store.list_services():
@@ -436,115 +422,6 @@ class Services:
         service = self.service(arn)
         return paginate(self.store.list_operations(service.id), max_results, token)
 
-    # -- auto scaling configurations --------------------------------------------
-
-    def create_auto_scaling(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["AutoScalingConfigurationName"]
-        if name == DEFAULT_ASC_NAME:
-            raise InvalidRequest(f"AutoScalingConfigurationName: {name} is reserved")
-        values = {
-            "max_concurrency": params.get("MaxConcurrency", DEFAULT_ASC["max_concurrency"]),
-            "min_size": params.get("MinSize", DEFAULT_ASC["min_size"]),
-            "max_size": params.get("MaxSize", DEFAULT_ASC["max_size"]),
-        }
-        if values["max_size"] > MAX_INSTANCES:
-            raise InvalidRequest(
-                f"MaxSize ({values['max_size']}) must not be greater than {MAX_INSTANCES}"
-            )
-        if values["min_size"] > values["max_size"]:
-            raise InvalidRequest(
-                f"MinSize ({values['min_size']}) must not be greater than MaxSize"
-                f" ({values['max_size']})"
-            )
-        with self.store.transaction():
-            active = self.store.list_auto_scaling()
-            names = {r["name"] for r in active if r["name"] != DEFAULT_ASC_NAME}
-            if name not in names and len(names) >= ASC_NAME_QUOTA:
-                raise QuotaExceeded(
-                    f"You have reached the maximum of {ASC_NAME_QUOTA} auto scaling"
-                    " configuration names"
-                )
-            if sum(r["name"] == name for r in active) >= ASC_REVISION_QUOTA:
-                raise QuotaExceeded(
-                    f"Auto scaling configuration {name} already has {ASC_REVISION_QUOTA}"
-                    " revisions, the maximum"
-                )
-            revision = self.store.max_auto_scaling_revision(name) + 1
-            arn = self._arn(f"autoscalingconfiguration/{name}/{revision}/{uuid.uuid4().hex}")
-            self.store.insert_auto_scaling(
-                {
-                    "arn": arn,
-                    "name": name,
-                    "revision": revision,
-                    "status": "ACTIVE",
-                    "is_default": 0,
-                    "created_at": time.time(),
-                    **values,
-                }
-            )
-            tags = _tag_dict(params.get("Tags") or [])
-            if tags:
-                self.store.put_tags(arn, tags)
-        return self.store.get_auto_scaling(arn)
-
-    def list_auto_scaling(self, name: str | None, latest_only: bool) -> list[dict[str, Any]]:
-        rows = self.store.list_auto_scaling(name)
-        if latest_only:
-            latest = {r["name"]: r for r in rows}
-            rows = [r for r in rows if latest[r["name"]] is r]
-        return rows
-
-    def is_latest(self, row: dict[str, Any]) -> bool:
-        return self.store.list_auto_scaling(row["name"])[-1]["arn"] == row["arn"]
-
-    def has_associated_service(self, row: dict[str, Any]) -> bool:
-        return bool(self._services_using(row["arn"]))
-
-    def update_default_auto_scaling(self, arn: str) -> dict[str, Any]:
-        """Make one configuration the default for services created from now on."""
-        row = self.auto_scaling(arn)
-        with self.store.transaction():
-            for other in self.store.list_auto_scaling():
-                if other["is_default"] and other["arn"] != row["arn"]:
-                    self.store.update_auto_scaling(other["arn"], is_default=0)
-            self.store.update_auto_scaling(row["arn"], is_default=1)
-        return self.store.get_auto_scaling(row["arn"])
-
-    def services_for_auto_scaling(self, arn: str) -> list[str]:
-        return self._services_using(self.auto_scaling(arn)["arn"])
-
-    def _services_using(self, asc_arn: str) -> list[str]:
-        arns = []
-        for service in self.store.list_services():
-            try:
-                if self.auto_scaling_for(service.spec)["arn"] == asc_arn:
-                    arns.append(service.arn)
-            except ResourceNotFound:
-                continue
-        return arns
-
-    def delete_auto_scaling(self, arn: str, delete_all: bool) -> dict[str, Any]:
-        row = self.auto_scaling(arn)
-        if row["name"] == DEFAULT_ASC_NAME:
-            raise InvalidRequest("The DefaultConfiguration provided by slipway cannot be deleted")
-        targets = self.store.list_auto_scaling(row["name"]) if delete_all else [row]
-        for target in targets:
-            if target["is_default"]:
-                raise InvalidRequest(
-                    f"Auto scaling configuration {target['arn']} is the default; make another"
-                    " one the default first"
-                )
-            if self.has_associated_service(target):
-                raise InvalidRequest(
-                    f"Auto scaling configuration {target['arn']} is used by a service;"
-                    " move the service to another configuration first"
-                )
-        now = time.time()
-        with self.store.transaction():
-            for target in targets:
-                self.store.update_auto_scaling(target["arn"], status="INACTIVE", deleted_at=now)
-        return self.store.get_auto_scaling(row["arn"])
-
     # -- tags ---------------------------------------------------------------------
 
     def _taggable(self, arn: str) -> None:
@@ -561,7 +438,7 @@ class Services:
 
     def tag_resource(self, arn: str, tags: list[dict[str, str]]) -> None:
         self._taggable(arn)
-        new = _tag_dict(tags)
+        new = tag_dict(tags)
         if len({**self.store.get_tags(arn), **new}) > MAX_TAGS:
             raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
         self.store.put_tags(arn, new)
@@ -573,23 +450,3 @@ class Services:
     def list_tags(self, arn: str) -> dict[str, str]:
         self._taggable(arn)
         return self.store.get_tags(arn)
-
-
-def _tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for i, tag in enumerate(tags):
-        if "Key" not in tag:
-            raise InvalidRequest(f"Tags[{i}]: Key is required")
-        value = tag.get("Value", "")
-        if tag["Key"] == TAG_POLL_INTERVAL and parse_interval(value) is None:
-            raise InvalidRequest(
-                f"Tags[{i}]: {TAG_POLL_INTERVAL} {value!r} is not an interval like 30s, 5m or 1h"
-            )
-        if tag["Key"] == TAG_TRACK_TAGS and not value.strip():
-            raise InvalidRequest(
-                f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
-            )
-        out[tag["Key"]] = value
-    if len(out) > MAX_TAGS:
-        raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
-    return out

@@ -297,7 +297,7 @@ def test_events_router_authenticates_first_and_pages(bus: EventBus) -> None:
 def test_an_existing_database_gains_the_observe_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import slipway.store as store_module
+    import slipway.store.schema as store_module
 
     every = list(store_module.MIGRATIONS)
     monkeypatch.setattr(store_module, "MIGRATIONS", every[:2])

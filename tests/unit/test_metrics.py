@@ -23,13 +23,13 @@ from slipway.jobs import Jobs
 from slipway.observe.metrics import (
     _ACCESS_LINE,
     Metrics,
-    MetricsCollector,
     _parse_json_line,
     cpu_percent,
     histogram_quantile,
     memory_percent,
     normalize_host,
 )
+from slipway.observe.sampling import MetricsCollector
 
 # Captured from a real Caddy 2.6.2 run with Router(access_log=...)'s config: hello
 # proxied to a server answering 200 / 404 / 500 / 501 (HEAD, POST), a request for an
@@ -364,7 +364,7 @@ def test_lines_of_another_shape_read_one_by_one(log: Path, metrics: Metrics) -> 
 def test_batches_larger_than_one_read(
     log: Path, metrics: Metrics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slipway.observe.metrics.READ_CHUNK", 1000)
+    monkeypatch.setattr("slipway.observe.accesslog.READ_CHUNK", 1000)
     write(log, [line("hello.localhost", status=200 + i % 2 * 300) for i in range(25)])
     assert metrics.collect_requests(HOSTS) == 25
     s = parse_prometheus(metrics.prometheus())

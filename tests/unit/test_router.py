@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routing.router import ACCESS_LOGGER, Route, Router
+from slipway.routing.caddyconfig import ACCESS_LOGGER
+from slipway.routing.router import Route, Router
 
 
 def make_router(admin_url: str = "http://127.0.0.1:2019", http_port: int = 8080) -> Router:

@@ -9,16 +9,17 @@
 | CPUUtilization (instance)    | ``slipway_instance_cpu_utilization_percent{service,instance}``    |
 | MemoryUtilization (instance) | ``slipway_instance_memory_utilization_percent{service,instance}`` |
 
-Request figures come from Caddy's JSON access log (``router.py`` writes it). It is read
-by byte offset, in batches, and one regex over a whole batch takes the four fields we
-need from every line: 2 ms of CPU per 1,000 lines against 5 for ``json.loads`` per line;
-with the counting, 3 ms, 0.3% of a core at 1,000 req/s (``bench/metrics_overhead.py``).
+Request figures come from Caddy's JSON access log (``routing/caddyconfig.py`` sets it
+up). It is read by byte offset, in batches (``accesslog.py``), and one regex over a whole
+batch takes the four fields we need from every line: 2 ms of CPU per 1,000 lines against
+5 for ``json.loads`` per line; with the counting, 3 ms, 0.3% of a core at 1,000 req/s
+(``bench/metrics_overhead.py``).
 Counters count from the agent's start, as Prometheus counters do; the access log is a
 file of Caddy's, not state of ours.
 
 CPU and memory come from the backend's stats (Docker's stats endpoint), one sample per
 instance per interval; CPU is the delta between our own successive samples, so one-shot
-samples do.
+samples do. The jobs that feed both are in ``sampling.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -46,17 +46,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..backends import Backend
-from ..jobs import Jobs
+from .accesslog import AccessLogTail
 
 log = logging.getLogger("slipway.metrics")
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 KEEP_MINUTES = 60  # per-minute rows kept for ``recent``
-READ_CHUNK = 4 * 1024 * 1024  # bytes of access log read per batch
-# The file's first bytes (a line's sub-second timestamp among them) tell a file that was
-# replaced under the same inode number, which a file system may hand out again at once.
-HEAD_BYTES = 128
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes
 
 # ts, request.host, duration and status of one Caddy access-log line (2.6; the string
@@ -68,8 +63,6 @@ _ACCESS_LINE = re.compile(
     rb'"host":"([^"\n]*)"[^\n]*"duration":([0-9.eE+-]+),"size":[0-9]+,"status":([0-9]+)'
 )
 _UNSEEN = object()
-REQUESTS_JOB = "metrics-requests"
-RESOURCES_JOB = "metrics-resources"
 
 
 def normalize_host(host: str) -> str:
@@ -187,14 +180,13 @@ class Metrics(Collector):
         """``access_log`` None: no request figures (Caddy logs nothing). ``from_start``
         counts the lines already in the log; by default counting starts at its end, so a
         restarted agent does not count old requests again."""
-        self.access_log = access_log
         self.buckets = tuple(float(b) for b in buckets)
         self.clock = clock
         self._lock = threading.Lock()  # the figures
         self._reading = threading.Lock()  # the file position
-        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file read
-        self._head = b""  # its first bytes
-        self._offset = 0
+        self._tail = (
+            None if access_log is None else AccessLogTail(access_log, from_start=from_start)
+        )
         self._totals: dict[str, _Tally] = {}
         self._minutes: dict[str, dict[int, _Minute]] = {}
         self._active: dict[str, int] = {}
@@ -205,25 +197,8 @@ class Metrics(Collector):
         self.lines_unparsed = 0
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
-        if not from_start:
-            self._skip_to_end()
 
     # -- requests ---------------------------------------------------------------
-
-    def _skip_to_end(self) -> None:
-        if self.access_log is None:
-            return
-        try:
-            with self.access_log.open("rb") as fh:
-                st = os.fstat(fh.fileno())
-                head = fh.read(HEAD_BYTES)
-                start = max(0, st.st_size - 65536)
-                fh.seek(start)
-                tail = fh.read(st.st_size - start)
-        except FileNotFoundError:
-            return
-        self._ident, self._head = (st.st_dev, st.st_ino), head
-        self._offset = start + tail.rfind(b"\n") + 1  # a half-written line is read later
 
     def collect_requests(self, hosts: Mapping[str, str]) -> int:
         """Count the access-log lines written since the last call; ``hosts`` maps
@@ -235,7 +210,7 @@ class Metrics(Collector):
         memo: dict[Any, str | None] = {}
         lines = unparsed = 0
         with self._reading:
-            for batch in self._new_batches():
+            for batch in self._tail.batches() if self._tail is not None else ():
                 n, bad = self._tally(batch, wanted, memo, counts, sums)
                 lines, unparsed = lines + n, unparsed + bad
         with self._lock:
@@ -287,61 +262,6 @@ class Metrics(Collector):
             counts[(name, minute, int(status) // 100, bisect_left(buckets, seconds))] += 1
             sums[(name, minute)] += seconds
         return lines, lines - len(found)
-
-    def _new_batches(self) -> Iterator[bytes]:
-        """Whole lines written since the last read. A new file at the path (Caddy rolled
-        it: same inode, new name) is read from its start, after the rest of the old one;
-        so is a file truncated or replaced in place."""
-        if self.access_log is None:
-            return
-        try:
-            fh = self.access_log.open("rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            st = os.fstat(fh.fileno())
-            ident = (st.st_dev, st.st_ino)
-            head = fh.read(HEAD_BYTES)
-            if self._ident is not None and ident != self._ident:
-                rolled = self._find_rolled(self._ident)
-                if rolled is not None:
-                    try:
-                        with rolled.open("rb") as old:
-                            yield from self._read_from(old)
-                    except FileNotFoundError:
-                        pass  # removed meanwhile: those lines are lost
-                self._offset = 0
-            elif st.st_size < self._offset or not head.startswith(self._head):
-                self._offset = 0
-            self._ident, self._head = ident, head
-            yield from self._read_from(fh)
-
-    def _read_from(self, fh: Any) -> Iterator[bytes]:
-        fh.seek(self._offset)
-        while True:
-            chunk = fh.read(READ_CHUNK)
-            end = chunk.rfind(b"\n") + 1
-            if end == 0:
-                if len(chunk) == READ_CHUNK:  # a line longer than a batch: not ours, skip
-                    self._offset += len(chunk)
-                    continue
-                return
-            self._offset += end
-            yield chunk[:end]
-            if len(chunk) < READ_CHUNK:
-                return
-            fh.seek(self._offset)
-
-    def _find_rolled(self, ident: tuple[int, int]) -> Path | None:
-        assert self.access_log is not None
-        try:
-            for entry in os.scandir(self.access_log.parent):
-                st = entry.stat(follow_symlinks=False)
-                if (st.st_dev, st.st_ino) == ident:
-                    return Path(entry.path)
-        except OSError:
-            return None
-        return None
 
     def _tally_for(self, name: str) -> _Tally:
         tally = self._totals.get(name)
@@ -498,49 +418,3 @@ class Metrics(Collector):
             value=self.lines_unparsed,
         )
         return [requests, responses, latency, active, cpu, memory, lines, unparsed]
-
-
-class MetricsCollector:
-    """Two jobs on the agent's scheduler: the access log every ``interval`` s; instance
-    counts and the backend's stats every ``stats_interval`` s. A failing pass is logged
-    and shown on ``/healthz`` by the scheduler, and the next one comes at its time."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        hosts: Callable[[], Mapping[str, str]],
-        instances: Callable[[], Iterable[tuple[str, str]]],
-        backend: Backend,
-        *,
-        interval: float = 5.0,
-        stats_interval: float = 15.0,
-    ) -> None:
-        """``hosts``: host -> service name, of every live service. ``instances``: (service
-        name, container id or name) of every instance serving now."""
-        self.metrics = metrics
-        self.hosts = hosts
-        self.instances = instances
-        self.backend = backend
-        self.interval = interval
-        self.stats_interval = stats_interval
-        self._limits: dict[str, float | None] = {}
-
-    def schedule(self, jobs: Jobs) -> None:
-        jobs.every(REQUESTS_JOB, self.interval, self.tick_requests)
-        jobs.every(RESOURCES_JOB, self.stats_interval, self.tick_resources)
-
-    def tick_requests(self) -> int:
-        return self.metrics.collect_requests(self.hosts())
-
-    def tick_resources(self) -> None:
-        pairs = list(self.instances())
-        counts = Counter(name for name, _ in pairs)
-        names = set(self.hosts().values()) | set(counts)
-        self.metrics.set_active_instances({name: counts[name] for name in names})
-        ids = [container for _, container in pairs]
-        self._limits = {i: self._limits[i] for i in ids if i in self._limits}
-        self._limits.update(self.backend.cpu_limits([i for i in ids if i not in self._limits]))
-        stats = self.backend.instance_stats(ids)
-        self.metrics.collect_resources(
-            ((name, c, stats[c]) for name, c in pairs if c in stats), cpu_limits=self._limits
-        )

@@ -1,0 +1,22 @@
+"""The only package that speaks SQL: SQLite through sqlite-utils, WAL mode, versioned schema.
+
+``Store`` is the one object the rest of the agent holds. Its queries are split by family
+of tables: ``resources.py`` (services, operations, revisions and the other App Runner
+resources, in and out as typed records from ``records.py`` or plain dicts) and
+``observe.py`` (events, notification targets and deliveries, audit), over the plumbing in
+``base.py``; the tables themselves are in ``schema.py``. JSON columns are decoded on the
+way out.
+"""
+
+from __future__ import annotations
+
+from .base import StoreError
+from .observe import ObserveTables
+from .resources import ResourceTables
+
+
+class Store(ResourceTables, ObserveTables):
+    """Every table of the agent's database, behind one connection."""
+
+
+__all__ = ["Store", "StoreError"]

@@ -1,0 +1,101 @@
+"""The store's plumbing: the one shared connection, transactions, migration, row codecs.
+
+The tables' queries build on it (``resources.py``, ``observe.py``); it is apart from them
+so that each family of tables reads on its own, over the same few helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import SlipwayError
+from . import schema
+from .schema import JSON_COLUMNS
+
+
+class StoreError(SlipwayError):
+    pass
+
+
+class StoreBase:
+    """One connection shared by the agent's threads behind a lock, which is plenty for a
+    control plane and keeps every multi-row change atomic."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        if "meta" not in self.db.table_names():
+            return 0
+        return int(self.get_meta("schema_version") or 0)
+
+    def _migrate(self) -> None:
+        # ``schema.MIGRATIONS`` looked up now, so a test can start from an older schema.
+        with self.transaction():
+            for version, step in enumerate(schema.MIGRATIONS, start=1):
+                if self.schema_version < version:
+                    step(self.db)
+                    self.set_meta("schema_version", str(version))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside happen or none do; nested blocks become savepoints."""
+        with self._lock, self.db.atomic():
+            yield
+
+    def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                cursor = self.db.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store query failed: {exc}") from exc
+            names = [d[0] for d in cursor.description]
+            return [decode_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db[table].insert(encode_row(row))
+
+    def _update(self, table: str, pk: Any, fields: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db[table].update(pk, encode_row(fields))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+
+def encode_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    for key in JSON_COLUMNS & row.keys():
+        if isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,236 @@
+"""Queries of App Runner's resources and the agent's own: services, operations,
+revisions, auto scaling configurations, tags, connections, custom domains, access keys,
+registry credentials and webhook deliveries.
+
+Apart from ``observe.py`` because these rows are the desired state the rules and the
+worker act on, while those are the history a person reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import ServiceSpec
+from ..records import Operation, Revision, Service
+from .base import StoreBase, encode_row
+
+
+class ResourceTables(StoreBase):
+    """Services, operations and revisions as typed records (``records.py``); the other
+    tables as plain dicts."""
+
+    # -- services ---------------------------------------------------------------
+
+    def insert_service(self, service: Service) -> None:
+        self._insert("services", service.to_row())
+
+    def update_service(self, service_id: str, **fields: Any) -> None:
+        if isinstance(fields.get("spec"), ServiceSpec):
+            fields["spec"] = fields["spec"].to_dict()
+        self._update("services", service_id, fields)
+
+    def _services(self, sql: str, params: tuple = ()) -> list[Service]:
+        return [Service.from_row(row) for row in self._rows(sql, params)]
+
+    def get_service(self, service_id: str) -> Service | None:
+        return next(
+            iter(self._services("SELECT * FROM services WHERE id = ?", (service_id,))), None
+        )
+
+    def service_by_arn(self, arn: str) -> Service | None:
+        return next(iter(self._services("SELECT * FROM services WHERE arn = ?", (arn,))), None)
+
+    def live_service_by_hostname(self, hostname: str) -> Service | None:
+        rows = self._services(
+            "SELECT * FROM services WHERE hostname = ? AND status != 'DELETED'", (hostname,)
+        )
+        return next(iter(rows), None)
+
+    def list_services(self, include_deleted: bool = False) -> list[Service]:
+        where = "" if include_deleted else "WHERE status != 'DELETED'"
+        return self._services(f"SELECT * FROM services {where} ORDER BY created_at, id")
+
+    def count_services(self) -> int:
+        return len(self.list_services())
+
+    # -- operations -------------------------------------------------------------
+
+    def insert_operation(self, op: Operation) -> None:
+        with self.transaction():
+            seq = self._one("SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM operations")["n"]
+            self._insert("operations", {**op.to_row(), "seq": seq})
+
+    def update_operation(self, operation_id: str, **fields: Any) -> None:
+        self._update("operations", operation_id, fields)
+
+    def _operations(self, sql: str, params: tuple = ()) -> list[Operation]:
+        return [Operation.from_row(row) for row in self._rows(sql, params)]
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        rows = self._operations("SELECT * FROM operations WHERE id = ?", (operation_id,))
+        return next(iter(rows), None)
+
+    def list_operations(self, service_id: str) -> list[Operation]:
+        """Newest first, as ListOperations returns them."""
+        return self._operations(
+            "SELECT * FROM operations WHERE service_id = ? ORDER BY seq DESC", (service_id,)
+        )
+
+    def operations_with_status(self, *statuses: str) -> list[Operation]:
+        marks = ",".join("?" * len(statuses))
+        return self._operations(
+            f"SELECT * FROM operations WHERE status IN ({marks}) ORDER BY seq", statuses
+        )
+
+    # -- auto scaling configurations ---------------------------------------------
+
+    def insert_auto_scaling(self, row: dict[str, Any]) -> None:
+        self._insert("auto_scaling_configurations", row)
+
+    def update_auto_scaling(self, arn: str, **fields: Any) -> None:
+        self._update("auto_scaling_configurations", arn, fields)
+
+    def get_auto_scaling(self, arn: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM auto_scaling_configurations WHERE arn = ?", (arn,))
+
+    def list_auto_scaling(self, name: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM auto_scaling_configurations WHERE status = 'ACTIVE'"
+        params: tuple = ()
+        if name is not None:
+            sql += " AND name = ?"
+            params = (name,)
+        return self._rows(sql + " ORDER BY name, revision", params)
+
+    def max_auto_scaling_revision(self, name: str) -> int:
+        row = self._one(
+            "SELECT COALESCE(MAX(revision), 0) AS n FROM auto_scaling_configurations"
+            " WHERE name = ?",
+            (name,),
+        )
+        return row["n"]
+
+    # -- tags ---------------------------------------------------------------------
+
+    def put_tags(self, resource_arn: str, tags: dict[str, str]) -> None:
+        with self.transaction():
+            self.db["tags"].upsert_all(
+                [{"resource_arn": resource_arn, "key": k, "value": v} for k, v in tags.items()],
+                pk=("resource_arn", "key"),
+            )
+
+    def remove_tags(self, resource_arn: str, keys: list[str] | None = None) -> None:
+        with self.transaction():
+            if keys is None:
+                self.db.execute("DELETE FROM tags WHERE resource_arn = ?", (resource_arn,))
+            for key in keys or []:
+                self.db.execute(
+                    "DELETE FROM tags WHERE resource_arn = ? AND key = ?", (resource_arn, key)
+                )
+
+    def get_tags(self, resource_arn: str) -> dict[str, str]:
+        rows = self._rows(
+            "SELECT key, value FROM tags WHERE resource_arn = ? ORDER BY key", (resource_arn,)
+        )
+        return {r["key"]: r["value"] for r in rows}
+
+    # -- access keys, registry credentials --------------------------------------
+
+    def insert_access_key(self, row: dict[str, Any]) -> None:
+        self._insert("access_keys", row)
+
+    def get_access_key(self, key_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM access_keys WHERE id = ?", (key_id,))
+
+    def count_access_keys(self) -> int:
+        return self._one("SELECT COUNT(*) AS n FROM access_keys")["n"]
+
+    def put_registry_credentials(self, row: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db["registry_credentials"].upsert(encode_row(row), pk="host")
+
+    def get_registry_credentials(self, host: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
+
+    def delete_operation(self, operation_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM operations WHERE id = ?", (operation_id,))
+
+    # -- connections, webhook deliveries -----------------------------------------
+
+    def insert_connection(self, row: dict[str, Any]) -> None:
+        self._insert("connections", row)
+
+    def update_connection(self, arn: str, **fields: Any) -> None:
+        self._update("connections", arn, fields)
+
+    def get_connection(self, arn: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM connections WHERE arn = ?", (arn,))
+
+    def connection_by_name(self, name: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM connections WHERE name = ?", (name,))
+
+    def list_connections(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM connections ORDER BY created_at, name")
+
+    def delete_connection(self, arn: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM connections WHERE arn = ?", (arn,))
+
+    def record_delivery(self, delivery_id: str, now: float, keep_seconds: float) -> bool:
+        """Remember a webhook delivery id; False if it was already known."""
+        with self.transaction():
+            self.db.execute("DELETE FROM deliveries WHERE received_at < ?", (now - keep_seconds,))
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO deliveries (id, received_at) VALUES (?, ?)",
+                (delivery_id, now),
+            )
+            return cursor.rowcount == 1
+
+    # -- revisions ----------------------------------------------------------------
+
+    def add_revision(self, revision: Revision) -> None:
+        self._insert("revisions", revision.to_row())
+
+    def list_revisions(self, service_id: str) -> list[Revision]:
+        """Newest first."""
+        rows = self._rows(
+            "SELECT * FROM revisions WHERE service_id = ? ORDER BY id DESC", (service_id,)
+        )
+        return [Revision.from_row(row) for row in rows]
+
+    # -- custom domains -----------------------------------------------------------
+
+    def insert_custom_domain(self, row: dict[str, Any]) -> None:
+        self._insert("custom_domains", row)
+
+    def list_custom_domains(self, service_id: str | None = None) -> list[dict[str, Any]]:
+        """One service's domains (all services' without ``service_id``), oldest first."""
+        where, params = ("WHERE service_id = ?", (service_id,)) if service_id else ("", ())
+        return self._rows(
+            f"SELECT * FROM custom_domains {where} ORDER BY created_at, domain_name", params
+        )
+
+    def get_custom_domain(self, service_id: str, domain_name: str) -> dict[str, Any] | None:
+        return self._one(
+            "SELECT * FROM custom_domains WHERE service_id = ? AND domain_name = ?",
+            (service_id, domain_name),
+        )
+
+    def update_custom_domain(
+        self, domain_id: str, *, expect_status: str | None = None, **fields: Any
+    ) -> bool:
+        """Update one domain; with ``expect_status`` only if it still has that status (a
+        disassociation that came in meanwhile wins). True when a row changed."""
+        values = encode_row(fields)
+        sets = ", ".join(f"{name} = ?" for name in values)
+        sql = f"UPDATE custom_domains SET {sets} WHERE id = ?"
+        params: list[Any] = [*values.values(), domain_id]
+        if expect_status is not None:
+            sql += " AND status = ?"
+            params.append(expect_status)
+        with self.transaction():
+            return self.db.execute(sql, params).rowcount > 0
+
+    def delete_custom_domain(self, domain_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM custom_domains WHERE id = ?", (domain_id,))

@@ -1,0 +1,184 @@
+"""The schema: versioned migrations, applied in order by ``Store`` when it opens a database.
+
+Apart from the queries because a migration is written once and never changed again,
+while the queries change with every feature; here the tables can be read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+# Columns that hold JSON: encoded on the way in, decoded on the way out.
+JSON_COLUMNS = {"spec", "params", "previous", "detail", "body", "pattern", "validation"}
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["services"].create(
+        {
+            "id": str,
+            "name": str,
+            "arn": str,
+            "hostname": str,
+            "status": str,
+            "spec": str,
+            "live_deployment_id": str,
+            "live_revision": str,
+            "latest_revision": str,
+            "created_at": float,
+            "updated_at": float,
+            "deleted_at": float,
+        },
+        pk="id",
+    )
+    db["services"].create_index(["arn"], unique=True)
+    db["operations"].create(
+        {
+            "id": str,
+            "seq": int,
+            "service_id": str,
+            "target_arn": str,
+            "type": str,
+            "status": str,
+            "params": str,
+            "previous": str,
+            "message": str,
+            "created_at": float,
+            "started_at": float,
+            "ended_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+    )
+    db["operations"].create_index(["service_id", "seq"])
+    db["auto_scaling_configurations"].create(
+        {
+            "arn": str,
+            "name": str,
+            "revision": int,
+            "status": str,
+            "max_concurrency": int,
+            "min_size": int,
+            "max_size": int,
+            "is_default": int,
+            "created_at": float,
+            "deleted_at": float,
+        },
+        pk="arn",
+    )
+    db["auto_scaling_configurations"].create_index(["name", "revision"])
+    db["tags"].create({"resource_arn": str, "key": str, "value": str}, pk=("resource_arn", "key"))
+    db["access_keys"].create(
+        {"id": str, "secret": str, "created_at": float, "description": str}, pk="id"
+    )
+    db["revisions"].create(
+        {
+            "id": int,
+            "service_id": str,
+            "revision": str,
+            "image": str,
+            "operation_id": str,
+            "detail": str,
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db["revisions"].create_index(["service_id", "revision"])
+    db["registry_credentials"].create(
+        {"host": str, "username": str, "password": str, "updated_at": float}, pk="host"
+    )
+
+
+def _m2_connections(db: sqlite_utils.Database) -> None:
+    db["connections"].create(
+        {
+            "arn": str,
+            "name": str,
+            "provider": str,
+            "status": str,
+            "credentials": str,  # sealed JSON: a token, or a GitHub App's id and key
+            "webhook_secret": str,  # sealed
+            "account": str,
+            "created_at": float,
+        },
+        pk="arn",
+    )
+    db["connections"].create_index(["name"], unique=True)
+    db["deliveries"].create({"id": str, "received_at": float}, pk="id")
+    db["services"].add_column("latest_ref", str)
+
+
+def _m3_observe(db: sqlite_utils.Database) -> None:
+    """Events in EventBridge shape, notification targets and their deliveries, and the
+    audit trail of API calls."""
+    # AUTOINCREMENT: ids never come back after pruning, so "after id N" stays a cursor.
+    db.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, service_id TEXT,"
+        " time FLOAT, detail_type TEXT, body TEXT)"
+    )
+    db["events"].create_index(["service_id", "id"])
+    db["events"].create_index(["time"])
+    db["notify_targets"].create(
+        {
+            "id": str,
+            "url": str,
+            "pattern": str,  # JSON: an EventBridge event pattern
+            "secret": str,  # sealed
+            "format": str,  # json | slack
+            "created_at": float,
+            "source": str,  # config | api
+        },
+        pk="id",
+    )
+    db["deliveries_out"].create(
+        {
+            "target_id": str,
+            "event_id": int,
+            "service_id": str,  # the event's, so each (target, service) chain is one index scan
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "status": str,  # pending | delivered | failed
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk=("target_id", "event_id"),
+    )
+    db["deliveries_out"].create_index(["status", "target_id", "service_id", "event_id"])
+    db.execute(
+        "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time FLOAT,"
+        " access_key_id TEXT, source_ip TEXT, user_agent TEXT, operation TEXT,"
+        " params TEXT, outcome TEXT)"  # params: JSON, already redacted
+    )
+    db["audit"].create_index(["time"])
+
+
+def _m4_custom_domains(db: sqlite_utils.Database) -> None:
+    """Custom domains of services; ``validation`` maps each DNS name to its record status."""
+    db["custom_domains"].create(
+        {
+            "id": str,
+            "service_id": str,
+            "domain_name": str,
+            "enable_www": int,
+            "status": str,
+            "validation": str,  # JSON: {"example.com": "SUCCESS", ...}
+            "reason": str,  # why it is not ACTIVE yet, as last noted in the events stream
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="id",
+    )
+    db["custom_domains"].create_index(["service_id", "domain_name"], unique=True)
+    db["custom_domains"].create_index(["domain_name"])
+
+
+# Append only: each entry moves the schema one version forward.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m1_initial,
+    _m2_connections,
+    _m3_observe,
+    _m4_custom_domains,
+]
