@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import InvalidRequest, InvalidState, QuotaExceeded, ResourceNotFound
-from .sources.github import AppCredentials, GitHub, GitHubError, TokenCache
+from .sources.github import GitHub
+from .sources.github_app import AppCredentials, TokenCache
+from .sources.github_errors import GitHubError
 from .store import Store
 from .vault import Vault
 

@@ -25,12 +25,11 @@ from slipway.builds.builder import (
     LABEL_BUILD_REVISION,
     LABEL_BUILD_SERVICE,
     Builder,
-    BuildFailed,
     BuildResult,
-    BuildTimeout,
     image_repository,
 )
 from slipway.builds.config import parse_apprunner_yaml
+from slipway.builds.errors import BuildFailed, BuildTimeout
 
 pytestmark = pytest.mark.e2e
 

@@ -17,18 +17,18 @@ from dulwich.objects import Blob, Tree
 from gitserver import EPOCH, GitServer, executable, symlink
 
 from slipway.errors import InvalidRequest
-from slipway.sources import git as gitmod
-from slipway.sources.git import (
+from slipway.sources import git_errors
+from slipway.sources.git import GitSource
+from slipway.sources.git_errors import (
     BranchNotFound,
     CommitNotFound,
     GitAuthFailed,
     GitError,
-    GitSource,
     GitUnreachable,
     RepositoryNotFound,
     SourceDirectoryNotFound,
-    parse_repository_url,
 )
+from slipway.sources.git_names import parse_repository_url
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 APP = {
@@ -452,13 +452,13 @@ def test_no_temp_dirs_are_left_behind(
     ],
 )
 def test_foreign_errors_become_git_errors(exc: Exception, kind: type, terminal: bool) -> None:
-    error = gitmod._translate(exc, "https://h/r", None)
+    error = git_errors._translate(exc, "https://h/r", None)
     assert type(error) is kind
     assert error.terminal is terminal
 
 
 def test_unknown_exceptions_are_not_translated() -> None:
-    assert gitmod._translate(RuntimeError("bug"), "https://h/r", None) is None
+    assert git_errors._translate(RuntimeError("bug"), "https://h/r", None) is None
 
 
 def test_ssh_urls_run_ssh_without_prompts(git: GitSource) -> None:

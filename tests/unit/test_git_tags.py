@@ -20,10 +20,10 @@ from slipway.errors import (
     RegistryError,
     RegistryUnreachable,
 )
-from slipway.sources.git import (
+from slipway.sources.git import GitSource
+from slipway.sources.git_errors import (
     CommitNotFound,
     GitAuthFailed,
-    GitSource,
     GitUnreachable,
     RepositoryNotFound,
     TagNotFound,

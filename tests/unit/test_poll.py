@@ -17,7 +17,8 @@ from apscheduler.jobstores.base import JobLookupError
 from gitserver import GitServer
 
 from slipway.errors import ImageNotFound, RegistryUnreachable, SlipwayError
-from slipway.sources.git import BranchNotFound, GitSource
+from slipway.sources.git import GitSource
+from slipway.sources.git_errors import BranchNotFound
 from slipway.sources.registry import RegistryClient
 from slipway.triggers import Found, Watch
 from slipway.triggers.poll import Poller, PollFailed, check_source

@@ -9,17 +9,10 @@ from pathlib import Path
 import pytest
 
 from slipway.builds import CodeConfig, SecretRef
-from slipway.builds.builder import (
-    CA_ENV,
-    CA_PATH,
-    Builder,
-    BuildFailed,
-    _Plan,
-    _Progress,
-    _Step,
-    image_repository,
-    image_tag,
-)
+from slipway.builds.builder import Builder, image_repository, image_tag
+from slipway.builds.dockerfile import CA_ENV, CA_PATH, Plan, Step
+from slipway.builds.errors import BuildFailed
+from slipway.builds.progress import Progress
 from slipway.builds.runtimes import (
     EnginesConflict,
     Runtime,
@@ -445,9 +438,9 @@ def test_image_names() -> None:
 
 def test_progress_names_the_failing_command_with_a_tail() -> None:
     run = 'RUN ["/bin/sh", "-ec", "npm ci"]'
-    plan = _Plan("", {run: _Step("build", "npm ci", before_source=True)})
+    plan = Plan("", {run: Step("build", "npm ci", before_source=True)})
     logged: list[str] = []
-    progress = _Progress(plan, logged.append)
+    progress = Progress(plan, logged.append)
     progress.feed({"stream": "Step 7/14 : " + run + "\n"})
     progress.feed({"stream": " ---> Running in 0123456789ab\n"})
     for n in range(15):
@@ -463,9 +456,9 @@ def test_progress_names_the_failing_command_with_a_tail() -> None:
 
 def test_progress_reports_a_reused_dependency_layer() -> None:
     run = 'RUN ["/bin/sh", "-ec", "npm ci"]'
-    plan = _Plan("", {run: _Step("build", "npm ci", before_source=True)})
+    plan = Plan("", {run: Step("build", "npm ci", before_source=True)})
     logged: list[str] = []
-    progress = _Progress(plan, logged.append)
+    progress = Progress(plan, logged.append)
     for chunk in ("Step 7/9 : ", run + "\n", " ---> Using cache\n", " ---> abc\n"):
         progress.feed({"stream": chunk})  # a line may arrive in pieces
     progress.feed({"aux": {"ID": "sha256:feed"}})
@@ -498,4 +491,4 @@ def test_build_fails_before_docker_on_config(
     logged: list[str] = []
     with pytest.raises(BuildFailed, match=message):
         builder.build("svc1", source, config, "a" * 40, logged.append)
-    assert builder._client is None  # docker was never needed
+    assert builder.docker._client is None  # docker was never needed

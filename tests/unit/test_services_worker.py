@@ -36,7 +36,8 @@ from slipway.routing.router import Route
 from slipway.services import Services
 from slipway.sources.check import SourceCheck
 from slipway.sources.credentials import PullCredentials
-from slipway.sources.git import BranchNotFound, Commit
+from slipway.sources.git import Commit
+from slipway.sources.git_errors import BranchNotFound
 from slipway.store import Store
 from slipway.triggers import Found
 from slipway.vault import Vault

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ..domains.rules import ASK_PATH
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
-from ..sources.github import AppCredentials
+from ..sources.github_app import AppCredentials
 from . import shapes, sigv4
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router

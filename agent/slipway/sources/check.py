@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..models import SourceConfig
-from .git import parse_repository_url
+from .git_names import parse_repository_url
 from .registry import ImageRef
 
 

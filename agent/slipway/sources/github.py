@@ -7,18 +7,15 @@ rolls out, ``deployment_started``/``deployment_finished`` tell GitHub through a
 Deployment (environment = service name) and a commit status ``slipway/<service>``.
 Feedback is a courtesy: callers log a ``GitHubError`` from those two, never fail on it.
 
-    SlipwayError
-    └── GitHubError            (terminal: retrying will not help; 403, 404, 409, 422)
-        ├── GitHubAuthFailed   (401: token, JWT or private key rejected)
-        └── GitHubUnavailable  (passing: refused, timed out, 5xx, rate limited)
-
-PyGithub, requests and PyJWT errors are translated only here (``_translated``). Tokens
-travel only in Authorization headers; every message taken from a foreign error has
-them masked. PyGithub's own DEBUG log (logger ``github.Requester``) masks the
-Authorization header but prints response bodies, and the body of
-``POST /app/installations/{id}/access_tokens`` *is* the installation token, so this
-module pins that logger at INFO (turning the root logger to DEBUG does not reach it)
-and masks ``"token"`` fields in its records for whoever lowers it on purpose.
+The credentials and the token cache are in ``github_app.py``; the errors, and the
+translation of PyGithub's, requests' and PyJWT's (``translated``), in
+``github_errors.py``. Tokens travel only in Authorization headers; every message
+taken from a foreign error has them masked. PyGithub's own DEBUG log (logger
+``github.Requester``) masks the Authorization header but prints response bodies, and
+the body of ``POST /app/installations/{id}/access_tokens`` *is* the installation
+token, so this module pins that logger at INFO (turning the root logger to DEBUG does
+not reach it) and masks ``"token"`` fields in its records for whoever lowers it on
+purpose.
 """
 
 from __future__ import annotations
@@ -26,21 +23,17 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
 import github
-import jwt
-import requests
-from github import Auth, GithubException, GithubIntegration
+from github import Auth, GithubIntegration
 
-from ..errors import SlipwayError
+from .github_app import AppCredentials
+from .github_errors import GitHubAuthFailed, GitHubError, translated
 
 log = logging.getLogger(__name__)
 
@@ -68,40 +61,6 @@ _DESCRIPTION_MAX = 140  # GitHub answers 422 to longer status descriptions
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9._-]+):(?P<path>[^/].*)$")
 _INSTALLATIONS_SHOWN = 10
-
-
-class GitHubError(SlipwayError):
-    """GitHub refused or failed a call; ``terminal`` says whether retrying helps.
-
-    ``deployment_id`` is set when a Deployment was created before a later step failed,
-    so the caller can still finish it.
-    """
-
-    terminal = True
-
-    def __init__(self, message: str, *, deployment_id: int | None = None) -> None:
-        super().__init__(message)
-        self.deployment_id = deployment_id
-
-
-class GitHubAuthFailed(GitHubError):
-    pass
-
-
-class GitHubUnavailable(GitHubError):
-    terminal = False
-
-
-@dataclass(frozen=True)
-class AppCredentials:
-    """A GitHub App: its id, its PEM private key and, once known, its installation."""
-
-    app_id: int
-    private_key: str
-    installation_id: int | None = None
-
-    def __repr__(self) -> str:  # the key never reaches a log line or a traceback
-        return f"AppCredentials(app_id={self.app_id}, installation_id={self.installation_id})"
 
 
 def github_repo_name(repository_url: str, hosts: Iterable[str] = ("github.com",)) -> str | None:
@@ -167,7 +126,7 @@ class GitHub:
     def verify_token(self, token: str) -> str:
         """The login the token authenticates as; raises GitHubAuthFailed if GitHub refuses it."""
         _require_token(token)
-        with self._client(token) as gh, _translated("verify the token", "token", token):
+        with self._client(token) as gh, translated("verify the token", "token", token):
             login: str = gh.get_user().login
         log.info("GitHub token verified for %s", login)
         return login
@@ -180,7 +139,7 @@ class GitHub:
         """
         subject = f"GitHub App {app.app_id}"
         with self._integration(app) as gi:
-            with _translated(f"read {subject}", subject, app.private_key):
+            with translated(f"read {subject}", subject, app.private_key):
                 slug = gi.get_app().slug
                 if app.installation_id is not None:
                     gi.get_app_installation(app.installation_id)
@@ -199,7 +158,7 @@ class GitHub:
             installation_id = app.installation_id
             if installation_id is None:
                 installation_id = self._single_installation(gi, app)
-            with _translated(
+            with translated(
                 f"get a token for installation {installation_id} of {subject}",
                 subject,
                 app.private_key,
@@ -217,7 +176,7 @@ class GitHub:
         name = self._repo_name(repository_url)
         with self._client(token) as gh:
             try:
-                with _translated(f"read {name}", "token", token):
+                with translated(f"read {name}", "token", token):
                     gh.get_repo(name).complete()
             except GitHubError as exc:
                 if isinstance(exc.__cause__, github.UnknownObjectException):
@@ -246,7 +205,7 @@ class GitHub:
         text = _short(description)
         with self._client(token) as gh:
             repo = gh.get_repo(name)
-            with _translated(f"create a deployment on {name}", "token", token):
+            with translated(f"create a deployment on {name}", "token", token):
                 deployment = repo.create_deployment(
                     ref=sha,
                     environment=service_name,
@@ -366,7 +325,7 @@ class GitHub:
 
     def _single_installation(self, gi: GithubIntegration, app: AppCredentials) -> int:
         subject = f"GitHub App {app.app_id}"
-        with _translated(f"list the installations of {subject}", subject, app.private_key):
+        with translated(f"list the installations of {subject}", subject, app.private_key):
             found = [(i.id, i.account.login if i.account else "?") for i in gi.get_installations()]
         if len(found) == 1:
             return found[0][0]
@@ -384,44 +343,6 @@ class GitHub:
         raise GitHubError(
             f"{subject} has {len(found)} installations: {shown}{more}; give the installation id"
         )
-
-
-class TokenCache:
-    """Installation tokens per key (a connection), reused until ``refresh_margin`` before expiry.
-
-    GitHub caps installation tokens at an hour and limits how fast they are minted, so
-    one token serves every call until shortly before it lapses. New credentials under
-    the same key (a rotated key, another installation) replace the cached token.
-    """
-
-    def __init__(
-        self,
-        github: GitHub,
-        refresh_margin: float = 300.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.github = github
-        self.refresh_margin = refresh_margin
-        self.clock = clock
-        self._tokens: dict[str, tuple[AppCredentials, str, float]] = {}
-        self._lock = threading.Lock()
-
-    def token(self, key: str, app: AppCredentials) -> str:
-        """A token for ``app`` that stays valid for at least ``refresh_margin`` seconds."""
-        with self._lock:
-            cached = self._tokens.get(key)
-            if cached is not None:
-                cached_app, token, expires_at = cached
-                if cached_app == app and self.clock() < expires_at - self.refresh_margin:
-                    return token
-            token, expires_at = self.github.installation_token(app)
-            self._tokens[key] = (app, token, expires_at)
-            return token
-
-    def forget(self, key: str) -> None:
-        """Drop a key's token, e.g. when its connection is deleted or GitHub refused it."""
-        with self._lock:
-            self._tokens.pop(key, None)
 
 
 def _without_userinfo(url: str) -> str:
@@ -446,25 +367,6 @@ def _require_token(token: str) -> None:
         raise GitHubAuthFailed("no GitHub token given")
 
 
-def _mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _github_message(exc: GithubException) -> str:
-    data = exc.data
-    if isinstance(data, dict):
-        message = str(data.get("message") or "")
-        details = [
-            str(e.get("message") or e.get("code") or "") if isinstance(e, dict) else str(e)
-            for e in data.get("errors") or []
-        ]
-        return "; ".join(m for m in [message, *details] if m)
-    return str(data or "")
-
-
 def _attempt_all(token: str, *steps: tuple[str, Callable[[], object]]) -> GitHubError | None:
     """Run feedback steps in order; the first error, after trying the rest.
 
@@ -474,53 +376,10 @@ def _attempt_all(token: str, *steps: tuple[str, Callable[[], object]]) -> GitHub
     first: GitHubError | None = None
     for action, step in steps:
         try:
-            with _translated(action, "token", token):
+            with translated(action, "token", token):
                 step()
         except GitHubError as exc:
             first = first or exc
             if not exc.terminal:
                 break
     return first
-
-
-@contextmanager
-def _translated(action: str, subject: str, *secrets: str) -> Iterator[None]:
-    """Turn PyGithub, requests and PyJWT errors into GitHubError, with secrets masked.
-
-    ``subject`` names the credential ("token", "GitHub App 12") in auth failures.
-    """
-    try:
-        yield
-    except GithubException as exc:
-        status = exc.status
-        message = _mask(_github_message(exc), secrets) or "no message"
-        if status == 401:
-            raise GitHubAuthFailed(
-                f"{subject} rejected by GitHub: 401 {message} (while trying to {action})"
-            ) from exc
-        if isinstance(exc, github.RateLimitExceededException) or status == 429:
-            raise GitHubUnavailable(
-                f"could not {action}: GitHub rate limit: {status} {message}"
-            ) from exc
-        if status >= 500:
-            raise GitHubUnavailable(
-                f"could not {action}: GitHub answered {status} {message}"
-            ) from exc
-        if status == 404:
-            raise GitHubError(
-                f"could not {action}: 404 {message} (missing, or not visible to this {subject})"
-            ) from exc
-        if status == 403:
-            raise GitHubError(
-                f"could not {action}: {subject} lacks permission: 403 {message}"
-            ) from exc
-        raise GitHubError(f"could not {action}: GitHub answered {status} {message}") from exc
-    except requests.RequestException as exc:
-        detail = _mask(str(exc), secrets)
-        raise GitHubUnavailable(
-            f"could not {action}: GitHub unreachable ({type(exc).__name__}: {detail})"
-        ) from exc
-    except jwt.PyJWTError as exc:
-        raise GitHubAuthFailed(
-            f"{subject}: its private key cannot sign a JWT ({type(exc).__name__})"
-        ) from exc
