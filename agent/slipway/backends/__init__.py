@@ -1,4 +1,6 @@
-"""Container backends: the only code that starts, lists and stops instances.
+"""Container backends: the only code that touches Docker: it starts, lists and stops
+instances, follows their logs and stats (``docker_logs.py``) and runs image builds
+(``docker_builds.py``).
 
 ``Backend`` is the seam; ``DockerEngine`` (``docker_engine.py``) is the real one
 and ``FakeBackend`` (``fake.py``) the in-memory one for unit tests.

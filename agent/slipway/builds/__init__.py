@@ -1,5 +1,7 @@
 """Builds of code revisions: ``apprunner.yaml`` parsing (``config.py``), managed runtimes
-(``runtimes.py``, templates in ``runtimes/<name>/``) and image builds (``builder.py``).
+(``runtimes.py``, templates in ``runtimes/<name>/``), the Dockerfile a build runs
+(``dockerfile.py``, pure), reading its progress (``progress.py``) and running it
+(``builder.py``, through ``backends/docker_builds.py``).
 
 ``CodeConfig`` is the one shape both configuration sources turn into: the
 ``apprunner.yaml`` file (ConfigurationSource REPOSITORY) and the API's
