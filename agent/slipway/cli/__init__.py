@@ -1,0 +1,30 @@
+"""The `slipway` command: parses, calls the API like any client, prints.
+
+Only `serve` runs the agent itself; every other command talks to a running
+agent over its signed API. This module only assembles the commands, in the
+order `slipway --help` lists them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import access, observe, serve, services
+
+app = typer.Typer(
+    help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
+)
+app.command()(serve.serve)
+app.command("deploy")(services.deploy)
+app.command()(services.operations)
+app.command()(observe.logs)
+app.command()(services.revisions)
+app.command()(services.rollback)
+app.command()(observe.events)
+app.command()(observe.audit)
+app.command()(observe.metrics)
+app.add_typer(services.services_app, name="services")
+app.add_typer(access.keys_app, name="keys")
+app.add_typer(access.registries_app, name="registries")
+app.add_typer(access.connections_app, name="connections")
+app.add_typer(observe.notify_app, name="notify")
