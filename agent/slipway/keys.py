@@ -8,9 +8,11 @@ import secrets
 import string
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .store import Store
-from .vault import Vault
+if TYPE_CHECKING:  # the CLI reads credentials files through this module, never the store
+    from .store import Store
+    from .vault import Vault
 
 PROFILE = "slipway"
 

@@ -70,9 +70,11 @@ class Routes:
         self._joining: set[str] = set()
         self._leaving: set[str] = set()
 
-    def apply(self) -> None:
+    def apply(self, *, without: str | None = None) -> None:
+        """Make the router match the store; ``without`` a service's route (one being
+        deleted leaves the router before it is marked DELETED)."""
         with self._lock:
-            services = self.store.list_services()
+            services = [s for s in self.store.list_services() if s.id != without]
             instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
             self.router.apply(desired_routes(services, instances, self.settings, out))
