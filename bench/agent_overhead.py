@@ -44,9 +44,9 @@ from typing import Any
 import docker
 import httpx
 from common import ROOT, local_stack, record
-from harness import push_image, wait_for, wait_status
 
 from slipway.backends import LABEL_SERVICE_NAME
+from testkit.harness import push_image, wait_for, wait_status
 
 CLK = os.sysconf("SC_CLK_TCK")
 LOCAL_IMAGE = "slipway-bench/hello:latest"

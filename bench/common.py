@@ -13,9 +13,15 @@ from typing import Any
 import docker
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT))  # testkit/, which the tests share
 
-from harness import AgentProcess, CaddyProcess, LocalRegistry, push_image, wait_status  # noqa: E402
+from testkit.harness import (  # noqa: E402
+    AgentProcess,
+    CaddyProcess,
+    LocalRegistry,
+    push_image,
+    wait_status,
+)
 
 
 def record(section: str, table: str, intro: str = "") -> None:

@@ -7,10 +7,10 @@ from collections import Counter
 
 import httpx
 import pytest
-from harness import Load, live_containers, scaled_service, wait_for
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.harness import Load, live_containers, scaled_service, wait_for
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {

@@ -9,9 +9,9 @@ import docker
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from harness import wait_status
 
 from slipway.backends import LABEL_MANAGED
+from testkit.harness import wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"service_quota": 3}

@@ -18,7 +18,6 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from harness import wait_for
 
 from slipway.builds import CodeConfig
 from slipway.builds.builder import (
@@ -31,6 +30,7 @@ from slipway.builds.builder import (
     image_repository,
 )
 from slipway.builds.config import parse_apprunner_yaml
+from testkit.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import docker
 import pytest
-from gitserver import GitServer
-from harness import operations, wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.backends import LABEL_SERVICE_ID
 from slipway.cli import app
+from testkit.gitserver import GitServer
+from testkit.harness import operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"build_timeout": 30, "service_quota": 20}

@@ -12,11 +12,11 @@ from pathlib import Path
 import botocore.exceptions
 import httpx
 import pytest
-from dnsserver import DnsServer
-from harness import wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.dnsserver import DnsServer
+from testkit.harness import wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,11 @@ import sys
 
 import docker
 import pytest
-from harness import operations, wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.backends import LABEL_SERVICE_ID
 from slipway.cli import app
+from testkit.harness import operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 

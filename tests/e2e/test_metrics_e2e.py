@@ -13,11 +13,11 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
-from conftest import TEST_LABEL
-from harness import CaddyProcess, wait_for
 
 from slipway.observe.metrics import Metrics, docker_cpu_limits, docker_stats
 from slipway.routing.router import Route, Router
+from testkit.harness import CaddyProcess, wait_for
+from testkit.images import TEST_LABEL
 
 pytestmark = pytest.mark.e2e
 

@@ -12,10 +12,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from harness import free_port, wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.harness import free_port, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 PLANTED = "planted-" + uuid.uuid4().hex

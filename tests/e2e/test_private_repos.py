@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakegithub import FakeGitHub
-from gitserver import GitServer
-from harness import wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.fakegithub import FakeGitHub
+from testkit.gitserver import GitServer
+from testkit.harness import wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghp_" + uuid.uuid4().hex

@@ -21,9 +21,9 @@ import docker
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from harness import free_port, require_binary, stop_process, wait_for, wait_until_answers
 
 from slipway.triggers.webhooks import webhook_router
+from testkit.harness import free_port, require_binary, stop_process, wait_for, wait_until_answers
 
 pytestmark = pytest.mark.e2e
 TOKEN = "registry-notify-token"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import operations, wait_for, wait_status
+
+from testkit.harness import operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 

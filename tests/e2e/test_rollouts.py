@@ -12,12 +12,12 @@ from pathlib import Path
 
 import docker
 import pytest
-from gitserver import GitServer
-from harness import operations, wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_SERVICE_ID
 from slipway.cli import app
+from testkit.gitserver import GitServer
+from testkit.harness import operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"settle_seconds": 8, "service_quota": 20}

@@ -17,8 +17,11 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
-from gitserver import GitServer
-from harness import (
+from typer.testing import CliRunner
+
+from slipway.cli import app
+from testkit.gitserver import GitServer
+from testkit.harness import (
     free_port,
     operations,
     push_image,
@@ -27,9 +30,6 @@ from harness import (
     wait_for,
     wait_status,
 )
-from typer.testing import CliRunner
-
-from slipway.cli import app
 
 pytestmark = pytest.mark.e2e
 SECRET = "webhook-" + uuid.uuid4().hex

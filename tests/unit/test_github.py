@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from fakegithub import FakeGitHub, generate_private_key
 
 from slipway.sources.github import (
     AppCredentials,
@@ -19,6 +18,7 @@ from slipway.sources.github import (
     TokenCache,
     github_repo_name,
 )
+from testkit.fakegithub import FakeGitHub, generate_private_key
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 REPO_URL = "https://github.com/octo/app"
