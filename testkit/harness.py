@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -22,7 +23,15 @@ import pytest
 from botocore.config import Config
 
 from slipway import keys
-from slipway.backends import LABEL_SERVICE_ID
+from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
+
+
+def worker_network() -> str:
+    """This test process's own slice of the instance network (127.77.0.0/16): a /20 for
+    each pytest-xdist worker (``PYTEST_XDIST_WORKER`` gw0, gw1...; the first without
+    xdist), so agents run side by side never reach for the same instance address."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return f"127.77.{16 * (int(worker.removeprefix('gw')) % 16)}.0/20"
 
 
 def free_port() -> int:
@@ -209,6 +218,7 @@ class AgentProcess:
             "SLIPWAY_RECONCILE_INTERVAL": "1",
             "SLIPWAY_HEALTH_DEADLINE": "30",
             "SLIPWAY_ROUTE_DNS": self.route_dns,
+            "SLIPWAY_INSTANCE_NETWORK": worker_network(),
             **{f"SLIPWAY_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.proc: subprocess.Popen | None = None
@@ -276,6 +286,23 @@ class AgentProcess:
             aws_secret_access_key=secret,
             config=Config(parameter_validation=validate, retries={"max_attempts": 1}),
         )
+
+    def containers(self) -> list:
+        """The slipway containers, in any state, that publish on this agent's instance
+        network: its own, not those of other agents on the host."""
+        network = ipaddress.ip_network(self.env["SLIPWAY_INSTANCE_NETWORK"])
+        return [
+            c
+            for c in docker.from_env().containers.list(
+                all=True, filters={"label": f"{LABEL_MANAGED}=true"}
+            )
+            if any(
+                ipaddress.ip_address(b["HostIp"]) in network
+                for bindings in (c.attrs["HostConfig"].get("PortBindings") or {}).values()
+                for b in bindings or ()
+                if b.get("HostIp")
+            )
+        ]
 
     def get(self, service_name: str, path: str = "/") -> httpx.Response:
         """A request through Caddy, the way a user reaches the service."""

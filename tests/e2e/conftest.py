@@ -13,12 +13,22 @@ Fixtures:
 - ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
   (or a function of the fixture request returning one) sets its SLIPWAY_* settings.
   Its route DNS responder (on a free port of its own) outlives ``agent.kill()`` like
-  it outlives a real crash; teardown ends it with ``stop_route_dns()``.
+  it outlives a real crash; teardown ends it with ``stop_route_dns()``. Its instances
+  publish on this worker's own slice of the instance network (``worker_network()``).
+
+Run in parallel (``pytest -n N --dist loadfile``, as ``scripts/test`` does), each xdist
+worker has its own Caddy, registry, agents and instance addresses; what they share is
+the docker daemon. A module holds the daemon shared while it runs (``docker_host``); a
+test marked ``alone`` (it restarts dockerd, or needs the CPU to itself) holds it
+exclusively, so no other module's containers live through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +40,49 @@ import pytest
 from slipway.backends import LABEL_SERVICE_ID
 from testkit import images
 from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
+
+# Every e2e process on this host takes these, whichever run or worker it belongs to.
+HOST_LOCK = Path(tempfile.gettempdir()) / "slipway-e2e-docker.lock"
+TURNSTILE = Path(tempfile.gettempdir()) / "slipway-e2e-docker.turnstile"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[int]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle.fileno()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_host() -> Iterator[int]:
+    """The docker daemon, held shared for the module (a file lock's descriptor). New
+    holders pass the turnstile first, so one waiting to be alone is not starved."""
+    with _locked(TURNSTILE, fcntl.LOCK_EX):
+        shared = HOST_LOCK.open("a")
+        fcntl.flock(shared, fcntl.LOCK_SH)
+    try:
+        yield shared.fileno()
+    finally:
+        shared.close()  # releases the lock
+
+
+@pytest.fixture(autouse=True)
+def alone(request: pytest.FixtureRequest, docker_host: int) -> Iterator[None]:
+    """For a test marked ``alone``: the module's shared hold is given up, then the daemon
+    taken exclusively (turnstile held: nobody new starts) until the test ends."""
+    if request.node.get_closest_marker("alone") is None:
+        yield
+        return
+    fcntl.flock(docker_host, fcntl.LOCK_UN)  # two waiting to be alone must not deadlock
+    with _locked(TURNSTILE, fcntl.LOCK_EX):
+        fcntl.flock(docker_host, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(docker_host, fcntl.LOCK_SH)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from slipway.errors import BackendError, ImageNotFound, RegistryUnreachable
 from slipway.health import wait_healthy
 from slipway.routing.router import Route, Router
 from slipway.sources.registry import ImageRef, RegistryClient
-from testkit.harness import free_port
+from testkit.harness import free_port, worker_network
 from testkit.images import BUSYBOX_INDEX, TEST_LABEL
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ HTTPD = "exec httpd -f -p $PORT -h /www"
 @pytest.fixture
 def engine(docker_client: docker.DockerClient) -> Iterator[DockerEngine]:
     """A DockerEngine; containers this test labelled are removed afterwards."""
-    yield DockerEngine(docker_client)
+    yield DockerEngine(docker_client, instance_network=worker_network())
     for container in docker_client.containers.list(
         all=True, filters={"label": [f"{TEST_LABEL}=adapters"]}
     ):

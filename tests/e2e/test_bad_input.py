@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 
-import docker
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from slipway.backends import LABEL_MANAGED
 from testkit.harness import wait_status
 
 pytestmark = pytest.mark.e2e
@@ -47,12 +45,7 @@ def snapshot(agent) -> tuple:
     ops = [
         client.list_operations(ServiceArn=s["ServiceArn"])["OperationSummaryList"] for s in services
     ]
-    containers = sorted(
-        (c.id, c.status)
-        for c in docker.from_env().containers.list(
-            all=True, filters={"label": f"{LABEL_MANAGED}=true"}
-        )
-    )
+    containers = sorted((c.id, c.status) for c in agent.containers())
     return (
         json.dumps(described, default=str, sort_keys=True),
         json.dumps(ops, default=str),

@@ -210,6 +210,7 @@ def test_kill_9_during_route_switch(agent, deployed, push_variant):
     assert operations(agent.client(), arn)[0]["Status"] == "SUCCEEDED"
 
 
+@pytest.mark.alone  # every container on the host stops with dockerd
 def test_dockerd_restart_brings_instances_and_routes_back(agent, deployed):
     arn, _ = deployed("dockerd")
     pid = int(subprocess.check_output(["pidof", "dockerd"]).split()[0])
