@@ -19,6 +19,7 @@ from testkit.harness import (  # noqa: E402
     AgentProcess,
     CaddyProcess,
     LocalRegistry,
+    image_source,
     push_image,
     wait_status,
 )
@@ -83,10 +84,7 @@ def example_service(
         api = agent.client()
         arn = api.create_service(
             ServiceName=name,
-            SourceConfiguration={
-                "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                "AutoDeploymentsEnabled": auto_deployments,
-            },
+            SourceConfiguration=image_source(image, port=None, auto=auto_deployments),
             **{
                 "HealthCheckConfiguration": {"Protocol": "HTTP", "Path": "/health", "Interval": 1},
                 **create_service,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,10 @@ class LocalRegistry:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+    def requests(self) -> list[str]:
+        """The request lines of the access log so far, e.g. ``GET /v2/x/tags/list HTTP/1.1``."""
+        return re.findall(r'"([A-Z]+ /\S* HTTP/[\d.]+)"', self.log.read_text(errors="replace"))
 
     def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
         """Tag ``local_image`` into this registry, push it, return the manifest digest."""
@@ -304,6 +310,27 @@ class AgentProcess:
             )
         ]
 
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the agent's ``/metrics`` (0 when it has none), labels in any order."""
+        wanted = sorted(f'{k}="{v}"' for k, v in labels.items())
+        for line in httpx.get(f"{self.endpoint}/metrics", timeout=10).text.splitlines():
+            sample, _, number = line.rpartition(" ")
+            metric, _, rest = sample.partition("{")
+            if metric == name and sorted(filter(None, rest.rstrip("}").split(","))) == wanted:
+                return float(number)
+        return 0.0
+
+    def access_log_read(self) -> None:
+        """Wait until the agent's metrics have read Caddy's access log past this moment: a
+        request for a host no service has, then the collector's line count moves on."""
+        lines = self.metric("slipway_access_log_lines_total")
+        self.get(f"nobody-{uuid.uuid4().hex[:8]}")
+        wait_for(
+            lambda: self.metric("slipway_access_log_lines_total") > lines,
+            20,
+            "the access log to be read past a request of its own",
+        )
+
     def get(self, service_name: str, path: str = "/") -> httpx.Response:
         """A request through Caddy, the way a user reaches the service."""
         return httpx.get(
@@ -322,6 +349,28 @@ def _is_route_dns(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return b"slipway.routing.routedns" in cmdline and state != "Z"
+
+
+def image_source(
+    image: str,
+    *,
+    port: str | None = "8080",
+    kind: str = "ECR",
+    auto: bool | None = False,
+    **config: object,
+) -> dict[str, Any]:
+    """An image service's ``SourceConfiguration`` as boto3 takes it. ``port`` (None: no
+    Port, the API's default) and ``config`` (``RuntimeEnvironmentVariables``,
+    ``StartCommand``...) make its ``ImageConfiguration``; ``auto`` is
+    ``AutoDeploymentsEnabled`` (None: left out)."""
+    configuration = ({"Port": port} if port is not None else {}) | config
+    repository: dict[str, Any] = {"ImageIdentifier": image, "ImageRepositoryType": kind}
+    if configuration:
+        repository["ImageConfiguration"] = configuration
+    source: dict[str, Any] = {"ImageRepository": repository}
+    if auto is not None:
+        source["AutoDeploymentsEnabled"] = auto
+    return source
 
 
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
@@ -400,14 +449,7 @@ def scaled_service(client: Any, name: str, image: str, **scaling: int) -> dict[s
     ]
     arn = client.create_service(
         ServiceName=name,
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(image),
         InstanceConfiguration={"Cpu": "256", "Memory": "512"},
         HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
         AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],

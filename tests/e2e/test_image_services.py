@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from slipway.backends import LABEL_SERVICE_ID
 from slipway.cli import app
-from testkit.harness import operations, wait_for, wait_status
+from testkit.harness import image_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +23,6 @@ def containers_of(service_id: str) -> list:
     return docker.from_env().containers.list(
         all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
     )
-
-
-def image_source(image: str, **config: object) -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {"Port": "8080", **config},
-        },
-        "AutoDeploymentsEnabled": False,
-    }
 
 
 def test_boto3_lifecycle(agent, hello_image, push_variant):

@@ -17,22 +17,11 @@ from typer.testing import CliRunner
 from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_SERVICE_ID
 from slipway.cli import app
 from testkit.gitserver import GitServer
-from testkit.harness import operations, wait_for, wait_status
+from testkit.harness import image_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"settle_seconds": 8, "service_quota": 20}
 SLOW_HEALTH = {"Protocol": "HTTP", "Path": "/health", "Interval": 2, "HealthyThreshold": 3}
-
-
-def source(image: str, **config: object) -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {"Port": "8080", **config},
-        },
-        "AutoDeploymentsEnabled": False,
-    }
 
 
 def containers(service_id: str) -> list:
@@ -64,7 +53,7 @@ def deployed(agent, hello_image):
     def create(name: str, **extra: object) -> tuple[str, str]:
         client = agent.client()
         created = client.create_service(
-            ServiceName=name, SourceConfiguration=source(hello_image), **extra
+            ServiceName=name, SourceConfiguration=image_source(hello_image), **extra
         )
         wait_status(client, created["Service"]["ServiceArn"], "RUNNING")
         return created["Service"]["ServiceArn"], hello_image
@@ -93,8 +82,8 @@ def test_wrong_port_fails_and_old_serves(agent, deployed):
     # The app listens on 8080 whatever PORT says; the service is told 9999.
     client.update_service(
         ServiceArn=arn,
-        SourceConfiguration=source(
-            image, Port="9999", StartCommand="PORT=8080 exec python3 /app/app.py"
+        SourceConfiguration=image_source(
+            image, port="9999", StartCommand="PORT=8080 exec python3 /app/app.py"
         ),
     )
     wait_status(client, arn, "RUNNING", timeout=120)
@@ -108,7 +97,9 @@ def test_crash_after_going_live_rolls_back(agent, deployed, push_variant):
     push_variant(image, APP_VERSION="crashes")
     client.update_service(
         ServiceArn=arn,
-        SourceConfiguration=source(image, StartCommand="timeout 5 python3 /app/app.py; exit 3"),
+        SourceConfiguration=image_source(
+            image, StartCommand="timeout 5 python3 /app/app.py; exit 3"
+        ),
     )
     # It goes live first...
     wait_for(
