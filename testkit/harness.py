@@ -373,6 +373,25 @@ def image_source(
     return source
 
 
+def code_source(
+    url: str, branch: str = "main", *, auto: bool | None = False, **extra: object
+) -> dict[str, Any]:
+    """A code service's ``SourceConfiguration`` as boto3 takes it: ``branch`` of the git
+    repository at ``url``, built as its ``apprunner.yaml`` says; ``extra`` adds
+    ``CodeRepository`` members (``SourceDirectory``...); ``auto`` as in ``image_source``."""
+    source: dict[str, Any] = {
+        "CodeRepository": {
+            "RepositoryUrl": url,
+            "SourceCodeVersion": {"Type": "BRANCH", "Value": branch},
+            "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
+            **extra,
+        }
+    }
+    if auto is not None:
+        source["AutoDeploymentsEnabled"] = auto
+    return source
+
+
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         service = client.describe_service(ServiceArn=arn)["Service"]
@@ -432,6 +451,13 @@ class Load:
     def instances_since(self, start: int) -> set[str]:
         with self.lock:
             return {inst for _, inst in self.answers[start:]}
+
+
+def service_containers(service_id: str) -> list:
+    """The service's containers in any state."""
+    return docker.from_env().containers.list(
+        all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
+    )
 
 
 def live_containers(service_id: str) -> list:

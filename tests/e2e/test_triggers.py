@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from slipway.cli import app
 from testkit.gitserver import GitServer
 from testkit.harness import (
+    code_source,
     free_port,
     image_source,
     operations,
@@ -56,14 +57,7 @@ def code_service(agent, git, name: str, *, auto: bool = True, tags: dict | None 
     client = agent.client()
     created = client.create_service(
         ServiceName=name,
-        SourceConfiguration={
-            "CodeRepository": {
-                "RepositoryUrl": git.url(name),
-                "SourceCodeVersion": {"Type": "BRANCH", "Value": "main"},
-                "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
-            },
-            "AutoDeploymentsEnabled": auto,
-        },
+        SourceConfiguration=code_source(git.url(name), auto=auto),
         Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
     )
     arn = created["Service"]["ServiceArn"]
