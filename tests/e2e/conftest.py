@@ -41,6 +41,19 @@ from slipway.backends import LABEL_SERVICE_ID
 from testkit import images
 from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
+# The longest files (minutes each, serially), started first: a parallel run then does
+# not wait for one of them at its end.
+LONGEST_FIRST = ("test_rollouts.py", "test_triggers.py", "test_code_services.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 # Every e2e process on this host takes these, whichever run or worker it belongs to.
 HOST_LOCK = Path(tempfile.gettempdir()) / "slipway-e2e-docker.lock"
 TURNSTILE = Path(tempfile.gettempdir()) / "slipway-e2e-docker.turnstile"
