@@ -295,12 +295,13 @@ class AgentProcess:
 
     def containers(self) -> list:
         """The slipway containers, in any state, that publish on this agent's instance
-        network: its own, not those of other agents on the host."""
+        network: its own, not those of other agents on the host (which may remove theirs
+        while this lists them)."""
         network = ipaddress.ip_network(self.env["SLIPWAY_INSTANCE_NETWORK"])
         return [
             c
             for c in docker.from_env().containers.list(
-                all=True, filters={"label": f"{LABEL_MANAGED}=true"}
+                all=True, filters={"label": f"{LABEL_MANAGED}=true"}, ignore_removed=True
             )
             if any(
                 ipaddress.ip_address(b["HostIp"]) in network

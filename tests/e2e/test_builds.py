@@ -205,7 +205,7 @@ def test_timeout_stops_the_build_and_leaves_no_container(
             docker_client.api.inspect_container(container_id)
     leftovers = [  # this step's command exactly: other builds on the host may sleep too
         c.short_id
-        for c in docker_client.containers.list(all=True)
+        for c in docker_client.containers.list(all=True, ignore_removed=True)
         if "echo waiting; sleep 600" in " ".join(c.attrs["Config"].get("Cmd") or [])
     ]
     assert leftovers == []

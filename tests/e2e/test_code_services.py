@@ -171,7 +171,9 @@ def test_bad_revisions_fail_and_old_keeps_serving(agent, git, change, words):
 
 
 def stray_build_containers() -> list:
-    exited = docker.from_env().containers.list(all=True, filters={"status": "exited"})
+    exited = docker.from_env().containers.list(
+        all=True, filters={"status": "exited"}, ignore_removed=True
+    )
     return [c for c in exited if c.attrs["Config"].get("Image", "").startswith("sha256:")]
 
 
