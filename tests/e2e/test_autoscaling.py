@@ -15,6 +15,7 @@ from testkit.harness import Load, live_containers, scaled_service, wait_for
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {
     "metrics_interval": 0.5,
+    "metrics_stats_interval": 1,  # ActiveInstances is set with the docker stats
     "scale_interval": 0.5,
     "scale_out_window": 2,
     "scale_in_cooldown": 5,
