@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -23,12 +22,9 @@ AGENT_SETTINGS = {
 }
 
 
-def active_instances(agent, service: str) -> float | None:
+def active_instances(agent, service: str) -> float:
     """The ActiveInstances gauge on /metrics."""
-    for line in httpx.get(f"{agent.endpoint}/metrics").text.splitlines():
-        if line.startswith(f'slipway_active_instances{{service="{service}"}} '):
-            return float(line.split()[-1])
-    return None
+    return agent.metric("slipway_active_instances", service=service)
 
 
 def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):
