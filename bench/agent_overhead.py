@@ -44,9 +44,9 @@ from typing import Any
 import docker
 import httpx
 from common import ROOT, local_stack, record
-from harness import push_image, wait_for, wait_status
 
 from slipway.backends import LABEL_SERVICE_NAME
+from testkit.harness import image_source, push_image, wait_for, wait_status
 
 CLK = os.sysconf("SC_CLK_TCK")
 LOCAL_IMAGE = "slipway-bench/hello:latest"
@@ -266,10 +266,7 @@ def deploy(api: Any, image: str, names: list[str]) -> list[str]:
     services = [
         api.create_service(
             ServiceName=name,
-            SourceConfiguration={
-                "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                "AutoDeploymentsEnabled": False,
-            },
+            SourceConfiguration=image_source(image, port=None),
             HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
         )["Service"]
         for name in names

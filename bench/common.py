@@ -13,9 +13,16 @@ from typing import Any
 import docker
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path.insert(0, str(ROOT))  # testkit/, which the tests share
 
-from harness import AgentProcess, CaddyProcess, LocalRegistry, push_image, wait_status  # noqa: E402
+from testkit.harness import (  # noqa: E402
+    AgentProcess,
+    CaddyProcess,
+    LocalRegistry,
+    image_source,
+    push_image,
+    wait_status,
+)
 
 
 def record(section: str, table: str, intro: str = "") -> None:
@@ -77,10 +84,7 @@ def example_service(
         api = agent.client()
         arn = api.create_service(
             ServiceName=name,
-            SourceConfiguration={
-                "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
-                "AutoDeploymentsEnabled": auto_deployments,
-            },
+            SourceConfiguration=image_source(image, port=None, auto=auto_deployments),
             **{
                 "HealthCheckConfiguration": {"Protocol": "HTTP", "Path": "/health", "Interval": 1},
                 **create_service,

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,11 +26,8 @@ from pathlib import Path
 
 from common import record
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-
-from slipway.backends.docker_engine import DockerEngine  # noqa: E402
-from slipway.observe.metrics import _ACCESS_LINE, Metrics  # noqa: E402
+from slipway.backends.docker_engine import DockerEngine
+from slipway.observe.metrics import _ACCESS_LINE, Metrics
 
 # One line from Caddy 2.6.2 with Router(access_log=...)'s config.
 CADDY_LINE = (
@@ -172,19 +168,14 @@ def _comm(pid: str) -> str:
 
 def bench_docker(count: int, rounds: int = 3) -> list[tuple[str, float, float, float | None]]:
     import docker
-    from conftest import BUSYBOX_IMAGE, TEST_LABEL, _busybox_tar
+
+    from testkit.images import TEST_LABEL, busybox_image
 
     client = docker.from_env()
-    try:
-        client.images.get(BUSYBOX_IMAGE)
-    except docker.errors.ImageNotFound:
-        repository, tag = BUSYBOX_IMAGE.split(":")
-        client.api.import_image_from_data(
-            _busybox_tar(), repository=repository, tag=tag, changes=['CMD ["/bin/sh"]']
-        )
+    image = busybox_image(client)
     containers = [
         client.containers.run(
-            BUSYBOX_IMAGE,
+            image,
             ["sleep", "600"],
             detach=True,
             labels={TEST_LABEL: "bench-metrics"},

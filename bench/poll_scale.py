@@ -37,7 +37,6 @@ from typing import Any
 from common import record
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 REAL_REPOS = 10  # distinct repositories behind the N names
 GOAL = 5.0  # % of one core for 1,000 repositories at 60 s
@@ -48,7 +47,7 @@ GOAL = 5.0  # % of one core for 1,000 repositories at 60 s
 
 def serve(root: Path, repos: int, kind: str) -> None:
     """Child process: serve ``repos`` names and print the port, then run until killed."""
-    from gitserver import GitServer
+    from testkit.gitserver import GitServer
 
     server = GitServer(root, start=(kind == "wsgiref"))
     for i in range(REAL_REPOS):

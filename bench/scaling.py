@@ -27,7 +27,8 @@ import time
 import docker
 import httpx
 from common import example_service, local_stack, record
-from harness import AgentProcess, wait_for
+
+from testkit.harness import AgentProcess, wait_for
 
 MAX_SIZE = 4
 COOLDOWN = 15

@@ -23,7 +23,8 @@ import uuid
 import docker
 import httpx
 from common import example_service, local_stack, record
-from harness import AgentProcess, push_image, wait_for, wait_status
+
+from testkit.harness import AgentProcess, push_image, wait_for, wait_status
 
 TOKEN = "bench-" + uuid.uuid4().hex
 

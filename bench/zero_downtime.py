@@ -22,7 +22,8 @@ import uuid
 import docker
 import httpx
 from common import example_service, local_stack, record
-from harness import operations, push_image, wait_status
+
+from testkit.harness import operations, push_image, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
 

@@ -13,14 +13,22 @@ Fixtures:
 - ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
   (or a function of the fixture request returning one) sets its SLIPWAY_* settings.
   Its route DNS responder (on a free port of its own) outlives ``agent.kill()`` like
-  it outlives a real crash; teardown ends it with ``stop_route_dns()``.
+  it outlives a real crash; teardown ends it with ``stop_route_dns()``. Its instances
+  publish on this worker's own slice of the instance network (``worker_network()``).
+
+Run in parallel (``pytest -n N --dist loadfile``, as ``scripts/test`` does), each xdist
+worker has its own Caddy, registry, agents and instance addresses; what they share is
+the docker daemon. A module holds the daemon shared while it runs (``docker_host``); a
+test marked ``alone`` (it restarts dockerd, or needs the CPU to itself) holds it
+exclusively, so no other module's containers live through it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
-import subprocess
-import tarfile
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,13 +36,66 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
 from slipway.backends import LABEL_SERVICE_ID
+from testkit import images
+from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
-BUSYBOX_IMAGE = "slipway-test/busybox:latest"
-BUSYBOX_INDEX = "hello from slipway busybox\n"
-TEST_LABEL = "slipway.test"
+# The longest files (minutes each, serially), started first: a parallel run then does
+# not wait for one of them at its end.
+LONGEST_FIRST = ("test_rollouts.py", "test_triggers.py", "test_code_services.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
+# Every e2e process on this host takes these, whichever run or worker it belongs to.
+HOST_LOCK = Path(tempfile.gettempdir()) / "slipway-e2e-docker.lock"
+TURNSTILE = Path(tempfile.gettempdir()) / "slipway-e2e-docker.turnstile"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[int]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield handle.fileno()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_host() -> Iterator[int]:
+    """The docker daemon, held shared for the module (a file lock's descriptor). New
+    holders pass the turnstile first, so one waiting to be alone is not starved."""
+    with _locked(TURNSTILE, fcntl.LOCK_EX):
+        shared = HOST_LOCK.open("a")
+        fcntl.flock(shared, fcntl.LOCK_SH)
+    try:
+        yield shared.fileno()
+    finally:
+        shared.close()  # releases the lock
+
+
+@pytest.fixture(autouse=True)
+def alone(request: pytest.FixtureRequest, docker_host: int) -> Iterator[None]:
+    """For a test marked ``alone``: the module's shared hold is given up, then the daemon
+    taken exclusively (turnstile held: nobody new starts) until the test ends."""
+    if request.node.get_closest_marker("alone") is None:
+        yield
+        return
+    fcntl.flock(docker_host, fcntl.LOCK_UN)  # two waiting to be alone must not deadlock
+    with _locked(TURNSTILE, fcntl.LOCK_EX):
+        fcntl.flock(docker_host, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(docker_host, fcntl.LOCK_SH)
 
 
 @pytest.fixture(scope="session")
@@ -48,53 +109,9 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _busybox_tar() -> bytes:
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
-    applets = subprocess.run(
-        [str(busybox), "--list"], check=True, capture_output=True, text=True
-    ).stdout.split()
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for directory in ("bin", "tmp", "www", "etc"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(str(busybox), arcname="bin/busybox")
-        for applet in applets:
-            if applet != "busybox":
-                link = tarfile.TarInfo(f"bin/{applet}")
-                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-                tar.addfile(link)
-        for name, text in (
-            ("www/index.html", BUSYBOX_INDEX),
-            ("etc/passwd", "root:x:0:0:root:/:/bin/sh\n"),
-        ):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="session")
 def busybox_image(docker_client: docker.DockerClient) -> str:
-    """A tiny offline image; created once, then reused across runs."""
-    try:
-        docker_client.images.get(BUSYBOX_IMAGE)
-        return BUSYBOX_IMAGE
-    except docker.errors.ImageNotFound:
-        pass
-    repository, tag = BUSYBOX_IMAGE.split(":")
-    docker_client.api.import_image_from_data(
-        _busybox_tar(),
-        repository=repository,
-        tag=tag,
-        changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"],
-    )
-    docker_client.images.get(BUSYBOX_IMAGE)
-    return BUSYBOX_IMAGE
+    return images.busybox_image(docker_client)
 
 
 @pytest.fixture(scope="session")

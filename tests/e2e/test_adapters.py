@@ -14,7 +14,6 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from harness import free_port
 
 from slipway.backends import PUBLISHED_PORT, InstanceSpec
 from slipway.backends.docker_engine import DockerEngine
@@ -22,18 +21,18 @@ from slipway.errors import BackendError, ImageNotFound, RegistryUnreachable
 from slipway.health import until_healthy
 from slipway.routing.router import Route, Router
 from slipway.sources.registry import ImageRef, RegistryClient
+from testkit.harness import free_port, worker_network
+from testkit.images import BUSYBOX_INDEX, TEST_LABEL
 
 pytestmark = pytest.mark.e2e
 
 HTTPD = "exec httpd -f -p $PORT -h /www"
-BUSYBOX_INDEX = "hello from slipway busybox\n"  # what conftest's busybox image serves
-TEST_LABEL = "slipway.test"
 
 
 @pytest.fixture
 def engine(docker_client: docker.DockerClient) -> Iterator[DockerEngine]:
     """A DockerEngine; containers this test labelled are removed afterwards."""
-    yield DockerEngine(docker_client)
+    yield DockerEngine(docker_client, instance_network=worker_network())
     for container in docker_client.containers.list(
         all=True, filters={"label": [f"{TEST_LABEL}=adapters"]}
     ):

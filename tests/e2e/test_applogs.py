@@ -13,13 +13,13 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from conftest import TEST_LABEL
-from harness import wait_for
 
 from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
 from slipway.backends.docker_engine import DockerEngine
 from slipway.observe.applogs import AppLogCollector, instance_stream
 from slipway.observe.logs import MAX_LINE, LogStore
+from testkit.harness import wait_for
+from testkit.images import TEST_LABEL
 
 pytestmark = pytest.mark.e2e
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-import httpx
 import pytest
-from harness import Load, live_containers, scaled_service, wait_for
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.harness import Load, live_containers, scaled_service, wait_for
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {
     "metrics_interval": 0.5,
+    "metrics_stats_interval": 1,  # ActiveInstances is set with the docker stats
     "scale_interval": 0.5,
     "scale_out_window": 2,
     "scale_in_cooldown": 5,
@@ -22,12 +22,9 @@ AGENT_SETTINGS = {
 }
 
 
-def active_instances(agent, service: str) -> float | None:
+def active_instances(agent, service: str) -> float:
     """The ActiveInstances gauge on /metrics."""
-    for line in httpx.get(f"{agent.endpoint}/metrics").text.splitlines():
-        if line.startswith(f'slipway_active_instances{{service="{service}"}} '):
-            return float(line.split()[-1])
-    return None
+    return agent.metric("slipway_active_instances", service=service)
 
 
 def test_concurrency_scales_out_to_max_and_back_to_min(agent, hello_image):

@@ -5,35 +5,23 @@ from __future__ import annotations
 
 import json
 
-import docker
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from harness import wait_status
 
-from slipway.backends import LABEL_MANAGED
+from testkit.harness import image_source, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"service_quota": 3}
-
-
-def source(image: str, port: str = "8080", kind: str = "ECR") -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": kind,
-            "ImageConfiguration": {"Port": port},
-        }
-    }
 
 
 @pytest.fixture(scope="module")
 def steady(agent, push_hello):
     """One running service whose state every bad call must leave alone."""
     client = agent.client()
-    arn = client.create_service(ServiceName="steady", SourceConfiguration=source(push_hello()))[
-        "Service"
-    ]["ServiceArn"]
+    arn = client.create_service(
+        ServiceName="steady", SourceConfiguration=image_source(push_hello(), auto=None)
+    )["Service"]["ServiceArn"]
     wait_status(client, arn, "RUNNING")
     return arn
 
@@ -47,12 +35,7 @@ def snapshot(agent) -> tuple:
     ops = [
         client.list_operations(ServiceArn=s["ServiceArn"])["OperationSummaryList"] for s in services
     ]
-    containers = sorted(
-        (c.id, c.status)
-        for c in docker.from_env().containers.list(
-            all=True, filters={"label": f"{LABEL_MANAGED}=true"}
-        )
-    )
+    containers = sorted((c.id, c.status) for c in agent.containers())
     return (
         json.dumps(described, default=str, sort_keys=True),
         json.dumps(ops, default=str),
@@ -84,7 +67,9 @@ def test_names_that_break_caddy_or_docker(agent, steady, hello_image, name, fiel
     before = snapshot(agent)
     client = agent.client(validate=False)
     expect_error(
-        lambda: client.create_service(ServiceName=name, SourceConfiguration=source(hello_image)),
+        lambda: client.create_service(
+            ServiceName=name, SourceConfiguration=image_source(hello_image, auto=None)
+        ),
         "InvalidRequestException",
         field_hint,
     )
@@ -96,7 +81,7 @@ def test_duplicate_name(agent, steady, hello_image):
     client = agent.client()
     expect_error(
         lambda: client.create_service(
-            ServiceName="steady", SourceConfiguration=source(hello_image)
+            ServiceName="steady", SourceConfiguration=image_source(hello_image, auto=None)
         ),
         "InvalidRequestException",
         "already exists",
@@ -104,7 +89,7 @@ def test_duplicate_name(agent, steady, hello_image):
     # Names that would answer at the same host are the same name to Caddy.
     expect_error(
         lambda: client.create_service(
-            ServiceName="STEADY", SourceConfiguration=source(hello_image)
+            ServiceName="STEADY", SourceConfiguration=image_source(hello_image, auto=None)
         ),
         "InvalidRequestException",
         "steady.localhost",
@@ -130,7 +115,9 @@ def test_bad_sources(agent, steady, hello_image, registry, src, code, hint):
     expect_error(
         lambda: client.create_service(
             ServiceName="badsource",
-            SourceConfiguration=source(image, src.get("port", "8080"), src.get("kind", "ECR")),
+            SourceConfiguration=image_source(
+                image, port=src.get("port", "8080"), kind=src.get("kind", "ECR"), auto=None
+            ),
         ),
         code,
         hint,
@@ -138,7 +125,9 @@ def test_bad_sources(agent, steady, hello_image, registry, src, code, hint):
     expect_error(
         lambda: client.update_service(
             ServiceArn=steady,
-            SourceConfiguration=source(image, src.get("port", "8080"), src.get("kind", "ECR")),
+            SourceConfiguration=image_source(
+                image, port=src.get("port", "8080"), kind=src.get("kind", "ECR"), auto=None
+            ),
         ),
         code,
         hint,
@@ -188,7 +177,7 @@ def test_quota(agent, steady, hello_image):
     for i in range(2):
         arns.append(
             client.create_service(
-                ServiceName=f"quota-{i}", SourceConfiguration=source(hello_image)
+                ServiceName=f"quota-{i}", SourceConfiguration=image_source(hello_image, auto=None)
             )["Service"]["ServiceArn"]
         )
     for arn in arns:
@@ -196,7 +185,7 @@ def test_quota(agent, steady, hello_image):
     before = snapshot(agent)
     expect_error(
         lambda: client.create_service(
-            ServiceName="quota-x", SourceConfiguration=source(hello_image)
+            ServiceName="quota-x", SourceConfiguration=image_source(hello_image, auto=None)
         ),
         "ServiceQuotaExceededException",
         "3",
@@ -232,7 +221,7 @@ def test_unsupported_operation(agent, steady):
     expect_error(
         lambda: client.create_service(
             ServiceName="kms-service",
-            SourceConfiguration=source("127.0.0.1:5000/x:y"),
+            SourceConfiguration=image_source("127.0.0.1:5000/x:y", auto=None),
             EncryptionConfiguration={"KmsKey": "arn:aws:kms:us-east-1:000000000000:key/x"},
         ),
         "InvalidRequestException",

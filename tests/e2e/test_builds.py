@@ -18,7 +18,6 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from harness import wait_for
 
 from slipway.builds import CodeConfig
 from slipway.builds.builder import (
@@ -30,6 +29,7 @@ from slipway.builds.builder import (
 )
 from slipway.builds.config import parse_apprunner_yaml
 from slipway.builds.errors import BuildFailed, BuildTimeout
+from testkit.harness import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -202,10 +202,10 @@ def test_timeout_stops_the_build_and_leaves_no_container(
     for container_id in running:
         with pytest.raises(docker.errors.NotFound):
             docker_client.api.inspect_container(container_id)
-    leftovers = [
+    leftovers = [  # this step's command exactly: other builds on the host may sleep too
         c.short_id
-        for c in docker_client.containers.list(all=True)
-        if "sleep 600" in " ".join(c.attrs["Config"].get("Cmd") or [])
+        for c in docker_client.containers.list(all=True, ignore_removed=True)
+        if "echo waiting; sleep 600" in " ".join(c.attrs["Config"].get("Cmd") or [])
     ]
     assert leftovers == []
 

@@ -8,10 +8,10 @@ import re
 
 import httpx
 import pytest
-from harness import Load, live_containers, scaled_service, wait_for
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.harness import Load, live_containers, scaled_service, wait_for
 
 pytestmark = pytest.mark.e2e
 # Room for two instances of 256 CPU units, whatever this host has.

@@ -5,18 +5,17 @@ answers with a certificate from Caddy's CA (checked with curl --cacert --resolve
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import botocore.exceptions
 import httpx
 import pytest
-from dnsserver import DnsServer
-from harness import wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.dnsserver import DnsServer
+from testkit.harness import image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +44,7 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
 def image_service(client, name: str, image: str) -> str:
     created = client.create_service(
         ServiceName=name,
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {
-                    "Port": "8080",
-                    "RuntimeEnvironmentVariables": {"GREETING": name},
-                },
-            },
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(image, RuntimeEnvironmentVariables={"GREETING": name}),
         HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
     )
     arn = created["Service"]["ServiceArn"]
@@ -85,13 +74,6 @@ def ca_root(agent, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ca") / "root.pem"
     path.write_text(pem["root_certificate"])
     return path
-
-
-def requests_counted(agent, service: str) -> float:
-    for line in httpx.get(f"{agent.endpoint}/metrics").text.splitlines():
-        if line.startswith(f'slipway_requests_total{{service="{service}"}} '):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def curl_https(agent, ca_root: Path, host: str, path: str = "/") -> str:
@@ -161,8 +143,11 @@ def test_domain_validates_and_serves_https_and_wildcard_yields_to_exact(
     active = wait_domain(client, shop, "shop.example.test", "ACTIVE")
     assert {r["Status"] for r in active["CertificateValidationRecords"]} == {"SUCCESS"}
 
-    time.sleep(1.5)  # what came before is counted
-    counted = requests_counted(agent, "shop")
+    def shop_requests() -> float:
+        return agent.metric("slipway_requests_total", service="shop")
+
+    agent.access_log_read()  # what came before is counted
+    counted = shop_requests()
     assert curl_https(agent, ca_root, "shop.example.test") == f"{GREETING}shop"
     assert curl_https(agent, ca_root, "www.shop.example.test") == f"{GREETING}shop"
     redirect = http_get(agent, "shop.example.test", "/health?x=1")
@@ -170,9 +155,9 @@ def test_domain_validates_and_serves_https_and_wildcard_yields_to_exact(
     assert redirect.headers["location"] == f"https://shop.example.test:{https_port}/health?x=1"
     assert agent.get("shop").text.strip() == f"{GREETING}shop"  # default URL unchanged
     # All four count for the service in /metrics, whichever name and server they came by.
-    wait_for(lambda: requests_counted(agent, "shop") == counted + 4, 20, "the count")
-    time.sleep(1.5)  # nothing more arrives: the count is exact
-    assert requests_counted(agent, "shop") == counted + 4
+    wait_for(lambda: shop_requests() == counted + 4, 20, "the count")
+    agent.access_log_read()  # nothing more arrives: the count is exact
+    assert shop_requests() == counted + 4
 
     # A wildcard on another service: any other host under it goes there; shop stays.
     dns_server.point("*.example.test", "127.0.0.1")

@@ -8,32 +8,13 @@ import os
 import subprocess
 import sys
 
-import docker
 import pytest
-from harness import operations, wait_for, wait_status
 from typer.testing import CliRunner
 
-from slipway.backends import LABEL_SERVICE_ID
 from slipway.cli import app
+from testkit.harness import image_source, operations, service_containers, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
-
-
-def containers_of(service_id: str) -> list:
-    return docker.from_env().containers.list(
-        all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
-    )
-
-
-def image_source(image: str, **config: object) -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {"Port": "8080", **config},
-        },
-        "AutoDeploymentsEnabled": False,
-    }
 
 
 def test_boto3_lifecycle(agent, hello_image, push_variant):
@@ -71,14 +52,14 @@ def test_boto3_lifecycle(agent, hello_image, push_variant):
         ("UPDATE_SERVICE", "SUCCEEDED"),
         ("CREATE_SERVICE", "SUCCEEDED"),
     ]
-    assert len([c for c in containers_of(service_id) if c.status == "running"]) == 1
+    assert len([c for c in service_containers(service_id) if c.status == "running"]) == 1
 
     client.pause_service(ServiceArn=arn)
     wait_status(client, arn, "PAUSED")
     paused = agent.get("lifecycle")
     assert paused.status_code == 503
     assert "paused" in paused.text
-    assert containers_of(service_id) == []
+    assert service_containers(service_id) == []
 
     # A newer image under the same tag must not be what resume brings back.
     push_variant(hello_image, APP_VERSION="2")
@@ -98,7 +79,7 @@ def test_boto3_lifecycle(agent, hello_image, push_variant):
     deleted = client.delete_service(ServiceArn=arn)
     assert deleted["Service"]["Status"] == "OPERATION_IN_PROGRESS"
     wait_status(client, arn, "DELETED")
-    assert containers_of(service_id) == []
+    assert service_containers(service_id) == []
     assert agent.get("lifecycle").status_code == 404
     assert [o["Type"] for o in operations(client, arn)][:4] == [
         "DELETE_SERVICE",
@@ -146,7 +127,7 @@ def test_cli_lifecycle(agent, hello_image):
 
     service = json.loads(slipway("services", "describe", "clidemo", "--json"))
     slipway("services", "delete", "clidemo")
-    wait_for(lambda: containers_of(service["ServiceId"]) == [], 60, "containers gone")
+    wait_for(lambda: service_containers(service["ServiceId"]) == [], 60, "containers gone")
     failed = runner.invoke(app, ["services", "describe", "clidemo"], env=env)
     assert failed.exit_code == 1
     assert failed.output.strip() == "error: ResourceNotFoundException: no service named clidemo"

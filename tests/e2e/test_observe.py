@@ -12,10 +12,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from harness import free_port, wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.harness import free_port, image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 PLANTED = "planted-" + uuid.uuid4().hex
@@ -92,17 +92,9 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
     client = agent.client()
     arn = client.create_service(
         ServiceName="observed",
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": hello_image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {
-                    "Port": "8080",
-                    "RuntimeEnvironmentVariables": {"DB_PASSWORD": PLANTED},
-                },
-            },
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(
+            hello_image, RuntimeEnvironmentVariables={"DB_PASSWORD": PLANTED}
+        ),
     )["Service"]["ServiceArn"]
     wait_status(client, arn, "RUNNING")
     wait_for(
@@ -167,10 +159,7 @@ def test_app_output_in_instance_streams(agent, hello_image):
     client = agent.client()
     arn = client.create_service(
         ServiceName="chatty",
-        SourceConfiguration={
-            "ImageRepository": {"ImageIdentifier": hello_image, "ImageRepositoryType": "ECR"},
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(hello_image, port=None),
     )["Service"]["ServiceArn"]
     wait_status(client, arn, "RUNNING")
     follower = subprocess.Popen(
@@ -207,30 +196,15 @@ def test_app_output_in_instance_streams(agent, hello_image):
 
 
 def test_metrics_count_requests_through_caddy(agent, hello_image):
-    import re
-
-    import httpx
-
     client = agent.client()
     arn = client.create_service(
         ServiceName="metered",
-        SourceConfiguration={
-            "ImageRepository": {"ImageIdentifier": hello_image, "ImageRepositoryType": "ECR"},
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(hello_image, port=None),
     )["Service"]["ServiceArn"]
     wait_status(client, arn, "RUNNING")
     assert agent.get("metered").status_code == 200
 
-    def value(metric: str, **labels: str) -> float:
-        text = httpx.get(f"{agent.endpoint}/metrics").text
-        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        for line in text.splitlines():
-            match = re.fullmatch(rf"{metric}\{{(.*)\}} (\S+)", line)
-            if match and ",".join(sorted(match[1].split(","))) == wanted:
-                return float(match[2])
-        return 0.0
-
+    value = agent.metric
     wait_for(lambda: value("slipway_requests_total", service="metered") >= 1, 20, "a count")
     before = value("slipway_requests_total", service="metered")
     ok_before = value("slipway_responses_total", service="metered", status_class="2xx")
@@ -244,7 +218,7 @@ def test_metrics_count_requests_through_caddy(agent, hello_image):
         20,
         "the requests to be counted",
     )
-    time.sleep(2)  # nothing more arrives: the count is exact
+    agent.access_log_read()  # nothing more arrives: the count is exact
     assert value("slipway_requests_total", service="metered") == before + 10
     assert value("slipway_responses_total", service="metered", status_class="2xx") == ok_before + 7
     assert value("slipway_responses_total", service="metered", status_class="4xx") == (

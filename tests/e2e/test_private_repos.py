@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakegithub import FakeGitHub
-from gitserver import GitServer
-from harness import wait_for, wait_status
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from testkit.fakegithub import FakeGitHub
+from testkit.gitserver import GitServer
+from testkit.harness import code_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghp_" + uuid.uuid4().hex
@@ -66,11 +66,7 @@ def test_private_repository_with_feedback_and_revoked_token(agent, github, git):
     created = client.create_service(
         ServiceName="private-app",
         SourceConfiguration={
-            "CodeRepository": {
-                "RepositoryUrl": git.url("acme/app"),
-                "SourceCodeVersion": {"Type": "BRANCH", "Value": "main"},
-                "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
-            },
+            **code_source(git.url("acme/app"), auto=None),
             "AuthenticationConfiguration": {"ConnectionArn": connection["ConnectionArn"]},
         },
         Tags=[{"Key": "slipway:poll-interval", "Value": "1s"}],

@@ -11,7 +11,6 @@ import contextlib
 import json
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,16 @@ import docker
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from harness import free_port, require_binary, stop_process, wait_for, wait_until_answers
 
 from slipway.api.hooks import webhook_router
+from testkit.harness import (
+    free_port,
+    push_image,
+    require_binary,
+    stop_process,
+    wait_for,
+    wait_until_answers,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN = "registry-notify-token"
@@ -115,18 +121,23 @@ def test_push_notifies_image_pushed(
 ) -> None:
     sink = RecordingSink()
     with serve_hooks(sink) as hooks_url, notifying_registry(tmp_path, hooks_url) as host:
-        tag = f"t{uuid.uuid4().hex[:10]}"
-        target = f"{host}/notify/busybox"
-        docker_client.images.get(busybox_image).tag(target, tag=tag)
-        digest = None
-        try:
-            for event in docker_client.api.push(target, tag=tag, stream=True, decode=True):
-                assert not event.get("error"), event
-                digest = (event.get("aux") or {}).get("Digest", digest)
-        finally:
-            docker_client.images.remove(f"{target}:{tag}", noprune=True)
-        assert digest is not None
-        wait_for(lambda: sink.images, timeout=10, what="a registry notification")
-        time.sleep(0.5)  # any blob or duplicate events still in flight
-    assert sink.images == [(host, "notify/busybox", tag, digest)]
+        # The same image under a last tag after it: the registry notifies in order, so
+        # once the last tag's push is in, so is all that the first push caused.
+        tag, last = (f"t{uuid.uuid4().hex[:10]}" for _ in range(2))
+        digests = {}
+        for name in (tag, last):
+            image = f"{host}/notify/busybox:{name}"
+            try:
+                digests[name] = push_image(docker_client, busybox_image, image)
+            finally:
+                docker_client.images.remove(image, noprune=True)
+        wait_for(
+            lambda: (host, "notify/busybox", last, digests[last]) in sink.images,
+            timeout=10,
+            what="the last tag's notification",
+        )
+    assert sink.images == [
+        (host, "notify/busybox", tag, digests[tag]),
+        (host, "notify/busybox", last, digests[last]),
+    ]
     assert sink.audits and {a[1] for a in sink.audits} <= {"accepted", "ignored"}

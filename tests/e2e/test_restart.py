@@ -6,20 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import operations, wait_for, wait_status
+
+from testkit.harness import image_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
-
-
-def image_source(image: str) -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {"Port": "8080"},
-        },
-        "AutoDeploymentsEnabled": False,
-    }
 
 
 # Slow enough health checks that a kill lands while the deployment is under way.

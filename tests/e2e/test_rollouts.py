@@ -12,33 +12,23 @@ from pathlib import Path
 
 import docker
 import pytest
-from gitserver import GitServer
-from harness import operations, wait_for, wait_status
 from typer.testing import CliRunner
 
-from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_SERVICE_ID
+from slipway.backends import LABEL_DEPLOYMENT_ID
 from slipway.cli import app
+from testkit.gitserver import GitServer
+from testkit.harness import (
+    code_source,
+    image_source,
+    operations,
+    service_containers,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"settle_seconds": 8, "service_quota": 20}
 SLOW_HEALTH = {"Protocol": "HTTP", "Path": "/health", "Interval": 2, "HealthyThreshold": 3}
-
-
-def source(image: str, **config: object) -> dict:
-    return {
-        "ImageRepository": {
-            "ImageIdentifier": image,
-            "ImageRepositoryType": "ECR",
-            "ImageConfiguration": {"Port": "8080", **config},
-        },
-        "AutoDeploymentsEnabled": False,
-    }
-
-
-def containers(service_id: str) -> list:
-    return docker.from_env().containers.list(
-        all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
-    )
 
 
 def one_revision_serving(agent, name: str, arn: str, version: str | None) -> None:
@@ -52,11 +42,11 @@ def one_revision_serving(agent, name: str, arn: str, version: str | None) -> Non
     else:
         assert answer.text.strip() == version
     ops = [o for o in operations(client, arn) if o["Status"] == "SUCCEEDED"]
-    live_ops = {c.labels[LABEL_DEPLOYMENT_ID] for c in containers(service["ServiceId"])}
-    wait_for(lambda: len(containers(service["ServiceId"])) == 1, 30, "one instance left")
-    live_ops = {c.labels[LABEL_DEPLOYMENT_ID] for c in containers(service["ServiceId"])}
+    live_ops = {c.labels[LABEL_DEPLOYMENT_ID] for c in service_containers(service["ServiceId"])}
+    wait_for(lambda: len(service_containers(service["ServiceId"])) == 1, 30, "one instance left")
+    live_ops = {c.labels[LABEL_DEPLOYMENT_ID] for c in service_containers(service["ServiceId"])}
     assert len(live_ops) == 1 and live_ops <= {o["Id"] for o in ops}
-    assert all(c.status == "running" for c in containers(service["ServiceId"]))
+    assert all(c.status == "running" for c in service_containers(service["ServiceId"]))
 
 
 @pytest.fixture
@@ -64,7 +54,7 @@ def deployed(agent, hello_image):
     def create(name: str, **extra: object) -> tuple[str, str]:
         client = agent.client()
         created = client.create_service(
-            ServiceName=name, SourceConfiguration=source(hello_image), **extra
+            ServiceName=name, SourceConfiguration=image_source(hello_image), **extra
         )
         wait_status(client, created["Service"]["ServiceArn"], "RUNNING")
         return created["Service"]["ServiceArn"], hello_image
@@ -93,8 +83,8 @@ def test_wrong_port_fails_and_old_serves(agent, deployed):
     # The app listens on 8080 whatever PORT says; the service is told 9999.
     client.update_service(
         ServiceArn=arn,
-        SourceConfiguration=source(
-            image, Port="9999", StartCommand="PORT=8080 exec python3 /app/app.py"
+        SourceConfiguration=image_source(
+            image, port="9999", StartCommand="PORT=8080 exec python3 /app/app.py"
         ),
     )
     wait_status(client, arn, "RUNNING", timeout=120)
@@ -108,7 +98,9 @@ def test_crash_after_going_live_rolls_back(agent, deployed, push_variant):
     push_variant(image, APP_VERSION="crashes")
     client.update_service(
         ServiceArn=arn,
-        SourceConfiguration=source(image, StartCommand="timeout 5 python3 /app/app.py; exit 3"),
+        SourceConfiguration=image_source(
+            image, StartCommand="timeout 5 python3 /app/app.py; exit 3"
+        ),
     )
     # It goes live first...
     wait_for(
@@ -150,12 +142,12 @@ def test_delete_mid_deployment_cancels(agent, deployed, push_variant):
     service_id = client.describe_service(ServiceArn=arn)["Service"]["ServiceId"]
     push_variant(image, APP_VERSION="never")
     client.start_deployment(ServiceArn=arn)
-    wait_for(lambda: len(containers(service_id)) == 2, 30, "the new instance to start")
+    wait_for(lambda: len(service_containers(service_id)) == 2, 30, "the new instance to start")
     started = time.monotonic()
     client.delete_service(ServiceArn=arn)
     wait_status(client, arn, "DELETED", timeout=60)
     assert time.monotonic() - started < 30
-    assert containers(service_id) == []
+    assert service_containers(service_id) == []
     ops = {o["Type"]: o["Status"] for o in operations(client, arn)}
     assert ops["START_DEPLOYMENT"] == "FAILED"
 
@@ -164,7 +156,7 @@ def test_runtime_crash_and_lost_instance_are_handled(agent, deployed):
     arn, _ = deployed("keepup")
     client = agent.client()
     service_id = client.describe_service(ServiceArn=arn)["Service"]["ServiceId"]
-    (first,) = containers(service_id)
+    (first,) = service_containers(service_id)
     first.exec_run(["sh", "-c", "kill 1"])  # the app exits; the restart policy brings it back
     runner = CliRunner()
 
@@ -191,7 +183,7 @@ def test_kill_9_right_after_new_instances_start(agent, deployed, push_variant):
     service_id = client.describe_service(ServiceArn=arn)["Service"]["ServiceId"]
     push_variant(image, APP_VERSION="after-kill")
     client.start_deployment(ServiceArn=arn)
-    kill_when(agent, lambda: len(containers(service_id)) == 2, "the new instance to start")
+    kill_when(agent, lambda: len(service_containers(service_id)) == 2, "the new instance to start")
     one_revision_serving(agent, "killstart", arn, "after-kill")
 
 
@@ -210,6 +202,7 @@ def test_kill_9_during_route_switch(agent, deployed, push_variant):
     assert operations(agent.client(), arn)[0]["Status"] == "SUCCEEDED"
 
 
+@pytest.mark.alone  # every container on the host stops with dockerd
 def test_dockerd_restart_brings_instances_and_routes_back(agent, deployed):
     arn, _ = deployed("dockerd")
     pid = int(subprocess.check_output(["pidof", "dockerd"]).split()[0])
@@ -240,13 +233,7 @@ def test_kill_9_during_build(agent, tmp_path):
         client = agent.client()
         created = client.create_service(
             ServiceName="slowbuild",
-            SourceConfiguration={
-                "CodeRepository": {
-                    "RepositoryUrl": git.url("slowbuild"),
-                    "SourceCodeVersion": {"Type": "BRANCH", "Value": "main"},
-                    "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
-                }
-            },
+            SourceConfiguration=code_source(git.url("slowbuild"), auto=None),
         )
         arn, op_id = created["Service"]["ServiceArn"], created["OperationId"]
         runner = CliRunner()
@@ -264,4 +251,4 @@ def test_kill_9_during_build(agent, tmp_path):
         assert agent.get("slowbuild").text.strip() == "Hello from python-hello"
         assert list((agent.root / "data" / "builds").iterdir()) == []
         service_id = created["Service"]["ServiceId"]
-        wait_for(lambda: len(containers(service_id)) == 1, 30, "one instance")
+        wait_for(lambda: len(service_containers(service_id)) == 1, 30, "one instance")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from slipway.config import Settings
-from slipway.domains.check import Check
+from slipway.domains.fake import FakeChecker
 from slipway.domains.rules import (
     ACTIVE,
     BINDING,
@@ -30,20 +30,6 @@ from slipway.records import Service
 from slipway.routing.router import CustomHost
 from slipway.services import Services
 from slipway.store import Store
-
-
-class FakeChecker:
-    """DNS points here for names in ``dns_ok``; Caddy has certificates for ``tls_ok``."""
-
-    def __init__(self) -> None:
-        self.dns_ok: set[str] = set()
-        self.tls_ok: set[str] = set()
-
-    def dns(self, name: str) -> Check:
-        return Check(True) if name in self.dns_ok else Check(False, f"{name} is not here")
-
-    def tls(self, name: str) -> Check:
-        return Check(True) if name in self.tls_ok else Check(False, f"no certificate for {name}")
 
 
 class Env:

@@ -6,9 +6,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from dnsserver import DnsServer
 
 from slipway.domains.check import DomainCheck, own_addresses, split_server
+from testkit.dnsserver import DnsServer
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 from dulwich.client import HTTPUnauthorized
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import Blob, Tree
-from gitserver import EPOCH, GitServer, executable, symlink
 
 from slipway.errors import InvalidRequest
 from slipway.sources import git_errors
@@ -29,6 +28,7 @@ from slipway.sources.git_errors import (
     SourceDirectoryNotFound,
 )
 from slipway.sources.git_names import parse_repository_url
+from testkit.gitserver import EPOCH, GitServer, executable, symlink
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 APP = {

@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from dulwich.objects import Commit, Tag
-from gitserver import AUTHOR, GitServer
 
 from slipway.errors import (
     ImageNotFound,
@@ -29,6 +28,7 @@ from slipway.sources.git_errors import (
     TagNotFound,
 )
 from slipway.sources.registry import ImageRef, RegistryClient
+from testkit.gitserver import AUTHOR, GitServer
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from fakegithub import FakeGitHub, generate_private_key
 
 from slipway.sources.github import GitHub, github_repo_name
 from slipway.sources.github_app import AppCredentials, TokenCache
 from slipway.sources.github_errors import GitHubAuthFailed, GitHubError, GitHubUnavailable
+from testkit.fakegithub import FakeGitHub, generate_private_key
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 REPO_URL = "https://github.com/octo/app"

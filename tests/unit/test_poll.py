@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 from apscheduler.jobstores.base import JobLookupError
-from gitserver import GitServer
 
 from slipway.errors import ImageNotFound, RegistryUnreachable, SlipwayError
 from slipway.sources.git import GitSource
@@ -23,6 +22,7 @@ from slipway.sources.registry import RegistryClient
 from slipway.triggers import Found, Watch
 from slipway.triggers.poll import Poller, PollFailed, check_source
 from slipway.triggers.tags import NoMatchingTag
+from testkit.gitserver import GitServer
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64

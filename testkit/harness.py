@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,15 @@ import pytest
 from botocore.config import Config
 
 from slipway import keys
-from slipway.backends import LABEL_SERVICE_ID
+from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
+
+
+def worker_network() -> str:
+    """This test process's own slice of the instance network (127.77.0.0/16): a /20 for
+    each pytest-xdist worker (``PYTEST_XDIST_WORKER`` gw0, gw1...; the first without
+    xdist), so agents run side by side never reach for the same instance address."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return f"127.77.{16 * (int(worker.removeprefix('gw')) % 16)}.0/20"
 
 
 def free_port() -> int:
@@ -121,6 +132,10 @@ class LocalRegistry:
     def stop(self) -> None:
         stop_process(self.process)
 
+    def requests(self) -> list[str]:
+        """The request lines of the access log so far, e.g. ``GET /v2/x/tags/list HTTP/1.1``."""
+        return re.findall(r'"([A-Z]+ /\S* HTTP/[\d.]+)"', self.log.read_text(errors="replace"))
+
     def push(self, client: docker.DockerClient, local_image: str, repository: str, tag: str) -> str:
         """Tag ``local_image`` into this registry, push it, return the manifest digest."""
         return push_image(client, local_image, f"{self.host}/{repository}:{tag}")
@@ -210,6 +225,7 @@ class AgentProcess:
             "SLIPWAY_RECONCILE_INTERVAL": "1",
             "SLIPWAY_HEALTH_DEADLINE": "30",
             "SLIPWAY_ROUTE_DNS": self.route_dns,
+            "SLIPWAY_INSTANCE_NETWORK": worker_network(),
             **{f"SLIPWAY_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.proc: subprocess.Popen | None = None
@@ -275,6 +291,45 @@ class AgentProcess:
             config=Config(parameter_validation=validate, retries={"max_attempts": 1}),
         )
 
+    def containers(self) -> list:
+        """The slipway containers, in any state, that publish on this agent's instance
+        network: its own, not those of other agents on the host (which may remove theirs
+        while this lists them)."""
+        network = ipaddress.ip_network(self.env["SLIPWAY_INSTANCE_NETWORK"])
+        return [
+            c
+            for c in docker.from_env().containers.list(
+                all=True, filters={"label": f"{LABEL_MANAGED}=true"}, ignore_removed=True
+            )
+            if any(
+                ipaddress.ip_address(b["HostIp"]) in network
+                for bindings in (c.attrs["HostConfig"].get("PortBindings") or {}).values()
+                for b in bindings or ()
+                if b.get("HostIp")
+            )
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the agent's ``/metrics`` (0 when it has none), labels in any order."""
+        wanted = sorted(f'{k}="{v}"' for k, v in labels.items())
+        for line in httpx.get(f"{self.endpoint}/metrics", timeout=10).text.splitlines():
+            sample, _, number = line.rpartition(" ")
+            metric, _, rest = sample.partition("{")
+            if metric == name and sorted(filter(None, rest.rstrip("}").split(","))) == wanted:
+                return float(number)
+        return 0.0
+
+    def access_log_read(self) -> None:
+        """Wait until the agent's metrics have read Caddy's access log past this moment: a
+        request for a host no service has, then the collector's line count moves on."""
+        lines = self.metric("slipway_access_log_lines_total")
+        self.get(f"nobody-{uuid.uuid4().hex[:8]}")
+        wait_for(
+            lambda: self.metric("slipway_access_log_lines_total") > lines,
+            20,
+            "the access log to be read past a request of its own",
+        )
+
     def get(self, service_name: str, path: str = "/") -> httpx.Response:
         """A request through Caddy, the way a user reaches the service."""
         return httpx.get(
@@ -303,6 +358,47 @@ def _route_dns_pids(table: Path) -> list[int]:
     wanted = table.resolve()
     pids = (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
     return [pid for pid in pids if _route_dns_table(pid) == wanted]
+
+
+def image_source(
+    image: str,
+    *,
+    port: str | None = "8080",
+    kind: str = "ECR",
+    auto: bool | None = False,
+    **config: object,
+) -> dict[str, Any]:
+    """An image service's ``SourceConfiguration`` as boto3 takes it. ``port`` (None: no
+    Port, the API's default) and ``config`` (``RuntimeEnvironmentVariables``,
+    ``StartCommand``...) make its ``ImageConfiguration``; ``auto`` is
+    ``AutoDeploymentsEnabled`` (None: left out)."""
+    configuration = ({"Port": port} if port is not None else {}) | config
+    repository: dict[str, Any] = {"ImageIdentifier": image, "ImageRepositoryType": kind}
+    if configuration:
+        repository["ImageConfiguration"] = configuration
+    source: dict[str, Any] = {"ImageRepository": repository}
+    if auto is not None:
+        source["AutoDeploymentsEnabled"] = auto
+    return source
+
+
+def code_source(
+    url: str, branch: str = "main", *, auto: bool | None = False, **extra: object
+) -> dict[str, Any]:
+    """A code service's ``SourceConfiguration`` as boto3 takes it: ``branch`` of the git
+    repository at ``url``, built as its ``apprunner.yaml`` says; ``extra`` adds
+    ``CodeRepository`` members (``SourceDirectory``...); ``auto`` as in ``image_source``."""
+    source: dict[str, Any] = {
+        "CodeRepository": {
+            "RepositoryUrl": url,
+            "SourceCodeVersion": {"Type": "BRANCH", "Value": branch},
+            "CodeConfiguration": {"ConfigurationSource": "REPOSITORY"},
+            **extra,
+        }
+    }
+    if auto is not None:
+        source["AutoDeploymentsEnabled"] = auto
+    return source
 
 
 def wait_status(client: Any, arn: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
@@ -366,6 +462,13 @@ class Load:
             return {inst for _, inst in self.answers[start:]}
 
 
+def service_containers(service_id: str) -> list:
+    """The service's containers in any state."""
+    return docker.from_env().containers.list(
+        all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
+    )
+
+
 def live_containers(service_id: str) -> list:
     return docker.from_env().containers.list(
         filters={"label": f"{LABEL_SERVICE_ID}={service_id}", "status": "running"}
@@ -381,14 +484,7 @@ def scaled_service(client: Any, name: str, image: str, **scaling: int) -> dict[s
     ]
     arn = client.create_service(
         ServiceName=name,
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(image),
         InstanceConfiguration={"Cpu": "256", "Memory": "512"},
         HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
         AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
