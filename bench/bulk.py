@@ -225,8 +225,8 @@ def create_all(
             ):
                 if ok:
                     answering[name] = time.monotonic() - started
-            settled = len(arns) - len(failed)
-            if len(running) == settled and len(answering) == settled:
+            alive = set(arns) - set(failed)
+            if alive <= set(running) and alive <= set(answering):
                 break
             if now - reported >= 30:
                 reported = now
@@ -306,6 +306,19 @@ def own_containers(client: docker.DockerClient, names: Iterable[str]) -> list[An
     ]
 
 
+def dockerd_pids() -> set[int]:
+    """The running dockerd processes: a different set later means it restarted."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "dockerd":
+                    found.add(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def agent_log_summary(agent: AgentProcess) -> list[str]:
     """Counts of the agent log's errors, warnings and tracebacks, with a first example."""
     lines = agent.log_text().splitlines()
@@ -347,6 +360,7 @@ def main() -> int:
         "reconcile_interval": 2,
         "health_deadline": 120,
     }
+    daemons = dockerd_pids()
     stop = threading.Event()
     log_summary: list[str] = []
     try:
@@ -437,6 +451,8 @@ def main() -> int:
     lines.append(
         "Goals: " + "; ".join(f"{g}: {'met' if ok else 'missed'}" for g, ok in goals) + "."
     )
+    if dockerd_pids() != daemons:
+        lines.append("The docker daemon restarted during the run: the figures are not valid.")
     table = "\n".join(lines)
     print(table)
     print("agent log:", *(log_summary or ["no errors or warnings"]), sep="\n  ")
