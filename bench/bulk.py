@@ -31,6 +31,7 @@ or a phase does not finish within ``--timeout``; a missed goal is only printed.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,8 +48,7 @@ import docker
 import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from common import ROOT, cpu_seconds, local_stack, memory_mb, record
-from harness import AgentProcess, free_port, push_image
+from common import ROOT, AgentProcess, cpu_seconds, local_stack, memory_mb, push_image, record
 
 from slipway.backends import LABEL_SERVICE_NAME
 
@@ -62,6 +62,12 @@ PROBES = 16  # concurrent HTTP probes through Caddy
 
 class Incomplete(Exception):
     """A phase did not finish in time: its figures are printed, the exit code says so."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def api_client(agent: AgentProcess, connections: int) -> Any:
