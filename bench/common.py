@@ -3,6 +3,7 @@ registry + Caddy + agent stack like the e2e tests use, and the example app deplo
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -98,3 +99,17 @@ def example_service(
             all=True, filters={"label": f"slipway.service-name={name}"}
         ):
             container.remove(force=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process from /proc (its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int, field: str = "VmRSS") -> float:
+    """A memory figure of one process from /proc/<pid>/status (VmRSS, VmHWM for the peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
