@@ -198,7 +198,8 @@ class Rollout:
             )
         self.routes.apply()
         try:
-            yield from self._settle(started, service.id)
+            if previous["live_deployment_id"]:  # a first deployment has nothing to go back to
+                yield from self._settle(started, service.id)
         except SlipwayError:
             self.store.update_service(service.id, **previous)
             self.routes.apply()
@@ -229,10 +230,15 @@ class Rollout:
 
     def wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int, service_id: str) -> Task:
         hc = spec.health
+        # An instance that keeps crashing is running again (exit code 0) as often as not
+        # when it is looked at last: the code of any exit seen on the way is the one to say.
+        exits = [inst.exit_code]
 
         def alive() -> bool:
             self.queue.check(service_id)
             current = self.backend.get_instance(inst.id)
+            if current is not None:
+                exits.append(current.exit_code)
             return current is not None and current.state in ("running", "created")
 
         try:
@@ -253,7 +259,8 @@ class Rollout:
                 yield Wait(pause)
         except SlipwayError as exc:
             current = self.backend.get_instance(inst.id)
-            code = f" (exit code {current.exit_code})" if current and current.exit_code else ""
+            codes = [c for c in (*exits, current.exit_code if current else None) if c]
+            code = f" (exit code {codes[-1]})" if codes else ""
             raise SlipwayError(
                 f"instance {inst.name} failed its {hc.protocol} health check on port"
                 f" {port}{code}: {exc.message}" + self.log_tail(inst)
