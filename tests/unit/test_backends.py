@@ -97,33 +97,38 @@ def test_fake_backend_knobs() -> None:
     assert backend.logs(crashed.id, tail=2) == "b\nc\n"
 
 
-class _Containers:
-    """docker's containers.list, holding containers bound to given addresses."""
+class _Api:
+    """docker's low-level container listing and inspect, of containers bound to given
+    addresses."""
 
     def __init__(self, addresses: list[str]) -> None:
         self.addresses = addresses
 
-    def list(self, **kwargs):
-        from types import SimpleNamespace
+    def containers(self, **kwargs):
+        return [{"Id": a} for a in self.addresses]
 
-        return [
-            SimpleNamespace(attrs={"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": a}]}}})
-            for a in self.addresses
-        ]
+    def inspect_container(self, container_id: str) -> dict:
+        return {
+            "Id": container_id,
+            "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": container_id}]}},
+        }
 
 
 def engine_with(addresses: list[str], network: str = "127.77.0.0/29"):
+    import threading
     from types import SimpleNamespace
 
     from slipway.backends.docker_engine import DockerEngine
 
-    return DockerEngine(SimpleNamespace(containers=_Containers(addresses)), network)
+    engine = DockerEngine(SimpleNamespace(api=_Api(addresses)), network)
+    engine._inspections._thread = threading.Thread()  # no event stream: fresh inspects
+    return engine
 
 
 def test_addresses_are_handed_out_round_robin_never_reused_at_once() -> None:
     engine = engine_with(["127.77.0.2"])
     assert engine._free_address() == "127.77.0.3"  # after the highest taken
-    engine.client.containers.addresses = []  # .2 was given up meanwhile
+    engine.client.api.addresses = []  # .2 was given up meanwhile
     assert engine._free_address() == "127.77.0.4"
     assert [engine._free_address() for _ in range(3)] == ["127.77.0.5", "127.77.0.6", "127.77.0.1"]
 

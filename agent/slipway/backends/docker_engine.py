@@ -40,6 +40,7 @@ from . import (
     InstanceSpec,
     LogStream,
 )
+from .docker_inspect import Inspections
 from .docker_logs import DockerLogs
 
 # The container port the app listens on, so its published host port can be read back.
@@ -106,19 +107,19 @@ def _explain(exc: BaseException) -> str:
     return str(exc)
 
 
-def _to_instance(container: Container) -> Instance:
-    attrs = container.attrs
+def _to_instance(attrs: dict[str, Any]) -> Instance:
+    """An instance from a container's inspect."""
     labels = attrs.get("Config", {}).get("Labels") or {}
     state = attrs.get("State") or {}
-    status = state.get("Status") or container.status
+    status = state.get("Status") or ""
     host_ip = host_port = None
     if status == "running":
         host_ip, host_port = _published(attrs, labels.get(LABEL_PORT))
     exit_code = state.get("ExitCode") if status in ("exited", "dead", "restarting") else None
     started_at = state.get("StartedAt")
     return Instance(
-        id=container.id or "",
-        name=(attrs.get("Name") or container.name or "").lstrip("/"),
+        id=attrs.get("Id") or "",
+        name=(attrs.get("Name") or "").lstrip("/"),
         service_id=labels.get(LABEL_SERVICE_ID, ""),
         deployment_id=labels.get(LABEL_DEPLOYMENT_ID, ""),
         revision=labels.get(LABEL_REVISION, ""),
@@ -143,9 +144,9 @@ def _published(attrs: dict[str, Any], port: str | None) -> tuple[str | None, int
     return None, None
 
 
-def _bound_addresses(container: Container) -> set[str]:
-    """The host addresses a container asked for, running or not."""
-    bindings = (container.attrs.get("HostConfig") or {}).get("PortBindings") or {}
+def _bound_addresses(attrs: dict[str, Any]) -> set[str]:
+    """The host addresses a container asked for, running or not (from its inspect)."""
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
     return {b.get("HostIp") for each in bindings.values() for b in each or () if b.get("HostIp")}
 
 
@@ -189,6 +190,7 @@ class DockerEngine:
             )
         self.port = instance_port
         self._logs = DockerLogs(client)
+        self._inspections = Inspections(client, f"{LABEL_MANAGED}=true")
         self._allocating = threading.Lock()  # one free address per new container
         self._cursor: int | None = None  # where the next address search starts
 
@@ -210,16 +212,10 @@ class DockerEngine:
         """An address of the instance network that no slipway container has asked for,
         taken round-robin: one just given up is not handed out again at once, while
         Caddy may still hold it for the service that had it."""
-        try:
-            containers = self.client.containers.list(
-                all=True, filters={"label": f"{LABEL_MANAGED}=true"}, ignore_removed=True
-            )
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
         taken = {
             int(ipaddress.IPv4Address(a)) - int(self.network.network_address)
-            for c in containers
-            for a in _bound_addresses(c)
+            for attrs in self._inspect_all([f"{LABEL_MANAGED}=true"])
+            for a in _bound_addresses(attrs)
             if _in_network(a, self.network)
         }
         size = self.network.num_addresses - 2  # hosts: offsets 1 .. size
@@ -314,7 +310,7 @@ class DockerEngine:
         if not same:
             raise BackendError(f"container name {name} is taken by another container")
         if container.status == "running":
-            return _to_instance(container)
+            return _to_instance(container.attrs)
         return self._start(container, name)
 
     def _start(self, container: Container, name: str) -> Instance:
@@ -327,10 +323,10 @@ class DockerEngine:
             if "port is already allocated" in message or "address already in use" in message:
                 raise _PortTaken(
                     f"starting container {name} failed: port conflict on "
-                    f"{', '.join(_bound_addresses(container))}: {message}"
+                    f"{', '.join(_bound_addresses(container.attrs))}: {message}"
                 ) from exc
             raise BackendError(f"starting container {name} failed: {message}") from exc
-        return _to_instance(container)
+        return _to_instance(container.attrs)
 
     def _remove_quietly(self, container: Container) -> None:
         # Best effort: the caller is already reporting the real failure.
@@ -340,26 +336,29 @@ class DockerEngine:
     def get_instance(self, instance_id: str) -> Instance | None:
         """The instance with this container id or name, or None if it is gone."""
         try:
-            return _to_instance(self.client.containers.get(instance_id))
-        except docker.errors.NotFound:
-            return None
+            attrs = self._inspections.get(instance_id)
         except _DOCKER_ERRORS as exc:
             raise BackendError(
                 f"inspecting container {instance_id} failed: {_explain(exc)}"
             ) from exc
+        return None if attrs is None else _to_instance(attrs)
+
+    def _inspect_all(self, labels: list[str]) -> list[dict[str, Any]]:
+        """The inspects of the containers with these labels: one listing, then the
+        inspects kept since Docker last said they changed."""
+        try:
+            listed = self.client.api.containers(all=True, filters={"label": labels})
+            found = (self._inspections.get(entry["Id"]) for entry in listed)
+            return [attrs for attrs in found if attrs is not None]
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
 
     def list_instances(self, service_id: str | None = None) -> list[Instance]:
         """All slipway containers (of one service), in any state, oldest name first."""
         labels = [f"{LABEL_MANAGED}=true"]
         if service_id is not None:
             labels.append(f"{LABEL_SERVICE_ID}={service_id}")
-        try:
-            containers = self.client.containers.list(
-                all=True, filters={"label": labels}, ignore_removed=True
-            )
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"listing containers failed: {_explain(exc)}") from exc
-        return sorted((_to_instance(c) for c in containers), key=lambda i: i.name)
+        return sorted(map(_to_instance, self._inspect_all(labels)), key=lambda i: i.name)
 
     def stop_instance(self, instance_id: str, timeout: int = 10) -> None:
         """SIGTERM, SIGKILL after ``timeout`` seconds, then remove; a missing one is fine."""

@@ -1,0 +1,69 @@
+"""Inspections are kept while Docker's event stream is open, until an event names
+their container; without the stream every look is a fresh inspect."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from slipway.backends.docker_inspect import Inspections
+
+END = object()
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.inspects: list[str] = []
+        self.state = {"c1": "running"}
+        self.events_queue: queue.Queue = queue.Queue()
+        self.streaming = threading.Event()
+
+    def inspect_container(self, container_id: str) -> dict:
+        self.inspects.append(container_id)
+        return {"Id": container_id, "State": {"Status": self.state[container_id]}}
+
+    def events(self, decode: bool, filters: dict):
+        assert filters == {"type": "container", "label": "slipway.managed=true"}
+
+        def stream():
+            self.streaming.set()
+            while (event := self.events_queue.get()) is not END:
+                yield event
+                self.events_queue.task_done()
+
+        return stream()
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.api = FakeApi()
+
+
+def test_kept_until_an_event_names_the_container():
+    client = FakeClient()
+    inspections = Inspections(client, "slipway.managed=true")
+    try:
+        inspections.get("c1")  # starts following
+        assert client.api.streaming.wait(5)
+        client.api.events_queue.put({"id": "other"})  # an event: what is kept is current
+        client.api.events_queue.join()
+        assert inspections.get("c1")["State"]["Status"] == "running"
+        before = len(client.api.inspects)
+        assert inspections.get("c1")["State"]["Status"] == "running"
+        assert len(client.api.inspects) == before  # kept: no inspect for this look
+        client.api.state["c1"] = "exited"
+        client.api.events_queue.put({"id": "c1", "status": "die"})
+        client.api.events_queue.join()
+        assert inspections.get("c1")["State"]["Status"] == "exited"
+    finally:
+        inspections.stop()
+        client.api.events_queue.put(END)
+
+
+def test_nothing_kept_while_the_stream_is_not_open():
+    client = FakeClient()
+    inspections = Inspections(client, "slipway.managed=true")
+    inspections._thread = threading.Thread()  # never follows: as if dockerd were away
+    inspections.get("c1")
+    inspections.get("c1")
+    assert client.api.inspects == ["c1", "c1"]
