@@ -3,7 +3,8 @@ answers through Caddy, against N plain ``docker run``s of the same image; then a
 deleted.
 
 Usage: .venv/bin/python bench/bulk.py [--count 100] [--idle-seconds 30]
-       [--settle 30] [--drain 30] [--timeout 1200] [--agent-log PATH] [--record]
+       [--settle 30] [--drain 30] [--health-interval N] [--timeout 1200]
+       [--agent-log PATH] [--record]
 
 It starts its own registry, Caddy and agent (as the e2e tests do) with
 ``service_quota`` raised to fit ``--count``, and the agent's defaults where they
@@ -15,7 +16,8 @@ The floor comes first: ``docker run -d`` of that image ``--count`` times at once
 published as slipway publishes an instance (its own loopback address, one port, the
 default 1 vCPU / 2 GB limits, restart unless-stopped), timed until each answers 200 on
 its address; then ``docker rm -f`` of all at once. Then ``--count`` CreateService
-calls at once (HTTP health check on /health every 1 s, as the other benches), timed
+calls at once (App Runner's default health check, TCP every 5 s, as a user who sets
+none gets; ``--health-interval N`` for an HTTP check on /health every N s), timed
 until every service is RUNNING (ListServices each second, DescribeService of all at
 the end) and answers 200 with the app's body through Caddy (Host header per service).
 With all of them up: the agent's RSS (/proc VmRSS; VmHWM for the peak) and its CPU
@@ -184,9 +186,15 @@ def progress(what: str, started: float, done: int, total: int, extra: str = "") 
 
 
 def create_all(
-    api: Any, image: str, names: list[str], http_port: int, timeout: float
+    api: Any,
+    image: str,
+    names: list[str],
+    http_port: int,
+    timeout: float,
+    health: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """CreateService for every name at once; times until all are RUNNING and answer."""
+    """CreateService for every name at once; times until all are RUNNING and answer.
+    ``health``: the HealthCheckConfiguration, None for App Runner's default."""
     prefix = names[0].rsplit("-", 1)[0] + "-"
     started = time.monotonic()
 
@@ -197,7 +205,7 @@ def create_all(
                 "ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"},
                 "AutoDeploymentsEnabled": False,
             },
-            HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+            **({"HealthCheckConfiguration": health} if health else {}),
         )["Service"]["ServiceArn"]
         return arn, time.monotonic() - started
 
@@ -350,6 +358,12 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=30.0, help="settle_seconds (default 30)")
     parser.add_argument("--drain", type=int, default=30, help="drain_seconds (default 30)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="per phase, seconds")
+    parser.add_argument(
+        "--health-interval",
+        type=int,
+        default=0,
+        help="HTTP /health check every N s (default: App Runner's default check, TCP every 5 s)",
+    )
     parser.add_argument("--agent-log", type=Path, help="keep a copy of the agent's log here")
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = parser.parse_args()
@@ -383,7 +397,12 @@ def main() -> int:
                 api = api_client(agent, args.count)
                 print(f"slipway: {args.count} x CreateService", flush=True)
                 cpu_before = cpu_seconds(pid)
-                made = create_all(api, image, names, caddy.http_port, args.timeout)
+                health = (
+                    {"Protocol": "HTTP", "Path": "/health", "Interval": args.health_interval}
+                    if args.health_interval
+                    else None
+                )
+                made = create_all(api, image, names, caddy.http_port, args.timeout, health)
                 create_cpu = cpu_seconds(pid) - cpu_before
 
                 time.sleep(5)  # the last operations' bookkeeping
@@ -414,9 +433,15 @@ def main() -> int:
     ratio = f"{create_s / floor_up:.1f}x" if create_s else "n/a"
     all_running = max(made["running"].values(), default=None) if made["complete"] else None
     windows = "defaults" if (args.settle, args.drain) == (30.0, 30) else "changed"
+    checks = (
+        f"HTTP health check every {args.health_interval} s"
+        if args.health_interval
+        else "default TCP health check every 5 s"
+    )
     lines = [
         f"### Bulk creation, {time.strftime('%Y-%m-%d')}: {n} image services at once,"
-        f" settle {args.settle:g} s / drain {args.drain} s ({windows}), 2 cores",
+        f" settle {args.settle:g} s / drain {args.drain} s ({windows}),"
+        f" {checks}, 2 cores",
         "",
         "| N | slipway create s | of which all RUNNING s | docker run s | slipway / docker"
         " | agent RSS MB | peak RSS MB | idle agent CPU % of a core | agent CPU s creating"

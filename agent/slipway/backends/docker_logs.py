@@ -212,6 +212,8 @@ class DockerLogs:
         except docker.errors.NotFound:
             return None
         except _DOCKER_ERRORS as exc:
+            if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
+                return None  # dead or being removed: as good as gone
             raise BackendError(f"following logs of {container_id[:12]} failed: {exc}") from exc
         api._disable_socket_timeout(sock)  # idle apps must not time the stream out
         return _Stream(response, sock, bool(info["State"].get("Running")))
