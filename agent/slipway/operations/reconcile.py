@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import health
 from ..backends import Backend, Instance
 from ..config import Settings
 from ..errors import SlipwayError
-from ..models import ServiceSpec
+from ..models import HealthCheck, ServiceSpec
 from ..observe.applogs import AppLogCollector
 from ..records import Service
 from ..releases import Release, resolve_secrets
@@ -27,6 +28,8 @@ from .routes import Routes
 from .runner import Runner, Task
 
 log = logging.getLogger("slipway.operations")
+
+PROBES = 16  # health checks of live instances at once
 
 
 def stray_instances(
@@ -45,6 +48,15 @@ def stray_instances(
         ):
             strays.append(inst)
     return strays
+
+
+def _live(service: Service, instances: list[Instance]) -> list[Instance]:
+    """The instances of the service's live deployment, in any state."""
+    return [
+        i
+        for i in instances
+        if i.service_id == service.id and i.deployment_id == service.live_deployment_id
+    ]
 
 
 class Reconciler:
@@ -74,6 +86,7 @@ class Reconciler:
         self.runner = runner
         self.applogs = applogs
         self.upkeep = Upkeep()
+        self._probes = ThreadPoolExecutor(max_workers=PROBES, thread_name_prefix="slipway-probe")
         self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
 
     def busy(self) -> set[str]:
@@ -97,32 +110,44 @@ class Reconciler:
         for inst in stray_instances(services, instances, busy):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)
-        for service in services:
-            if (
-                service.status == "RUNNING"
-                and service.live_deployment_id
-                and service.id not in busy
-            ):
-                self._keep_up(service, instances)
+        kept = [
+            s
+            for s in services
+            if s.status == "RUNNING" and s.live_deployment_id and s.id not in busy
+        ]
+        healthy = self._probe_due(kept, instances)
+        for service in kept:
+            self._keep_up(service, _live(service, instances), healthy)
 
-    def _keep_up(self, service: Service, instances: list[Instance]) -> None:
+    def _probe_due(self, services: list[Service], instances: list[Instance]) -> dict[str, bool]:
+        """One health check of each live instance of the services whose interval has
+        passed, all at once: a TCP check waits up to 0.2 s to see a hang-up, so one after
+        another, 100 services would hold a reconcile pass for seconds."""
+        now = time.monotonic()
+        due: list[tuple[Instance, HealthCheck]] = []
+        for service in services:
+            hc = service.spec.health
+            if now - self._probed.get(service.id, 0.0) < hc.interval:
+                continue
+            self._probed[service.id] = now
+            due += [
+                (inst, hc)
+                for inst in _live(service, instances)
+                if inst.running and inst.host_ip and inst.host_port
+            ]
+
+        def probe(item: tuple[Instance, HealthCheck]) -> bool:
+            inst, hc = item
+            return health.probe(inst.host_ip, inst.host_port, hc.protocol, hc.path, hc.timeout)[0]
+
+        return {
+            inst.id: ok for (inst, _), ok in zip(due, self._probes.map(probe, due), strict=True)
+        }
+
+    def _keep_up(self, service: Service, live: list[Instance], healthy: dict[str, bool]) -> None:
         """Report crashes of live instances; replace dead, missing or unhealthy ones."""
         spec = service.spec
         hc = spec.health
-        live = [
-            i
-            for i in instances
-            if i.service_id == service.id and i.deployment_id == service.live_deployment_id
-        ]
-        healthy: dict[str, bool] = {}
-        now = time.monotonic()
-        if now - self._probed.get(service.id, 0.0) >= hc.interval:
-            self._probed[service.id] = now
-            for inst in live:
-                if inst.running and inst.host_ip and inst.host_port:
-                    healthy[inst.id] = health.probe(
-                        inst.host_ip, inst.host_port, hc.protocol, hc.path, hc.timeout
-                    )[0]
         verdict = self.upkeep.judge(
             live,
             healthy,
