@@ -421,7 +421,8 @@ class DockerEngine:
         def fetch(container_id: str) -> dict[str, Any] | None:
             try:
                 return api.stats(container_id, stream=False, one_shot=one_shot)
-            except docker.errors.NotFound:
+            # Gone, or going while it answered (a cut body): no sample, the others stand.
+            except (docker.errors.NotFound, requests.exceptions.JSONDecodeError):
                 return None
 
         try:
