@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +13,21 @@ import typer
 
 from ..config import load_settings
 from .base import ConfigOpt, _run
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter behind MALLOC_ARENA_MAX
+ARENAS = 2
+
+
+def _few_malloc_arenas() -> None:
+    """glibc gives a thread that allocates an arena of its own, up to 8 per core; the
+    agent's many mostly idle threads (one log follower per instance) then keep memory
+    they seldom use. With 100 services: RSS 164 MB, with two arenas 147 MB
+    (bench/bulk.py). The same as MALLOC_ARENA_MAX=2, which wins when it is set; other
+    C libraries are left alone."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, ARENAS)
 
 
 def serve(
@@ -24,6 +42,7 @@ def serve(
     from ..agent import Agent
     from ..api.server import serve as serve_agent
 
+    _few_malloc_arenas()  # before the agent's threads allocate
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
