@@ -12,6 +12,7 @@ from test_services_worker import Env
 from slipway.api.validate import validate_input
 from slipway.errors import BackendError, InvalidRequest
 from slipway.observe.events import SCALING_DETAIL_TYPE
+from slipway.records import Service
 from slipway.scaling import Autoscaler, Capacity, Scaler, needed
 
 # -- pure decisions -------------------------------------------------------------------
@@ -98,25 +99,13 @@ def test_max_size_above_25_is_refused(env):
 # -- the worker and the scaler -----------------------------------------------------------
 
 
-class Flights:
-    """Caddy's upstreams endpoint, as the scaler reads it."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def __call__(self) -> dict[str, int]:
-        return dict(self.counts)
-
-
-def scaled_env(env: Env, **asc) -> tuple[dict, Scaler, Flights, list[float]]:
+def scaled_env(env: Env, **asc) -> tuple[Service, Scaler, list[float]]:
     cfg = env.services.create_auto_scaling({"AutoScalingConfigurationName": "scale", **asc})
     service = env.create(
         AutoScalingConfigurationArn=cfg["arn"],
         InstanceConfiguration={"Cpu": "256", "Memory": "512"},
     )
     env.drain()
-    flights = Flights()
-    env.router.upstream_requests = flights
     now = [0.0]
     scaler = Scaler(
         env.store,
@@ -128,7 +117,7 @@ def scaled_env(env: Env, **asc) -> tuple[dict, Scaler, Flights, list[float]]:
         env.journal,
         clock=lambda: now[0],
     )
-    return service, scaler, flights, now
+    return service, scaler, now
 
 
 def serving(env: Env, service: dict) -> list:
@@ -145,15 +134,16 @@ def scaling_events(env: Env, service: dict) -> list[dict]:
     return [r["body"]["detail"] for r in rows if r["detail_type"] == SCALING_DETAIL_TYPE]
 
 
-def load(env: Env, service: dict, flights: Flights, per_instance: int) -> None:
-    flights.counts = {i.address: per_instance for i in serving(env, service)}
+def load(env: Env, service: Service, per_instance: int) -> None:
+    """Requests in flight on each serving instance, as Caddy would count them."""
+    env.router.flights = {i.address: per_instance for i in serving(env, service)}
 
 
 def test_scaler_scales_out_under_sustained_load_and_back_in_when_idle(tmp_path):
     env = Env(tmp_path, scale_out_window=2.0, scale_in_cooldown=5.0)
-    service, scaler, flights, now = scaled_env(env, MaxConcurrency=2, MinSize=1, MaxSize=4)
+    service, scaler, now = scaled_env(env, MaxConcurrency=2, MinSize=1, MaxSize=4)
     assert len(serving(env, service)) == 1
-    load(env, service, flights, 8)
+    load(env, service, 8)
     for t in (0.0, 1.0, 2.0):
         now[0] = t
         scaler.sample_once()
@@ -163,7 +153,7 @@ def test_scaler_scales_out_under_sustained_load_and_back_in_when_idle(tmp_path):
     assert any("Scaled out from 1 to 4 instance(s)" in line for line in events_lines(env, service))
     assert scaling_events(env, service)[-1]["currentInstanceCount"] == 4
     # Load ends: nothing happens before the cooldown, then back to MinSize.
-    flights.counts = {}
+    env.router.flights = {}
     for t in range(3, 8):
         now[0] = float(t)
         scaler.sample_once()
@@ -185,13 +175,13 @@ def test_scale_out_beyond_the_host_capacity_is_refused_once(tmp_path):
         capacity_cpu=512,
         capacity_memory=100_000,
     )
-    service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=4)
-    load(env, service, flights, 4)
+    service, scaler, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=4)
+    load(env, service, 4)
     for t in (0.0, 1.0):
         now[0] = t
         scaler.sample_once()
     assert len(serving(env, service)) == 2  # 2 x 256 CPU units fill 512
-    load(env, service, flights, 4)
+    load(env, service, 4)
     for t in (2.0, 3.0, 4.0, 5.0):
         now[0] = t
         scaler.sample_once()
@@ -204,7 +194,7 @@ def test_scale_out_beyond_the_host_capacity_is_refused_once(tmp_path):
 
 def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
     env = Env(tmp_path, scale_out_window=1.0)
-    service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=2)
+    service, scaler, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=2)
     seen_during_health: list[tuple[str, ...]] = []
 
     def while_probing(host):
@@ -213,7 +203,7 @@ def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
         assert not any(up.startswith(f"{host}:") for up in env.router.routes[0].upstreams)
 
     env.while_probing = while_probing
-    load(env, service, flights, 2)
+    load(env, service, 2)
     for t in (0.0, 1.0):
         now[0] = t
         scaler.sample_once()
@@ -223,9 +213,9 @@ def test_new_instances_stay_out_of_the_route_until_healthy(tmp_path):
 
 def test_busy_services_are_not_scaled(tmp_path):
     env = Env(tmp_path, scale_out_window=1.0)
-    service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
+    service, scaler, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
     env.services.start_deployment(service.arn)
-    load(env, service, flights, 3)
+    load(env, service, 3)
     for t in (0.0, 1.0, 2.0):
         now[0] = t
         scaler.sample_once()
@@ -244,7 +234,7 @@ def test_out_of_range_auto_scaling_values_are_refused_by_the_model(member, value
 
 def test_a_start_that_fails_midway_leaves_nothing_half_joined(tmp_path):
     env = Env(tmp_path, scale_out_window=1.0)
-    service, scaler, flights, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
+    service, scaler, now = scaled_env(env, MaxConcurrency=1, MinSize=1, MaxSize=3)
     real_start = env.backend.start_instance
     calls = []
 
@@ -255,7 +245,7 @@ def test_a_start_that_fails_midway_leaves_nothing_half_joined(tmp_path):
         return real_start(spec)
 
     env.backend.start_instance = second_fails
-    load(env, service, flights, 3)
+    load(env, service, 3)
     for t in (0.0, 1.0):
         now[0] = t
         scaler.sample_once()

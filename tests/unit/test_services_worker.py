@@ -4,23 +4,19 @@ rollbacks and recovery, without Docker or Caddy."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from slipway.backends.fake import FakeBackend
-from slipway.builds import CodeConfig
+from slipway.builds.fake import FakeBuilder
 from slipway.config import Settings
 from slipway.errors import (
     HealthCheckFailed,
-    ImageNotFound,
     InvalidRequest,
     InvalidState,
     QuotaExceeded,
     ResourceNotFound,
-    SlipwayError,
 )
 from slipway.feedback import NoFeedback
 from slipway.observe.events import EventBus
@@ -32,95 +28,17 @@ from slipway.operations.reconcile import stray_instances
 from slipway.operations.routes import desired_routes
 from slipway.operations.runner import InlineRunner, run_now
 from slipway.records import Service
+from slipway.routing.fake import FakeRouter
 from slipway.routing.router import Route
 from slipway.services import Services
 from slipway.sources.check import SourceCheck
 from slipway.sources.credentials import PullCredentials
-from slipway.sources.git import Commit
-from slipway.sources.git_errors import BranchNotFound
+from slipway.sources.fake import FakeGit, FakeRegistry
 from slipway.store import Store
 from slipway.triggers import Found
 from slipway.vault import Vault
 
 IMAGE = "127.0.0.1:5000/hello:v1"
-
-
-class FakeRouter:
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
-
-    def apply(self, routes) -> bool:
-        self.routes = list(routes)
-        return True
-
-    def keep_route_dns(self) -> None:
-        pass
-
-    def routed(self) -> dict[str, tuple[str, ...]]:
-        return {r.host: r.upstreams for r in self.routes}
-
-
-class Registry:
-    """Tags to digests; an unknown tag is not found."""
-
-    def __init__(self) -> None:
-        self.tags = {IMAGE: "sha256:" + "1" * 64}
-
-    def __call__(self, identifier: str, repository_type: str) -> str:
-        if identifier not in self.tags:
-            raise ImageNotFound(f"image {identifier} not found")
-        return self.tags[identifier]
-
-
-class FakeGit:
-    """Branches to file trees; each tree's commit SHA is derived from its content."""
-
-    def __init__(self) -> None:
-        self.branches: dict[str, dict[str, str]] = {}
-
-    def _sha(self, branch: str) -> str:
-        return hashlib.sha1(repr(sorted(self.branches[branch].items())).encode()).hexdigest()
-
-    def head(self, url: str, branch: str, token: str | None = None) -> str:
-        branch = branch.removeprefix("refs/heads/")
-        if branch not in self.branches:
-            raise BranchNotFound(f"branch {branch} not found")
-        return self._sha(branch)
-
-    def checkout(self, url, branch, dest, *, sha=None, source_directory=None, token=None):
-        head = self.head(url, branch)
-        for name, text in self.branches[branch.removeprefix("refs/heads/")].items():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_text(text)
-        commit = Commit(sha=sha or head, author="A <a@x>", message="change", committed_at=0.0)
-        return commit, dest / (source_directory or "")
-
-
-@dataclass
-class Built:
-    image: str
-    runtime_version: str = "3.11.2"
-
-
-class FakeBuilder:
-    def __init__(self) -> None:
-        self.configs: list[CodeConfig] = []
-        self.fail: str | None = None
-        self.pruned: list[str] = []
-
-    def build(self, service_name, source_root, config, revision, log) -> Built:
-        log("[Build] step 1")
-        if self.fail:
-            raise SlipwayError(self.fail)
-        self.configs.append(config)
-        return Built(image=f"slipway/{service_name}:{revision[:7]}")
-
-    def prune(self, service_name, keep=()):
-        self.pruned.append(service_name)
-        return []
-
-    def remove_all(self, service_name) -> None:
-        self.pruned.append(f"all:{service_name}")
 
 
 class Env:
@@ -134,7 +52,7 @@ class Env:
             **settings,
         )
         self.store = Store(tmp / "db.sqlite")
-        self.registry = Registry()
+        self.registry = FakeRegistry({IMAGE: "sha256:" + "1" * 64})
         self.logs = LogStore(tmp / "logs")
         self.events = EventBus(self.store, region="us-east-1", account="0" * 12)
         self.journal = Journal(self.logs, self.events)

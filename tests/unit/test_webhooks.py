@@ -27,6 +27,7 @@ import slipway.triggers
 from slipway.api.hooks import webhook_router
 from slipway.errors import InvalidRequest, RegistryUnreachable
 from slipway.store import StoreError
+from slipway.triggers.fake import FakeSink, ForgettingSink
 from slipway.triggers.webhooks import signature_matches, tidy_repository_url
 
 GLOBAL_SECRET = "global-secret"
@@ -45,74 +46,17 @@ URLS = {"https://github.com/Octo/Repo", "git@github.com:Octo/Repo", "git://githu
 KEY = "github.com/octo/repo"
 
 
-def key(url: str) -> str:
-    """The fake's repository matching: host and path, any scheme, without case."""
-    rest = url.split("://", 1)[-1].split("@", 1)[-1].replace(":", "/", 1)
-    return rest.lower()
-
-
-class FakeSink:
-    """Records every call; services track (repository key, ref) or (host, repo, tag).
-    Like the agent's tracker, it cannot forget a delivery id."""
-
-    def __init__(self) -> None:
-        self.global_secret: str | None = GLOBAL_SECRET
-        self.connection_secrets: dict[str, str] = {}
-        self.tracked: dict[tuple[str, str], list[str]] = {(KEY, "refs/heads/main"): ["web"]}
-        self.images_tracked: dict[tuple[str, str, str | None], list[str]] = {
-            ("127.0.0.1:5000", "team/app", "latest"): ["app"]
-        }
-        self.token: str | None = TOKEN
-        self.seen: set[str] = set()
-        self.forgotten: list[str] = []
-        self.pushes: list[tuple[set[str], str, str, bool, bool]] = []
-        self.images: list[tuple[str, str, str | None, str]] = []
-        self.audits: list[tuple[str, str, dict[str, Any]]] = []
-        self.fail: Exception | None = None
-
-    def secrets_for_repository(self, urls: set[str]) -> list[str]:
-        keys = sorted({key(u) for u in urls})
-        own = [self.connection_secrets[k] for k in keys if k in self.connection_secrets]
-        return own + ([self.global_secret] if self.global_secret else [])
-
-    def delivery_seen(self, delivery_id: str) -> bool:
-        seen = delivery_id in self.seen
-        self.seen.add(delivery_id)
-        return seen
-
-    def git_pushed(
-        self, urls: set[str], ref: str, sha: str, forced: bool, deleted: bool
-    ) -> list[str]:
-        self.pushes.append((urls, ref, sha, forced, deleted))
-        if self.fail:
-            raise self.fail
-        keys = sorted({key(u) for u in urls})
-        return [name for k in keys for name in self.tracked.get((k, ref), [])]
-
-    def image_pushed(
-        self, registry_host: str, repository: str, tag: str | None, digest: str
-    ) -> list[str]:
-        self.images.append((registry_host, repository, tag, digest))
-        if self.fail:
-            raise self.fail
-        return self.images_tracked.get((registry_host, repository, tag), [])
-
-    def registry_token(self) -> str | None:
-        return self.token
-
-    def audit(self, source: str, outcome: str, detail: dict[str, Any]) -> None:
-        self.audits.append((source, outcome, detail))
-
-
-class ForgettingSink(FakeSink):
-    def forget_delivery(self, delivery_id: str) -> None:
-        self.forgotten.append(delivery_id)
-        self.seen.discard(delivery_id)
+def tracking_sink(sink: FakeSink) -> FakeSink:
+    """The sink these tests start from: web tracks main of Octo/Repo, app the registry's
+    team/app:latest."""
+    sink.tracked = {(KEY, "refs/heads/main"): ["web"]}
+    sink.images_tracked = {("127.0.0.1:5000", "team/app", "latest"): ["app"]}
+    return sink
 
 
 @pytest.fixture
 def sink() -> FakeSink:
-    return FakeSink()
+    return tracking_sink(FakeSink(global_secret=GLOBAL_SECRET, token=TOKEN))
 
 
 def make_app(sink: FakeSink, **options: Any) -> FastAPI:
@@ -383,7 +327,7 @@ def test_form_encoded_payload(client: TestClient, sink: FakeSink) -> None:
 
 
 def test_passing_sink_failure_is_503_and_can_be_redelivered() -> None:
-    sink = ForgettingSink()
+    sink = tracking_sink(ForgettingSink(global_secret=GLOBAL_SECRET, token=TOKEN))
     client = TestClient(make_app(sink))
     sink.fail = StoreError("database is locked")
     response = github(client, sink, push_payload())
