@@ -77,9 +77,10 @@ def main() -> None:
         ),
     ):
         (container,) = client.containers.list(filters={"label": f"{LABEL_SERVICE_NAME}=bench"})
-        port = container.ports["8080/tcp"][0]["HostPort"]
+        published = container.ports["8080/tcp"][0]  # the instance's own loopback address
+        direct = f"http://{published['HostIp']}:{published['HostPort']}/"
         rows = [
-            ("direct", measure(f"http://127.0.0.1:{port}/", None, args.requests, args.concurrency)),
+            ("direct", measure(direct, None, args.requests, args.concurrency)),
             (
                 "caddy",
                 measure(
