@@ -1,5 +1,6 @@
-"""Wiring: one Agent holds the store, the rules, the worker and the adapters, and serves
-the HTTP API. Everything is built from one Settings object."""
+"""Wiring: one Agent builds the store, the rules, the operations and the adapters from
+one Settings object and puts every periodic job on its one scheduler. The HTTP API
+that serves it is started beside it by ``api/server.py``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Service and operation rules: what each App Runner call may do, and in which state.
 
 Every mutation is validated completely before anything is written, and then
-written in one transaction together with the operation row that the worker
+written in one transaction together with the operation row that the dispatcher
 will carry out. Nothing here touches containers or Caddy.
 """
 
@@ -414,7 +414,7 @@ class Services:
         return self.store.get_service(service.id), op_id
 
     def _started(self, service: Service, previous: str | None) -> None:
-        """An operation was queued: say so (an event, if the status moved), wake the worker."""
+        """An operation was queued: say so (an event, if the status moved), wake the dispatcher."""
         self.journal.service_status(service, previous, "OPERATION_IN_PROGRESS")
         self.queue.wake()
 

@@ -106,7 +106,7 @@ def iso_time(epoch: float) -> str:
 
 
 class EventBus:
-    """Builds, stores and routes events; the worker calls it where statuses change."""
+    """Builds, stores and routes events; the journal calls it where statuses change."""
 
     def __init__(
         self,

@@ -3,7 +3,7 @@ revisions, auto scaling configurations, tags, connections, custom domains, acces
 registry credentials and webhook deliveries.
 
 Apart from ``observe.py`` because these rows are the desired state the rules and the
-worker act on, while those are the history a person reads.
+operations act on, while those are the history a person reads.
 """
 
 from __future__ import annotations
