@@ -100,10 +100,10 @@ class Reconciler:
             self.router.keep_route_dns()
         except SlipwayError as exc:  # Caddy falls back to the last load's instances
             log.warning("route DNS: %s", exc.message)
-        self.routes.apply()
+        instances = self.backend.list_instances()
+        self.routes.apply(instances=instances)
         busy = self.busy()
         services = self.store.list_services(include_deleted=True)
-        instances = self.backend.list_instances()
         if self.applogs is not None:  # this agent's instances only, not the host's
             own = {s.id for s in services}
             self.applogs.sync([i for i in instances if i.service_id in own])

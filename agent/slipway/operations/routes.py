@@ -70,12 +70,14 @@ class Routes:
         self._joining: set[str] = set()
         self._leaving: set[str] = set()
 
-    def apply(self, *, without: str | None = None) -> None:
+    def apply(self, *, without: str | None = None, instances: list[Instance] | None = None) -> None:
         """Make the router match the store; ``without`` a service's route (one being
-        deleted leaves the router before it is marked DELETED)."""
+        deleted leaves the router before it is marked DELETED). ``instances``: a listing
+        the caller has just taken, so a reconcile pass lists the containers once."""
         with self._lock:
             services = [s for s in self.store.list_services() if s.id != without]
-            instances = self.backend.list_instances()
+            if instances is None:
+                instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
             self.router.apply(desired_routes(services, instances, self.settings, out))
 
