@@ -24,7 +24,7 @@ from ..upkeep import Upkeep
 from .journal import Journal
 from .queue import ACTIVE_STATUSES, OperationQueue
 from .rollout import Rollout, instance_spec
-from .routes import Routes
+from .routes import Routes, live_instances
 from .runner import Runner, Task
 
 log = logging.getLogger("slipway.operations")
@@ -48,15 +48,6 @@ def stray_instances(
         ):
             strays.append(inst)
     return strays
-
-
-def _live(service: Service, instances: list[Instance]) -> list[Instance]:
-    """The instances of the service's live deployment, in any state."""
-    return [
-        i
-        for i in instances
-        if i.service_id == service.id and i.deployment_id == service.live_deployment_id
-    ]
 
 
 class Reconciler:
@@ -117,7 +108,7 @@ class Reconciler:
         ]
         healthy = self._probe_due(kept, instances)
         for service in kept:
-            self._keep_up(service, _live(service, instances), healthy)
+            self._keep_up(service, live_instances(service, instances), healthy)
 
     def _probe_due(self, services: list[Service], instances: list[Instance]) -> dict[str, bool]:
         """One health check of each live instance of the services whose interval has
@@ -132,7 +123,7 @@ class Reconciler:
             self._probed[service.id] = now
             due += [
                 (inst, hc)
-                for inst in _live(service, instances)
+                for inst in live_instances(service, instances)
                 if inst.running and inst.host_ip and inst.host_port
             ]
 

@@ -24,7 +24,7 @@ from ..store import Store
 from ..triggers import Found
 from .journal import Journal
 from .queue import OperationQueue
-from .routes import Routes
+from .routes import Routes, live_instances
 from .runner import Offload, Task, Wait
 
 SETTLE_POLL = 0.5  # seconds between looks at new instances in the settle window
@@ -147,11 +147,8 @@ class Rollout:
             )
         self.queue.check(service.id)
         env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
-        serving = [
-            i
-            for i in self.backend.list_instances(service.id)
-            if i.deployment_id == service.live_deployment_id and i.running
-        ]
+        live = live_instances(service, self.backend.list_instances(service.id))
+        serving = [i for i in live if i.running]
         count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
         self.journal.deploy_log(
             op, f"[AppRunner] Starting {count} instance(s) of {release.revision}"

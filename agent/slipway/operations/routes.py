@@ -23,21 +23,26 @@ from .runner import Task, Wait
 DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in flight
 
 
+def live_instances(service: Service, instances: list[Instance]) -> list[Instance]:
+    """The instances of the service's live deployment, in any state."""
+    return [
+        i
+        for i in instances
+        if i.service_id == service.id and i.deployment_id == service.live_deployment_id
+    ]
+
+
 def serving_instances(
     service: Service, instances: list[Instance], exclude: Set[str] = frozenset()
 ) -> list[Instance]:
     """The instances a service's route reaches: running ones of its live deployment,
     less ``exclude`` (instances not yet healthy, or draining)."""
-    live = service.live_deployment_id
+    if not service.live_deployment_id:
+        return []
     return [
         i
-        for i in instances
-        if live
-        and i.service_id == service.id
-        and i.deployment_id == live
-        and i.running
-        and i.address
-        and i.id not in exclude
+        for i in live_instances(service, instances)
+        if i.running and i.address and i.id not in exclude
     ]
 
 
