@@ -46,6 +46,22 @@ from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_imag
 LONGEST_FIRST = ("test_rollouts.py", "test_triggers.py", "test_code_services.py")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test's report carries the end of its agent's log: CI shows what the
+    agent was doing, where a timed-out wait alone says only that it was not done."""
+    outcome = yield
+    report = outcome.get_result()
+    agent = getattr(item, "funcargs", {}).get("agent")
+    if report.failed and isinstance(agent, AgentProcess):
+        with contextlib.suppress(OSError):
+            report.sections.append(("agent log (last 80 lines)", _tail(agent.log_text(), 80)))
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
