@@ -1,5 +1,6 @@
 """Inspections are kept while Docker's event stream is open, until an event names
-their container; without the stream every look is a fresh inspect."""
+their container; the listing until any event or a change of this agent's own; without
+the stream every look asks Docker."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ END = object()
 class FakeApi:
     def __init__(self) -> None:
         self.inspects: list[str] = []
+        self.listings = 0
         self.state = {"c1": "running"}
         self.events_queue: queue.Queue = queue.Queue()
         self.streaming = threading.Event()
@@ -21,6 +23,11 @@ class FakeApi:
     def inspect_container(self, container_id: str) -> dict:
         self.inspects.append(container_id)
         return {"Id": container_id, "State": {"Status": self.state[container_id]}}
+
+    def containers(self, all: bool, filters: dict) -> list[dict]:
+        assert all and filters == {"label": "slipway.managed=true"}
+        self.listings += 1
+        return [{"Id": container_id} for container_id in self.state]
 
     def events(self, decode: bool, filters: dict):
         assert filters == {"type": "container", "label": "slipway.managed=true"}
@@ -67,3 +74,33 @@ def test_nothing_kept_while_the_stream_is_not_open():
     inspections.get("c1")
     inspections.get("c1")
     assert client.api.inspects == ["c1", "c1"]
+    inspections.all()
+    inspections.all()
+    assert client.api.listings == 2
+
+
+def test_listing_kept_until_an_event_or_a_change_of_our_own():
+    client = FakeClient()
+    inspections = Inspections(client, "slipway.managed=true")
+    try:
+        inspections.get("c1")
+        assert client.api.streaming.wait(5)
+        client.api.events_queue.put({"id": "other"})
+        client.api.events_queue.join()
+        assert [a["Id"] for a in inspections.all()] == ["c1"]
+        assert [a["Id"] for a in inspections.all()] == ["c1"]
+        assert client.api.listings == 1
+
+        client.api.state["c2"] = "running"  # created by this agent: seen at once
+        inspections.changed()
+        assert [a["Id"] for a in inspections.all()] == ["c1", "c2"]
+        assert client.api.listings == 2
+
+        del client.api.state["c1"]  # removed by someone else: seen with its event
+        client.api.events_queue.put({"id": "c1", "status": "destroy"})
+        client.api.events_queue.join()
+        assert [a["Id"] for a in inspections.all()] == ["c2"]
+        assert client.api.listings == 3
+    finally:
+        inspections.stop()
+        client.api.events_queue.put(END)

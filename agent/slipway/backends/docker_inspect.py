@@ -1,12 +1,15 @@
-"""Container inspections kept until Docker says the container changed.
+"""Container inspections, and the list of slipway's containers, kept until Docker says
+something changed.
 
 Listing slipway's containers with their state, restart count and published address
-takes one inspect per container; the reconcile pass, the routes and the metrics ask
-for that list every few seconds. With 40 services idle, those inspects were two
-thirds of the agent's CPU (a profile of the bulk bench). So an inspect is kept
-until an event of Docker's event stream names its container (start, die, restart,
-stop, destroy, ...); while the stream is not open (at start, after dockerd
-restarts) nothing is kept and every look is a fresh inspect.
+takes a listing and one inspect per container; the reconcile pass, the routes and the
+metrics ask for that list every few seconds. With 40 services idle, those inspects were
+two thirds of the agent's CPU (a profile of the bulk bench), and with 100 the listing
+alone was a tenth. So an inspect is kept until an event of Docker's event stream names
+its container (start, die, restart, stop, destroy, ...), and the listing until any
+event comes or this agent creates or removes a container itself (its own change must
+show at once, not when the event arrives). While the stream is not open (at start,
+after dockerd restarts) nothing is kept and every look asks Docker.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Inspections:
         self._client = client
         self._label = label  # only containers with this label are followed and kept
         self._kept: dict[str, dict[str, Any]] = {}
+        self._listed: list[str] | None = None  # ids of the containers with the label
         self._lock = threading.Lock()
         self._live = False  # the event stream is open: what is kept is current
         self._changes = 0  # events seen; an inspect that overlapped one is not kept
@@ -52,6 +56,30 @@ class Inspections:
                 self._kept[attrs["Id"]] = attrs
         return attrs
 
+    def all(self) -> list[dict[str, Any]]:
+        """The inspects of every container with the label; raises Docker's errors."""
+        self._follow_events()
+        with self._lock:
+            listed = self._listed if self._live else None
+            changes = self._changes
+        if listed is None:
+            filters = {"label": self._label}
+            listed = [c["Id"] for c in self._client.api.containers(all=True, filters=filters)]
+            with self._lock:
+                if self._live and self._changes == changes:
+                    self._listed = listed
+        found = (self.get(container_id) for container_id in listed)
+        return [attrs for attrs in found if attrs is not None]
+
+    def changed(self, container_id: str | None = None) -> None:
+        """This agent changed a container (created, started, removed): what is kept of
+        it, and the listing, are not current any more."""
+        with self._lock:
+            self._listed = None
+            self._changes += 1
+            if container_id is not None:
+                self._kept.pop(container_id, None)
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -71,16 +99,19 @@ class Inspections:
                 events = self._client.api.events(decode=True, filters=filters)
                 with self._lock:  # open from here: what is inspected from now on is kept
                     self._kept.clear()
+                    self._listed = None
                     self._changes += 1
                     self._live = True
                 for event in events:
                     with self._lock:
                         self._kept.pop(event.get("id") or "", None)
+                        self._listed = None
                         self._changes += 1
             except _DOCKER_ERRORS as exc:
                 log.debug("docker event stream: %s", exc)
             with self._lock:
                 self._live = False
                 self._kept.clear()
+                self._listed = None
                 self._changes += 1
             self._stop.wait(RECONNECT_SECONDS)
