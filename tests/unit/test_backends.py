@@ -110,6 +110,7 @@ class _Api:
     def inspect_container(self, container_id: str) -> dict:
         return {
             "Id": container_id,
+            "Config": {"Labels": {"slipway.managed": "true"}},
             "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": container_id}]}},
         }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import docker.errors
 import pytest
+import requests
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -531,9 +532,16 @@ def test_collect_resources_gauges_and_minutes(metrics: Metrics) -> None:
 
 
 class FakeDockerAPI:
-    """The three calls the collector makes, answering from canned samples."""
+    """The calls the collector makes, answering from canned samples; its containers
+    are not listed, so their stats come from Docker's stats API, not cgroup files."""
 
     api_version = "1.41"
+
+    def containers(self, all: bool, filters: dict) -> list[dict]:
+        return []
+
+    def events(self, decode: bool, filters: dict):
+        raise requests.ConnectionError("no event stream here")
 
     def __init__(self) -> None:
         self.samples: dict[str, dict] = {}

@@ -90,6 +90,10 @@ class Router:
         self.custom_hosts = custom_hosts  # the custom domains to serve now
         self._apply_lock = threading.RLock()
         self._last_routes: list[Route] | None = None
+        # (our config, Caddy's answer) last found in step: the same pair again needs no
+        # parsing and comparing (every reconcile pass, with 100 services, a fifth of
+        # the idle agent's CPU).
+        self._in_step: tuple[str, bytes] | None = None
         self.access_log = access_log
         self.access_log_roll_mb = access_log_roll_mb
         self.access_log_keep = access_log_keep
@@ -127,13 +131,7 @@ class Router:
 
     def current_config(self) -> Any:
         """What Caddy runs now (``None`` for an empty config)."""
-        response = self._request("GET", "/config/")
-        if not response.content.strip():
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise RouterError(f"Caddy admin API returned a config that is not JSON: {exc}") from exc
+        return _parse_config(self._request("GET", "/config/").content)
 
     def apply(self, routes: Iterable[Route]) -> bool:
         """Push the config for ``routes`` if Caddy runs a different one; True when it pushed."""
@@ -142,9 +140,15 @@ class Router:
             self._last_routes = routes
             if self.route_table is not None:
                 self._write_table(routes)
-            wanted = json.loads(json.dumps(self.build_config(routes)))
-            if without_instances(self.current_config()) == without_instances(wanted):
+            text = json.dumps(self.build_config(routes))
+            running = self._request("GET", "/config/").content
+            if self._in_step == (text, running):
                 return False
+            wanted = json.loads(text)
+            if without_instances(_parse_config(running)) == without_instances(wanted):
+                self._in_step = (text, running)
+                return False
+            self._in_step = None
             self._request("POST", "/load", json=wanted)
             return True
 
@@ -224,3 +228,13 @@ def _caddy_error(response: httpx.Response) -> str:
     if isinstance(body, dict) and "error" in body:
         return str(body["error"])
     return response.text.strip()[:500]
+
+
+def _parse_config(body: bytes) -> Any:
+    """Caddy's config as its admin API answered it (``None`` for an empty config)."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise RouterError(f"Caddy admin API returned a config that is not JSON: {exc}") from exc

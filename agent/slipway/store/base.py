@@ -61,13 +61,17 @@ class StoreBase:
             yield
 
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        names, rows = self._raw_rows(sql, params)
+        return [decode_row(dict(zip(names, row, strict=True))) for row in rows]
+
+    def _raw_rows(self, sql: str, params: tuple | dict = ()) -> tuple[list[str], list[tuple]]:
+        """Column names and the rows as SQLite gives them, JSON columns still text."""
         with self._lock:
             try:
                 cursor = self.db.execute(sql, params)
             except sqlite3.Error as exc:
                 raise StoreError(f"store query failed: {exc}") from exc
-            names = [d[0] for d in cursor.description]
-            return [decode_row(dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+            return [d[0] for d in cursor.description], cursor.fetchall()
 
     def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)
