@@ -165,6 +165,7 @@ class Scaler:
         services = self.store.list_services()
         busy = self.reconciler.busy()
         instances: list[Instance] | None = None
+        auto_scaling_for = self.services.auto_scaling_lookup()
         for service in services:
             upstreams = routed.get(self.settings.service_host(service.hostname).lower())
             if (
@@ -176,7 +177,7 @@ class Scaler:
                 self.decisions.forget(service.id)
                 continue
             spec = service.spec
-            asc = self.services.auto_scaling_for(spec)
+            asc = auto_scaling_for(spec)
             serving = len(upstreams)
             flight = sum(in_flight.get(address, 0) for address in upstreams)
             need = needed(flight, asc["max_concurrency"], asc["min_size"], asc["max_size"])

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -114,6 +115,19 @@ class Services:
 
     def auto_scaling_for(self, spec: ServiceSpec) -> dict[str, Any]:
         return self.auto_scaling_configs.for_spec(spec)
+
+    def auto_scaling_lookup(self) -> Callable[[ServiceSpec], dict[str, Any]]:
+        """``auto_scaling_for`` that reads each configuration once: for a pass over
+        every service (the scaler's each second, the reconcile pass's), where most
+        services share the default."""
+        seen: dict[str | None, dict[str, Any]] = {}
+
+        def lookup(spec: ServiceSpec) -> dict[str, Any]:
+            if spec.auto_scaling_arn not in seen:
+                seen[spec.auto_scaling_arn] = self.auto_scaling_for(spec)
+            return seen[spec.auto_scaling_arn]
+
+        return lookup
 
     def create_auto_scaling(self, params: dict[str, Any]) -> dict[str, Any]:
         return self.auto_scaling_configs.create(params)

@@ -107,8 +107,10 @@ class Reconciler:
             if s.status == "RUNNING" and s.live_deployment_id and s.id not in busy
         ]
         healthy = self._probe_due(kept, instances)
+        auto_scaling_for = self.services.auto_scaling_lookup()
         for service in kept:
-            self._keep_up(service, live_instances(service, instances), healthy)
+            floor = auto_scaling_for(service.spec)["min_size"]
+            self._keep_up(service, live_instances(service, instances), healthy, floor)
 
     def _probe_due(self, services: list[Service], instances: list[Instance]) -> dict[str, bool]:
         """One health check of each live instance of the services whose interval has
@@ -135,16 +137,13 @@ class Reconciler:
             inst.id: ok for (inst, _), ok in zip(due, self._probes.map(probe, due), strict=True)
         }
 
-    def _keep_up(self, service: Service, live: list[Instance], healthy: dict[str, bool]) -> None:
-        """Report crashes of live instances; replace dead, missing or unhealthy ones."""
+    def _keep_up(
+        self, service: Service, live: list[Instance], healthy: dict[str, bool], floor: int
+    ) -> None:
+        """Report crashes of live instances; replace dead, missing or unhealthy ones, to
+        keep at least ``floor`` (the service's MinSize)."""
         spec = service.spec
-        hc = spec.health
-        verdict = self.upkeep.judge(
-            live,
-            healthy,
-            self.services.auto_scaling_for(spec)["min_size"],
-            hc.unhealthy_threshold,
-        )
+        verdict = self.upkeep.judge(live, healthy, floor, spec.health.unhealthy_threshold)
         for report in verdict.reports:
             self.journal.note(service.id, report)
         if (verdict.replace or verdict.missing) and self.queue.claim(service.id):
