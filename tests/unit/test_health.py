@@ -161,9 +161,8 @@ def test_tcp_probe_peer_that_hangs_up_is_down() -> None:
     port = listener.getsockname()[1]
 
     def hang_up() -> None:
-        for _ in range(2):
-            conn, _ = listener.accept()
-            conn.close()
+        conn, _ = listener.accept()
+        conn.close()
 
     thread = threading.Thread(target=hang_up, daemon=True)
     thread.start()
@@ -171,5 +170,6 @@ def test_tcp_probe_peer_that_hangs_up_is_down() -> None:
         ok, detail = probe("127.0.0.1", port, "TCP", "/", timeout=1)
         assert not ok
         assert "closed at once" in detail
+        thread.join(5)
     finally:
         listener.close()
