@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from . import keys
+from .backends import Confinement
 from .backends.docker_engine import DockerEngine
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
@@ -84,7 +85,14 @@ class Agent:
             route_table=settings.data_dir / "routes.json",
         )
         self.backend = DockerEngine(
-            instance_network=settings.instance_network, instance_port=settings.instance_port
+            instance_network=settings.instance_network,
+            instance_port=settings.instance_port,
+            confinement=Confinement(
+                pids_limit=settings.instance_pids_limit,
+                log_max_mb=settings.instance_log_max_mb,
+                log_files=settings.instance_log_files,
+                capabilities=settings.instance_capabilities,
+            ),
         )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)

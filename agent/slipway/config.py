@@ -76,6 +76,13 @@ class Settings:
     # port on; Caddy finds a route's instances by asking route_dns for its name.
     instance_network: str = "127.77.0.0/16"
     instance_port: int = PUBLISHED_PORT
+    # Every instance's box besides its CPU and memory (``backends.Confinement``):
+    # processes, Docker's log file, the capabilities kept (all others are dropped;
+    # no-new-privileges always).
+    instance_pids_limit: int = 512
+    instance_log_max_mb: int = 10
+    instance_log_files: int = 3
+    instance_capabilities: tuple[str, ...] = ("NET_BIND_SERVICE",)
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0

@@ -154,3 +154,16 @@ def test_a_listener_on_all_addresses_at_the_instance_port_is_reported() -> None:
         with pytest.raises(BackendError, match=f"port {port}.*instance_port"):
             engine.check_port()
     DockerEngine(SimpleNamespace(), "127.77.0.0/16", port).check_port()
+
+
+def test_confinement_settings_that_would_not_confine_are_refused() -> None:
+    from slipway.backends import Confinement
+    from slipway.errors import InvalidRequest
+
+    Confinement().check()
+    with pytest.raises(InvalidRequest, match="instance_pids_limit must be 16 or more, not 0"):
+        Confinement(pids_limit=0).check()
+    with pytest.raises(InvalidRequest, match="instance_log_max_mb"):
+        Confinement(log_max_mb=0).check()
+    with pytest.raises(InvalidRequest, match="instance_capabilities: 'ALL;rm' is not"):
+        Confinement(capabilities=("ALL;rm",)).check()

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import InvalidRequest
+
 # Labels every slipway container carries; the reconciler finds instances by them.
 LABEL_MANAGED = "slipway.managed"
 LABEL_SERVICE_ID = "slipway.service-id"
@@ -24,6 +26,32 @@ LABEL_REVISION = "slipway.revision"
 # a service's instances differ by address only: one DNS name of A records, one port.
 # Uncommon on purpose: a socket on all addresses at this port would leave none to them.
 PUBLISHED_PORT = 28080
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What every instance is held to besides its CPU and memory: a box an app that
+    turns hostile cannot widen. Each field is a setting (``instance_*``)."""
+
+    pids_limit: int = 512  # processes and threads: a fork bomb stops here
+    log_max_mb: int = 10  # Docker's log file of the instance, rotated at this size
+    log_files: int = 3
+    # Every other capability is dropped; an unprivileged web server needs none but
+    # this one, for a port under 1024.
+    capabilities: tuple[str, ...] = ("NET_BIND_SERVICE",)
+
+    def docker_log_options(self) -> dict[str, str]:
+        return {"max-size": f"{self.log_max_mb}m", "max-file": str(self.log_files)}
+
+    def check(self) -> None:
+        """Refuse settings that would not confine, naming the setting."""
+        if self.pids_limit < 16:
+            raise InvalidRequest(f"instance_pids_limit must be 16 or more, not {self.pids_limit}")
+        if self.log_max_mb < 1 or self.log_files < 1:
+            raise InvalidRequest("instance_log_max_mb and instance_log_files must be 1 or more")
+        for cap in self.capabilities:
+            if not cap.replace("_", "").isalnum() or not cap.isupper():
+                raise InvalidRequest(f"instance_capabilities: {cap!r} is not a capability name")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from . import (
     LABEL_SERVICE_ID,
     LABEL_SERVICE_NAME,
     PUBLISHED_PORT,
+    Confinement,
     Instance,
     InstanceSpec,
     LogStream,
@@ -173,6 +174,7 @@ class DockerEngine:
         client: docker.DockerClient | None = None,
         instance_network: str = "127.77.0.0/16",
         instance_port: int = PUBLISHED_PORT,
+        confinement: Confinement | None = None,
     ) -> None:
         if client is None:
             try:
@@ -190,6 +192,8 @@ class DockerEngine:
                 " more addresses"
             )
         self.port = instance_port
+        self.confinement = confinement or Confinement()
+        self.confinement.check()
         self._logs = DockerLogs(client)
         self._inspections = Inspections(client, f"{LABEL_MANAGED}=true")
         self._cgroups = CgroupStats()
@@ -277,6 +281,7 @@ class DockerEngine:
                         nano_cpus=nano_cpus(spec.cpu_units),
                         mem_limit=f"{spec.memory_mb}m",
                         detach=True,
+                        **self._confined(),
                         **options,
                     )
                     self._inspections.changed()  # the next address is picked without it
@@ -297,6 +302,16 @@ class DockerEngine:
                 attempts += 1
                 if attempts == ADDRESS_ATTEMPTS:
                     raise
+
+    def _confined(self) -> dict[str, Any]:
+        box = self.confinement
+        return {
+            "pids_limit": box.pids_limit,
+            "security_opt": ["no-new-privileges:true"],
+            "cap_drop": ["ALL"],
+            "cap_add": list(box.capabilities),
+            "log_config": {"type": "json-file", "config": box.docker_log_options()},
+        }
 
     def _adopt(self, name: str, spec: InstanceSpec, conflict: Exception) -> Instance:
         """A container of this name exists: reuse it if it is the same instance."""
