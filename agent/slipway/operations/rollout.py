@@ -285,13 +285,15 @@ class Rollout:
 
     def _delete(self, service: Service, spec: ServiceSpec) -> str:
         # Its host stops answering first, so DELETED is only said once it is gone.
-        self.routes.apply(without=service.id)
-        self.stop_instances(service.id)
-        with self.store.transaction():
-            self.store.update_service(service.id, status="DELETED", live_deployment_id=None)
-            self.store.remove_tags(service.arn)
+        self.routes.withdraw(service.id)
+        try:
+            self.stop_instances(service.id)
+            with self.store.transaction():
+                self.store.update_service(service.id, status="DELETED", live_deployment_id=None)
+                self.store.remove_tags(service.arn)
+        finally:  # DELETED keeps it out from here; a failed delete gets its route back
+            self.routes.restore(service.id)
         self.journal.service_status(service, service.status, "DELETED")
-        self.routes.apply()  # again: a reconcile pass meanwhile may have put it back
         if spec.source.code:
             self.builder.remove_all(service.name)
         for row in self.store.list_revisions(service.id):

@@ -74,13 +74,27 @@ class Routes:
         self._lock = threading.Lock()
         self._joining: set[str] = set()
         self._leaving: set[str] = set()
+        self._withdrawn: set[str] = set()  # services out of the router, whatever the store says
 
-    def apply(self, *, without: str | None = None, instances: list[Instance] | None = None) -> None:
-        """Make the router match the store; ``without`` a service's route (one being
-        deleted leaves the router before it is marked DELETED). ``instances``: a listing
-        the caller has just taken, so a reconcile pass lists the containers once."""
+    def withdraw(self, service_id: str) -> None:
+        """Take the service's route out now and keep it out of every apply (a reconcile
+        pass's too) until ``restore``: a service being deleted stops answering before
+        it is said DELETED, and no pass in between puts its route back."""
         with self._lock:
-            services = [s for s in self.store.list_services() if s.id != without]
+            self._withdrawn.add(service_id)
+        self.apply()
+
+    def restore(self, service_id: str) -> None:
+        with self._lock:
+            self._withdrawn.discard(service_id)
+
+    def apply(self, *, instances: list[Instance] | None = None) -> None:
+        """Make the router match the store, less the withdrawn services. ``instances``:
+        a listing the caller has just taken, so a reconcile pass lists the containers
+        once."""
+        with self._lock:
+            withdrawn = self._withdrawn
+            services = [s for s in self.store.list_services() if s.id not in withdrawn]
             if instances is None:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
