@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .backends import PUBLISHED_PORT
+from .backends import PUBLISHED_PORT, Confinement
 from .errors import InvalidRequest
 
 log = logging.getLogger("slipway.config")
@@ -79,10 +79,10 @@ class Settings:
     # Every instance's box besides its CPU and memory (``backends.Confinement``):
     # processes, Docker's log file, the capabilities kept (all others are dropped;
     # no-new-privileges always).
-    instance_pids_limit: int = 512
-    instance_log_max_mb: int = 10
-    instance_log_files: int = 3
-    instance_capabilities: tuple[str, ...] = ("NET_BIND_SERVICE",)
+    instance_pids_limit: int = Confinement.pids_limit
+    instance_log_max_mb: int = Confinement.log_max_mb
+    instance_log_files: int = Confinement.log_files
+    instance_capabilities: tuple[str, ...] = Confinement.capabilities
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0

@@ -71,14 +71,19 @@ class Inspections:
         found = (self.get(container_id) for container_id in listed)
         return [attrs for attrs in found if attrs is not None]
 
-    def changed(self, container_id: str | None = None) -> None:
-        """This agent changed a container (created, started, removed): what is kept of
-        it, and the listing, are not current any more."""
+    def changed(self, *container_ids: str) -> None:
+        """This agent changed containers (created, started, removed): what is kept of
+        them, and the listing, are not current any more."""
         with self._lock:
-            self._listed = None
-            self._changes += 1
-            if container_id is not None:
-                self._kept.pop(container_id, None)
+            self._outdate(*container_ids)
+
+    def _outdate(self, *container_ids: str) -> None:
+        """With the lock held: forget these inspects and the listing, and count a change
+        so that a look under way meanwhile is not kept."""
+        for container_id in container_ids:
+            self._kept.pop(container_id, None)
+        self._listed = None
+        self._changes += 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -99,19 +104,15 @@ class Inspections:
                 events = self._client.api.events(decode=True, filters=filters)
                 with self._lock:  # open from here: what is inspected from now on is kept
                     self._kept.clear()
-                    self._listed = None
-                    self._changes += 1
+                    self._outdate()
                     self._live = True
                 for event in events:
                     with self._lock:
-                        self._kept.pop(event.get("id") or "", None)
-                        self._listed = None
-                        self._changes += 1
+                        self._outdate(event.get("id") or "")
             except _DOCKER_ERRORS as exc:
                 log.debug("docker event stream: %s", exc)
             with self._lock:
                 self._live = False
                 self._kept.clear()
-                self._listed = None
-                self._changes += 1
+                self._outdate()
             self._stop.wait(RECONNECT_SECONDS)

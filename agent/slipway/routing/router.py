@@ -129,10 +129,6 @@ class Router:
             access_log_keep=self.access_log_keep,
         )
 
-    def current_config(self) -> Any:
-        """What Caddy runs now (``None`` for an empty config)."""
-        return _parse_config(self._request("GET", "/config/").content)
-
     def apply(self, routes: Iterable[Route]) -> bool:
         """Push the config for ``routes`` if Caddy runs a different one; True when it pushed."""
         routes = list(routes)

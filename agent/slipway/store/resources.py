@@ -16,7 +16,9 @@ from .base import StoreBase, decode_row, encode_row
 
 # Services decoded from rows seen before: the reconcile pass, the routes and the scaler
 # list every service each second or two, and with 100 idle services decoding their
-# JSON specs again was a third of the agent's CPU. Records are frozen, so one is shared.
+# JSON specs again was a third of the agent's CPU. One record is shared by every caller:
+# ``Service`` is frozen, and no code changes a spec read from the store (a change is
+# written with ``update_service`` and read back as a new row).
 _DECODED_KEPT = 4096
 
 
