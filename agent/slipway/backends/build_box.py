@@ -6,8 +6,8 @@ Docker's cgroupfs driver, as on this host): ``/sys/fs/cgroup/<controller>/slipwa
 <name>``, holding
 
 - ``memory.limit_in_bytes`` (and the same for memory+swap): a step past it is killed by
-  the kernel (exit 137) and ``memory.failcnt`` of the parent says the limit was reached
-  (the step's own cgroup, where the OOM is counted, is gone with its container);
+  the kernel (exit 137) and the parent's ``memory.max_usage_in_bytes`` at the limit
+  says why (the step's own cgroup, where the OOM is counted, is gone with its container);
 - ``pids.max``: forks past it fail. ``pids.events`` counts the failure in the step's
   cgroup only, so ``pids.peak`` reaching ``pids.max`` is the signal here;
 - ``cpu.cfs_quota_us``: the whole build gets at most ``cpus`` cores.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,17 +97,24 @@ class BuildBox:
                     (path / "cpu.cfs_quota_us").write_text(str(quota))
             self.boxed = True
         except OSError:
-            self._remove()
+            self._remove(wait=0)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._remove()
 
-    def _remove(self) -> None:
-        # Docker removes the step containers' cgroups below; an empty parent goes at once.
+    def _remove(self, wait: float = 10.0) -> None:
+        """Remove the parent once Docker has removed the step cgroups below it (a
+        cancelled step's container goes a moment after the build's stream ends)."""
+        deadline = time.monotonic() + wait
         for path in self._dirs.values():
-            with contextlib.suppress(OSError):
-                path.rmdir()
+            while path.exists():
+                try:
+                    path.rmdir()
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
 
     def build_params(self) -> dict[str, str | int]:
         """The ``/build`` query parameters that put each step in this box."""
@@ -132,7 +140,12 @@ class BuildBox:
     def memory_reached(self) -> bool:
         """The build's memory reached its limit at some point (the kernel had to reclaim or
         kill); with a step killed (exit 137) it means the memory limit killed it."""
-        return self.boxed and self._read("memory", "memory.failcnt") > 0
+        # The OOM is counted in the step's own cgroup, gone with its container; the
+        # parent keeps its peak, at the limit (failcnt stays 0 here, kernel 6.18).
+        if not self.boxed:
+            return False
+        peak = self._read("memory", "memory.max_usage_in_bytes")
+        return peak >= self.limits.memory_mb * MB - MB or self._read("memory", "memory.failcnt") > 0
 
 
 def layer_bytes(upper_dir: str | None, stop_at: int) -> int:

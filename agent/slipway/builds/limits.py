@@ -21,7 +21,7 @@ from .errors import BuildFailed, BuildLimitReached
 from .progress import Progress
 
 DISK_LOOK_SECONDS = 0.5  # how often a running step's writable layer is measured
-_KILLED = re.compile(r"returned a non-zero code: 137\b")
+_KILLED = re.compile(r"(non-zero code: |exit code )137\b")  # SIGKILL, as the OOM killer sends
 
 
 def stopped(
