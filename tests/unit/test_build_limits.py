@@ -4,6 +4,7 @@ the runtime templates' unprivileged user."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -119,6 +120,15 @@ def test_a_build_box_holds_its_limits_and_goes_away(cgroups: Path) -> None:
             for file in path.iterdir():  # what the kernel would not show as files
                 file.unlink()
     assert not any((cgroups / c / box.name).exists() for c in ("memory", "pids", "cpu"))
+
+
+def test_boxes_of_agents_gone_are_removed_not_those_of_live_ones(cgroups: Path) -> None:
+    gone, live = "999999999-abc", f"{os.getpid()}-def"
+    for name in (gone, live):
+        (cgroups / "pids" / "slipway-builds" / name).mkdir(parents=True)
+    open_box(BuildLimits(), cgroups)
+    left = {p.name for p in (cgroups / "pids" / "slipway-builds").iterdir()}
+    assert gone not in left and live in left
 
 
 def test_without_a_cgroup_the_steps_get_memory_and_cpu_themselves(tmp_path: Path) -> None:

@@ -75,11 +75,13 @@ class BuildBox:
 
     def __init__(self, limits: BuildLimits, root: Path = CGROUP_ROOT) -> None:
         self.limits = limits
-        self.name = f"{PARENT}/{uuid.uuid4().hex[:12]}"
+        # The agent's pid in the name tells a box of a killed agent from a live one's.
+        self.name = f"{PARENT}/{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._dirs = {c: root / c / self.name for c in _CONTROLLERS}
         self.boxed = False  # the cgroup parent exists and holds the limits
 
     def __enter__(self) -> BuildBox:
+        self._remove_stale()
         try:
             for controller, path in self._dirs.items():
                 path.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,17 @@ class BuildBox:
 
     def __exit__(self, *exc: object) -> None:
         self._remove()
+
+    def _remove_stale(self) -> None:
+        """Remove the boxes of agents killed mid-build (their pid is gone); a box in use
+        still has step cgroups below it, and rmdir refuses it anyway."""
+        for path in self._dirs.values():
+            with contextlib.suppress(OSError):
+                for stale in path.parent.iterdir():
+                    pid = stale.name.partition("-")[0]
+                    if stale.is_dir() and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                        with contextlib.suppress(OSError):
+                            stale.rmdir()
 
     def _remove(self, wait: float = 10.0) -> None:
         """Remove the parent once Docker has removed the step cgroups below it (a
