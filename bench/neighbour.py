@@ -89,8 +89,9 @@ def hostile_step_running(client: docker.DockerClient) -> bool:
 
 def run(
     client: docker.DockerClient, files: dict[str, str], args: argparse.Namespace, settings: dict
-) -> tuple[dict[str, float], dict[str, float], float]:
-    """Steady load, then load under attack: the two measurements and the load average."""
+) -> tuple[list[tuple[str, dict[str, float]]], float]:
+    """The neighbour's load alone, with the burner, with the burner and the build; and
+    the load average at the end."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         GitServer(Path(tmp)) as git,
@@ -100,13 +101,14 @@ def run(
         git.create_repo("hostile", files)
         url, host = f"http://127.0.0.1:{caddy.http_port}/", f"neighbour.localhost:{caddy.http_port}"
         steady_load(url, host, args.rate, 3)  # warm up
-        steady = steady_load(url, host, args.rate, args.seconds)
+        rows = [("steady", steady_load(url, host, args.rate, args.seconds))]
 
         api = agent.client()
         burner = api.create_service(
             ServiceName="burner", SourceConfiguration=image_source(image, StartCommand=BURNER)
         )["Service"]["ServiceArn"]
         wait_status(api, burner, "RUNNING")
+        rows.append(("CPU burner", steady_load(url, host, args.rate, args.seconds)))
         hostile = api.create_service(
             ServiceName="hostile", SourceConfiguration=code_source(git.url("hostile"))
         )["Service"]["ServiceArn"]
@@ -121,9 +123,9 @@ def run(
             return hostile_step_running(client)
 
         wait_for(hostile_building, 300, "the hostile build step")
-        attacked = steady_load(url, host, args.rate, args.seconds)
+        rows.append(("CPU burner + build", steady_load(url, host, args.rate, args.seconds)))
         load_after = os.getloadavg()[0]
-    return steady, attacked, load_after
+    return rows, load_after
 
 
 def main() -> None:
@@ -144,7 +146,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     settings = {"build_memory_mb": BUILD_MEMORY_MB, "build_timeout": 4 * args.seconds + 120}
     try:
-        steady, attacked, load_after = run(client, files, args, settings)
+        rows, load_after = run(client, files, args, settings)
     finally:  # the agent is gone by now (its build cancelled): what it ran goes too
         wait_for(lambda: not hostile_step_running(client), 60, "the hostile build to stop")
         for name in ("burner", "hostile"):
@@ -161,10 +163,11 @@ def main() -> None:
         "| phase | requests | failed | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for name, r in (("steady", steady), ("build + CPU burner", attacked)):
+    for name, r in rows:
         lines.append(
             f"| {name} | {r['sent']:.0f} | {r['failed']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} |"
         )
+    steady, attacked = rows[0][1], rows[-1][1]
     ratio = attacked["p99"] / steady["p99"] if steady["p99"] else float("inf")
     lines += [
         "",

@@ -10,7 +10,8 @@ Docker's cgroupfs driver, as on this host): ``/sys/fs/cgroup/<controller>/slipwa
   says why (the step's own cgroup, where the OOM is counted, is gone with its container);
 - ``pids.max``: forks past it fail. ``pids.events`` counts the failure in the step's
   cgroup only, so ``pids.peak`` reaching ``pids.max`` is the signal here;
-- ``cpu.cfs_quota_us``: the whole build gets at most ``cpus`` cores.
+- ``cpu.cfs_quota_us``: the whole build gets at most ``cpus`` cores; and the parent of
+  all builds weighs ``BUILDS_CPU_SHARES``, so under contention instances come first.
 
 Where no such parent can be made (not root, cgroup v2), the step containers get memory
 and CPU through the build's own parameters instead, and processes are not limited.
@@ -38,6 +39,9 @@ PARENT = "slipway-builds"
 _CONTROLLERS = ("memory", "pids", "cpu")
 _PERIOD_US = 100_000
 MB = 1024 * 1024
+# All builds together weigh a quarter of Docker's containers (1024) when the CPU is
+# contended: a build waits for the instances serving requests, not the other way round.
+BUILDS_CPU_SHARES = 256
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class BuildBox:
                 elif controller == "pids":
                     (path / "pids.max").write_text(str(self.limits.pids_limit))
                 else:
+                    (path.parent / "cpu.shares").write_text(str(BUILDS_CPU_SHARES))
                     (path / "cpu.cfs_period_us").write_text(str(_PERIOD_US))
                     quota = int(self.limits.cpus * _PERIOD_US)
                     (path / "cpu.cfs_quota_us").write_text(str(quota))
