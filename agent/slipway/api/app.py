@@ -86,7 +86,16 @@ def create_app(agent: Agent) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         problems = agent.logs.problems() + agent.jobs.problems()
-        return {"status": "degraded" if problems else "ok", "problems": problems}
+        jobs = {
+            name: {
+                "runs": h.runs,
+                "last_success": h.last_success,
+                "last_error": h.last_error if h.failing else None,
+                "cpu_seconds": round(h.cpu_seconds, 3),
+            }
+            for name, h in sorted(agent.jobs.health().items())
+        }
+        return {"status": "degraded" if problems else "ok", "problems": problems, "jobs": jobs}
 
     @app.post("/")
     async def app_runner(request: Request) -> Response:
