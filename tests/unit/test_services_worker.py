@@ -30,6 +30,8 @@ from slipway.operations.runner import InlineRunner, run_now
 from slipway.records import Service
 from slipway.routing.fake import FakeRouter
 from slipway.routing.router import Route
+from slipway.secretrefs import SecretLimits
+from slipway.service_secrets import Secrets
 from slipway.services import Services
 from slipway.sources.check import SourceCheck
 from slipway.sources.credentials import PullCredentials
@@ -57,7 +59,9 @@ class Env:
         self.events = EventBus(self.store, region="us-east-1", account="0" * 12)
         self.journal = Journal(self.logs, self.events)
         self.queue = OperationQueue()
-        self.credentials = PullCredentials(self.store, Vault(tmp / "key"))
+        self.vault = Vault(tmp / "key")
+        self.credentials = PullCredentials(self.store, self.vault)
+        self.secrets = Secrets(self.store, self.vault, SecretLimits())
         self.services = Services(
             self.store, self.settings, SourceCheck(self.registry), self.queue, self.journal
         )
@@ -82,6 +86,7 @@ class Env:
             tokens=lambda spec: None,
             feedback=NoFeedback(),
             credentials=self.credentials,
+            secrets=self.secrets,
             runner=InlineRunner(),
             until_healthy=self._until_healthy,
         )
