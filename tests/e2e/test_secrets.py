@@ -2,7 +2,8 @@
 one service reaches that service's instance environment and no other; a deployment of a
 service it is not granted to fails naming the secret; revoking it fails the next
 deployment while the running revision keeps serving; and the value appears nowhere the
-agent writes (its log, deployment logs, events, the audit trail, the store)."""
+agent writes (its log, deployment logs, events, the audit trail, the store). A file of
+the secrets directory becomes a secret at start, readable only once granted."""
 
 from __future__ import annotations
 
@@ -102,3 +103,34 @@ def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
     for text in (json.dumps(audit), events, agent.log_text()):
         assert PLANTED not in text
     assert PLANTED.encode() not in everything_on_disk(agent.root)
+
+
+def test_a_secret_file_is_imported_at_start_with_no_grants(agent, hello_image):
+    from_file = f"from-file-{uuid.uuid4().hex}"
+    files = agent.root / "conf" / "secrets"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / "api-token").write_text(from_file + "\n")
+    agent.kill()
+    agent.start()
+    (row,) = [
+        r
+        for r in json.loads(slipway(agent, "secrets", "list", "--json"))
+        if r["Name"] == "api-token"
+    ]
+    assert row["Grants"] == []
+
+    client = agent.client()
+    secret_config = {"RuntimeEnvironmentSecrets": {"API_TOKEN": "api-token"}}
+    refused = client.create_service(
+        ServiceName="file-refused", SourceConfiguration=image_source(hello_image, **secret_config)
+    )["Service"]
+    wait_status(client, refused["ServiceArn"], "CREATE_FAILED")
+    assert service_containers(refused["ServiceId"]) == []
+
+    slipway(agent, "secrets", "grant", "api-token", "file-reader")
+    reader = client.create_service(
+        ServiceName="file-reader", SourceConfiguration=image_source(hello_image, **secret_config)
+    )["Service"]
+    wait_status(client, reader["ServiceArn"], "RUNNING")
+    assert agent.get("file-reader", "/env/API_TOKEN").text.rstrip("\n") == from_file
+    assert from_file not in agent.log_text()
