@@ -126,10 +126,13 @@ class Secrets:
     def import_files(self, directory: Path) -> list[str]:
         """Each file of ``directory`` whose name is no secret yet becomes one, with no
         grants; the names imported. A file that cannot be a secret is said and skipped."""
-        if not directory.is_dir():
+        try:
+            paths = sorted(directory.iterdir()) if directory.is_dir() else []
+        except OSError as exc:
+            log.warning("secret files in %s not imported: %s", directory, exc.strerror)
             return []
         imported = []
-        for path in sorted(directory.iterdir()):
+        for path in paths:
             if not path.is_file():
                 continue
             try:

@@ -50,7 +50,9 @@ def everything_on_disk(root: Path) -> bytes:
 
 
 def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
-    put = slipway(agent, "secrets", "put", "db-password", "--service", "granted", stdin=PLANTED)
+    put = slipway(
+        agent, "secrets", "put", "db-password", "--service", "granted", stdin=PLANTED + "\n"
+    )
     assert put.strip() == "Created secret db-password; granted to: granted"
     listed = slipway(agent, "secrets", "list")
     assert "db-password" in listed and "granted" in listed
