@@ -100,11 +100,6 @@ class Pointer:
     names: tuple[str, ...]
     json_key: str | None = None
 
-    @property
-    def name(self) -> str:
-        """The name a message should say: the one the reference was written with."""
-        return self.names[0]
-
 
 def parse_reference(reference: str) -> Pointer:
     """Where ``reference`` points, or InvalidRequest saying why it is not a reference

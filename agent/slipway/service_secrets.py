@@ -102,8 +102,9 @@ class Secrets:
                 raise InvalidRequest(f"{ref.name}: {exc.message}") from exc
             row = self._find(pointer)
             if row is None:
+                named = " or ".join(pointer.names)
                 raise ResourceNotFound(
-                    f"{ref.name}: secret {pointer.name} does not exist; create it with"
+                    f"{ref.name}: secret {named} does not exist; create it with"
                     f" `slipway secrets put {pointer.names[-1]} --service {service}`"
                 )
             if service not in row["grants"]:
