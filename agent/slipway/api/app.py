@@ -27,6 +27,7 @@ from .observe import (
     notify_router,
     record_request,
 )
+from .secrets import secrets_router
 from .validate import operation_names, validate_input
 
 if TYPE_CHECKING:
@@ -283,6 +284,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
     app.include_router(audit_router(agent.audit, authenticate))
+    app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
     app.include_router(
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )
