@@ -93,6 +93,9 @@ class Settings:
     git_max_checkout_mb: int = GitLimits.max_checkout_mb
     git_max_files: int = GitLimits.max_files
     git_fetch_timeout: float = GitLimits.fetch_timeout
+    # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
+    # times") instead of running again: one that kills the agent cannot crash-loop it.
+    operation_max_interruptions: int = 2
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0

@@ -85,7 +85,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        problems = agent.logs.problems() + agent.jobs.problems()
+        problems = agent.logs.problems() + agent.jobs.problems() + agent.operations.problems()
         return {"status": "degraded" if problems else "ok", "problems": problems}
 
     @app.post("/")
