@@ -142,8 +142,9 @@ def test_a_locked_store_ends_the_operation_once_it_can_and_says_so(env: Env) -> 
         env.dispatcher.dispatch_once()  # its first write is refused
         [problem] = env.operations.problems()
         assert op.id in problem and "database is locked" in problem
-        env.dispatcher.dispatch_once()  # still locked: still said, nothing crashes
-        assert env.operations.problems()
+        env.dispatcher.runner = held = HeldRunner()
+        env.dispatcher.dispatch_once()  # still locked: still said, and not run again
+        assert env.operations.problems() and held.spawned == []
     finally:
         release()
     env.dispatcher.dispatch_once()

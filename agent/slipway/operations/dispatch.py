@@ -114,8 +114,12 @@ class Dispatcher:
         first_per_service: dict[str, Operation] = {}
         for op in self.store.operations_with_status(*ACTIVE_STATUSES):
             first_per_service.setdefault(op.service_id, op)
+        with self._unrecorded_lock:
+            unrecorded = set(self._unrecorded)
         for service_id, op in first_per_service.items():
-            if op.status != "PENDING" or (op.interruptions and self._suspect):
+            if op.status != "PENDING" or op.id in unrecorded:
+                continue  # under way, or ended (and only its end still to be written)
+            if op.interruptions and self._suspect:
                 continue
             if not self.queue.claim(service_id):
                 continue
