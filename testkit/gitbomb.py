@@ -15,11 +15,12 @@ from .gitserver import FILE
 DIRECTORY = 0o040000
 
 
-def bomb_tree(repo: Repo, *, levels: int, width: int, blob_size: int) -> bytes:
-    """Add the bomb's objects to ``repo``; return its root tree's id."""
-    blob = Blob.from_string(b"\0" * blob_size)
-    repo.object_store.add_object(blob)
-    sha, mode = blob.id, FILE
+def bomb_tree(repo: Repo, *, levels: int, width: int, blob_size: int | None) -> bytes:
+    """Add the bomb's objects to ``repo``; return its root tree's id. With ``blob_size``
+    None its leaves are empty directories: no byte to write, only paths to walk."""
+    leaf: Blob | Tree = Tree() if blob_size is None else Blob.from_string(b"\0" * blob_size)
+    repo.object_store.add_object(leaf)
+    sha, mode = leaf.id, DIRECTORY if blob_size is None else FILE
     for _ in range(levels):
         tree = Tree()
         for i in range(width):

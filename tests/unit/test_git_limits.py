@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,17 @@ def test_a_bomb_is_refused_before_a_file_is_written(server: GitServer, tmp_path:
     assert "16 MB" in error.message
     assert server.served.upload_pack_bytes < 64 * 1024  # a pack of a few KB
     assert os.listdir(tmp_path / "work") == []  # the fetch's temporary repository is gone
+
+
+def test_a_bomb_of_empty_directories_stops_at_the_file_limit(
+    server: GitServer, tmp_path: Path
+) -> None:
+    server.create_repo("app")
+    tree = bomb_tree(server.repo("app"), levels=10, width=10, blob_size=None)  # 10**10 dirs
+    server.commit_tree("app", tree)
+    started = time.monotonic()
+    refused(source(tmp_path, max_files=5000), server, tmp_path / "src", "git_max_files")
+    assert time.monotonic() - started < 10
 
 
 def test_too_many_files(server: GitServer, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ class GitLimits:
     # so this bounds the agent's memory for one fetch. GitHub refuses files over 100 MB.
     max_blob_mb: int = 100
     max_checkout_mb: int = 2048  # bytes of the files written
-    max_files: int = 200_000  # files and links written
+    max_files: int = 200_000  # files, directories and links written
     fetch_timeout: float = 600.0  # seconds for the whole fetch and checkout
 
     def check(self) -> None:

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from dulwich.errors import NotTreeError
-from dulwich.object_store import BaseObjectStore, tree_lookup_path
+from dulwich.object_store import BaseObjectStore, MaxTreeDepthExceeded, tree_lookup_path
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import SubmoduleEncountered, Tree
 from dulwich.repo import Repo
@@ -72,20 +72,27 @@ def measure_tree(
     limits: GitLimits,
     deadline: Deadline,
 ) -> None:
-    """Refuse a tree with more than ``git_max_files`` entries or more than
-    ``git_max_checkout_mb`` of files, counting as it walks: a bomb stops at the limit,
-    not after walking its billions of paths."""
+    """Refuse a tree with more than ``git_max_files`` entries (directories count: a bomb
+    of empty ones costs time too) or more than ``git_max_checkout_mb`` of files, counting
+    as it walks: a bomb stops at the limit, not after walking its billions of paths."""
     size = 0
     budget = limits.max_checkout_mb * MB
-    for files, entry in enumerate(store.iter_tree_contents(tree_id), 1):
-        if files > limits.max_files:
-            raise exceeded("its checkout", limits.max_files, "files", "git_max_files")
-        if stat.S_ISREG(entry.mode) or stat.S_ISLNK(entry.mode):
-            size += blobs.size(entry.sha)
-            if size > budget:
-                raise exceeded("its checkout", limits.max_checkout_mb, "MB", "git_max_checkout_mb")
-        if files % 1000 == 0:
-            deadline.check()
+    walk = store.iter_tree_contents(tree_id, include_trees=True)
+    try:
+        next(walk, None)  # the root itself: dest, already there
+        for entries, entry in enumerate(walk, 1):
+            if entries > limits.max_files:
+                raise exceeded("its checkout", limits.max_files, "files", "git_max_files")
+            if stat.S_ISREG(entry.mode) or stat.S_ISLNK(entry.mode):
+                size += blobs.size(entry.sha)
+                if size > budget:
+                    raise exceeded(
+                        "its checkout", limits.max_checkout_mb, "MB", "git_max_checkout_mb"
+                    )
+            if entries % 1000 == 0:
+                deadline.check()
+    except MaxTreeDepthExceeded as exc:
+        raise GitError(f"the commit's tree nests too deep: {exc}") from exc
 
 
 def write_tree(
