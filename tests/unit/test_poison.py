@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,18 +158,27 @@ def test_a_locked_store_ends_the_operation_once_it_can_and_says_so(env: Env) -> 
 def test_a_job_whose_store_fails_keeps_its_schedule_and_reports(env: Env) -> None:
     jobs = Jobs()
     release = locked(env)
-    calls = []
+    calls: list[int] = []
 
     def tick() -> None:
         calls.append(1)
         env.store.set_meta("tick", str(len(calls)))
 
-    jobs.every("ticker", 3600, tick)
+    jobs.every("ticker", 0.05, tick)
+    jobs.start()
     try:
-        jobs._run_once("ticker", tick)
+        wait_for(lambda: jobs.problems(), "the refused write reported")
         [problem] = jobs.problems()
         assert "ticker" in problem and "database is locked" in problem
-    finally:
         release()
-    jobs._run_once("ticker", tick)
-    assert jobs.problems() == [] and len(calls) == 2
+        wait_for(lambda: jobs.problems() == [], "the job's next run to succeed")
+        assert env.store.get_meta("tick") and len(calls) >= 2
+    finally:
+        jobs.stop()
+
+
+def wait_for(check: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
