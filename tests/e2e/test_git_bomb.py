@@ -4,6 +4,8 @@ an honest repository deploys after them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from typer.testing import CliRunner
 from slipway.cli import app
 from testkit.gitbomb import bomb_tree
 from testkit.gitserver import GitServer
-from testkit.harness import code_source, operations, wait_for, wait_status
+from testkit.harness import AgentProcess, code_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"build_timeout": 120}
@@ -129,3 +131,30 @@ def test_an_honest_repository_still_deploys(agent, git):
     )["Service"]["ServiceArn"]
     wait_status(client, arn, "RUNNING", timeout=300)
     wait_for(lambda: agent.get("honest").text.strip() == "Hello from python-hello", 30, "hello")
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("git_max_pack_mb", "0"),
+        ("git_max_objects", "-1"),
+        ("git_max_blob_mb", "0"),
+        ("git_max_checkout_mb", "-2048"),
+        ("git_max_files", "0"),
+        ("git_fetch_timeout", "0"),
+        ("git_fetch_timeout", "10m"),
+    ],
+)
+def test_nonsense_limits_keep_the_agent_from_starting(tmp_path, caddy_server, setting, value):
+    agent = AgentProcess(
+        tmp_path, caddy_server.admin_url, caddy_server.http_port, **{setting: value}
+    )
+    ended = subprocess.run(
+        [sys.executable, "-m", "slipway", "serve"],
+        env=agent.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode != 0
+    assert setting in ended.stderr + ended.stdout

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
 from slipway.operations.testhook import EXIT_CODE
-from testkit.harness import image_source, operations, wait_status
+from testkit.harness import AgentProcess, image_source, operations, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"test_crash_on": "poison", "operation_max_interruptions": 2}
@@ -66,3 +68,19 @@ def test_an_operation_that_kills_the_agent_ends_failed_and_others_deploy(agent, 
     assert "interrupted 2 times" in failed[-1]["detail"]["slipway"]["reason"]
     assert [o["Status"] for o in operations(client, neighbour)] == ["SUCCEEDED"]
     assert agent.log_text().count("test hook SLIPWAY_TEST_CRASH_ON=poison") == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_nonsense_limit_keeps_the_agent_from_starting(tmp_path, caddy_server, value):
+    agent = AgentProcess(
+        tmp_path, caddy_server.admin_url, caddy_server.http_port, operation_max_interruptions=value
+    )
+    ended = subprocess.run(
+        [sys.executable, "-m", "slipway", "serve"],
+        env=agent.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode != 0
+    assert "operation_max_interruptions" in ended.stderr + ended.stdout
