@@ -18,6 +18,7 @@ import yaml
 
 from .backends import PUBLISHED_PORT, Confinement
 from .errors import InvalidRequest
+from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
 log = logging.getLogger("slipway.config")
@@ -84,6 +85,9 @@ class Settings:
     instance_log_max_mb: int = Confinement.log_max_mb
     instance_log_files: int = Confinement.log_files
     instance_capabilities: tuple[str, ...] = Confinement.capabilities
+    # Secrets bound to services (``slipway secrets``): the largest value, in bytes
+    # (``secretrefs.SecretLimits``; each value reaches an instance as one env variable).
+    secret_max_bytes: int = SecretLimits.max_bytes
     # What one git fetch of a code service may cost (``sources.git_limits.GitLimits``):
     # MB of pack downloaded, objects in it, MB of one inflated object, MB and number of
     # files checked out, seconds for all of it. A fetch past one fails its operation.
@@ -177,8 +181,8 @@ class Settings:
 
     @property
     def secrets_dir(self) -> Path:
-        """Files named like the secrets that run.secrets and RuntimeEnvironmentSecrets
-        reference (the last segment of their ARN)."""
+        """Files imported as secrets at start, one per file named like the secret, with
+        no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
 
     @property
