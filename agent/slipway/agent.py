@@ -156,7 +156,7 @@ class Agent:
             self.router,
             self.journal,
             self.queue,
-            git=GitSource(),
+            git=GitSource(limits=settings.git_limits),
             builder=builder,
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),

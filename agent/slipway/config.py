@@ -19,6 +19,7 @@ import yaml
 from .backends import PUBLISHED_PORT, Confinement
 from .errors import InvalidRequest
 from .secretrefs import SecretLimits
+from .sources.git_limits import GitLimits
 
 log = logging.getLogger("slipway.config")
 
@@ -87,6 +88,18 @@ class Settings:
     # Secrets bound to services (``slipway secrets``): the largest value, in bytes
     # (``secretrefs.SecretLimits``; each value reaches an instance as one env variable).
     secret_max_bytes: int = SecretLimits.max_bytes
+    # What one git fetch of a code service may cost (``sources.git_limits.GitLimits``):
+    # MB of pack downloaded, objects in it, MB of one inflated object, MB and number of
+    # files checked out, seconds for all of it. A fetch past one fails its operation.
+    git_max_pack_mb: int = GitLimits.max_pack_mb
+    git_max_objects: int = GitLimits.max_objects
+    git_max_blob_mb: int = GitLimits.max_blob_mb
+    git_max_checkout_mb: int = GitLimits.max_checkout_mb
+    git_max_files: int = GitLimits.max_files
+    git_fetch_timeout: float = GitLimits.fetch_timeout
+    # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
+    # times") instead of running again: one that kills the agent cannot crash-loop it.
+    operation_max_interruptions: int = 2
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -171,6 +184,17 @@ class Settings:
         """Files imported as secrets at start, one per file named like the secret, with
         no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def git_limits(self) -> GitLimits:
+        return GitLimits(
+            max_pack_mb=self.git_max_pack_mb,
+            max_objects=self.git_max_objects,
+            max_blob_mb=self.git_max_blob_mb,
+            max_checkout_mb=self.git_max_checkout_mb,
+            max_files=self.git_max_files,
+            fetch_timeout=self.git_fetch_timeout,
+        )
 
     @property
     def db_path(self) -> Path:

@@ -86,7 +86,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        problems = agent.logs.problems() + agent.jobs.problems()
+        problems = agent.logs.problems() + agent.jobs.problems() + agent.operations.problems()
         jobs = {
             name: {
                 "runs": h.runs,

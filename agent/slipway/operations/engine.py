@@ -103,5 +103,9 @@ class Operations:
         interval = self.settings.reconcile_interval
         jobs.every(RECONCILE_JOB, interval, self.reconciler.reconcile_once, first=interval)
 
+    def problems(self) -> list[str]:
+        """What ``/healthz`` should say about operations: ends the store refused."""
+        return self.dispatcher.problems()
+
     def stop(self) -> None:
         self.runner.stop()

@@ -186,6 +186,12 @@ def _m5_secrets(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m6_operation_interruptions(db: sqlite_utils.Database) -> None:
+    """How many agent restarts cut an operation off: past operation_max_interruptions it
+    ends FAILED instead of running again (an operation that kills the agent)."""
+    db["operations"].add_column("interruptions", int, not_null_default=0)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
@@ -193,4 +199,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m3_observe,
     _m4_custom_domains,
     _m5_secrets,
+    _m6_operation_interruptions,
 ]
