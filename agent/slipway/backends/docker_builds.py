@@ -120,8 +120,9 @@ class StreamingBuild:
 class DockerBuilds:
     """Builds and the images they leave, on one Docker Engine (client made on first use)."""
 
-    def __init__(self, client: DockerClient | None = None) -> None:
+    def __init__(self, client: DockerClient | None = None, network: str | None = None) -> None:
         self._client = client
+        self.network = network  # the fenced build network; None: Docker's default bridge
 
     @property
     def client(self) -> DockerClient:
@@ -148,6 +149,7 @@ class DockerBuilds:
                 "rm": True,
                 "forcerm": True,
                 "nocache": nocache,
+                "network_mode": self.network,
                 "decode": True,
                 "timeout": None,  # no socket timeout: a silent step may take minutes
             },
