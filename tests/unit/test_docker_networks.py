@@ -41,9 +41,13 @@ def test_free_subnet_skips_every_held_one() -> None:
 class FakeFence:
     def __init__(self) -> None:
         self.installed: list[list[str]] = []
+        self.lifted = 0
 
     def install(self, bridges: list[str]) -> None:
         self.installed.append(sorted(bridges))
+
+    def lift(self) -> None:
+        self.lifted += 1
 
 
 class FakeApi:
@@ -92,10 +96,13 @@ class FakeApi:
         return every
 
 
-def networks_on(api: FakeApi, pool: str = "172.28.0.0/16") -> tuple[Networks, FakeFence]:
+def networks_on(
+    api: FakeApi, pool: str = "172.28.0.0/16", fenced: bool = True
+) -> tuple[Networks, FakeFence]:
     fence = FakeFence()
     client = SimpleNamespace(api=api)
-    return Networks(Isolation(pool=pool), client, fence), fence  # type: ignore[arg-type]
+    isolation = Isolation(pool=pool, fence=fenced)
+    return Networks(isolation, client, fence), fence  # type: ignore[arg-type]
 
 
 def test_a_service_network_is_made_once_on_a_free_24_and_the_fence_follows() -> None:
@@ -128,6 +135,15 @@ def test_prepare_makes_the_build_network_and_installs_the_fence_over_all() -> No
     assert fence.installed[-1] == every
     networks.prepare()  # again at the next start: the same, refreshed
     assert fence.installed[-1] == every and len(api.held) == 3
+
+
+def test_without_the_fence_a_fence_put_up_before_is_taken_down() -> None:
+    api = FakeApi()
+    networks, fence = networks_on(api, fenced=False)
+    networks.for_service("abc")
+    networks.prepare()
+    assert (fence.installed, fence.lifted) == ([], 1)
+    assert BUILD_NETWORK in api.held  # the networks are made all the same
 
 
 def test_a_subnet_taken_meanwhile_by_another_agent_moves_to_the_next() -> None:
@@ -193,3 +209,14 @@ def test_the_engine_releases_a_service_network_with_its_last_container() -> None
     api.labels = [{"slipway.managed": "true", "slipway.service-id": "other"}]
     engine._release_network("abc")
     assert released == ["abc"]
+
+
+def test_builds_run_on_the_network_they_are_given() -> None:
+    from slipway.builds.builder import Builder
+
+    asked: list[dict[str, Any]] = []
+    api = SimpleNamespace(hooks={}, build=lambda **kwargs: asked.append(kwargs) or iter(()))
+    builder = Builder(client=SimpleNamespace(api=api), runtimes={}, network=BUILD_NETWORK)  # type: ignore[arg-type]
+    build = builder.docker.start(path=".", dockerfile="D", tag="t", buildargs={}, nocache=False)
+    assert build.events.get(timeout=5) == ("end", None)
+    assert asked[0]["network_mode"] == BUILD_NETWORK

@@ -108,6 +108,25 @@ def test_install_again_adds_no_second_jump() -> None:
     assert not [argv for argv, _ in run.calls if "-I" in argv]
 
 
+def test_lift_takes_out_every_jump_and_only_them() -> None:
+    class Twice(FakeIptables):
+        def __init__(self) -> None:
+            super().__init__(present=True)
+            self.left = {"INPUT": 2, "DOCKER-USER": 1}  # a jump put in twice by hand
+
+        def __call__(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+            chain = argv[3]
+            if "-D" in argv:
+                self.left[chain] -= 1
+            self.present = self.left[chain] > 0
+            return super().__call__(argv, **kwargs)
+
+    run = Twice()
+    HostFence([80], run=run).lift()
+    assert run.left == {"INPUT": 0, "DOCKER-USER": 0}
+    assert all(argv[2] in ("-C", "-D") for argv, _ in run.calls)
+
+
 def test_a_failing_iptables_is_an_error_that_says_what_to_do() -> None:
     with pytest.raises(BackendError, match="Permission denied.*needs root.*fence: false"):
         HostFence([80], run=FakeIptables(fail="iptables-restore")).install([])

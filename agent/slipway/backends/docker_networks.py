@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import shutil
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -76,7 +77,10 @@ class Networks:
     ) -> None:
         isolation.check()
         self.isolation = isolation
-        self.fence = fence or (HostFence(isolation.ports()) if isolation.fence else None)
+        self.fence = fence
+        # With fence: false, still the means to take down a fence an earlier start put up.
+        if fence is None and (isolation.fence or shutil.which("iptables")):
+            self.fence = HostFence(isolation.ports())
         self._client = client
         self._lock = threading.Lock()
 
@@ -91,9 +95,12 @@ class Networks:
         return self._client
 
     def prepare(self) -> None:
-        """At agent start: the build network, and the fence over every slipway network."""
+        """At agent start: the build network, and the fence over every slipway network
+        (or, with ``fence: false``, a fence an earlier start installed taken down)."""
         self.ensure(BUILD_NETWORK, "build")
         self.refresh_fence()
+        if self.fence is not None and not self.isolation.fence:
+            self.fence.lift()
 
     def for_service(self, service_id: str) -> str:
         """The name of the service's network, made if missing."""
@@ -174,7 +181,7 @@ class Networks:
         return [o[BRIDGE_OPTION] for o in options if BRIDGE_OPTION in o]
 
     def refresh_fence(self) -> None:
-        if self.fence is not None:
+        if self.fence is not None and self.isolation.fence:
             self.fence.install(self.bridges())
 
 

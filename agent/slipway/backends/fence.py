@@ -149,6 +149,12 @@ class HostFence:
             if self._call(["iptables", "-w", "-C", chain, *rule], check=False).returncode:
                 self._call(["iptables", "-w", "-I", chain, "1", *rule])
 
+    def lift(self) -> None:
+        """Take the jumps out (``fence: false``): the chains stay, entered by nothing."""
+        for chain, rule in jumps():
+            while not self._call(["iptables", "-w", "-C", chain, *rule], check=False).returncode:
+                self._call(["iptables", "-w", "-D", chain, *rule])
+
     def _call(
         self, argv: Sequence[str], stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
