@@ -9,7 +9,7 @@ import logging
 from . import keys
 from .backends import Confinement
 from .backends.docker_engine import DockerEngine
-from .backends.docker_networks import BUILD_NETWORK, Networks
+from .backends.docker_networks import Networks
 from .backends.fence import Isolation
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
@@ -153,7 +153,7 @@ class Agent:
             timeout=settings.build_timeout,
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
-            network=BUILD_NETWORK,
+            network=self.networks.for_builds,
         )
         self.operations = Operations(
             self.store,

@@ -216,7 +216,7 @@ def test_builds_run_on_the_network_they_are_given() -> None:
 
     asked: list[dict[str, Any]] = []
     api = SimpleNamespace(hooks={}, build=lambda **kwargs: asked.append(kwargs) or iter(()))
-    builder = Builder(client=SimpleNamespace(api=api), runtimes={}, network=BUILD_NETWORK)  # type: ignore[arg-type]
+    builder = Builder(client=SimpleNamespace(api=api), runtimes={}, network=lambda: BUILD_NETWORK)  # type: ignore[arg-type]
     build = builder.docker.start(path=".", dockerfile="D", tag="t", buildargs={}, nocache=False)
     assert build.events.get(timeout=5) == ("end", None)
     assert asked[0]["network_mode"] == BUILD_NETWORK

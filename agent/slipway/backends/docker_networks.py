@@ -97,10 +97,14 @@ class Networks:
     def prepare(self) -> None:
         """At agent start: the build network, and the fence over every slipway network
         (or, with ``fence: false``, a fence an earlier start installed taken down)."""
-        self.ensure(BUILD_NETWORK, "build")
+        self.for_builds()
         self.refresh_fence()
         if self.fence is not None and not self.isolation.fence:
             self.fence.lift()
+
+    def for_builds(self) -> str:
+        """The build network's name, made if missing (asked before every build)."""
+        return self.ensure(BUILD_NETWORK, "build")
 
     def for_service(self, service_id: str) -> str:
         """The name of the service's network, made if missing."""
