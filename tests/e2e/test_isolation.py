@@ -29,13 +29,16 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from slipway.backends.docker_networks import BUILD_NETWORK, network_name
+from slipway.backends.docker_networks import BRIDGE_OPTION, BUILD_NETWORK, network_name
+from slipway.backends.fence import FORWARD_CHAIN
 from slipway.cli import app
 from testkit.gitserver import GitServer
 from testkit.harness import (
     code_source,
+    free_port,
     image_source,
     live_containers,
+    operations,
     wait_for,
     wait_status,
 )
@@ -176,8 +179,26 @@ def host_answers(host: str, port: int) -> bool:
         return True
 
 
+@pytest.fixture
+def published(docker_client: docker.DockerClient, busybox_image: str) -> Iterator[int]:
+    """A container outside slipway publishing its port on all of the host's addresses
+    (a registry or database an operator runs in Docker); the host port."""
+    port = free_port()
+    box = docker_client.containers.run(
+        busybox_image,
+        ["httpd", "-f", "-p", "8080", "-h", "/www"],
+        ports={"8080/tcp": ("0.0.0.0", port)},
+        detach=True,
+        name=f"slipway-test-published-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        yield port
+    finally:
+        box.remove(force=True)
+
+
 def test_instances_reach_neither_other_services_nor_the_host(
-    agent, hello_image, host_listener, metadata
+    agent, hello_image, host_listener, metadata, published
 ):
     client = agent.client()
     a = client.create_service(ServiceName="iso-a", SourceConfiguration=image_source(hello_image))
@@ -196,6 +217,7 @@ def test_instances_reach_neither_other_services_nor_the_host(
     md_port = metadata.server_address[1]
     assert host_answers(b_address, 8080)
     assert host_listener.answers(a_gateway)
+    wait_for(lambda: httpx.get(f"http://{a_gateway}:{published}/").status_code == 200, 30)
     assert httpx.get(f"http://{METADATA}:{md_port}/latest/meta-data/").text == "ami-id\n"
     seen = (len(metadata.RequestHandlerClass.peers), len(host_listener.peers))
 
@@ -204,8 +226,14 @@ def test_instances_reach_neither_other_services_nor_the_host(
         ("neighbour", b_address, 8080),
         ("host", a_gateway, host_listener.port),
         ("metadata", METADATA, md_port),
+        ("published", a_gateway, published),  # Docker's DNAT would take it there
     )
-    assert probes == {"neighbour": FENCED, "host": FENCED, "metadata": FENCED}
+    assert probes == {
+        "neighbour": FENCED,
+        "host": FENCED,
+        "metadata": FENCED,
+        "published": FENCED,
+    }
     # Nothing of A's arrived. (Caddy's http_port is left out: agents side by side
     # each open their own, and the last to install the fence wins.)
     assert (len(metadata.RequestHandlerClass.peers), len(host_listener.peers)) == seen
@@ -286,3 +314,28 @@ def test_a_build_reaches_pypi_but_not_metadata_the_host_or_instances(
     assert parse_probes(log) == {"metadata": FENCED, "host": FENCED, "instance": FENCED}
     assert (len(metadata.RequestHandlerClass.peers), len(host_listener.peers)) == seen
     wait_for(lambda: agent.get("iso-build").status_code == 200, 30, "iso-build to answer")
+
+
+def test_a_restarted_agent_adopts_the_network_and_keeps_the_fence(agent, hello_image, push_variant):
+    client = agent.client()
+    created = client.create_service(
+        ServiceName="iso-kept", SourceConfiguration=image_source(hello_image)
+    )["Service"]
+    arn, service_id = created["ServiceArn"], created["ServiceId"]
+    wait_status(client, arn, "RUNNING")
+    network = docker.from_env().networks.get(network_name(service_id))
+
+    agent.kill()
+    agent.start()
+    client = agent.client()
+    push_variant(hello_image, APP_VERSION="after-restart")
+    op_id = client.start_deployment(ServiceArn=arn)["OperationId"]
+    wait_for(lambda: operations(client, arn)[0]["Status"] == "SUCCEEDED", 90, "the new deployment")
+    assert operations(client, arn)[0]["Id"] == op_id
+    (box,) = live_containers(service_id)
+    assert network_of(box)[0] == network.name
+    assert docker.from_env().networks.get(network.name).id == network.id  # the same one
+    fence = subprocess.run(["iptables", "-S", FORWARD_CHAIN], capture_output=True, text=True)
+    bridge = network.attrs["Options"][BRIDGE_OPTION]
+    assert f"-A {FORWARD_CHAIN} -i {bridge} -o {bridge} -j RETURN" in fence.stdout
+    assert agent.get("iso-kept").text.strip().startswith("Hello from slipway!")
