@@ -31,6 +31,8 @@ from .operations.journal import Journal
 from .operations.queue import OperationQueue
 from .routing.router import Router
 from .scaling import Scaler
+from .secretrefs import SecretLimits
+from .service_secrets import Secrets
 from .services import Services
 from .sources.check import SourceCheck
 from .sources.credentials import PullCredentials
@@ -52,6 +54,9 @@ class Agent:
         self.jobs = Jobs()
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
+        self.secrets = Secrets(
+            self.store, self.vault, SecretLimits(max_bytes=settings.secret_max_bytes)
+        )
         self.logs = LogStore(
             settings.data_dir / "logs",
             max_bytes=settings.log_max_bytes,
@@ -175,6 +180,7 @@ class Agent:
                 self.journal.note,
             ),
             credentials=self.credentials,
+            secrets=self.secrets,
             applogs=self.applogs if settings.app_logs else None,
         )
         self.scaler = Scaler(
@@ -238,6 +244,7 @@ class Agent:
     def start(self) -> None:
         """Everything but the HTTP server (``api/server.py`` runs both)."""
         self.ensure_root_key()
+        self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
         self.networks.prepare()
         self.router.keep_route_dns()

@@ -19,6 +19,7 @@ import yaml
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
 from .errors import InvalidRequest
+from .secretrefs import SecretLimits
 
 log = logging.getLogger("slipway.config")
 
@@ -91,6 +92,9 @@ class Settings:
     network_pool: str = Isolation.pool
     fence: bool = Isolation.fence
     fence_allow_ports: tuple[str, ...] = Isolation.allow_ports
+    # Secrets bound to services (``slipway secrets``): the largest value, in bytes
+    # (``secretrefs.SecretLimits``; each value reaches an instance as one env variable).
+    secret_max_bytes: int = SecretLimits.max_bytes
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -172,8 +176,8 @@ class Settings:
 
     @property
     def secrets_dir(self) -> Path:
-        """Files named like the secrets that run.secrets and RuntimeEnvironmentSecrets
-        reference (the last segment of their ARN)."""
+        """Files imported as secrets at start, one per file named like the secret, with
+        no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
 
     @property

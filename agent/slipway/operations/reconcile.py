@@ -16,7 +16,7 @@ from ..errors import SlipwayError
 from ..models import HealthCheck, ServiceSpec
 from ..observe.applogs import AppLogCollector
 from ..records import Service
-from ..releases import Release, resolve_secrets
+from ..releases import Release
 from ..routing.router import Router
 from ..services import Services
 from ..store import Store
@@ -184,7 +184,7 @@ class Reconciler:
         if not rows or count <= 0:
             return []
         release = Release.from_dict(rows[0].detail)
-        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+        env = self.rollout.instance_env(service, release)
         base = int(time.time() * 1000) % 10**9
         started: list[Instance] = []
         try:
