@@ -39,6 +39,7 @@ from testkit.harness import (
     image_source,
     live_containers,
     operations,
+    scaled_service,
     wait_for,
     wait_status,
 )
@@ -254,6 +255,17 @@ def test_instances_reach_neither_other_services_nor_the_host(
     with pytest.raises(docker.errors.NotFound):
         docker_client.networks.get(network_name(b_id))
     docker_client.networks.get(network_name(a_id))  # A's stays
+
+
+def test_instances_of_one_service_still_reach_each_other(agent, hello_image):
+    service = scaled_service(agent.client(), "iso-pair", hello_image, MinSize=2, MaxSize=2)
+    first, second = live_containers(service["ServiceId"])
+    _, address, _ = network_of(second)
+    assert probe_from(first, ("sibling", address, 8080)) == {"sibling": "open"}
+    lookup = first.exec_run(
+        ["python3", "-c", f"import socket; socket.gethostbyname({second.name!r})"]
+    )
+    assert lookup.exit_code == 0, lookup.output
 
 
 def build_gateway() -> str:
