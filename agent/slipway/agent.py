@@ -9,6 +9,8 @@ import logging
 from . import keys
 from .backends import Confinement
 from .backends.docker_engine import DockerEngine
+from .backends.docker_networks import Networks
+from .backends.fence import Isolation
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
@@ -89,6 +91,14 @@ class Agent:
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
         )
+        self.networks = Networks(
+            Isolation(
+                pool=settings.network_pool,
+                fence=settings.fence,
+                host_ports=(settings.http_port, settings.https_port),
+                allow_ports=settings.fence_allow_ports,
+            )
+        )
         self.backend = DockerEngine(
             instance_network=settings.instance_network,
             instance_port=settings.instance_port,
@@ -98,6 +108,7 @@ class Agent:
                 log_files=settings.instance_log_files,
                 capabilities=settings.instance_capabilities,
             ),
+            networks=self.networks,
         )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
@@ -147,6 +158,7 @@ class Agent:
             timeout=settings.build_timeout,
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
+            network=self.networks.for_builds,
         )
         self.operations = Operations(
             self.store,
@@ -234,6 +246,7 @@ class Agent:
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
+        self.networks.prepare()
         self.router.keep_route_dns()
         self._schedule()
         self.tracker.poller.start()

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .backends import PUBLISHED_PORT, Confinement
+from .backends.fence import Isolation
 from .errors import InvalidRequest
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
@@ -85,6 +86,13 @@ class Settings:
     instance_log_max_mb: int = Confinement.log_max_mb
     instance_log_files: int = Confinement.log_files
     instance_capabilities: tuple[str, ...] = Confinement.capabilities
+    # Network isolation (``backends.fence.Isolation``): each service's instances, and
+    # the builds, on a bridge network of their own, a /24 of network_pool each; with
+    # fence, iptables refuses them link-local (169.254.0.0/16), each other's networks and
+    # the host's ports but Caddy's http_port and https_port and fence_allow_ports.
+    network_pool: str = Isolation.pool
+    fence: bool = Isolation.fence
+    fence_allow_ports: tuple[str, ...] = Isolation.allow_ports
     # Secrets bound to services (``slipway secrets``): the largest value, in bytes
     # (``secretrefs.SecretLimits``; each value reaches an instance as one env variable).
     secret_max_bytes: int = SecretLimits.max_bytes

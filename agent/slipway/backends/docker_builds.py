@@ -17,6 +17,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -120,8 +121,11 @@ class StreamingBuild:
 class DockerBuilds:
     """Builds and the images they leave, on one Docker Engine (client made on first use)."""
 
-    def __init__(self, client: DockerClient | None = None) -> None:
+    def __init__(
+        self, client: DockerClient | None = None, network: Callable[[], str] | None = None
+    ) -> None:
         self._client = client
+        self.network = network  # names the fenced build network, made if missing (a prune)
 
     @property
     def client(self) -> DockerClient:
@@ -148,6 +152,7 @@ class DockerBuilds:
                 "rm": True,
                 "forcerm": True,
                 "nocache": nocache,
+                "network_mode": self.network() if self.network else None,
                 "decode": True,
                 "timeout": None,  # no socket timeout: a silent step may take minutes
             },

@@ -124,11 +124,13 @@ class Builder:
         keep_images: int = 5,
         proxy_env: Mapping[str, str] | None = None,
         work_dir: Path | None = None,
+        network: Callable[[], str] | None = None,
     ) -> None:
         """``work_dir`` holds the build contexts (default: the system temp dir); on the
         checkouts' filesystem the source is hard-linked in rather than copied. ``client``
-        is made from the environment on first use when not given."""
-        self.docker = DockerBuilds(client)
+        is made from the environment on first use when not given. Builds run on the
+        network ``network()`` names (the fenced build network), or Docker's default one."""
+        self.docker = DockerBuilds(client, network)
         self.work_dir = work_dir
         self.runtimes = load_runtimes() if runtimes is None else runtimes
         self.ca_bundle = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None
