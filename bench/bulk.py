@@ -347,6 +347,12 @@ def agent_log_summary(agent: AgentProcess) -> list[str]:
 # -- the run --------------------------------------------------------------------------
 
 
+def job_cpu(agent: AgentProcess) -> dict[str, float]:
+    """CPU seconds each of the agent's jobs has taken so far, as ``/healthz`` says."""
+    jobs = httpx.get(f"{agent.endpoint}/healthz", timeout=5).json().get("jobs", {})
+    return {name: float(job["cpu_seconds"]) for name, job in jobs.items()}
+
+
 def seconds(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "n/a"
 
@@ -406,10 +412,15 @@ def main() -> int:
                 create_cpu = cpu_seconds(pid) - cpu_before
 
                 time.sleep(5)  # the last operations' bookkeeping
+                print(f"slipway: idle for {args.idle_seconds:g} s", flush=True)
                 rss = memory_mb(pid)
-                idle_before = cpu_seconds(pid)
+                idle_before, jobs_before = cpu_seconds(pid), job_cpu(agent)
                 time.sleep(args.idle_seconds)
                 idle_cpu = (cpu_seconds(pid) - idle_before) / args.idle_seconds * 100
+                idle_jobs = {
+                    name: (spent - jobs_before.get(name, 0.0)) / args.idle_seconds * 100
+                    for name, spent in job_cpu(agent).items()
+                }
                 rss = max(rss, memory_mb(pid))
                 peak = max(rss, memory_mb(pid, "VmHWM"))
                 print(f"slipway: {len(made['arns'])} x DeleteService", flush=True)
@@ -472,6 +483,13 @@ def main() -> int:
         lines.append(
             f"Delete incomplete: {removed['gone']}/{len(made['arns'])} DELETED,"
             f" {removed['containers']} containers left, refused {len(removed['refused'])}"
+        )
+    if idle_jobs:
+        spent = sorted(idle_jobs.items(), key=lambda item: -item[1])
+        lines.append(
+            "Idle CPU by job (% of a core; the rest is health probes, API and log threads): "
+            + ", ".join(f"{name} {share:.2f}" for name, share in spent)
+            + f"; other {idle_cpu - sum(idle_jobs.values()):.2f}."
         )
     goals = [
         ("create < 180 s", create_s is not None and create_s < 180),

@@ -10,6 +10,8 @@ from . import keys
 from .backends import Confinement
 from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
+from .backends.docker_networks import Networks
+from .backends.fence import Isolation
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
@@ -30,6 +32,8 @@ from .operations.journal import Journal
 from .operations.queue import OperationQueue
 from .routing.router import Router
 from .scaling import Scaler
+from .secretrefs import SecretLimits
+from .service_secrets import Secrets
 from .services import Services
 from .sources.check import SourceCheck
 from .sources.credentials import PullCredentials
@@ -51,6 +55,9 @@ class Agent:
         self.jobs = Jobs()
         self.store = Store(settings.db_path)
         self.vault = Vault(settings.data_dir / "vault.key")
+        self.secrets = Secrets(
+            self.store, self.vault, SecretLimits(max_bytes=settings.secret_max_bytes)
+        )
         self.logs = LogStore(
             settings.data_dir / "logs",
             max_bytes=settings.log_max_bytes,
@@ -85,6 +92,14 @@ class Agent:
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
         )
+        self.networks = Networks(
+            Isolation(
+                pool=settings.network_pool,
+                fence=settings.fence,
+                host_ports=(settings.http_port, settings.https_port),
+                allow_ports=settings.fence_allow_ports,
+            )
+        )
         self.backend = DockerEngine(
             instance_network=settings.instance_network,
             instance_port=settings.instance_port,
@@ -95,6 +110,7 @@ class Agent:
                 capabilities=settings.instance_capabilities,
                 user=settings.instance_user,
             ),
+            networks=self.networks,
         )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
@@ -144,6 +160,7 @@ class Agent:
             timeout=settings.build_timeout,
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
+            network=self.networks.for_builds,
             limits=BuildLimits(
                 memory_mb=settings.build_memory_mb,
                 cpus=settings.build_cpus,
@@ -161,7 +178,7 @@ class Agent:
             self.router,
             self.journal,
             self.queue,
-            git=GitSource(),
+            git=GitSource(limits=settings.git_limits),
             builder=builder,
             newest=self.tracker.newest,
             tokens=lambda spec: self.connections.token(spec.source.connection_arn),
@@ -173,6 +190,7 @@ class Agent:
                 self.journal.note,
             ),
             credentials=self.credentials,
+            secrets=self.secrets,
             applogs=self.applogs if settings.app_logs else None,
         )
         self.scaler = Scaler(
@@ -236,7 +254,9 @@ class Agent:
     def start(self) -> None:
         """Everything but the HTTP server (``api/server.py`` runs both)."""
         self.ensure_root_key()
+        self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
+        self.networks.prepare()
         self.router.keep_route_dns()
         self._schedule()
         self.tracker.poller.start()

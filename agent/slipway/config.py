@@ -18,7 +18,10 @@ import yaml
 
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
+from .backends.fence import Isolation
 from .errors import InvalidRequest
+from .secretrefs import SecretLimits
+from .sources.git_limits import GitLimits
 
 log = logging.getLogger("slipway.config")
 
@@ -84,6 +87,28 @@ class Settings:
     instance_log_max_mb: int = Confinement.log_max_mb
     instance_log_files: int = Confinement.log_files
     instance_capabilities: tuple[str, ...] = Confinement.capabilities
+    # Network isolation (``backends.fence.Isolation``): each service's instances, and
+    # the builds, on a bridge network of their own, a /24 of network_pool each; with
+    # fence, iptables refuses them link-local (169.254.0.0/16), each other's networks and
+    # the host's ports but Caddy's http_port and https_port and fence_allow_ports.
+    network_pool: str = Isolation.pool
+    fence: bool = Isolation.fence
+    fence_allow_ports: tuple[str, ...] = Isolation.allow_ports
+    # Secrets bound to services (``slipway secrets``): the largest value, in bytes
+    # (``secretrefs.SecretLimits``; each value reaches an instance as one env variable).
+    secret_max_bytes: int = SecretLimits.max_bytes
+    # What one git fetch of a code service may cost (``sources.git_limits.GitLimits``):
+    # MB of pack downloaded, objects in it, MB of one inflated object, MB and number of
+    # files checked out, seconds for all of it. A fetch past one fails its operation.
+    git_max_pack_mb: int = GitLimits.max_pack_mb
+    git_max_objects: int = GitLimits.max_objects
+    git_max_blob_mb: int = GitLimits.max_blob_mb
+    git_max_checkout_mb: int = GitLimits.max_checkout_mb
+    git_max_files: int = GitLimits.max_files
+    git_fetch_timeout: float = GitLimits.fetch_timeout
+    # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
+    # times") instead of running again: one that kills the agent cannot crash-loop it.
+    operation_max_interruptions: int = 2
     # Resources and users (issue 13): the user instances run as ("" keeps the image's
     # own; images of managed runtimes switch to uid 10001 themselves; "10001:10001"
     # forces one on every instance); and each build's box (``build_box.BuildLimits``):
@@ -176,9 +201,20 @@ class Settings:
 
     @property
     def secrets_dir(self) -> Path:
-        """Files named like the secrets that run.secrets and RuntimeEnvironmentSecrets
-        reference (the last segment of their ARN)."""
+        """Files imported as secrets at start, one per file named like the secret, with
+        no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def git_limits(self) -> GitLimits:
+        return GitLimits(
+            max_pack_mb=self.git_max_pack_mb,
+            max_objects=self.git_max_objects,
+            max_blob_mb=self.git_max_blob_mb,
+            max_checkout_mb=self.git_max_checkout_mb,
+            max_files=self.git_max_files,
+            fetch_timeout=self.git_fetch_timeout,
+        )
 
     @property
     def db_path(self) -> Path:

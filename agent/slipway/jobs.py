@@ -1,6 +1,7 @@
 """The agent's one scheduler: every periodic job (reconcile, metrics, notifications,
 retention, domain checks, scaling samples, polls) runs on it, and each reports its last
-success and last error, which ``/healthz`` shows.
+success, last error and the CPU time it has taken, which ``/healthz`` shows: what an
+idle agent spends its CPU on is read there, not guessed.
 
 A job that raises keeps its schedule: the error is logged and recorded, and the next
 run comes at its time. ``run_soon`` brings a job's next run forward, for work that
@@ -43,6 +44,7 @@ class JobHealth:
     last_success: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    cpu_seconds: float = 0.0  # the job's own thread's CPU time, over all its runs
 
     @property
     def failing(self) -> bool:
@@ -148,6 +150,7 @@ class Jobs:
 
     def _run_once(self, name: str, run: Callable[[], object]) -> None:
         # Any error: a bug or a passing fault must not end the job's schedule.
+        cpu = time.thread_time()
         try:
             run()
         except Exception as exc:  # noqa: BLE001 - recorded, reported on /healthz, retried
@@ -160,9 +163,11 @@ class Jobs:
             log.log(level, "job %s failed: %s", name, message, exc_info=not hasattr(exc, "message"))
             with self._lock:
                 h.runs += 1
+                h.cpu_seconds += time.thread_time() - cpu
                 h.last_error, h.last_error_at = message, self._clock()
             return
         with self._lock:
             h = self._health.setdefault(name, JobHealth())
             h.runs += 1
+            h.cpu_seconds += time.thread_time() - cpu
             h.last_success = self._clock()

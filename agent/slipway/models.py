@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidRequest
+from .secretrefs import parse_reference
 
 # App Runner's defaults, as DescribeService reports them when a member was omitted.
 DEFAULT_CPU = "1024"
@@ -39,6 +40,17 @@ _VALID_MEMORY_FOR_CPU = {
 }
 
 
+def check_references(where: str, secrets: dict[str, str]) -> None:
+    """Each value a secret reference slipway resolves (``secretrefs``): a malformed one
+    is refused at the API edge, before anything is stored. Whether the secret exists and
+    is granted is the deployment's question: grants change between the two."""
+    for name, reference in secrets.items():
+        try:
+            parse_reference(reference)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{where}: {name}: {exc.message}") from exc
+
+
 @dataclass
 class ImageSource:
     identifier: str
@@ -57,17 +69,19 @@ class ImageSource:
                 f"SourceConfiguration.ImageRepository.ImageConfiguration.Port: "
                 f"{port!r} is not a port number between 1 and 65535"
             )
-        if conf.get("RuntimeEnvironmentSecrets"):
-            raise InvalidRequest(
-                "SourceConfiguration.ImageRepository.ImageConfiguration.RuntimeEnvironmentSecrets:"
-                " Secrets Manager and SSM references are not supported by slipway; pass values"
-                " as RuntimeEnvironmentVariables"
-            )
+        env = dict(conf.get("RuntimeEnvironmentVariables") or {})
+        secrets = dict(conf.get("RuntimeEnvironmentSecrets") or {})
+        where = "SourceConfiguration.ImageRepository.ImageConfiguration.RuntimeEnvironmentSecrets"
+        check_references(where, secrets)
+        both = sorted(secrets.keys() & env.keys())
+        if both:
+            raise InvalidRequest(f"{where}: {both[0]!r} is also in RuntimeEnvironmentVariables")
         return cls(
             identifier=data["ImageIdentifier"],
             repository_type=data["ImageRepositoryType"],
             port=port,
-            env=dict(conf.get("RuntimeEnvironmentVariables") or {}),
+            env=env,
+            secrets=secrets,
             start_command=conf.get("StartCommand"),
         )
 
@@ -75,6 +89,8 @@ class ImageSource:
         conf: dict[str, Any] = {"Port": self.port}
         if self.env:
             conf["RuntimeEnvironmentVariables"] = dict(self.env)
+        if self.secrets:
+            conf["RuntimeEnvironmentSecrets"] = dict(self.secrets)
         if self.start_command:
             conf["StartCommand"] = self.start_command
         return {
@@ -104,6 +120,11 @@ class CodeSource:
             raise InvalidRequest(
                 f"{field_}.CodeConfiguration.CodeConfigurationValues: required when"
                 " ConfigurationSource is API"
+            )
+        if values:
+            check_references(
+                f"{field_}.CodeConfiguration.CodeConfigurationValues.RuntimeEnvironmentSecrets",
+                values.get("RuntimeEnvironmentSecrets") or {},
             )
         directory = data.get("SourceDirectory")
         if directory is not None and (".." in directory.split("/") or "\\" in directory):

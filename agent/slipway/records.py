@@ -54,6 +54,7 @@ class Operation:
     started_at: float | None = None
     ended_at: float | None = None
     previous: dict[str, Any] | None = None
+    interruptions: int = 0  # agent restarts that cut it off (dispatch.Dispatcher.recover)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Operation:

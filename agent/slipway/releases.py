@@ -5,7 +5,6 @@ commit, read its configuration and build an image from it."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from typing import Any, Protocol
 
 from .builds import CodeConfig, SecretRef
 from .builds.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, parse_apprunner_yaml
-from .errors import InvalidRequest, SlipwayError
 from .models import CodeSource, ServiceSpec
 from .sources.git import Commit
 from .sources.registry import ImageRef
@@ -57,6 +55,10 @@ class Git(Protocol):
     ) -> tuple[Commit, Path]: ...
 
 
+class SecretReader(Protocol):
+    def resolve(self, service: str, refs: tuple[SecretRef, ...]) -> dict[str, str]: ...
+
+
 class Builder(Protocol):
     def build(
         self,
@@ -76,6 +78,7 @@ def image_release(spec: ServiceSpec, digest: str) -> Release:
         port=int(image.port),
         env=dict(image.env),
         command=image.start_command,
+        secrets=tuple(SecretRef(name, ref) for name, ref in image.secrets.items()),
     )
 
 
@@ -108,13 +111,15 @@ def code_release(
     builder: Builder,
     work_dir: Path,
     log: Callable[[str], None],
+    secrets: SecretReader,
     *,
     ref: str | None = None,
     sha: str | None = None,
     token: str | None = None,
 ) -> Release:
     """Fetch ``sha`` of ``ref`` (default: the branch's tip), read its configuration,
-    build the image."""
+    build the image. Its secrets are resolved (values dropped) before the build, so a
+    missing or ungranted one fails at once rather than after minutes of building."""
     code = spec.source.code
     ref = ref or code.branch
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +136,7 @@ def code_release(
         summary = commit.message.splitlines()[0] if commit.message else ""
         log(f"[AppRunner] Commit {commit.sha[:7]} by {commit.author}: {summary}")
         config = read_config(code, root)
+        secrets.resolve(service_name, config.secrets)
         log(f"[AppRunner] Runtime {config.runtime}; building the image")
         result = builder.build(service_name, root, config, commit.sha, log)
     env = dict(config.env)
@@ -151,25 +157,3 @@ def code_release(
             "runtime_version": result.runtime_version,
         },
     )
-
-
-_SECRET_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def resolve_secrets(secrets: tuple[SecretRef, ...], secrets_dir: Path) -> dict[str, str]:
-    """App Runner reads secrets from Secrets Manager or SSM; slipway reads the file named
-    by the reference's last segment in the host's secrets directory, at start time only,
-    so values never enter an image or the store."""
-    values = {}
-    for ref in secrets:
-        name = re.split(r"[:/]", ref.value_from.rstrip("/"))[-1]
-        if not _SECRET_NAME.fullmatch(name):
-            raise InvalidRequest(f"secret {ref.name}: {ref.value_from!r} names no secret")
-        path = secrets_dir / name
-        if not path.is_file():
-            raise SlipwayError(
-                f"secret {ref.name}: {name} is not in {secrets_dir}; create that file with"
-                " the secret's value"
-            )
-        values[ref.name] = path.read_text().rstrip("\n")
-    return values

@@ -38,6 +38,7 @@ import docker.errors
 import pytest
 
 from slipway.backends import LABEL_SERVICE_ID
+from slipway.backends.docker_networks import network_name
 from testkit import images
 from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
@@ -248,3 +249,5 @@ def agent(
                 all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
             ):
                 container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):  # its network goes with them
+                docker_client.networks.get(network_name(service_id)).remove()

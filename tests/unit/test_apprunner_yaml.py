@@ -544,6 +544,11 @@ def test_secrets() -> None:
     assert parse_apprunner_yaml(text).secrets == (SecretRef("DB_URL", arn),)
 
 
+def test_a_malformed_secret_reference_names_its_line() -> None:
+    text = _file("  command: x\n  secrets:\n    - name: DB_URL\n      value-from: arn:aws:s3:::b\n")
+    _assert_error(text, 6, "run.secrets[0].value-from", "is not an ARN of the form")
+
+
 def test_duplicate_env_names() -> None:
     env = "  command: x\n  env:\n    - {name: A, value: b}\n    - {name: A, value: c}\n"
     _assert_error(_file(env), 7, "run.env[1].name", "duplicate name 'A' (line 6)")

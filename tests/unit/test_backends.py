@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from slipway.backends import InstanceSpec
-from slipway.backends.docker_engine import container_name, nano_cpus, pull_error
+from slipway.backends.docker_engine import container_name, nano_cpus
+from slipway.backends.docker_pulls import pull_error
 from slipway.backends.fake import FakeBackend
 from slipway.errors import (
     BackendError,

@@ -78,9 +78,9 @@ def test_instance_user_is_forced_only_when_set() -> None:
     from slipway.backends.docker_engine import DockerEngine
 
     keep = DockerEngine(SimpleNamespace(), "127.77.0.0/16")
-    assert "user" not in keep._confined()
+    assert "user" not in keep._confined("svc")
     forced = DockerEngine(SimpleNamespace(), "127.77.0.0/16", confinement=Confinement(user="1:2"))
-    assert forced._confined()["user"] == "1:2"
+    assert forced._confined("svc")["user"] == "1:2"
 
 
 # --- the box -------------------------------------------------------------------------

@@ -4,6 +4,7 @@ asked for while one runs is made up, and a loop job wakes at once."""
 from __future__ import annotations
 
 import threading
+import time
 
 from slipway.errors import SlipwayError
 from slipway.jobs import Jobs
@@ -79,5 +80,33 @@ def test_a_loop_job_runs_when_woken():
         assert first.wait(5)
         wakeup.set()
         assert woken.wait(5)
+    finally:
+        jobs.stop()
+
+
+def test_each_job_counts_the_cpu_it_takes_not_the_time_it_waits():
+    jobs = Jobs()
+    done = threading.Event()
+
+    def busy() -> None:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.05:
+            pass
+        done.set()
+
+    def waits() -> None:
+        threading.Event().wait(0.1)  # blocked, not burning CPU
+
+    jobs.every("busy", 3600, busy)
+    jobs.every("waits", 3600, waits)
+    jobs.start()
+    try:
+        assert done.wait(5)
+        deadline = time.monotonic() + 5
+        while min(h.runs for h in jobs.health().values()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        health = jobs.health()
+        assert health["busy"].cpu_seconds >= 0.05
+        assert health["waits"].runs == 1 and health["waits"].cpu_seconds < 0.05
     finally:
         jobs.stop()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from slipway.errors import RouterError
-from slipway.routing.caddyconfig import ACCESS_LOGGER
-from slipway.routing.router import Route, Router
+from slipway.routing.caddyconfig import ACCESS_LOGGER, CustomHost
+from slipway.routing.router import DRIFT_CHECK_SECONDS, Route, Router
 
 
 def make_router(admin_url: str = "http://127.0.0.1:2019", http_port: int = 8080) -> Router:
@@ -144,9 +145,11 @@ class FakeCaddy:
     def __init__(self) -> None:
         self.config: object = None
         self.loads = 0
+        self.reads = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET" and request.url.path == "/config/":
+            self.reads += 1
             return httpx.Response(200, content=json.dumps(self.config).encode())
         if request.method == "POST" and request.url.path == "/load":
             self.loads += 1
@@ -173,6 +176,34 @@ def test_apply_pushes_only_on_change(fake_caddy: FakeCaddy) -> None:
     assert router.apply(routes) is False
     assert router.apply([Route("a.localhost", ("127.0.0.1:1",), paused=True)]) is True
     assert fake_caddy.loads == 2
+
+
+def test_unchanged_routes_are_not_compared_again_until_the_drift_check(
+    fake_caddy: FakeCaddy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hosts: list[CustomHost] = []
+    router = Router(
+        "http://127.0.0.1:2019",
+        8080,
+        transport=httpx.MockTransport(fake_caddy),
+        custom_hosts=lambda: hosts,
+    )
+    routes = [Route("a.localhost", ("127.0.0.1:1",))]
+    assert router.apply(routes) is True
+    reads = fake_caddy.reads
+    assert router.apply(list(routes)) is False
+    assert fake_caddy.reads == reads  # nothing built, nothing asked of Caddy
+
+    hosts.append(CustomHost("example.com", "a.localhost"))  # a new domain: compared, loaded
+    assert router.apply(routes) is True
+    reads = fake_caddy.reads
+
+    fake_caddy.config = None  # Caddy restarted empty; unseen while the last apply is trusted
+    assert router.apply(routes) is False
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + DRIFT_CHECK_SECONDS)
+    assert router.apply(routes) is True
+    assert fake_caddy.reads == reads + 1 and fake_caddy.loads == 3
 
 
 def test_upstream_requests(fake_caddy: FakeCaddy) -> None:

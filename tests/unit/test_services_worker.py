@@ -30,6 +30,8 @@ from slipway.operations.runner import InlineRunner, run_now
 from slipway.records import Service
 from slipway.routing.fake import FakeRouter
 from slipway.routing.router import Route
+from slipway.secretrefs import SecretLimits
+from slipway.service_secrets import Secrets
 from slipway.services import Services
 from slipway.sources.check import SourceCheck
 from slipway.sources.credentials import PullCredentials
@@ -57,7 +59,9 @@ class Env:
         self.events = EventBus(self.store, region="us-east-1", account="0" * 12)
         self.journal = Journal(self.logs, self.events)
         self.queue = OperationQueue()
-        self.credentials = PullCredentials(self.store, Vault(tmp / "key"))
+        self.vault = Vault(tmp / "key")
+        self.credentials = PullCredentials(self.store, self.vault)
+        self.secrets = Secrets(self.store, self.vault, SecretLimits())
         self.services = Services(
             self.store, self.settings, SourceCheck(self.registry), self.queue, self.journal
         )
@@ -82,6 +86,7 @@ class Env:
             tokens=lambda spec: None,
             feedback=NoFeedback(),
             credentials=self.credentials,
+            secrets=self.secrets,
             runner=InlineRunner(),
             until_healthy=self._until_healthy,
         )
@@ -525,3 +530,109 @@ def test_ecr_images_are_pulled_with_their_hosts_login_ecr_public_ones_without(en
     env.credentials.login("127.0.0.1:5000", "user", "pw")
     assert env.credentials.for_image(IMAGE, "ECR") == ("user", "pw")
     assert env.credentials.for_image(IMAGE, "ECR_PUBLIC") is None
+
+
+# --- secrets bound to services ------------------------------------------------------
+
+PLANTED = "planted-VALUE-4d1e"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+
+
+def with_secret(env: Env, name: str, **config) -> Service:
+    source = {
+        "ImageRepository": {
+            "ImageIdentifier": IMAGE,
+            "ImageRepositoryType": "ECR",
+            "ImageConfiguration": {"RuntimeEnvironmentSecrets": {"DB": SECRET_ARN}, **config},
+        }
+    }
+    service, _ = env.services.create_service({"ServiceName": name, "SourceConfiguration": source})
+    return service
+
+
+def everything_written(env: Env, tmp: Path) -> bytes:
+    """The store, every log stream and every event, as bytes to search."""
+    files = [p for p in tmp.rglob("*") if p.is_file() and p.name != "key"]
+    return b"".join(p.read_bytes() for p in files)
+
+
+def test_a_granted_secret_reaches_only_the_instance_environment(env, tmp_path):
+    env.secrets.put("db", PLANTED, ["with-db"])
+    service = with_secret(env, "with-db", RuntimeEnvironmentVariables={"A": "1"})
+    env.drain()
+    assert env.status(service) == "RUNNING"
+    (inst,) = env.backend.list_instances()
+    assert env.backend.specs[inst.id].env == {"A": "1", "DB": PLANTED}
+    described = env.store.get_service(service.id).spec.source.to_api()
+    image_config = described["ImageRepository"]["ImageConfiguration"]
+    assert image_config["RuntimeEnvironmentSecrets"] == {"DB": SECRET_ARN}
+    assert PLANTED.encode() not in everything_written(env, tmp_path)
+
+
+def test_an_ungranted_secret_fails_the_deployment_naming_it(env, tmp_path):
+    env.secrets.put("db", PLANTED, ["someone-else"])
+    service = with_secret(env, "no-grant")
+    env.drain()
+    assert env.status(service) == "CREATE_FAILED"
+    message = env.store.list_operations(service.id)[0].message
+    assert "DB: secret db is not granted to service no-grant" in message
+    assert env.backend.list_instances() == []
+    assert env.backend.pulled == []  # refused before the pull
+    assert PLANTED.encode() not in everything_written(env, tmp_path)
+
+
+def test_a_revoked_secret_fails_the_next_deployment_and_the_old_one_serves(env):
+    env.secrets.put("db", PLANTED, ["revoked"])
+    service = with_secret(env, "revoked")
+    env.drain()
+    (old,) = env.backend.list_instances()
+    env.secrets.revoke("db", "revoked")
+    env.services.start_deployment(service.arn)
+    env.drain()
+    assert env.ops(service)[0] == ("START_DEPLOYMENT", "FAILED")
+    assert "not granted to service revoked" in env.store.list_operations(service.id)[0].message
+    assert env.status(service) == "RUNNING"
+    assert [i.id for i in env.backend.list_instances()] == [old.id]
+
+
+def test_a_missing_secret_fails_a_code_service_before_its_build(env):
+    yaml_text = APPRUNNER_YAML + f"  secrets:\n    - name: DB\n      value-from: {SECRET_ARN}\n"
+    env.git.branches["main"] = {"apprunner.yaml": yaml_text}
+    service, _ = env.services.create_service(
+        {"ServiceName": "code", "SourceConfiguration": code_source()}
+    )
+    env.drain()
+    assert env.status(service) == "CREATE_FAILED"
+    message = env.store.list_operations(service.id)[0].message
+    assert "DB: secret db-AbCdEf or db does not exist" in message
+    assert env.builder.configs == []
+    env.secrets.put("db", PLANTED, ["code-2"])
+    other, _ = env.services.create_service(
+        {"ServiceName": "code-2", "SourceConfiguration": code_source()}
+    )
+    env.drain()
+    (inst,) = env.backend.list_instances()
+    assert env.backend.specs[inst.id].env["DB"] == PLANTED
+
+
+@pytest.mark.parametrize(
+    "where", ["ImageConfiguration", "CodeConfigurationValues"], ids=["image", "code-api"]
+)
+def test_a_malformed_reference_is_refused_by_the_api_storing_nothing(env, where):
+    secrets = {"RuntimeEnvironmentSecrets": {"DB": "arn:aws:s3:::bucket"}}
+    if where == "ImageConfiguration":
+        source = {
+            "ImageRepository": {
+                "ImageIdentifier": IMAGE,
+                "ImageRepositoryType": "ECR",
+                "ImageConfiguration": secrets,
+            }
+        }
+    else:
+        values = {"Runtime": "PYTHON_3", "StartCommand": "python3 app.py", **secrets}
+        source = code_source(
+            CodeConfiguration={"ConfigurationSource": "API", "CodeConfigurationValues": values}
+        )
+    with pytest.raises(InvalidRequest, match=f"{where}.RuntimeEnvironmentSecrets: DB: secret"):
+        env.services.create_service({"ServiceName": "malformed", "SourceConfiguration": source})
+    assert env.store.list_services() == []

@@ -27,6 +27,7 @@ from .observe import (
     notify_router,
     record_request,
 )
+from .secrets import secrets_router
 from .validate import operation_names, validate_input
 
 if TYPE_CHECKING:
@@ -85,8 +86,17 @@ def create_app(agent: Agent) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        problems = agent.logs.problems() + agent.jobs.problems()
-        return {"status": "degraded" if problems else "ok", "problems": problems}
+        problems = agent.logs.problems() + agent.jobs.problems() + agent.operations.problems()
+        jobs = {
+            name: {
+                "runs": h.runs,
+                "last_success": h.last_success,
+                "last_error": h.last_error if h.failing else None,
+                "cpu_seconds": round(h.cpu_seconds, 3),
+            }
+            for name, h in sorted(agent.jobs.health().items())
+        }
+        return {"status": "degraded" if problems else "ok", "problems": problems, "jobs": jobs}
 
     @app.post("/")
     async def app_runner(request: Request) -> Response:
@@ -274,6 +284,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
     app.include_router(audit_router(agent.audit, authenticate))
+    app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
     app.include_router(
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )

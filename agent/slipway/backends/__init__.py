@@ -1,6 +1,7 @@
 """Container backends: the only code that touches Docker: it starts, lists and stops
 instances, follows their logs and stats (``docker_logs.py``) and runs image builds
-(``docker_builds.py``).
+(``docker_builds.py``), each service and the builds on a network of their own behind
+the host fence (``docker_networks.py``, ``fence.py``).
 
 ``Backend`` is the seam; ``DockerEngine`` (``docker_engine.py``) is the real one
 and ``FakeBackend`` (``fake.py``) the in-memory one for unit tests.

@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -76,6 +77,7 @@ def _build(api: docker.APIClient, kwargs: dict[str, Any]) -> Any:
         "nocache": kwargs.get("nocache", False),
         "dockerfile": dockerfile[0],
         "buildargs": json.dumps(buildargs),
+        **({"networkmode": kwargs["network"]} if kwargs.get("network") else {}),
         **extra,
     }
     headers = {"Content-Type": "application/tar"}
@@ -158,8 +160,11 @@ class StreamingBuild:
 class DockerBuilds:
     """Builds and the images they leave, on one Docker Engine (client made on first use)."""
 
-    def __init__(self, client: DockerClient | None = None) -> None:
+    def __init__(
+        self, client: DockerClient | None = None, network: Callable[[], str] | None = None
+    ) -> None:
         self._client = client
+        self.network = network  # names the fenced build network, made if missing (a prune)
 
     @property
     def client(self) -> DockerClient:
@@ -193,6 +198,7 @@ class DockerBuilds:
                 "buildargs": buildargs,
                 "nocache": nocache,
                 "params": params,
+                "network": self.network() if self.network else None,
             },
         )
 

@@ -2,7 +2,8 @@
 
 Docker SDK and daemon errors are translated here, and only here, into
 ``BackendError`` (the engine failed) or a ``RegistryError`` subclass (a pull
-could not get the image).
+could not get the image; ``docker_pulls.py`` reads which). Each service's instances
+join its own network (``docker_networks.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ import requests
 from docker.models.containers import Container
 from docker.utils import version_gte
 
-from ..errors import (
-    BackendError,
-    ImageNotFound,
-    RegistryAuthFailed,
-    RegistryUnreachable,
-    SlipwayError,
-)
+from ..errors import BackendError
 from . import (
     LABEL_DEPLOYMENT_ID,
     LABEL_MANAGED,
@@ -44,6 +39,8 @@ from . import (
 from .docker_cgroups import CgroupStats
 from .docker_inspect import Inspections
 from .docker_logs import DockerLogs
+from .docker_networks import Networks
+from .docker_pulls import pull_error
 
 # The container port the app listens on, so its published host port can be read back.
 LABEL_PORT = "slipway.port"
@@ -55,30 +52,6 @@ STATS_WORKERS = 10
 _NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
-_UNREACHABLE_HINTS = (
-    "connection refused",
-    "no such host",
-    "i/o timeout",
-    "timeout exceeded",
-    "network is unreachable",
-    "no route to host",
-    "tls handshake timeout",
-)
-_AUTH_HINTS = (
-    "unauthorized",
-    "authentication required",
-    "no basic auth credentials",
-    "denied: ",
-    "incorrect username or password",
-)
-_NOT_FOUND_HINTS = (
-    "not found",
-    "manifest unknown",
-    "does not exist",
-    "pull access denied",
-    "name unknown",
-)
-
 
 def container_name(spec: InstanceSpec) -> str:
     """``slipway-{service}-{deployment[:8]}-{index}`` reduced to the characters docker allows."""
@@ -89,18 +62,6 @@ def container_name(spec: InstanceSpec) -> str:
 def nano_cpus(cpu_units: int) -> int:
     """App Runner CPU units (1024 per vCPU) as docker's billionths of a CPU."""
     return cpu_units * 1_000_000_000 // 1024
-
-
-def pull_error(image: str, message: str) -> SlipwayError:
-    """Map a daemon's pull error text to the registry error a caller can act on."""
-    text = message.lower()
-    if any(hint in text for hint in _UNREACHABLE_HINTS):
-        return RegistryUnreachable(f"registry for {image} unreachable: {message}")
-    if "pull access denied" not in text and any(hint in text for hint in _AUTH_HINTS):
-        return RegistryAuthFailed(f"registry refused credentials for {image}: {message}")
-    if any(hint in text for hint in _NOT_FOUND_HINTS):
-        return ImageNotFound(f"image {image} not found: {message}")
-    return BackendError(f"pulling {image} failed: {message}")
 
 
 def _explain(exc: BaseException) -> str:
@@ -175,6 +136,7 @@ class DockerEngine:
         instance_network: str = "127.77.0.0/16",
         instance_port: int = PUBLISHED_PORT,
         confinement: Confinement | None = None,
+        networks: Networks | None = None,
     ) -> None:
         if client is None:
             try:
@@ -194,6 +156,7 @@ class DockerEngine:
         self.port = instance_port
         self.confinement = confinement or Confinement()
         self.confinement.check()
+        self.networks = networks  # None: Docker's default bridge (tests of the engine alone)
         self._logs = DockerLogs(client)
         self._inspections = Inspections(client, f"{LABEL_MANAGED}=true")
         self._cgroups = CgroupStats()
@@ -281,7 +244,7 @@ class DockerEngine:
                         nano_cpus=nano_cpus(spec.cpu_units),
                         mem_limit=f"{spec.memory_mb}m",
                         detach=True,
-                        **self._confined(),
+                        **self._confined(spec.service_id),
                         **options,
                     )
                     self._inspections.changed()  # the next address is picked without it
@@ -303,9 +266,10 @@ class DockerEngine:
                 if attempts == ADDRESS_ATTEMPTS:
                     raise
 
-    def _confined(self) -> dict[str, Any]:
+    def _confined(self, service_id: str) -> dict[str, Any]:
         box = self.confinement
         return {
+            "network": self.networks.for_service(service_id) if self.networks else None,
             "pids_limit": box.pids_limit,
             "security_opt": ["no-new-privileges:true"],
             "cap_drop": ["ALL"],
@@ -394,6 +358,7 @@ class DockerEngine:
                 container.remove(v=True, force=True)
             finally:
                 self._inspections.changed(container.id)
+            self._release_network(container.labels.get(LABEL_SERVICE_ID))
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
@@ -402,6 +367,15 @@ class DockerEngine:
             raise BackendError(f"stopping container {instance_id} failed: {_explain(exc)}") from exc
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"stopping container {instance_id} failed: {_explain(exc)}") from exc
+
+    def _release_network(self, service_id: str | None) -> None:
+        """A service's network goes with its last container (deleted, paused or failed;
+        made again at its next start); under the lock that creates containers."""
+        if self.networks is None or not service_id:
+            return
+        with self._allocating:
+            if not self._inspect_all([f"{LABEL_SERVICE_ID}={service_id}"]):
+                self.networks.release_service(service_id)
 
     def remove_image(self, image: str) -> None:
         """Delete a local image; one still in use or already gone is left alone."""

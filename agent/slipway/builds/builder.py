@@ -131,17 +131,19 @@ class Builder:
         keep_images: int = 5,
         proxy_env: Mapping[str, str] | None = None,
         work_dir: Path | None = None,
+        network: Callable[[], str] | None = None,
         limits: BuildLimits | None = None,
     ) -> None:
         """``work_dir`` holds the build contexts (default: the system temp dir); on the
         checkouts' filesystem the source is hard-linked in rather than copied. ``client``
-        is made from the environment on first use when not given. Nonsense limits are
-        refused here, so the agent does not start with them."""
+        is made from the environment on first use when not given. Builds run on the
+        network ``network()`` names (the fenced build network), or Docker's default one.
+        Nonsense limits are refused here, so the agent does not start with them."""
         if timeout <= 0:
             raise InvalidRequest(f"build_timeout must be more than 0 seconds, not {timeout:g}")
         self.limits = limits or BuildLimits()
         self.limits.check()
-        self.docker = DockerBuilds(client)
+        self.docker = DockerBuilds(client, network)
         self.work_dir = work_dir
         self.runtimes = load_runtimes() if runtimes is None else runtimes
         self.ca_bundle = ca_bundle if ca_bundle is not None and ca_bundle.is_file() else None

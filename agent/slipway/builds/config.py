@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from ..errors import InvalidRequest
+from ..secretrefs import parse_reference
 from . import CodeConfig, SecretRef
 
 __all__ = [
@@ -429,6 +430,11 @@ def _run_section(w: _Walker, node: yaml.Node, runtime: str) -> dict[str, Any]:
                 f"run.secrets[{i}].name",
                 f"'{name}' is already a run.env variable (line {env_lines[name]})",
             )
+    for i, (_, reference, line) in enumerate(secrets):
+        try:
+            parse_reference(reference)
+        except InvalidRequest as exc:
+            raise w.fail(line, f"run.secrets[{i}].value-from", exc.message) from exc
     out["env"] = {name: value for name, value, _ in env}
     out["secrets"] = tuple(SecretRef(name, value) for name, value, _ in secrets)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import access, observe, serve, services
+from . import access, observe, secrets, serve, services
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -27,4 +27,5 @@ app.add_typer(services.services_app, name="services")
 app.add_typer(access.keys_app, name="keys")
 app.add_typer(access.registries_app, name="registries")
 app.add_typer(access.connections_app, name="connections")
+app.add_typer(secrets.secrets_app, name="secrets")
 app.add_typer(observe.notify_app, name="notify")

@@ -10,7 +10,8 @@ they were passed, never their values. What is secret:
   keys are sensitive too, so CloudTrail hides the map, and so do we);
 * credentials by name anywhere, for slipway's own endpoints that the model does
   not describe: ``Token``, ``PrivateKey``, ``Password``, ``Secret``,
-  ``SecretAccessKey``, ``WebhookSecret``, ``RuntimeEnvironmentSecrets``;
+  ``SecretAccessKey``, ``WebhookSecret``, ``RuntimeEnvironmentSecrets``,
+  ``SecretString`` (a secret's value, ``slipway secrets put``);
 * in any ``...EnvironmentVariables`` map that is still visible, the value of
   each variable whose name looks secret (secret, password, token, key, ...);
 * a notification target's ``Url`` past its host: incoming-webhook URLs (Slack and
@@ -48,6 +49,7 @@ SECRET_MEMBERS = frozenset(
         "SecretAccessKey",
         "WebhookSecret",
         "RuntimeEnvironmentSecrets",
+        "SecretString",
     }
 )
 # An environment variable whose name says it holds a secret.

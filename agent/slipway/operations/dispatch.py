@@ -1,18 +1,27 @@
 """Runs the queued operations: the first one of each service, one at a time per
 service, each as a task on the runner; and finishes them, setting the operation's and
-the service's status and saying so once in the journal."""
+the service's status and saying so once in the journal.
+
+Two faults must not wedge the agent. An operation that kills the agent is found
+IN_PROGRESS by the next one: each restart that cut it off is counted in its row, and at
+``operation_max_interruptions`` it ends FAILED instead of running again; until then the
+interrupted ones run one at a time, so an innocent one is not cut off with the culprit
+twice. And when the store fails (locked, disk I/O), an operation's end that could not be
+written is written again on each dispatch pass, and ``/healthz`` says so meanwhile.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import shutil
+import threading
 import time
 from typing import Any
 
 from ..backends import Backend
 from ..config import Settings
-from ..errors import SlipwayError
+from ..errors import InvalidRequest, SlipwayError
 from ..feedback import Feedback
 from ..records import Operation, Service
 from ..store import Store
@@ -20,6 +29,7 @@ from .journal import Journal
 from .queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .rollout import Rollout
 from .runner import Runner, Task
+from .testhook import crash_if_named
 
 log = logging.getLogger("slipway.operations")
 
@@ -54,10 +64,20 @@ class Dispatcher:
         self.rollout = rollout
         self.runner = runner
         self.feedback = feedback
+        self.max_interruptions = settings.operation_max_interruptions
+        if self.max_interruptions < 1:
+            raise InvalidRequest(
+                f"operation_max_interruptions must be 1 or more, not {self.max_interruptions}"
+            )
+        # Operations whose end the store refused, by id: (op, ok, message, the refusal).
+        self._unrecorded: dict[str, tuple[Operation, bool, str, str]] = {}
+        self._unrecorded_lock = threading.Lock()
+        # The one operation an agent restart cut off that runs now, if any (by id).
+        self._suspect: set[str] = set()
 
     def recover(self) -> None:
-        """Pick up operations a previous agent left IN_PROGRESS, and clear the build
-        directories it left behind."""
+        """Pick up operations a previous agent left IN_PROGRESS, counting the restart that
+        cut each off, and clear the build directories it left behind."""
         shutil.rmtree(self.settings.data_dir / "builds", ignore_errors=True)
         for op in self.store.operations_with_status("IN_PROGRESS"):
             service = self.store.get_service(op.service_id)
@@ -69,28 +89,81 @@ class Dispatcher:
             for inst in self.backend.list_instances(op.service_id):
                 if inst.deployment_id == op.id:
                     self.backend.stop_instance(inst.id, timeout=2)
+            count = op.interruptions + 1
+            self.store.update_operation(op.id, interruptions=count)
+            if count >= self.max_interruptions:
+                message = (
+                    f"interrupted {count} times by agent restarts; not run again"
+                    " (setting operation_max_interruptions)"
+                )
+                log.error("operation %s %s of %s: %s", op.type, op.id, op.service_id, message)
+                self.journal.deploy_log(op, f"[AppRunner] Failed: {message}")
+                self.finish(op, service, ok=False, message=message)
+                continue
             self.store.update_operation(
-                op.id, status="PENDING", message="restarted after an agent restart"
+                op.id,
+                status="PENDING",
+                message=f"restarted after an agent restart (interrupted {count} times)",
             )
             log.warning("operation %s %s restarts after an agent restart", op.type, op.id)
 
     def dispatch_once(self) -> None:
-        """Start the first pending operation of every service that has nothing under way."""
+        """Start the first pending operation of every service that has nothing under way;
+        of those an agent restart cut off, one at a time."""
+        self._record_unrecorded()
         first_per_service: dict[str, Operation] = {}
         for op in self.store.operations_with_status(*ACTIVE_STATUSES):
             first_per_service.setdefault(op.service_id, op)
+        with self._unrecorded_lock:
+            unrecorded = set(self._unrecorded)
         for service_id, op in first_per_service.items():
-            if op.status != "PENDING" or not self.queue.claim(service_id):
+            if op.status != "PENDING" or op.id in unrecorded:
+                continue  # under way, or ended (and only its end still to be written)
+            if op.interruptions and self._suspect:
                 continue
+            if not self.queue.claim(service_id):
+                continue
+            if op.interruptions:
+                self._suspect.add(op.id)
             self.runner.spawn(self.run(op), lambda _result, error, op=op: self._ended(op, error))
+
+    def problems(self) -> list[str]:
+        """One line per operation whose end the store would not take yet, for ``/healthz``."""
+        with self._unrecorded_lock:
+            return [
+                f"operation {op.id} of service {op.service_id} ended ({message}) but the"
+                f" store refused to record it: {why}; retried on every dispatch"
+                for op, _, message, why in self._unrecorded.values()
+            ]
+
+    def _record_unrecorded(self) -> None:
+        with self._unrecorded_lock:
+            waiting = list(self._unrecorded.values())
+        for op, ok, message, _ in waiting:
+            self._end(op, ok, message)
+
+    def _end(self, op: Operation, ok: bool, message: str) -> None:
+        """Finish ``op``; if the store refuses, keep it to try again on the next pass
+        (its service's queue stays blocked by the IN_PROGRESS row until then)."""
+        try:
+            self.finish(op, self.store.get_service(op.service_id), ok=ok, message=message)
+        except SlipwayError as exc:
+            log.error("operation %s: its end could not be recorded: %s", op.id, exc.message)
+            with self._unrecorded_lock:
+                self._unrecorded[op.id] = (op, ok, message, exc.message)
+            return
+        with self._unrecorded_lock:
+            self._unrecorded.pop(op.id, None)
 
     def _ended(self, op: Operation, error: BaseException | None) -> None:
         try:
-            if error is not None:  # a bug must not wedge the service's queue
+            if isinstance(error, SlipwayError):  # the store failed on its way
+                self._end(op, False, error.message)
+            elif error is not None:  # a bug must not wedge the service's queue
                 log.error("operation %s crashed", op.id, exc_info=error)
-                service = self.store.get_service(op.service_id)
-                self.finish(op, service, ok=False, message="internal error; see the agent log")
+                self._end(op, False, "internal error; see the agent log")
         finally:
+            self._suspect.discard(op.id)
             if op.type == "DELETE_SERVICE":
                 self.queue.uncancel(op.service_id)
             self.queue.release(op.service_id)
@@ -103,13 +176,14 @@ class Dispatcher:
         self.journal.operation_status(service, op, "IN_PROGRESS")
         op = dataclasses.replace(op, status="IN_PROGRESS")
         self.journal.note(service.id, f"{op.type} operation {op.id} started")
+        crash_if_named(service.name)
         try:
             message = yield from self.rollout.execute(op, service)
         except SlipwayError as exc:
             self.journal.deploy_log(op, f"[AppRunner] Failed: {exc.message}")
-            self.finish(op, self.store.get_service(service.id), ok=False, message=exc.message)
+            self._end(op, False, exc.message)
             return
-        self.finish(op, self.store.get_service(service.id), ok=True, message=message)
+        self._end(op, True, message)
 
     def finish(self, op: Operation, service: Service, *, ok: bool, message: str) -> None:
         now = time.time()

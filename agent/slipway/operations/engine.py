@@ -14,7 +14,7 @@ from ..jobs import Jobs
 from ..models import ServiceSpec
 from ..observe.applogs import AppLogCollector
 from ..records import Service
-from ..releases import Builder, Git
+from ..releases import Builder, Git, SecretReader
 from ..routing.router import Router
 from ..services import Services
 from ..sources.credentials import PullCredentials
@@ -49,6 +49,7 @@ class Operations:
         tokens: Callable[[ServiceSpec], str | None],
         feedback: Feedback,
         credentials: PullCredentials,
+        secrets: SecretReader,
         applogs: AppLogCollector | None = None,
         runner: Runner | None = None,
         until_healthy: Callable[..., Iterator[float]] = health.until_healthy,
@@ -74,6 +75,7 @@ class Operations:
             tokens=tokens,
             feedback=feedback,
             credentials=credentials,
+            secrets=secrets,
             until_healthy=until_healthy,
         )
         self.dispatcher = Dispatcher(
@@ -100,6 +102,10 @@ class Operations:
         jobs.loop(DISPATCH_JOB, 1.0, self.dispatcher.dispatch_once, self.queue.wakeup)
         interval = self.settings.reconcile_interval
         jobs.every(RECONCILE_JOB, interval, self.reconciler.reconcile_once, first=interval)
+
+    def problems(self) -> list[str]:
+        """What ``/healthz`` should say about operations: ends the store refused."""
+        return self.dispatcher.problems()
 
     def stop(self) -> None:
         self.runner.stop()

@@ -16,7 +16,7 @@ from ..errors import SlipwayError
 from ..models import HealthCheck, ServiceSpec
 from ..observe.applogs import AppLogCollector
 from ..records import Service
-from ..releases import Release, resolve_secrets
+from ..releases import Release
 from ..routing.router import Router
 from ..services import Services
 from ..store import Store
@@ -24,7 +24,7 @@ from ..upkeep import Upkeep
 from .journal import Journal
 from .queue import ACTIVE_STATUSES, OperationQueue
 from .rollout import Rollout, instance_spec
-from .routes import Routes, live_instances
+from .routes import Routes, by_service, live_instances
 from .runner import Runner, Task
 
 log = logging.getLogger("slipway.operations")
@@ -106,13 +106,17 @@ class Reconciler:
             for s in services
             if s.status == "RUNNING" and s.live_deployment_id and s.id not in busy
         ]
-        healthy = self._probe_due(kept, instances)
+        grouped = by_service(instances)
+        live = {s.id: live_instances(s, grouped.get(s.id, [])) for s in kept}
+        healthy = self._probe_due(kept, live)
         auto_scaling_for = self.services.auto_scaling_lookup()
         for service in kept:
             floor = auto_scaling_for(service.spec)["min_size"]
-            self._keep_up(service, live_instances(service, instances), healthy, floor)
+            self._keep_up(service, live[service.id], healthy, floor)
 
-    def _probe_due(self, services: list[Service], instances: list[Instance]) -> dict[str, bool]:
+    def _probe_due(
+        self, services: list[Service], live: dict[str, list[Instance]]
+    ) -> dict[str, bool]:
         """One health check of each live instance of the services whose interval has
         passed, all at once: a TCP check waits up to 0.2 s to see a hang-up, so one after
         another, 100 services would hold a reconcile pass for seconds."""
@@ -125,7 +129,7 @@ class Reconciler:
             self._probed[service.id] = now
             due += [
                 (inst, hc)
-                for inst in live_instances(service, instances)
+                for inst in live[service.id]
                 if inst.running and inst.host_ip and inst.host_port
             ]
 
@@ -184,7 +188,7 @@ class Reconciler:
         if not rows or count <= 0:
             return []
         release = Release.from_dict(rows[0].detail)
-        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
+        env = self.rollout.instance_env(service, release)
         base = int(time.time() * 1000) % 10**9
         started: list[Instance] = []
         try:

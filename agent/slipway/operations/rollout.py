@@ -17,7 +17,7 @@ from ..errors import SlipwayError
 from ..feedback import Feedback
 from ..models import ServiceSpec
 from ..records import Operation, Revision, Service
-from ..releases import Builder, Git, Release, code_release, image_release, resolve_secrets
+from ..releases import Builder, Git, Release, SecretReader, code_release, image_release
 from ..services import Services
 from ..sources.credentials import PullCredentials
 from ..store import Store
@@ -49,9 +49,11 @@ class Rollout:
         tokens: Callable[[ServiceSpec], str | None],
         feedback: Feedback,
         credentials: PullCredentials,
+        secrets: SecretReader,
         until_healthy: Callable[..., Iterator[float]] = health.until_healthy,
     ) -> None:
         self.credentials = credentials
+        self.secrets = secrets
         self.until_healthy = until_healthy  # probes, yielding the waits between them
         self.store = store
         self.settings = settings
@@ -109,6 +111,7 @@ class Rollout:
                 self.builder,
                 self.settings.data_dir / "builds",
                 lambda line: self.journal.deploy_log(op, line),
+                self.secrets,
                 ref=ref,
                 sha=revision,
                 token=self.tokens(spec),
@@ -140,13 +143,13 @@ class Rollout:
         through the settle window while the old drain out of the route. On any failure,
         the old keep or resume serving."""
         op_id = op.id
+        env = self.instance_env(service, release)  # before the pull: a bad secret fails fast
         if release.pull:
             self.journal.deploy_log(op, f"[AppRunner] Pulling {release.image}")
             yield Offload(
                 lambda: self.backend.pull(release.image, self._pull_credentials(spec)), PULL_LANE
             )
         self.queue.check(service.id)
-        env = {**release.env, **resolve_secrets(release.secrets, self.settings.secrets_dir)}
         live = live_instances(service, self.backend.list_instances(service.id))
         serving = [i for i in live if i.running]
         count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
@@ -206,6 +209,11 @@ class Rollout:
         self.stop_instances(service.id, keep=op_id)
         if not release.pull:
             self.builder.prune(service.name, keep=[release.image])
+
+    def instance_env(self, service: Service, release: Release) -> dict[str, str]:
+        """The release's environment with its secrets' values, read now and only for
+        ``service``'s instances: a value lives in their environment and nowhere else."""
+        return {**release.env, **self.secrets.resolve(service.name, release.secrets)}
 
     def _settle(self, started: list[Instance], service_id: str) -> Task:
         """The old instances are out of the route but still up: for ``settle_seconds``

@@ -23,6 +23,15 @@ from .runner import Task, Wait
 DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in flight
 
 
+def by_service(instances: list[Instance]) -> dict[str, list[Instance]]:
+    """Instances grouped by their service: a pass over every service then looks at each
+    instance once, not once per service."""
+    grouped: dict[str, list[Instance]] = {}
+    for inst in instances:
+        grouped.setdefault(inst.service_id, []).append(inst)
+    return grouped
+
+
 def live_instances(service: Service, instances: list[Instance]) -> list[Instance]:
     """The instances of the service's live deployment, in any state."""
     return [
@@ -55,12 +64,14 @@ def desired_routes(
     """Which upstreams each service host should reach (``serving_instances``). Pure, so
     the rule is testable with plain data."""
     routes = []
+    grouped = by_service(instances)
     for service in services:
         host = settings.service_host(service.hostname)
         if service.status == "PAUSED":
             routes.append(Route(host=host, upstreams=(), paused=True))
             continue
-        upstreams = sorted(i.address or "" for i in serving_instances(service, instances, exclude))
+        serving = serving_instances(service, grouped.get(service.id, []), exclude)
+        upstreams = sorted(i.address or "" for i in serving)
         routes.append(Route(host=host, upstreams=tuple(upstreams)))
     return routes
 

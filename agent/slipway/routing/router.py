@@ -2,8 +2,11 @@
 
 The config is built as plain data (``caddyconfig.py``) and pushed with ``POST /load``
 only when it differs from what Caddy reports at ``GET /config/``, so a reconcile
-loop can call ``apply`` every few seconds without reloading Caddy, and a Caddy
-that restarted with an empty config gets its routes back on the next pass.
+loop can call ``apply`` every few seconds without reloading Caddy. Routes and custom
+domains that have not changed since the last apply are not built or compared again
+for ``DRIFT_CHECK_SECONDS``: a Caddy that restarted with an empty config gets its
+routes back within that time, and an idle host with many services spends nothing on
+a config that did not move.
 
 Custom domains come from the provider callable given to the Router (``custom_hosts``);
 ``refresh`` applies the last routes again when they change.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,8 @@ from .routedns import RouteTable, route_name
 
 # When a route table change has reached Caddy everywhere, with a margin.
 ROUTE_CHANGE_SECONDS = DNS_REFRESH_SECONDS + 0.5
+# How long routes applied unchanged are trusted to be what Caddy runs.
+DRIFT_CHECK_SECONDS = 10.0
 
 
 def _admin_listen(admin_url: str) -> str:
@@ -94,6 +100,9 @@ class Router:
         # parsing and comparing (every reconcile pass, with 100 services, a fifth of
         # the idle agent's CPU).
         self._in_step: tuple[str, bytes] | None = None
+        # What the last apply found Caddy running, and until when that is trusted.
+        self._applied: tuple[list[Route], list[CustomHost]] | None = None
+        self._trusted_until = 0.0
         self.access_log = access_log
         self.access_log_roll_mb = access_log_roll_mb
         self.access_log_keep = access_log_keep
@@ -134,19 +143,26 @@ class Router:
         routes = list(routes)
         with self._apply_lock:
             self._last_routes = routes
+            applying = (routes, list(self.custom_hosts()))
+            if applying == self._applied and time.monotonic() < self._trusted_until:
+                return False
+            self._applied = None
             if self.route_table is not None:
                 self._write_table(routes)
-            text = json.dumps(self.build_config(routes))
+            text = json.dumps(self.build_config(*applying))
             running = self._request("GET", "/config/").content
-            if self._in_step == (text, running):
-                return False
-            wanted = json.loads(text)
-            if without_instances(_parse_config(running)) == without_instances(wanted):
-                self._in_step = (text, running)
-                return False
-            self._in_step = None
-            self._request("POST", "/load", json=wanted)
-            return True
+            loaded = False
+            if self._in_step != (text, running):
+                wanted = json.loads(text)
+                if without_instances(_parse_config(running)) == without_instances(wanted):
+                    self._in_step = (text, running)
+                else:
+                    self._in_step = None
+                    self._request("POST", "/load", json=wanted)
+                    loaded = True
+            self._applied = applying
+            self._trusted_until = time.monotonic() + DRIFT_CHECK_SECONDS
+            return loaded
 
     def routed(self) -> dict[str, tuple[str, ...]]:
         """Each host's instance addresses as last applied (paused hosts have none)."""

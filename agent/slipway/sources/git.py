@@ -3,7 +3,9 @@
 A Revision of a code service is a commit SHA. ``head`` and ``tags`` ask the remote
 for its refs only (ls-remote); ``checkout`` fetches one commit shallowly into a bare
 repository in a temporary directory and writes that commit's tree into the build
-directory (``git_tree.py``), so no history and no ``.git`` reach a build. URLs and ref
+directory (``git_tree.py``), so no history and no ``.git`` reach a build. A fetch is
+bounded (``git_limits.py``): the pack goes to a file as it arrives and is scanned
+before dulwich indexes it (``git_pack.py``), the tree is measured before it is written. URLs and ref
 names are checked in ``git_names.py``; the errors, and the translation of dulwich's,
 urllib3's and socket errors into them, are in ``git_errors.py``. A connection token
 travels only in the Authorization header dulwich builds.
@@ -42,7 +44,9 @@ from .git_errors import (
     TagNotFound,
     translated,
 )
+from .git_limits import GitLimits
 from .git_names import branch_ref, checkout_ref, display_url, parse_repository_url, ref_label
+from .git_pack import Deadline, PackFile, scan_pack
 from .git_tree import check_source_directory, parse_source_directory, write_tree
 
 log = logging.getLogger(__name__)
@@ -73,8 +77,11 @@ class GitSource:
         *,
         work_dir: Path | None = None,
         reuse_connections: bool = False,
+        limits: GitLimits | None = None,
     ) -> None:
         self.timeout = timeout
+        self.limits = limits or GitLimits()
+        self.limits.check()
         # Where the temporary bare repository of a checkout lives; None is the system's.
         self.work_dir = work_dir
         # A poller asks the same hosts again and again: with reuse_connections, one urllib3
@@ -151,13 +158,15 @@ class GitSource:
         dest.mkdir(parents=True, exist_ok=True)
         if any(dest.iterdir()):
             raise ValueError(f"checkout destination {dest} is not empty")
+        deadline = Deadline(self.limits.fetch_timeout)
         client, path = self._client(url, token)
         try:
             with tempfile.TemporaryDirectory(prefix="slipway-git-", dir=self.work_dir) as tmp:
-                repo, commit = _fetch_commit(client, path, ref, sha, Path(tmp), url, token)
+                fetch = _Fetch(client, path, self.limits, deadline)
+                repo, commit = _fetch_commit(fetch, ref, sha, Path(tmp), url, token)
                 try:
                     check_source_directory(repo, commit, subdir)
-                    write_tree(repo, commit.tree, dest)
+                    write_tree(repo, commit.tree, dest, self.limits, deadline)
                 finally:
                     repo.close()
         finally:
@@ -214,9 +223,34 @@ class GitSource:
         return manager
 
 
+class _Fetch:
+    """One bounded fetch into a bare repository, as ``GitClient.fetch`` does it but with
+    the pack written to a file as it arrives and scanned before dulwich indexes it."""
+
+    def __init__(self, client: GitClient, path: str, limits: GitLimits, deadline: Deadline):
+        self.client = client
+        self.path = path
+        self.limits = limits
+        self.deadline = deadline
+
+    def __call__(self, repo: Repo, wants: Any, depth: int | None) -> None:
+        pack = PackFile(Path(repo.path) / "incoming.pack", self.limits, self.deadline)
+        try:
+            result = self.client.fetch_pack(
+                self.path, wants, repo.get_graph_walker(), pack.write, depth=depth
+            )
+        finally:
+            pack.close()
+        if pack.size:
+            scan_pack(pack.path, self.limits, self.deadline)
+            with open(pack.path, "rb") as f:
+                repo.object_store.add_thin_pack(f.read, None)
+        pack.path.unlink()
+        repo.update_shallow(result.new_shallow, result.new_unshallow)
+
+
 def _fetch_commit(
-    client: GitClient,
-    path: str,
+    fetch: _Fetch,
     ref: bytes,
     sha: str | None,
     tmp: Path,
@@ -250,7 +284,7 @@ def _fetch_commit(
     repo = fresh_repo()
     try:
         with translated(url, token, refusal_ok=want is not None):
-            client.fetch(path, repo, determine_wants=wanted, depth=1)
+            fetch(repo, wanted, 1)
         if want is None:
             return repo, _commit(repo, tip[0], url)
         if want in repo.object_store:
@@ -264,7 +298,7 @@ def _fetch_commit(
         repo = fresh_repo()
         try:
             with translated(url, token):
-                client.fetch(path, repo, determine_wants=branch_tip, depth=depth)
+                fetch(repo, branch_tip, depth)
             if want in repo.object_store:
                 return repo, _commit(repo, want, url)
         except BaseException:

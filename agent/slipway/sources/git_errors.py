@@ -11,7 +11,8 @@ one error tree without importing the transport::
         ├── BranchNotFound
         ├── TagNotFound
         ├── CommitNotFound         (a SHA that is not on the branch or behind the tag)
-        └── SourceDirectoryNotFound
+        ├── SourceDirectoryNotFound
+        └── GitLimitExceeded       (a fetch crossed a ``git_*`` limit; git_limits.py)
 
 Every message names the repository by a URL without credentials, and any text taken
 from a foreign error has the token masked.
@@ -69,6 +70,10 @@ class CommitNotFound(GitError):
 
 
 class SourceDirectoryNotFound(GitError):
+    pass
+
+
+class GitLimitExceeded(GitError):
     pass
 
 

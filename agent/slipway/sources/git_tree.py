@@ -1,8 +1,10 @@
 """Writing a fetched commit's tree to disk, and the SourceDirectory inside it.
 
 Separate from ``git.py`` because it is the part that touches the build directory: a
-tree from an untrusted repository is written without ever following a symlink or
-leaving ``dest``. It reads a dulwich object store; the fetching is ``git.py``'s.
+tree from an untrusted repository is measured against the ``git_*`` limits before a
+file is written (a small pack can name one blob a million times), then written blob
+by blob without ever following a symlink or leaving ``dest``. It reads a dulwich
+object store; the fetching is ``git.py``'s.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from dulwich.errors import NotTreeError
-from dulwich.object_store import tree_lookup_path
+from dulwich.object_store import BaseObjectStore, MaxTreeDepthExceeded, tree_lookup_path
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import SubmoduleEncountered, Tree
 from dulwich.repo import Repo
 
 from ..errors import InvalidRequest
 from .git_errors import GitError, SourceDirectoryNotFound
+from .git_limits import MB, GitLimits
+from .git_pack import Deadline, PackedBlobs, exceeded
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +65,65 @@ def check_source_directory(repo: Repo, commit: GitCommit, subdir: PurePosixPath 
         )
 
 
-def write_tree(repo: Repo, tree_id: bytes, dest: Path) -> None:
-    """Write a tree's files into the empty directory ``dest``: modes kept, symlinks kept
-    only when they point inside ``dest``, nothing ever written through a symlink."""
+def measure_tree(
+    blobs: PackedBlobs,
+    store: BaseObjectStore,
+    tree_id: bytes,
+    limits: GitLimits,
+    deadline: Deadline,
+) -> None:
+    """Refuse a tree with more than ``git_max_files`` entries (directories count: a bomb
+    of empty ones costs time too) or more than ``git_max_checkout_mb`` of files, counting
+    as it walks: a bomb stops at the limit, not after walking its billions of paths."""
+    size = 0
+    budget = limits.max_checkout_mb * MB
+    walk = store.iter_tree_contents(tree_id, include_trees=True)
+    try:
+        next(walk, None)  # the root itself: dest, already there
+        for entries, entry in enumerate(walk, 1):
+            if entries > limits.max_files:
+                raise exceeded("its checkout", limits.max_files, "files", "git_max_files")
+            if stat.S_ISREG(entry.mode) or stat.S_ISLNK(entry.mode):
+                size += blobs.size(entry.sha)
+                if size > budget:
+                    raise exceeded(
+                        "its checkout", limits.max_checkout_mb, "MB", "git_max_checkout_mb"
+                    )
+            if entries % 1000 == 0:
+                deadline.check()
+    except MaxTreeDepthExceeded as exc:
+        raise GitError(f"the commit's tree nests too deep: {exc}") from exc
+
+
+def write_tree(
+    repo: Repo,
+    tree_id: bytes,
+    dest: Path,
+    limits: GitLimits,
+    deadline: Deadline,
+) -> None:
+    """Write a tree's files into the empty directory ``dest``, once it is measured
+    within ``limits``: modes kept, symlinks kept only when they point inside ``dest``,
+    nothing ever written through a symlink."""
     store = repo.object_store
     if not isinstance(store[tree_id], Tree):
         raise GitError(f"{tree_id.decode()} is not a tree")
-    base = os.fsencode(dest)
+    blobs = PackedBlobs(store)
+    try:
+        measure_tree(blobs, store, tree_id, limits, deadline)
+        _write_entries(store, blobs, tree_id, os.fsencode(dest), deadline)
+    finally:
+        blobs.close()
+
+
+def _write_entries(
+    store: BaseObjectStore, blobs: PackedBlobs, tree_id: bytes, base: bytes, deadline: Deadline
+) -> None:
     dirs: set[bytes] = {b""}
     taken: set[bytes] = set()
     links: list[bytes] = []
     for entry in store.iter_tree_contents(tree_id):
+        deadline.check()
         rel = entry.path
         parts = rel.split(b"/")
         if any(p in (b"", b".", b"..") or p.lower() == b".git" or b"\x00" in p for p in parts):
@@ -101,11 +153,9 @@ def write_tree(repo: Repo, tree_id: bytes, dest: Path) -> None:
             os.mkdir(target)  # a submodule: git leaves an empty directory too
             dirs.add(rel)
         else:
-            blob = store[entry.sha]
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
-                for chunk in blob.as_raw_chunks():
-                    out.write(chunk)
+                blobs.write(entry.sha, out)
                 os.fchmod(out.fileno(), 0o755 if mode & 0o111 else 0o644)
     _drop_escaping_links(links, os.path.realpath(base))
 

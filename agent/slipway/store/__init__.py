@@ -2,10 +2,10 @@
 
 ``Store`` is the one object the rest of the agent holds. Its queries are split by family
 of tables: ``resources.py`` (services, operations, revisions and the other App Runner
-resources, in and out as typed records from ``records.py`` or plain dicts) and
-``observe.py`` (events, notification targets and deliveries, audit), over the plumbing in
-``base.py``; the tables themselves are in ``schema.py``. JSON columns are decoded on the
-way out.
+resources, in and out as typed records from ``records.py`` or plain dicts),
+``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
+(sealed secrets and their grants), over the plumbing in ``base.py``; the tables
+themselves are in ``schema.py``. JSON columns are decoded on the way out.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 from .base import StoreError
 from .observe import ObserveTables
 from .resources import ResourceTables
+from .secrets import SecretTables
 
 
-class Store(ResourceTables, ObserveTables):
+class Store(ResourceTables, ObserveTables, SecretTables):
     """Every table of the agent's database, behind one connection."""
 
 

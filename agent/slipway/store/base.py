@@ -56,9 +56,13 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All writes inside happen or none do; nested blocks become savepoints."""
-        with self._lock, self.db.atomic():
-            yield
+        """All writes inside happen or none do; nested blocks become savepoints. SQLite's
+        refusals (locked, disk I/O) leave as StoreError, like a failed query's."""
+        try:
+            with self._lock, self.db.atomic():
+                yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
 
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         names, rows = self._raw_rows(sql, params)

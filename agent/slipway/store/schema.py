@@ -175,10 +175,29 @@ def _m4_custom_domains(db: sqlite_utils.Database) -> None:
     db["custom_domains"].create_index(["domain_name"])
 
 
+def _m5_secrets(db: sqlite_utils.Database) -> None:
+    """Secrets bound to services: each value sealed by the vault, and the names of the
+    services that may read it (a grant can name a service before it exists)."""
+    db["secrets"].create(
+        {"name": str, "value": str, "created_at": float, "updated_at": float}, pk="name"
+    )
+    db["secret_grants"].create(
+        {"secret": str, "service": str, "created_at": float}, pk=("secret", "service")
+    )
+
+
+def _m6_operation_interruptions(db: sqlite_utils.Database) -> None:
+    """How many agent restarts cut an operation off: past operation_max_interruptions it
+    ends FAILED instead of running again (an operation that kills the agent)."""
+    db["operations"].add_column("interruptions", int, not_null_default=0)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
     _m2_connections,
     _m3_observe,
     _m4_custom_domains,
+    _m5_secrets,
+    _m6_operation_interruptions,
 ]
