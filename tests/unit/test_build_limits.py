@@ -15,7 +15,7 @@ from slipway.backends.build_box import MB, BuildBox, BuildLimits, layer_bytes
 from slipway.builds import CodeConfig
 from slipway.builds.builder import Builder
 from slipway.builds.dockerfile import Plan, Step
-from slipway.builds.errors import BuildFailed, BuildLimitReached
+from slipway.builds.errors import BuildFailed, BuildLimitReached, BuildTimeout
 from slipway.builds.limits import BuildWatch, check_context
 from slipway.builds.progress import Progress
 from slipway.builds.runtimes import load_runtimes
@@ -248,3 +248,14 @@ def test_runtime_images_run_as_an_unprivileged_user(runtime: str) -> None:
     user = lines.index("USER 10001:10001")
     assert useradd < lines.index('RUN ["/bin/sh", "-ec", "make"]') < user  # builds as root
     assert user < next(i for i, line in enumerate(lines) if line.startswith("CMD"))
+
+
+def test_a_build_past_its_deadline_names_the_time_limit() -> None:
+    cancelled: list[float] = []
+    build = SimpleNamespace(cancel=lambda wait: cancelled.append(wait))
+    builder = Builder(client=None, runtimes={}, timeout=30)
+    log: list[str] = []
+    error = builder._stop(build, progress_at("sleep 600", None, log), log.append, None)  # type: ignore[arg-type]
+    assert isinstance(error, BuildTimeout) and error.setting == "build_timeout"
+    assert error.command == "sleep 600" and cancelled
+    assert "[Build] build stopped: time limit 30 s reached (setting build_timeout)" in log
