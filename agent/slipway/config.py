@@ -263,6 +263,14 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
 
 
+def settings_file(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The settings file in use: the one given, else $SLIPWAY_CONFIG, else the default."""
+    if config_file is not None:
+        return config_file
+    env_file = (os.environ if environ is None else environ).get("SLIPWAY_CONFIG")
+    return Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+
+
 def load_settings(
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
@@ -272,9 +280,7 @@ def load_settings(
     environ = dict(os.environ if environ is None else environ)
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
-    if config_file is None:
-        env_file = environ.get("SLIPWAY_CONFIG")
-        config_file = Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+    config_file = settings_file(config_file, environ)
     if config_file.exists():
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
