@@ -90,28 +90,32 @@ def secure_data_dir(
 ) -> None:
     """Make ``data_dir`` and everything in it owner-only, but for what ``access`` shares.
     Files keep their owner's execute bits (a build context's scripts); the group and
-    others lose everything."""
+    others lose everything. Each path gets its final mode at once, so a reader that is
+    allowed is never locked out meanwhile."""
     access.check()
     gid = access.gid
     data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    caddy_dir = access_log.parent if access_log is not None else None
+    inside = caddy_dir is not None and caddy_dir.resolve().is_relative_to(data_dir.resolve())
+    shared: dict[Path, int] = {}
+    if gid is not None:
+        shared[route_table] = SHARED_FILE
+        if inside:
+            caddy_dir.mkdir(parents=True, exist_ok=True)
+            shared[caddy_dir] = SHARED_CADDY_DIR
+    elif inside:
+        # Caddy opens an existing file as it is: born 0600, it stays so through rotation.
+        private_file(access_log)
+    _restrict(data_dir, PRIVATE_DIR if gid is None else SHARED_DATA_DIR, gid)
     for root, dirs, files in os.walk(data_dir):
         for name in dirs:
-            _restrict(Path(root, name), PRIVATE_DIR)
+            path = Path(root, name)
+            _restrict(path, shared.get(path, PRIVATE_DIR), gid if path in shared else None)
         for name in files:
             path = Path(root, name)
             with_x = stat.S_IMODE(path.lstat().st_mode) & 0o100
-            _restrict(path, PRIVATE_FILE | with_x)
-    _restrict(data_dir, PRIVATE_DIR if gid is None else SHARED_DATA_DIR, gid)
-    if gid is not None and route_table.exists():
-        _restrict(route_table, SHARED_FILE, gid)
-    if access_log is None:
-        return
-    inside = access_log.parent.resolve().is_relative_to(data_dir.resolve())
-    if gid is not None and inside:
-        access_log.parent.mkdir(parents=True, exist_ok=True)
-        _restrict(access_log.parent, SHARED_CADDY_DIR, gid)
-    elif gid is None and inside:
-        # Caddy opens an existing file as it is: born 0600, it stays so through rotation.
-        private_file(access_log)
-    if access_log.exists():
+            _restrict(
+                path, shared.get(path, PRIVATE_FILE | with_x), gid if path in shared else None
+            )
+    if access_log is not None and access_log.exists():
         _restrict(access_log, PRIVATE_FILE)  # its owner (Caddy's user) keeps writing it
