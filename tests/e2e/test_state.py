@@ -261,3 +261,27 @@ def test_backup_wipe_restore_brings_every_service_back(agent, hello_image, tmp_p
     assert "db-password" in slipway(agent, "secrets", "list").stdout
     by_key = agent.client(key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert len(by_key.list_services()["ServiceSummaryList"]) == len(services)
+
+
+def test_the_vault_key_moves_out_of_data_dir_and_is_required(agent):
+    """An older version's key beside the database is moved to the config dir at start;
+    without it, a database with sealed values keeps the agent from starting."""
+    key = Path(agent.env["SLIPWAY_CONFIG_DIR"]) / "vault.key"
+    old_place = data_dir(agent) / "vault.key"
+    agent.kill()
+    key.rename(old_place)
+    agent.start()
+    assert key.exists() and not old_place.exists()
+    assert mode(key) == 0o600
+    assert f"vault key moved from {old_place} to {key}" in agent.log_text()
+    agent.client().list_services()
+
+    agent.kill()
+    kept = key.with_name("vault.key.kept")
+    key.rename(kept)
+    with pytest.raises(AssertionError, match=f"the vault key {key} is missing"):
+        agent.start()
+    assert not key.exists()  # no new key was made over the old values
+    kept.rename(key)
+    agent.start()
+    agent.client().list_services()
