@@ -128,10 +128,10 @@ class StoreBase:
                 row[key] = open_maps(value, self.vault) if key in ENV_COLUMNS else value
         return row
 
-    def seal(self, value: str | None) -> str | None:
+    def _seal_text(self, value: str | None) -> str | None:
         return None if value is None else self.vault.seal(value)
 
-    def open(self, row: dict[str, Any] | None, column: str) -> dict[str, Any] | None:
+    def _open_text(self, row: dict[str, Any] | None, column: str) -> dict[str, Any] | None:
         """``row`` with ``column``, sealed by the store, opened."""
         if row is not None and row.get(column) is not None:
             row[column] = self.vault.open(row[column])

@@ -85,16 +85,16 @@ class ObserveTables(StoreBase):
     # secret comes sealed by the Notifier.
 
     def insert_notify_target(self, row: dict[str, Any]) -> None:
-        self._insert("notify_targets", {**row, "url": self.seal(row["url"])})
+        self._insert("notify_targets", {**row, "url": self._seal_text(row["url"])})
 
     def update_notify_target(self, target_id: str, **fields: Any) -> None:
         if "url" in fields:
-            fields["url"] = self.seal(fields["url"])
+            fields["url"] = self._seal_text(fields["url"])
         self._update("notify_targets", target_id, fields)
 
     def get_notify_target(self, target_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM notify_targets WHERE id = ?", (target_id,))
-        return self.open(row, "url")
+        return self._open_text(row, "url")
 
     def list_notify_targets(self, source: str | None = None) -> list[dict[str, Any]]:
         if source is None:
@@ -104,7 +104,7 @@ class ObserveTables(StoreBase):
                 "SELECT * FROM notify_targets WHERE source = ? ORDER BY created_at, id",
                 (source,),
             )
-        return [self.open(row, "url") for row in rows]
+        return [self._open_text(row, "url") for row in rows]
 
     def delete_notify_target(self, target_id: str) -> None:
         """The target and every delivery it was owed."""

@@ -169,13 +169,13 @@ class ResourceTables(StoreBase):
 
     def put_registry_credentials(self, row: dict[str, Any]) -> None:
         with self.transaction():
-            row = {**row, "username": self.seal(row.get("username"))}
+            row = {**row, "username": self._seal_text(row.get("username"))}
             self.db["registry_credentials"].upsert(self.encode_row(row), pk="host")
 
     def get_registry_credentials(self, host: str) -> dict[str, Any] | None:
         """The row with its username opened; the password stays sealed (its caller's)."""
         row = self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
-        return self.open(row, "username")
+        return self._open_text(row, "username")
 
     def delete_operation(self, operation_id: str) -> None:
         with self.transaction():
