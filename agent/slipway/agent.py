@@ -15,7 +15,7 @@ from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
-from .domains.rules import Domains, domain_checker, tls_settings
+from .domains.rules import Domains, agent_address, domain_checker, tls_settings
 from .feedback import GitHubFeedback
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
@@ -29,6 +29,7 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .routing.ingress import Ingress
 from .routing.router import Router
 from .scaling import Scaler
 from .secretrefs import SecretLimits
@@ -90,7 +91,13 @@ class Agent:
             custom_hosts=lambda: self.domains.custom_hosts(),
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
+            ingress=Ingress(
+                hooks_domain=settings.public_hooks_domain,
+                api_domain=settings.api_domain,
+                upstream=agent_address(settings),
+            ),
         )
+        settings.edge_limits.check()  # the API applies them; a bad one stops the start
         self.networks = Networks(
             Isolation(
                 pool=settings.network_pool,
@@ -152,6 +159,7 @@ class Agent:
             self.journal.note,
             self.credentials.for_image,
             scheduler=self.jobs.scheduler,
+            trail=self.audit,
         )
         builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),

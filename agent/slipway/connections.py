@@ -161,9 +161,12 @@ class Connections:
 
     def webhook_secrets(self, urls: set[str]) -> list[str]:
         """Secrets a GitHub webhook for these repository URLs may be signed with: those of
-        the connections of services on the repository, then the global one."""
+        the connections of services on the repository; the global one only when no
+        service there has a connection (a repository with its own secret is not open to
+        whoever holds the global one)."""
         wanted = {normalize_url(u) for u in urls}
         found = []
+        owned = False
         for service in self.store.list_services():
             source = service.spec.source
             if (
@@ -171,9 +174,10 @@ class Connections:
                 and source.connection_arn
                 and normalize_url(source.code.repository_url) in wanted
             ):
+                owned = True
                 row = self.store.get_connection(source.connection_arn)
                 if row and row["webhook_secret"]:
                     found.append(self.vault.open(row["webhook_secret"]))
-        if self.settings.github_webhook_secret:
+        if self.settings.github_webhook_secret and not owned:
             found.append(self.settings.github_webhook_secret)
         return list(dict.fromkeys(found))

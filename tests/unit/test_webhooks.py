@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 import slipway.triggers
 from slipway.api.hooks import webhook_router
+from slipway.edgelimits import EdgeLimits
 from slipway.errors import InvalidRequest, RegistryUnreachable
 from slipway.store import StoreError
 from slipway.triggers.fake import FakeSink, ForgettingSink
@@ -144,7 +145,8 @@ def test_push_to_untracked_branch_is_ignored(client: TestClient, sink: FakeSink)
     assert response.status_code == 202
     assert response.json() == {
         "status": "ignored",
-        "reason": "no service tracks https://github.com/Octo/Repo refs/heads/dev",
+        "reason": "no service took https://github.com/Octo/Repo refs/heads/dev at"
+        f" {SHA}: none tracks it, or the source does not resolve it to that commit",
     }
     assert len(sink.pushes) == 1
 
@@ -438,16 +440,17 @@ def _asgi_post(app: FastAPI, chunks: Iterator[dict[str, Any]]) -> tuple[int, int
 
 
 def test_streamed_body_is_cut_off_at_the_cap(sink: FakeSink) -> None:
-    """A 26 MiB chunked body: the endpoint stops reading just past 25 MiB."""
+    """A chunked body 1 MiB past the cap (max_hook_bytes): reading stops just past it."""
     chunk = 64 * 1024
-    total = 26 * 1024 * 1024 // chunk
+    cap = EdgeLimits().max_hook_bytes
+    total = (cap + 1024 * 1024) // chunk
     stream = (
         {"type": "http.request", "body": b"x" * chunk, "more_body": i < total - 1}
         for i in range(total)
     )
     status, pulled = _asgi_post(make_app(sink), stream)
     assert status == 413
-    assert pulled == 25 * 1024 * 1024 // chunk + 1 < total
+    assert pulled == cap // chunk + 1 < total
     assert sink.audits[0][0] == "192.0.2.7"
     assert [a[1] for a in sink.audits] == ["too_large"]
 

@@ -20,6 +20,7 @@ from ..observe.audit import AuditTrail
 from ..observe.events import EventBus
 from ..observe.metrics import KEEP_MINUTES, PROMETHEUS_CONTENT_TYPE, Metrics
 from ..observe.notify import Notifier
+from .edge import client_address, request_id
 
 Authenticate = Callable[[Request, bytes], Awaitable[Any]]
 
@@ -29,8 +30,7 @@ Authenticate = Callable[[Request, bytes], Awaitable[Any]]
 
 def request_origin(request: Request) -> tuple[str | None, str | None]:
     """The caller's address and User-Agent, as the audit trail records them."""
-    client = request.client
-    return (client.host if client else None), request.headers.get("user-agent")
+    return client_address(request.scope) or None, request.headers.get("user-agent")
 
 
 @dataclass
@@ -52,7 +52,15 @@ async def record_request(
     source_ip, user_agent = request_origin(request)
     key_id = getattr(caller, "access_key_id", None)
     return await run_in_threadpool(
-        trail.record, None, key_id, source_ip, user_agent, operation, params, outcome
+        trail.record,
+        None,
+        key_id,
+        source_ip,
+        user_agent,
+        operation,
+        params,
+        outcome,
+        request_id(request),
     )
 
 
@@ -187,6 +195,7 @@ def audit_router(trail: AuditTrail, authenticate: Authenticate) -> APIRouter:
                         "Operation": r["operation"],
                         "Params": r["params"],
                         "Outcome": r["outcome"],
+                        "RequestId": r.get("request_id"),
                     }
                     for r in rows
                 ],

@@ -325,20 +325,25 @@ class Domains:
 # -- wiring ---------------------------------------------------------------------
 
 
-def tls_settings(settings: Settings) -> TlsSettings:
-    """The router's HTTPS side from the settings; Caddy asks the agent itself on demand."""
+def agent_address(settings: Settings) -> str:
+    """``host:port`` where Caddy reaches the agent (loopback when it listens everywhere)."""
     host = settings.listen_host
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
+    return f"{host}:{settings.listen_port}"
+
+
+def tls_settings(settings: Settings) -> TlsSettings:
+    """The router's HTTPS side from the settings; Caddy asks the agent itself on demand."""
     return TlsSettings(
         https_port=settings.https_port,
         issuer=settings.tls_issuer,
         acme_ca=settings.acme_ca,
         acme_email=settings.acme_email,
         acme_ca_root=settings.acme_ca_root,
-        ask_url=f"http://{host}:{settings.listen_port}{ASK_PATH}",
+        ask_url=f"http://{agent_address(settings)}{ASK_PATH}",
     )
 
 

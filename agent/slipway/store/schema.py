@@ -192,6 +192,12 @@ def _m6_operation_interruptions(db: sqlite_utils.Database) -> None:
     db["operations"].add_column("interruptions", int, not_null_default=0)
 
 
+def _m7_audit_request_id(db: sqlite_utils.Database) -> None:
+    """The ``x-amzn-RequestId`` the API answered a call with, so a client's error report
+    finds its audit row."""
+    db["audit"].add_column("request_id", str)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m1_initial,
@@ -200,4 +206,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m4_custom_domains,
     _m5_secrets,
     _m6_operation_interruptions,
+    _m7_audit_request_id,
 ]
