@@ -179,7 +179,9 @@ class Agent:
             git=GitSource(limits=settings.git_limits),
             builder=builder,
             newest=self.tracker.newest,
-            tokens=lambda spec: self.connections.token(spec.source.connection_arn),
+            tokens=lambda spec: self.connections.token_for_repository(
+                spec.source.connection_arn, spec.source.code.repository_url
+            ),
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,

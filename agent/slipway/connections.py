@@ -9,6 +9,7 @@ secret are sealed in the store and leave it only to sign a request or a clone.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import time
@@ -40,6 +41,29 @@ def normalize_url(url: str) -> str:
         host = user_host.rsplit("@", 1)[-1].lower()
     path = path.strip("/").removesuffix(".git")
     return f"{host}/{path.lower() if host == 'github.com' else path}"  # GitHub ignores case
+
+
+def token_refusal(url: str, hosts: set[str]) -> str | None:
+    """Why a connection's token must not go with a request to ``url``, or None when it
+    may: only to the provider's ``hosts`` (a name, or ``name:port``), and only over
+    HTTPS; plain HTTP only on loopback, where it never leaves this host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return f"{url!r} is not a URL"
+    host = (parts.hostname or "").lower()
+    if host not in hosts and f"{host}:{port}" not in hosts:
+        return f"{host or url!r} is not one of the provider's hosts ({', '.join(sorted(hosts))})"
+    if parts.scheme.lower() == "https":
+        return None
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if parts.scheme.lower() == "http" and loopback:
+        return None
+    return f"{parts.scheme}:// is not HTTPS"
 
 
 class Connections:
@@ -158,6 +182,26 @@ class Connections:
         if "token" in stored:
             return stored["token"]
         return self.tokens.token(arn, AppCredentials(**stored))
+
+    def provider_hosts(self) -> set[str]:
+        """Where connections' tokens may go: ``github_hosts`` and the API's host."""
+        api = urlsplit(self.settings.github_api_url)
+        hosts = {h.lower() for h in self.settings.github_hosts}
+        if api.hostname:
+            hosts |= {api.hostname.lower(), api.netloc.rpartition("@")[2].lower()}
+        return hosts
+
+    def token_for_repository(self, arn: str | None, url: str) -> str | None:
+        """The token a git fetch or ls-remote of ``url`` carries: the connection's, when
+        ``url`` is an HTTP(S) URL its token may go to (``token_refusal``); an SSH URL
+        carries none. A service whose URL leads elsewhere fails, naming why, rather
+        than hand the token to another host or send it in clear."""
+        if not arn or "://" not in url or urlsplit(url).scheme.lower() not in ("http", "https"):
+            return None
+        refusal = token_refusal(url, self.provider_hosts())
+        if refusal:
+            raise InvalidRequest(f"the connection's token is not sent to {url}: {refusal}")
+        return self.token(arn)
 
     def webhook_secrets(self, urls: set[str]) -> list[str]:
         """Secrets a GitHub webhook for these repository URLs may be signed with: those of

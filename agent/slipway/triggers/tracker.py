@@ -82,7 +82,7 @@ class Tracker:
                 track_tags=track,
                 interval=interval,
                 service_ids=(service.id,),
-                credentials=lambda: self.connections.token(arn),
+                credentials=lambda: self.connections.token_for_repository(arn, url),
             )
         identifier = source.image.identifier
         ref = ImageRef.parse(identifier)
