@@ -26,6 +26,7 @@ from botocore.config import Config
 from typer.testing import CliRunner
 
 from slipway.cli import app
+from slipway.routing.ingress import CLIENT_HEADER
 from testkit.fakegithub import FakeGitHub
 from testkit.gitserver import GitServer
 from testkit.harness import code_source, image_source, operations, wait_for, wait_status
@@ -327,3 +328,44 @@ def test_a_100_mb_body_is_refused_everywhere_without_the_agent_growing(agent):
     grown = rss_kb(pid) - before
     assert grown < 10 * 1024, f"the agent grew by {grown} kB"
     assert httpx.get(f"{agent.endpoint}/healthz", timeout=5).status_code == 200
+
+
+def test_failed_authentications_are_throttled_per_client_address(agent):
+    """Straight to the agent on loopback, as Caddy sends: the client's address in
+    CLIENT_HEADER. Past the burst of failures, that address gets ThrottlingException
+    before any signature work; another address does not."""
+    forged = {
+        "X-Amz-Target": "AppRunner.ListServices",
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Date": "20260101T000000Z",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDNOBODY/20260101/us-east-1/"
+        f"apprunner/aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}",
+    }
+
+    def attempt(address: str) -> httpx.Response:
+        return httpx.post(
+            agent.endpoint + "/",
+            content=b"{}",
+            headers={**forged, CLIENT_HEADER: address},
+            timeout=10,
+        )
+
+    codes = [attempt("203.0.113.7").json()["__type"] for _ in range(20)]
+    assert set(codes) == {"UnrecognizedClientException"}
+    throttled = attempt("203.0.113.7")
+    assert (throttled.status_code, throttled.json()["__type"]) == (400, "ThrottlingException")
+    assert throttled.headers["x-amzn-RequestId"]
+    # a webhook with a bad signature from there is throttled too; another address is not
+    hook = httpx.post(
+        agent.endpoint + "/hooks/registry",
+        content=b"{}",
+        headers={CLIENT_HEADER: "203.0.113.7"},
+        timeout=10,
+    )
+    assert hook.status_code == 429
+    assert attempt("203.0.113.8").json()["__type"] == "UnrecognizedClientException"
+    rows = [r for r in audit_rows(agent) if r["SourceIp"] == "203.0.113.7"]
+    assert [r["Outcome"] for r in rows][-3:-1] == [
+        "UnrecognizedClientException",
+        "ThrottlingException",
+    ]
