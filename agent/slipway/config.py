@@ -20,6 +20,7 @@ from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
 from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
+from .filemodes import StateAccess
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
@@ -109,6 +110,11 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
+    # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
+    # (0700/0600). state_group names an existing group whose members may pass data_dir
+    # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
+    # (0640): for a Caddy or route DNS responder that runs as another user.
+    state_group: str = StateAccess.group
     # Public ingress and the limits at the edge (``routing.ingress.Ingress``,
     # ``edgelimits.EdgeLimits``): Caddy serves /hooks/github and /hooks/registry on
     # public_hooks_domain, and the API on api_domain, over HTTPS on https_port (empty: not
@@ -220,6 +226,12 @@ class Settings:
         return self.config_dir / "credentials"
 
     @property
+    def vault_key(self) -> Path:
+        """The key that seals values in the store: outside data_dir, so a copy of the
+        data alone opens nothing (``vault.open_vault``)."""
+        return self.config_dir / "vault.key"
+
+    @property
     def access_log_path(self) -> Path | None:
         if self.access_log == "off":
             return None
@@ -289,6 +301,14 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
 
 
+def settings_file(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The settings file in use: the one given, else $SLIPWAY_CONFIG, else the default."""
+    if config_file is not None:
+        return config_file
+    env_file = (os.environ if environ is None else environ).get("SLIPWAY_CONFIG")
+    return Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+
+
 def load_settings(
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
@@ -298,9 +318,7 @@ def load_settings(
     environ = dict(os.environ if environ is None else environ)
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
-    if config_file is None:
-        env_file = environ.get("SLIPWAY_CONFIG")
-        config_file = Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+    config_file = settings_file(config_file, environ)
     if config_file.exists():
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
