@@ -67,8 +67,7 @@ def create_app(agent: Agent) -> FastAPI:
     app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
     supported = set(operation_names())
     rules = Rules(agent.services, agent.domains, agent.connections)
-    limits: EdgeLimits = agent.settings.edge_limits
-    limits.check()
+    limits: EdgeLimits = agent.settings.edge_limits  # checked by the Agent at its start
     app.add_middleware(Edge, limits=limits)
     failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
 
@@ -299,7 +298,9 @@ def create_app(agent: Agent) -> FastAPI:
 
     app.include_router(webhook_router(agent.tracker, limits, failures))
     app.include_router(metrics_router(agent.metrics, authenticate))
-    app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
+    app.include_router(
+        notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)
+    )
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
     app.include_router(

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..edgelimits import EdgeLimits, check_json_depth
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.audit import AuditTrail
 from ..observe.events import EventBus
@@ -210,6 +211,7 @@ def notify_router(
     notifier: Notifier,
     authenticate: Authenticate,
     trail: AuditTrail | None = None,
+    max_json_depth: int = EdgeLimits.max_json_depth,
 ) -> APIRouter:
     """``/slipway/v1/notify``: POST {Url, Pattern, Secret?, Format?}, GET, DELETE /{id}.
     Every request is SigV4-verified by ``authenticate`` before anything else; with a
@@ -243,6 +245,7 @@ def notify_router(
     async def add(request: Request) -> JSONResponse:
         body = await request.body()
         caller = await authenticate(request, body)
+        check_json_depth(body, max_json_depth)
         error: Exception | None = None
         try:
             params = json.loads(body) if body.strip() else {}
