@@ -163,6 +163,13 @@ class Domains:
         www = (not wildcard) if enable_www is None else enable_www
         if www and len(www_name(name)) > 253:
             raise InvalidRequest(f"www.{name} would be longer than 253 characters")
+        for setting in ("public_hooks_domain", "api_domain"):
+            own = getattr(self.settings, setting).lower()
+            if own and own in (name, www_name(name) if www else name):
+                raise InvalidRequest(
+                    f"DomainName {domain_name!r}: {own} is this host's {setting}, served"
+                    " by the agent itself"
+                )
         self._check_state(service)
         row = {
             "id": uuid.uuid4().hex,
