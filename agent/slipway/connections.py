@@ -9,7 +9,6 @@ secret are sealed in the store and leave it only to sign a request or a clone.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import time
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import InvalidRequest, InvalidState, QuotaExceeded, ResourceNotFound
-from .sources.github import GitHub
+from .sources.github import GitHub, token_refusal
 from .sources.github_app import AppCredentials, TokenCache
 from .sources.github_errors import GitHubError
 from .store import Store
@@ -41,29 +40,6 @@ def normalize_url(url: str) -> str:
         host = user_host.rsplit("@", 1)[-1].lower()
     path = path.strip("/").removesuffix(".git")
     return f"{host}/{path.lower() if host == 'github.com' else path}"  # GitHub ignores case
-
-
-def token_refusal(url: str, hosts: set[str]) -> str | None:
-    """Why a connection's token must not go with a request to ``url``, or None when it
-    may: only to the provider's ``hosts`` (a name, or ``name:port``), and only over
-    HTTPS; plain HTTP only on loopback, where it never leaves this host."""
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        return f"{url!r} is not a URL"
-    host = (parts.hostname or "").lower()
-    if host not in hosts and f"{host}:{port}" not in hosts:
-        return f"{host or url!r} is not one of the provider's hosts ({', '.join(sorted(hosts))})"
-    if parts.scheme.lower() == "https":
-        return None
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if parts.scheme.lower() == "http" and loopback:
-        return None
-    return f"{parts.scheme}:// is not HTTPS"
 
 
 class Connections:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from slipway.config import load_settings
-from slipway.connections import token_refusal
 from slipway.errors import InvalidRequest
 from slipway.routing.ingress import CLIENT_HEADER, Ingress
 from slipway.routing.router import CustomHost, Route, Router, TlsSettings
+from slipway.sources.github import GitHub, token_refusal
 
 INGRESS = Ingress("hooks.example.com", "api.example.com", "127.0.0.1:8780")
 
@@ -138,3 +138,11 @@ def test_token_goes_to_the_providers_hosts(url: str) -> None:
 )
 def test_token_is_refused_elsewhere_or_in_clear(url: str, why: str) -> None:
     assert why in (token_refusal(url, HOSTS) or "")
+
+
+@pytest.mark.parametrize("url", ["http://ghe.example.com/api/v3", "ftp://api.github.com"])
+def test_github_api_in_clear_off_this_host_is_refused_naming_the_setting(url: str) -> None:
+    with pytest.raises(InvalidRequest, match="github_api_url.*not HTTPS"):
+        GitHub(url)
+    GitHub("https://ghe.example.com/api/v3")
+    GitHub("http://127.0.0.1:8080")  # a fake on loopback
