@@ -13,10 +13,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..domains.rules import ASK_PATH
-from ..errors import InvalidRequest, SlipwayError
+from ..edgelimits import EdgeLimits, Throttled, TokenBuckets, check_json_depth
+from ..errors import AuthError, InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..sources.github_app import AppCredentials
 from . import shapes, sigv4
+from .edge import Edge, client_address
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
 from .observe import (
@@ -45,17 +47,16 @@ class UnknownOperation(SlipwayError):
 
 def error_response(exc: SlipwayError) -> Response:
     body = {"__type": exc.code, "Message": exc.message}
-    return Response(
-        json.dumps(body),
-        status_code=exc.status,
-        media_type=AMZ_JSON,
-        headers={"x-amzn-ErrorType": exc.code},
-    )
+    headers = {"x-amzn-ErrorType": exc.code}
+    if exc.status == 413:  # the rest of the body is unread: don't drain it, close
+        headers["Connection"] = "close"
+    return Response(json.dumps(body), status_code=exc.status, media_type=AMZ_JSON, headers=headers)
 
 
-def _decode(body: bytes) -> Any:
+def _decode(body: bytes, max_depth: int) -> Any:
     if not body.strip():
         return {}
+    check_json_depth(body, max_depth)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -66,17 +67,32 @@ def create_app(agent: Agent) -> FastAPI:
     app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
     supported = set(operation_names())
     rules = Rules(agent.services, agent.domains, agent.connections)
+    limits: EdgeLimits = agent.settings.edge_limits  # checked by the Agent at its start
+    app.add_middleware(Edge, limits=limits)
+    failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
 
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
-        return await run_in_threadpool(
-            sigv4.verify,
-            request.method,
-            request.scope.get("raw_path", b"/").decode("latin-1"),
-            request.url.query,
-            request.headers,
-            body,
-            agent.lookup_secret,
-        )
+        """SigV4 for the agent's region; an address whose failures used up its bucket is
+        throttled before any signature work, and each failure spends a token."""
+        address = client_address(request.scope)
+        if not failures.allows(address):
+            raise Throttled("Rate exceeded: too many failed authentications from this address")
+        try:
+            return await run_in_threadpool(
+                functools.partial(
+                    sigv4.verify,
+                    request.method,
+                    request.scope.get("raw_path", b"/").decode("latin-1"),
+                    request.url.query,
+                    request.headers,
+                    body,
+                    agent.lookup_secret,
+                    region=agent.settings.region,
+                )
+            )
+        except AuthError:
+            failures.take(address)
+            raise
 
     @app.exception_handler(SlipwayError)
     async def _render(_: Request, exc: SlipwayError) -> Response:
@@ -114,7 +130,7 @@ def create_app(agent: Agent) -> FastAPI:
             handler = HANDLERS.get(operation)
             if handler is None:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
-            call.params = params = _decode(body)
+            call.params = params = _decode(body, limits.max_json_depth)
             validate_input(operation, params)
             result = await run_in_threadpool(handler, rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
@@ -129,7 +145,7 @@ def create_app(agent: Agent) -> FastAPI:
             await record_request(agent.audit, request, None, operation, None, exc.code)
             raise
         async with audited_call(agent.audit, request, caller, operation) as call:
-            call.params = params = _decode(body)
+            call.params = params = _decode(body, limits.max_json_depth)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")
             return await run_in_threadpool(work, params)
@@ -182,7 +198,7 @@ def create_app(agent: Agent) -> FastAPI:
             {
                 "Connection": shapes.connection(row),
                 "Account": row["account"],
-                "WebhookUrl": f"{agent.settings.endpoint}/hooks/github",
+                "WebhookUrl": f"{agent.settings.webhook_base}/hooks/github",
                 "WebhookSecret": row["webhook_secret"],
             }
         )
@@ -280,9 +296,11 @@ def create_app(agent: Agent) -> FastAPI:
         allowed = await run_in_threadpool(agent.domains.allows, domain)
         return Response(status_code=200 if allowed else 403)
 
-    app.include_router(webhook_router(agent.tracker))
+    app.include_router(webhook_router(agent.tracker, limits, failures))
     app.include_router(metrics_router(agent.metrics, authenticate))
-    app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
+    app.include_router(
+        notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)
+    )
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
     app.include_router(

@@ -225,6 +225,12 @@ def _m7_seal_values(db: sqlite_utils.Database, vault: Sealer) -> None:
             db[table].update(row[pk], {column: vault.seal(row[column])})
 
 
+def _m8_audit_request_id(db: sqlite_utils.Database) -> None:
+    """The ``x-amzn-RequestId`` the API answered a call with, so a client's error report
+    finds its audit row."""
+    db["audit"].add_column("request_id", str)
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -234,4 +240,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m5_secrets,
     _m6_operation_interruptions,
     WithVault(_m7_seal_values),
+    _m8_audit_request_id,
 ]
