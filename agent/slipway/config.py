@@ -19,6 +19,7 @@ import yaml
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
 from .errors import InvalidRequest
+from .routing.admin import DEFAULT_ADMIN
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
@@ -56,7 +57,8 @@ class Settings:
     listen_port: int = 8780
     base_domain: str = "localhost"
     http_port: int = 80
-    caddy_admin: str = "http://localhost:2019"
+    # Caddy's admin API: a socket only root opens (unix//path), or http://host:port.
+    caddy_admin: str = DEFAULT_ADMIN
     region: str = "us-east-1"
     account_id: str = "000000000000"
     service_quota: int = 10
