@@ -18,7 +18,9 @@ import yaml
 
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
+from .domains.ondemand import OnDemandLimits
 from .errors import InvalidRequest
+from .outbound import OutboundPolicy
 from .routing.admin import DEFAULT_ADMIN
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
@@ -110,6 +112,14 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
+    # The local surface. URLs users give the agent to send to (notification targets)
+    # may reach loopback, link-local and private addresses only when listed here:
+    # networks, addresses or host names, each with an optional port ("10.0.0.0/8",
+    # "127.0.0.1:9000", "localhost:9000"; ``outbound.OutboundPolicy``). Each wildcard
+    # custom domain gets certificates on demand for at most this many hosts an hour
+    # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
+    outbound_allow: tuple[str, ...] = ()
+    ondemand_certs_per_hour: int = OnDemandLimits.per_hour
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -178,6 +188,11 @@ class Settings:
     @property
     def endpoint(self) -> str:
         return f"http://{self.listen_host}:{self.listen_port}"
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where user-given URLs may point (``outbound_allow``)."""
+        return OutboundPolicy(allow=self.outbound_allow)
 
     @property
     def credentials_file(self) -> Path:
