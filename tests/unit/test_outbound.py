@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from slipway.config import load_settings
-from slipway.errors import InvalidRequest
+from slipway.errors import InvalidRequest, RegistryAuthFailed
 from slipway.observe.notify import Notifier
 from slipway.outbound import OutboundPolicy, guarded_transport, link_local_reason, parse_allow
+from slipway.sources.git_names import parse_repository_url
+from slipway.sources.registry import ImageRef, RegistryClient
 from slipway.store import Store
 from slipway.vault import Vault
 
@@ -144,3 +146,38 @@ def test_notifier_refuses_at_creation_and_delivers_to_allowed(tmp_path: Path) ->
     assert notifier.list_targets() == []
     with pytest.raises(InvalidRequest, match=r"notify_targets\[0\].url"):
         Notifier(store, vault, config_targets=[{"url": "http://127.0.0.1/", "pattern": PATTERN}])
+
+
+@pytest.mark.parametrize(
+    "identifier", ["169.254.169.254/app:1", "169.254.169.254:5000/app:1", "[fe80::1]:5000/app"]
+)
+def test_images_from_a_link_local_registry_are_refused(identifier: str) -> None:
+    with pytest.raises(InvalidRequest, match="link-local"):
+        ImageRef.parse(identifier)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/repo.git", "ssh://git@[fe80::1]/r.git", "git@169.254.1.1:r"]
+)
+def test_repositories_on_link_local_hosts_are_refused(url: str) -> None:
+    with pytest.raises(InvalidRequest, match="link-local"):
+        parse_repository_url(url)
+
+
+def test_operators_loopback_registry_and_git_still_work() -> None:
+    assert ImageRef.parse("127.0.0.1:5000/app:1").registry == "127.0.0.1:5000"
+    assert parse_repository_url("http://127.0.0.1:8000/app.git")
+    assert parse_repository_url("http://10.0.0.7/app.git")
+
+
+def test_a_registry_cannot_send_credentials_to_a_link_local_realm() -> None:
+    def registry(request: httpx.Request) -> httpx.Response:
+        assert request.url.host == "registry.test"  # the realm is never asked
+        challenge = 'Bearer realm="http://169.254.169.254/token",service="r"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+
+    client = RegistryClient(transport=httpx.MockTransport(registry))
+    with pytest.raises(
+        RegistryAuthFailed, match="token realm where 169.254.169.254 is a link-local"
+    ):
+        client.resolve(ImageRef.parse("registry.test/app:1"), ("user", "password"))

@@ -14,6 +14,7 @@ import re
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,6 +25,7 @@ from ..errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from ..outbound import link_local_reason
 
 DOCKER_HUB = "docker.io"
 _DOCKER_HUB_API = "registry-1.docker.io"
@@ -76,6 +78,9 @@ class ImageRef:
         if sep and ("." in first or ":" in first or first == "localhost"):
             if not _DOMAIN.match(first):
                 raise bad(f"{first!r} is not a registry host")
+            why = link_local_reason(_host_of(first))
+            if why:
+                raise bad(why)
             registry, rest = first, remainder
         tag = None
         last_slash = rest.rfind("/")
@@ -113,6 +118,11 @@ class ImageRef:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def _host_of(netloc: str) -> str:
+    """The host of ``host[:port]`` or ``[v6]:port``."""
+    return urlsplit(f"//{netloc}").hostname or netloc
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -248,6 +258,9 @@ class RegistryClient:
         query = {"scope": challenge.get("scope") or f"repository:{ref.repository}:pull"}
         if challenge.get("service"):
             query["service"] = challenge["service"]
+        why = link_local_reason(_host_of(urlsplit(challenge["realm"]).netloc))
+        if why:  # a registry may name any realm: never send credentials there
+            raise RegistryAuthFailed(f"registry {ref.registry} named a token realm where {why}")
         response = client.get(challenge["realm"], params=query, auth=credentials)
         if response.status_code in (401, 403):
             raise RegistryAuthFailed(
