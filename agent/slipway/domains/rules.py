@@ -368,10 +368,12 @@ def domain_checker(settings: Settings, router: Router) -> DomainCheck:
             return Path(settings.acme_ca_root).read_text()
         return None  # the system's trust store, as browsers would
 
+    # Caddy's host: the admin URL's, or loopback when its admin API is a socket.
+    caddy_host = None if router.admin.socket else urlsplit(router.admin_url).hostname
     return DomainCheck(
         resolver=settings.dns_resolver,
         host_addresses=settings.host_addresses,
-        tls_host=urlsplit(settings.caddy_admin).hostname or "127.0.0.1",
+        tls_host=caddy_host or "127.0.0.1",
         https_port=settings.https_port,
         ca_root=ca_root,
     )
