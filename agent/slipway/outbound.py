@@ -17,9 +17,10 @@ connected to must be the one checked.
 Which flows are guarded, and how (README "Outgoing requests"):
 
 - notification targets (API and config file): everything below;
-- registries and git remotes named in a service's source: link-local only (the
-  metadata address), because the operator's own registry or git server on loopback or
-  the private network is the usual case (``link_local_reason``);
+- registries (their redirects and token realms too) and git remotes named in a
+  service's source: link-local only (the metadata address), because the operator's
+  own registry or git server on loopback or the private network is the usual case
+  (``link_local_reason``);
 - the GitHub API URL, ACME directory and Caddy: operator settings, trusted.
 """
 

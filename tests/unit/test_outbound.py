@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from slipway.config import load_settings
-from slipway.errors import InvalidRequest, RegistryAuthFailed
+from slipway.errors import InvalidRequest, RegistryError
 from slipway.observe.notify import Notifier
 from slipway.outbound import OutboundPolicy, guarded_transport, link_local_reason, parse_allow
 from slipway.sources.git_names import parse_repository_url
@@ -170,14 +170,21 @@ def test_operators_loopback_registry_and_git_still_work() -> None:
     assert parse_repository_url("http://10.0.0.7/app.git")
 
 
-def test_a_registry_cannot_send_credentials_to_a_link_local_realm() -> None:
+@pytest.mark.parametrize(
+    ("status", "header"),
+    [
+        (401, {"WWW-Authenticate": 'Bearer realm="http://169.254.169.254/token",service="r"'}),
+        (307, {"Location": "http://169.254.169.254/latest/meta-data/"}),
+    ],
+    ids=["token realm", "redirect"],
+)
+def test_a_registry_cannot_send_the_agent_to_a_link_local_address(
+    status: int, header: dict[str, str]
+) -> None:
     def registry(request: httpx.Request) -> httpx.Response:
-        assert request.url.host == "registry.test"  # the realm is never asked
-        challenge = 'Bearer realm="http://169.254.169.254/token",service="r"'
-        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        assert request.url.host == "registry.test"  # the link-local one is never asked
+        return httpx.Response(status, headers=header)
 
     client = RegistryClient(transport=httpx.MockTransport(registry))
-    with pytest.raises(
-        RegistryAuthFailed, match="token realm where 169.254.169.254 is a link-local"
-    ):
+    with pytest.raises(RegistryError, match="refused to send a registry request to http://169"):
         client.resolve(ImageRef.parse("registry.test/app:1"), ("user", "password"))

@@ -125,6 +125,14 @@ def _host_of(netloc: str) -> str:
     return urlsplit(f"//{netloc}").hostname or netloc
 
 
+def _refuse_link_local(request: httpx.Request) -> None:
+    """A registry may redirect, or name a token realm, anywhere: never to a cloud's
+    metadata address, with or without the credentials a token request carries."""
+    why = link_local_reason(request.url.host)
+    if why:
+        raise RegistryError(f"refused to send a registry request to {request.url}: {why}")
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, params = header.strip().partition(" ")
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_PARAM.findall(params)}
@@ -215,6 +223,8 @@ class RegistryClient:
             follow_redirects=True,
             verify=_system_trust(),
             transport=self.transport,
+            # Every request, its redirects and a token realm the registry names included.
+            event_hooks={"request": [_refuse_link_local]},
         )
 
     def _authorized(
@@ -258,9 +268,6 @@ class RegistryClient:
         query = {"scope": challenge.get("scope") or f"repository:{ref.repository}:pull"}
         if challenge.get("service"):
             query["service"] = challenge["service"]
-        why = link_local_reason(_host_of(urlsplit(challenge["realm"]).netloc))
-        if why:  # a registry may name any realm: never send credentials there
-            raise RegistryAuthFailed(f"registry {ref.registry} named a token realm where {why}")
         response = client.get(challenge["realm"], params=query, auth=credentials)
         if response.status_code in (401, 403):
             raise RegistryAuthFailed(
