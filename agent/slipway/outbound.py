@@ -14,9 +14,9 @@ every address it got, and connects to one of those checked addresses (TLS still
 verifies the name). Guarded clients use no proxy from the environment: the address
 connected to must be the one checked.
 
-Which flows are guarded, and how (README "Outgoing requests"):
+Which flows are guarded, and how (README "Caddy's admin API and outgoing requests"):
 
-- notification targets (API and config file): everything below;
+- notification targets (API and config file): every non-public address;
 - registries (their redirects and token realms too) and git remotes named in a
   service's source: link-local only (the metadata address), because the operator's
   own registry or git server on loopback or the private network is the usual case
