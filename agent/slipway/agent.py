@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from . import keys
+from . import keys, runlock
 from .backends import Confinement
 from .backends.docker_engine import DockerEngine
 from .backends.docker_networks import Networks
@@ -17,6 +17,7 @@ from .config import Settings
 from .connections import Connections
 from .domains.rules import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
+from .filemodes import StateAccess, secure_data_dir
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -40,10 +41,10 @@ from .sources.git import GitSource
 from .sources.github import GitHub
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
-from .store import Store
+from .store import Store, sealed_sample
 from .triggers.poll import check_source
 from .triggers.tracker import Tracker
-from .vault import Vault
+from .vault import open_vault
 
 log = logging.getLogger("slipway")
 
@@ -52,8 +53,16 @@ class Agent:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.jobs = Jobs()
-        self.store = Store(settings.db_path)
-        self.vault = Vault(settings.data_dir / "vault.key")
+        secure_data_dir(
+            settings.data_dir,
+            StateAccess(settings.state_group),
+            route_table=settings.data_dir / "routes.json",
+            access_log=settings.access_log_path,
+        )
+        self.vault = open_vault(
+            settings.vault_key, settings.data_dir / "vault.key", sealed_sample(settings.db_path)
+        )
+        self.store = Store(settings.db_path, self.vault)
         self.secrets = Secrets(
             self.store, self.vault, SecretLimits(max_bytes=settings.secret_max_bytes)
         )
@@ -91,6 +100,7 @@ class Agent:
             custom_hosts=lambda: self.domains.custom_hosts(),
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
+            route_table_gid=StateAccess(settings.state_group).gid,
         )
         self.networks = Networks(
             Isolation(
@@ -244,6 +254,7 @@ class Agent:
 
     def start(self) -> None:
         """Everything but the HTTP server (``api/server.py`` runs both)."""
+        self._run_lock = runlock.hold(self.settings.data_dir)
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()

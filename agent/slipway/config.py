@@ -20,6 +20,7 @@ from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
 from .domains.ondemand import OnDemandLimits
 from .errors import InvalidRequest
+from .filemodes import StateAccess
 from .outbound import OutboundPolicy
 from .routing.admin import DEFAULT_ADMIN
 from .secretrefs import SecretLimits
@@ -120,6 +121,11 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
+    # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
+    # (0700/0600). state_group names an existing group whose members may pass data_dir
+    # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
+    # (0640): for a Caddy or route DNS responder that runs as another user.
+    state_group: str = StateAccess.group
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -199,6 +205,12 @@ class Settings:
         return self.config_dir / "credentials"
 
     @property
+    def vault_key(self) -> Path:
+        """The key that seals values in the store: outside data_dir, so a copy of the
+        data alone opens nothing (``vault.open_vault``)."""
+        return self.config_dir / "vault.key"
+
+    @property
     def access_log_path(self) -> Path | None:
         if self.access_log == "off":
             return None
@@ -268,6 +280,14 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
 
 
+def settings_file(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The settings file in use: the one given, else $SLIPWAY_CONFIG, else the default."""
+    if config_file is not None:
+        return config_file
+    env_file = (os.environ if environ is None else environ).get("SLIPWAY_CONFIG")
+    return Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+
+
 def load_settings(
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
@@ -277,9 +297,7 @@ def load_settings(
     environ = dict(os.environ if environ is None else environ)
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
-    if config_file is None:
-        env_file = environ.get("SLIPWAY_CONFIG")
-        config_file = Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+    config_file = settings_file(config_file, environ)
     if config_file.exists():
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}

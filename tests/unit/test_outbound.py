@@ -137,8 +137,9 @@ def test_connect_time_check_follows_dns(receiver: Receiver) -> None:
     assert receiver.hosts == [f"hooks.test:{receiver.port}"]  # only the allowed one came
 
 
-def test_notifier_refuses_at_creation_and_delivers_to_allowed(tmp_path: Path) -> None:
-    store, vault = Store(tmp_path / "db"), Vault(tmp_path / "vault.key")
+def test_notifier_refuses_targets_at_creation_and_config_targets_at_start(tmp_path: Path) -> None:
+    vault = Vault(tmp_path / "vault.key")
+    store = Store(tmp_path / "db", vault)
     notifier = Notifier(store, vault)
     for url in ("http://localhost:2019/stop", "http://169.254.169.254/", "http://10.1.2.3/"):
         with pytest.raises(InvalidRequest, match=f"url: '{url}' is refused"):

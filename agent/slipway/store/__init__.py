@@ -5,12 +5,13 @@ of tables: ``resources.py`` (services, operations, revisions and the other App R
 resources, in and out as typed records from ``records.py`` or plain dicts),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), over the plumbing in ``base.py``; the tables
-themselves are in ``schema.py``. JSON columns are decoded on the way out.
+themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
+``sealed.py`` names is sealed by the vault on the way in.
 """
 
 from __future__ import annotations
 
-from .base import StoreError
+from .base import StoreError, sealed_sample
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
@@ -20,4 +21,4 @@ class Store(ResourceTables, ObserveTables, SecretTables):
     """Every table of the agent's database, behind one connection."""
 
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store", "StoreError", "sealed_sample"]
