@@ -215,7 +215,7 @@ class CaddyProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                umask=0o177 if self.admin_socket else -1,  # a socket only root opens
+                umask=0o077 if self.admin_socket else -1,  # a socket only root opens
             )
         wait_until_answers(
             f"{self.admin_url}/config/",

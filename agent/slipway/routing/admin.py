@@ -45,13 +45,13 @@ class AdminAddress:
         return {"Host": ""} if self.socket else {}
 
     def secure(self) -> None:
-        """Make the socket root's only (0600) when Caddy left it open to others: it
-        makes the socket again on every load, with its own umask."""
+        """Make the socket 0600 (its owner's alone) whatever umask Caddy runs with: a
+        umask that would give it 0600 (0177) would also make Caddy's own directories
+        unsearchable (0600), so Caddy runs with 0077 and the socket comes out 0700."""
         if self.socket is None:
             return
         try:
-            mode = stat.S_IMODE(os.stat(self.socket).st_mode)
-            if mode & 0o077:
+            if stat.S_IMODE(os.stat(self.socket).st_mode) != SOCKET_MODE:
                 os.chmod(self.socket, SOCKET_MODE)
         except OSError as exc:
             raise RouterError(f"cannot restrict Caddy's admin socket {self.socket}: {exc}") from exc
