@@ -111,3 +111,9 @@ def test_unreachable_socket_names_it(tmp_path: Path) -> None:
     with pytest.raises(RouterError, match="none.sock"):
         router.apply([])
     assert router.ping() is False
+
+
+def test_a_socket_that_cannot_be_restricted_does_not_stop_routing(tmp_path: Path, caplog) -> None:
+    admin = parse_admin(f"unix/{tmp_path}/gone.sock")
+    admin.secure()  # no socket to chmod: said, not raised
+    assert "cannot make Caddy's admin socket" in caplog.text

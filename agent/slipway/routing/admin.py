@@ -10,6 +10,7 @@ header (its origin check allows just ``""`` there), which ``request_headers`` gi
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import RouterError
+
+log = logging.getLogger("slipway.router")
 
 UNIX_PREFIX = "unix/"
 DEFAULT_SOCKET = "/run/slipway/caddy-admin.sock"
@@ -53,8 +56,8 @@ class AdminAddress:
         try:
             if stat.S_IMODE(os.stat(self.socket).st_mode) != SOCKET_MODE:
                 os.chmod(self.socket, SOCKET_MODE)
-        except OSError as exc:
-            raise RouterError(f"cannot restrict Caddy's admin socket {self.socket}: {exc}") from exc
+        except OSError as exc:  # routes still go out; the socket keeps Caddy's umask
+            log.warning("cannot make Caddy's admin socket %s 0600: %s", self.socket, exc)
 
 
 def parse_admin(admin: str) -> AdminAddress:
