@@ -8,6 +8,7 @@ import logging
 
 from . import keys, runlock
 from .backends import Confinement
+from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
 from .backends.docker_networks import Networks
 from .backends.fence import Isolation
@@ -118,6 +119,7 @@ class Agent:
                 log_max_mb=settings.instance_log_max_mb,
                 log_files=settings.instance_log_files,
                 capabilities=settings.instance_capabilities,
+                user=settings.instance_user,
             ),
             networks=self.networks,
         )
@@ -170,6 +172,14 @@ class Agent:
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
             network=self.networks.for_builds,
+            limits=BuildLimits(
+                memory_mb=settings.build_memory_mb,
+                cpus=settings.build_cpus,
+                pids_limit=settings.build_pids_limit,
+                disk_max_mb=settings.build_disk_max_mb,
+                context_max_mb=settings.build_context_max_mb,
+                image_max_mb=settings.image_max_mb,
+            ),
         )
         self.operations = Operations(
             self.store,

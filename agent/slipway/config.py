@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .backends import PUBLISHED_PORT, Confinement
+from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
 from .domains.ondemand import OnDemandLimits
 from .errors import InvalidRequest
@@ -126,6 +127,17 @@ class Settings:
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
     # (0640): for a Caddy or route DNS responder that runs as another user.
     state_group: str = StateAccess.group
+    # Resources and users (issue 13): the user instances run as ("" keeps the image's
+    # own; images of managed runtimes switch to uid 10001 themselves; "10001:10001"
+    # forces one on every instance); and each build's box (``build_box.BuildLimits``):
+    # its steps' memory, cores, processes and disk writes, its context and its image.
+    instance_user: str = Confinement.user
+    build_memory_mb: int = BuildLimits.memory_mb
+    build_cpus: float = BuildLimits.cpus
+    build_pids_limit: int = BuildLimits.pids_limit
+    build_disk_max_mb: int = BuildLimits.disk_max_mb
+    build_context_max_mb: int = BuildLimits.context_max_mb
+    image_max_mb: int = BuildLimits.image_max_mb
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0

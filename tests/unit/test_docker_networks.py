@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -230,12 +231,22 @@ def test_the_engine_releases_a_service_network_with_its_last_container() -> None
     assert released == ["abc"]
 
 
-def test_builds_run_on_the_network_they_are_given() -> None:
+def test_builds_run_on_the_network_they_are_given(tmp_path: Path) -> None:
     from slipway.builds.builder import Builder
 
     asked: list[dict[str, Any]] = []
-    api = SimpleNamespace(hooks={}, build=lambda **kwargs: asked.append(kwargs) or iter(()))
+    api = SimpleNamespace(
+        hooks={},
+        _proxy_configs=SimpleNamespace(get_environment=dict),
+        _set_auth_headers=lambda headers: None,
+        _url=lambda path: path,
+        _post=lambda url, **kwargs: asked.append(kwargs),
+        _stream_helper=lambda response, decode: iter(()),
+    )
     builder = Builder(client=SimpleNamespace(api=api), runtimes={}, network=lambda: BUILD_NETWORK)  # type: ignore[arg-type]
-    build = builder.docker.start(path=".", dockerfile="D", tag="t", buildargs={}, nocache=False)
+    (tmp_path / "D").write_text("FROM scratch\n")
+    build = builder.docker.start(
+        path=str(tmp_path), dockerfile="D", tag="t", buildargs={}, nocache=False
+    )
     assert build.events.get(timeout=5) == ("end", None)
-    assert asked[0]["network_mode"] == BUILD_NETWORK
+    assert asked[0]["params"]["networkmode"] == BUILD_NETWORK
