@@ -128,7 +128,13 @@ def test_cli_lifecycle(agent, hello_image):
     service = json.loads(slipway("services", "describe", "clidemo", "--json"))
     slipway("services", "delete", "clidemo")
     wait_for(lambda: service_containers(service["ServiceId"]) == [], 60, "containers gone")
-    failed = runner.invoke(app, ["services", "describe", "clidemo"], env=env)
+
+    # The containers go first; the service is DELETED once its network is gone too.
+    def gone():
+        result = runner.invoke(app, ["services", "describe", "clidemo"], env=env)
+        return result if result.exit_code else None
+
+    failed = wait_for(gone, 60, "the service deleted")
     assert failed.exit_code == 1
     assert failed.output.strip() == "error: ResourceNotFoundException: no service named clidemo"
 
