@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.fence import Isolation
 from .errors import InvalidRequest
@@ -108,6 +109,11 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
+    # Access keys and policies (``access.AccessLimits``): seconds between two writes of
+    # a key's last-used time (a busy key costs no write per request), and the largest
+    # policy document, in bytes of JSON.
+    key_last_used_interval: float = AccessLimits.last_used_interval
+    policy_max_bytes: int = AccessLimits.policy_max_bytes
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -192,6 +198,13 @@ class Settings:
         """Files imported as secrets at start, one per file named like the secret, with
         no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def access_limits(self) -> AccessLimits:
+        return AccessLimits(
+            last_used_interval=self.key_last_used_interval,
+            policy_max_bytes=self.policy_max_bytes,
+        )
 
     @property
     def git_limits(self) -> GitLimits:

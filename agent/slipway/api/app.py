@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..domains.rules import ASK_PATH
-from ..errors import InvalidRequest, SlipwayError
+from ..errors import AccessDenied, InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
+from ..policies import AccessRequest
 from ..sources.github_app import AppCredentials
-from . import shapes, sigv4
+from . import authz, shapes, sigv4
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
+from .keys import keys_router
 from .observe import (
     audit_router,
     audited_call,
@@ -67,16 +69,55 @@ def create_app(agent: Agent) -> FastAPI:
     supported = set(operation_names())
     rules = Rules(agent.services, agent.domains, agent.connections)
 
+    def tags_of(arn: str) -> dict[str, str]:
+        return agent.store.get_tags(arn)
+
+    async def authorize(request: Request, caller: sigv4.Caller, wanted: AccessRequest) -> None:
+        """The one check of what a caller may do (``access.Access.authorize``)."""
+        await run_in_threadpool(agent.access.authorize, caller.access_key_id, wanted)
+
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
-        return await run_in_threadpool(
-            sigv4.verify,
-            request.method,
-            request.scope.get("raw_path", b"/").decode("latin-1"),
-            request.url.query,
-            request.headers,
-            body,
-            agent.lookup_secret,
+        """Who signed the request; and, on slipway's own routes, whether its principal
+        may make the call (``authz.ROUTES``). App Runner calls are authorized once their
+        parameters are read (``app_runner``). A refusal is audited here."""
+        template = getattr(request.scope.get("route"), "path", "")
+        route = authz.ROUTES.get((request.method, template))
+        operation = (
+            request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
+            if template == "/"
+            else route.action
+            if route
+            else f"{request.method} {template}"
         )
+        caller = None
+        try:
+            caller = await run_in_threadpool(
+                sigv4.verify,
+                request.method,
+                request.scope.get("raw_path", b"/").decode("latin-1"),
+                request.url.query,
+                request.headers,
+                body,
+                agent.access.lookup_secret,
+            )
+            await run_in_threadpool(agent.access.note_used, caller.access_key_id)
+            if template != "/":
+                if route is None:  # a signed route nobody named an action for
+                    raise AccessDenied(f"{operation} is not allowed to anyone")
+                wanted = authz.route_request(
+                    route,
+                    request.path_params,
+                    request.query_params,
+                    body,
+                    region=agent.settings.region,
+                    account=agent.settings.account_id,
+                    tags_of=tags_of,
+                )
+                await authorize(request, caller, wanted)
+        except SlipwayError as exc:  # recorded without parameters: nobody to trust
+            await record_request(agent.audit, request, caller, operation, None, exc.code)
+            raise
+        return caller
 
     @app.exception_handler(SlipwayError)
     async def _render(_: Request, exc: SlipwayError) -> Response:
@@ -103,11 +144,7 @@ def create_app(agent: Agent) -> FastAPI:
         body = await request.body()
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TARGET_PREFIX)
-        try:
-            caller = await authenticate(request, body)
-        except SlipwayError as exc:  # recorded without parameters: nobody to trust
-            await record_request(agent.audit, request, None, operation, None, exc.code)
-            raise
+        caller = await authenticate(request, body)
         async with audited_call(agent.audit, request, caller, operation) as call:
             if not target.startswith(TARGET_PREFIX) or operation not in supported:
                 raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
@@ -116,6 +153,14 @@ def create_app(agent: Agent) -> FastAPI:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
             call.params = params = _decode(body)
             validate_input(operation, params)
+            wanted = authz.operation_request(
+                operation,
+                params,
+                region=agent.settings.region,
+                account=agent.settings.account_id,
+                tags_of=tags_of,
+            )
+            await authorize(request, caller, wanted)
             result = await run_in_threadpool(handler, rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
@@ -123,25 +168,12 @@ def create_app(agent: Agent) -> FastAPI:
         """A signed slipway call with a JSON object body: ``work(params)`` runs in a
         thread, and one audit row records it (parameters redacted), whatever it answers."""
         body = await request.body()
-        try:
-            caller = await authenticate(request, body)
-        except SlipwayError as exc:
-            await record_request(agent.audit, request, None, operation, None, exc.code)
-            raise
+        caller = await authenticate(request, body)
         async with audited_call(agent.audit, request, caller, operation) as call:
             call.params = params = _decode(body)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")
             return await run_in_threadpool(work, params)
-
-    @app.post("/slipway/v1/keys")
-    async def create_key(request: Request) -> JSONResponse:
-        key_id, secret = await signed_call(
-            request,
-            "slipway:CreateKey",
-            lambda p: agent.create_access_key(str(p.get("Description", ""))),
-        )
-        return JSONResponse({"AccessKeyId": key_id, "SecretAccessKey": secret})
 
     @app.put("/slipway/v1/registries/{host}")
     async def registry_login(host: str, request: Request) -> JSONResponse:
@@ -281,6 +313,7 @@ def create_app(agent: Agent) -> FastAPI:
         return Response(status_code=200 if allowed else 403)
 
     app.include_router(webhook_router(agent.tracker))
+    app.include_router(keys_router(agent.access, authenticate, signed_call))
     app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
     app.include_router(audit_router(agent.audit, authenticate))
