@@ -54,7 +54,7 @@ class Agent:
         self.settings = settings
         self.jobs = Jobs()
         self.store = Store(settings.db_path)
-        self.vault = Vault(settings.data_dir / "vault.key")
+        self.vault = Vault(settings.vault_key_file)
         self.access = Access(
             self.store,
             self.vault,

@@ -184,6 +184,10 @@ class Settings:
         return f"http://{self.listen_host}:{self.listen_port}"
 
     @property
+    def vault_key_file(self) -> Path:
+        return self.data_dir / "vault.key"
+
+    @property
     def credentials_file(self) -> Path:
         return self.config_dir / "credentials"
 
