@@ -40,19 +40,21 @@ def keys_create(
     expires: Annotated[
         str | None, typer.Option(help="lifetime: 90m, 12h or 30d (default: none)")
     ] = None,
+    save: Annotated[
+        bool, typer.Option("--save", help="also make it this user's CLI key (credentials file)")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Create an access key; the first one is also saved for this user's CLI."""
+    """Create an access key for a principal; its secret is shown once."""
     client = _client(config)
     body = {"Principal": principal, "Description": description}
     if expires:
         body["Expires"] = expires
     result = _run(lambda: client.signed("POST", "/slipway/v1/keys", body))
-    target = user_credentials_file()
-    if keys.read_credentials(target) is None:
+    if save:
         keys.write_credentials(
-            target, result["AccessKeyId"], result["SecretAccessKey"], client.region
+            user_credentials_file(), result["AccessKeyId"], result["SecretAccessKey"], client.region
         )
     _print_secret(result, as_json)
 
