@@ -293,3 +293,18 @@ def test_bad_policies_are_refused_naming_the_field(
         assert "InvalidRequestException" in done.stderr
     listed = json.loads(slipway(agent, "principals", "list", "--json").stdout)
     assert {p["Principal"]: p["Policies"] for p in listed}["bad-input-target"] == []
+
+
+def test_a_lost_credentials_file_is_recovered_by_the_local_root_command(agent, services):
+    old_key, _ = agent.credentials()
+    agent.credentials_file.unlink()  # the operator lost it
+    assert "no slipway credentials" in slipway(agent, "keys", "list", ok=False).stderr
+
+    done = slipway(agent, "keys", "recover-root")
+    new_key, _ = agent.credentials()
+    assert new_key != old_key and new_key in done.stdout
+    assert agent.client().describe_service(ServiceArn=services["web"])  # an administrator
+    keys = {
+        k["AccessKeyId"]: k for k in json.loads(slipway(agent, "keys", "list", "--json").stdout)
+    }
+    assert keys[new_key]["Principal"] == "root" and keys[new_key]["Status"] == "Active"
