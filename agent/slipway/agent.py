@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import logging
 
-from . import keys
+from . import keys, runlock
 from .access import Access
 from .backends import Confinement
+from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
 from .backends.docker_networks import Networks
 from .backends.fence import Isolation
@@ -18,6 +19,7 @@ from .config import Settings
 from .connections import Connections
 from .domains.rules import Domains, domain_checker, tls_settings
 from .feedback import GitHubFeedback
+from .filemodes import StateAccess, secure_data_dir
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -41,10 +43,10 @@ from .sources.git import GitSource
 from .sources.github import GitHub
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
-from .store import Store
+from .store import Store, sealed_sample
 from .triggers.poll import check_source
 from .triggers.tracker import Tracker
-from .vault import Vault
+from .vault import open_vault
 
 log = logging.getLogger("slipway")
 
@@ -53,8 +55,16 @@ class Agent:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.jobs = Jobs()
-        self.store = Store(settings.db_path)
-        self.vault = Vault(settings.vault_key_file)
+        secure_data_dir(
+            settings.data_dir,
+            StateAccess(settings.state_group),
+            route_table=settings.data_dir / "routes.json",
+            access_log=settings.access_log_path,
+        )
+        self.vault = open_vault(
+            settings.vault_key, settings.data_dir / "vault.key", sealed_sample(settings.db_path)
+        )
+        self.store = Store(settings.db_path, self.vault)
         self.access = Access(
             self.store,
             self.vault,
@@ -98,6 +108,7 @@ class Agent:
             custom_hosts=lambda: self.domains.custom_hosts(),
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
+            route_table_gid=StateAccess(settings.state_group).gid,
         )
         self.networks = Networks(
             Isolation(
@@ -115,6 +126,7 @@ class Agent:
                 log_max_mb=settings.instance_log_max_mb,
                 log_files=settings.instance_log_files,
                 capabilities=settings.instance_capabilities,
+                user=settings.instance_user,
             ),
             networks=self.networks,
         )
@@ -167,6 +179,14 @@ class Agent:
             keep_images=settings.keep_images,
             work_dir=settings.data_dir / "builds",
             network=self.networks.for_builds,
+            limits=BuildLimits(
+                memory_mb=settings.build_memory_mb,
+                cpus=settings.build_cpus,
+                pids_limit=settings.build_pids_limit,
+                disk_max_mb=settings.build_disk_max_mb,
+                context_max_mb=settings.build_context_max_mb,
+                image_max_mb=settings.image_max_mb,
+            ),
         )
         self.operations = Operations(
             self.store,
@@ -246,6 +266,7 @@ class Agent:
 
     def start(self) -> None:
         """Everything but the HTTP server (``api/server.py`` runs both)."""
+        self._run_lock = runlock.hold(self.settings.data_dir)
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()

@@ -18,8 +18,10 @@ import yaml
 
 from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
+from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
 from .errors import InvalidRequest
+from .filemodes import StateAccess
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
@@ -114,6 +116,22 @@ class Settings:
     # policy document, in bytes of JSON.
     key_last_used_interval: float = AccessLimits.last_used_interval
     policy_max_bytes: int = AccessLimits.policy_max_bytes
+    # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
+    # (0700/0600). state_group names an existing group whose members may pass data_dir
+    # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
+    # (0640): for a Caddy or route DNS responder that runs as another user.
+    state_group: str = StateAccess.group
+    # Resources and users (issue 13): the user instances run as ("" keeps the image's
+    # own; images of managed runtimes switch to uid 10001 themselves; "10001:10001"
+    # forces one on every instance); and each build's box (``build_box.BuildLimits``):
+    # its steps' memory, cores, processes and disk writes, its context and its image.
+    instance_user: str = Confinement.user
+    build_memory_mb: int = BuildLimits.memory_mb
+    build_cpus: float = BuildLimits.cpus
+    build_pids_limit: int = BuildLimits.pids_limit
+    build_disk_max_mb: int = BuildLimits.disk_max_mb
+    build_context_max_mb: int = BuildLimits.context_max_mb
+    image_max_mb: int = BuildLimits.image_max_mb
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -184,12 +202,14 @@ class Settings:
         return f"http://{self.listen_host}:{self.listen_port}"
 
     @property
-    def vault_key_file(self) -> Path:
-        return self.data_dir / "vault.key"
-
-    @property
     def credentials_file(self) -> Path:
         return self.config_dir / "credentials"
+
+    @property
+    def vault_key(self) -> Path:
+        """The key that seals values in the store: outside data_dir, so a copy of the
+        data alone opens nothing (``vault.open_vault``)."""
+        return self.config_dir / "vault.key"
 
     @property
     def access_log_path(self) -> Path | None:
@@ -268,6 +288,14 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
         raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
 
 
+def settings_file(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Path:
+    """The settings file in use: the one given, else $SLIPWAY_CONFIG, else the default."""
+    if config_file is not None:
+        return config_file
+    env_file = (os.environ if environ is None else environ).get("SLIPWAY_CONFIG")
+    return Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+
+
 def load_settings(
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
@@ -277,9 +305,7 @@ def load_settings(
     environ = dict(os.environ if environ is None else environ)
     known = {f.name: f for f in fields(Settings)}
     values: dict[str, Any] = {}
-    if config_file is None:
-        env_file = environ.get("SLIPWAY_CONFIG")
-        config_file = Path(env_file) if env_file else default_config_dir() / "slipway.yaml"
+    config_file = settings_file(config_file, environ)
     if config_file.exists():
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}

@@ -16,8 +16,8 @@ from . import keys
 from .access import Access
 from .config import Settings
 from .errors import AuthError
-from .store import Store
-from .vault import Vault
+from .store import Store, sealed_sample
+from .vault import open_vault
 
 
 def recover_root(settings: Settings) -> str:
@@ -27,10 +27,12 @@ def recover_root(settings: Settings) -> str:
         raise AuthError(f"no slipway database at {db}; is data_dir right?")
     if os.geteuid() not in (0, db.stat().st_uid):
         raise AuthError(f"recover-root runs as root (or as the owner of {db}) on the host")
-    store = Store(db)
+    # The agent's own way to the vault: refused, naming the path, when the key is missing
+    # or is not the database's (a new key would seal a root secret nothing else opens).
+    vault = open_vault(settings.vault_key, settings.data_dir / "vault.key", sealed_sample(db))
     access = Access(
-        store,
-        Vault(settings.vault_key_file),
+        Store(db, vault),
+        vault,
         settings.access_limits,
         region=settings.region,
         account=settings.account_id,

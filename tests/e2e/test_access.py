@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from slipway.client import ApiError, Client
-from testkit.harness import image_source, wait_status
+from testkit.harness import image_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +56,18 @@ def denied(call: Any, **params: Any) -> dict[str, Any]:
     assert response["Error"]["Code"] == "AccessDeniedException", response
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
     return response["Error"]
+
+
+def settled(client: Any, arn: str, operation_id: str, status: str) -> None:
+    """Wait for an operation to end SUCCEEDED, leaving the service in ``status``."""
+
+    def ended() -> bool:
+        (op,) = [o for o in operations(client, arn) if o["Id"] == operation_id]
+        assert op["Status"] in ("PENDING", "IN_PROGRESS", "SUCCEEDED"), op
+        return op["Status"] == "SUCCEEDED"
+
+    wait_for(ended, 90, f"operation {operation_id}")
+    assert client.describe_service(ServiceArn=arn)["Service"]["Status"] == status
 
 
 def web_deployer_policy(tmp_path: Path) -> Path:
@@ -110,16 +122,11 @@ def test_a_deployer_limited_to_team_web(agent, services, tmp_path):
     key_id, secret = new_key(agent, "web-ci")
     ci = agent.client(key_id=key_id, secret=secret)
 
-    # What it may do: deploy and pause the team=web service.
-    assert ci.start_deployment(ServiceArn=services["web"])["OperationId"]
-    wait_status(ci, services["web"], "RUNNING")
-    assert ci.pause_service(ServiceArn=services["web"])["Service"]["Status"] in (
-        "OPERATION_IN_PROGRESS",
-        "PAUSED",
-    )
-    wait_status(ci, services["web"], "PAUSED")
-    ci.resume_service(ServiceArn=services["web"])
-    wait_status(ci, services["web"], "RUNNING")
+    # What it may do: deploy, pause and resume the team=web service.
+    web = services["web"]
+    settled(ci, web, ci.start_deployment(ServiceArn=web)["OperationId"], "RUNNING")
+    settled(ci, web, ci.pause_service(ServiceArn=web)["OperationId"], "PAUSED")
+    settled(ci, web, ci.resume_service(ServiceArn=web)["OperationId"], "RUNNING")
 
     # What it may not: the team=db service, deleting, listing, minting keys.
     error = denied(ci.start_deployment, ServiceArn=services["db"])

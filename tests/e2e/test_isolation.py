@@ -12,15 +12,11 @@ EHOSTUNREACH, never ECONNREFUSED (nothing listening) or a timeout.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import os
-import socket
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import docker
@@ -43,56 +39,21 @@ from testkit.harness import (
     wait_for,
     wait_status,
 )
+from testkit.hostile import (
+    FENCED,
+    METADATA,
+    PROBE,
+    Listener,
+    container_network,
+    host_answers,
+    metadata_server,
+    parse_probes,
+    probe_from,
+)
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"build_timeout": 300}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-METADATA = "169.254.169.254"
-# The interface that holds the metadata address for the test: one per xdist worker.
-METADATA_LINK = f"slipway-md{os.environ.get('PYTEST_XDIST_WORKER', 'gw0').removeprefix('gw')}"
-FENCED = f"refused {errno.EHOSTUNREACH}"
-
-# Run inside a container: connect, say how it went.
-PROBE = """
-import socket, sys
-for target in sys.argv[1:]:
-    name, host, port = target.split(",")
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-        print("PROBE", name, "open", flush=True)
-    except OSError as exc:
-        print("PROBE", name, "refused", exc.errno, flush=True)
-"""
-
-
-class Listener:
-    """A TCP server on all of the host's addresses that accepts and counts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("0.0.0.0", 0))
-        self.port = self.sock.getsockname()[1]
-        self.peers: list[str] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, peer = self.sock.accept()
-            except OSError:
-                return
-            self.peers.append(peer[0])
-            conn.close()
-
-    def answers(self, host: str) -> bool:
-        """Connect from the host to ``host`` at the listener's port; True once accepted."""
-        before = len(self.peers)
-        with socket.create_connection((host, self.port), timeout=5):
-            wait_for(lambda: len(self.peers) > before, 10, f"the listener to accept {host}")
-        return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,80 +65,16 @@ def host_listener() -> Iterator[Listener]:
         listener.close()
 
 
-class MetadataHandler(BaseHTTPRequestHandler):
-    peers: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.peers.append(self.client_address[0])
-        body = b"ami-id\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
 @pytest.fixture(scope="module")
 def metadata() -> Iterator[ThreadingHTTPServer]:
-    """An HTTP server of ours at 169.254.169.254 (a free port), on an interface of its
-    own; a bridge stands in for a dummy interface where the kernel has no dummy module."""
-    _ip("link", "del", METADATA_LINK, check=False)  # left by an interrupted run
-    if _ip("link", "add", METADATA_LINK, "type", "dummy", check=False).returncode:
-        _ip("link", "add", METADATA_LINK, "type", "bridge")
-    try:
-        _ip("addr", "add", f"{METADATA}/32", "dev", METADATA_LINK)
-        _ip("link", "set", METADATA_LINK, "up")
-        handler = type("Handler", (MetadataHandler,), {"peers": []})
-        server = ThreadingHTTPServer((METADATA, 0), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield server
-        finally:
-            server.shutdown()
-            server.server_close()
-    finally:
-        _ip("link", "del", METADATA_LINK, check=False)
+    with metadata_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
     with GitServer(tmp_path_factory.mktemp("git")) as server:
         yield server
-
-
-def network_of(container) -> tuple[str, str, str]:
-    """``(network, container address, gateway)`` of a container on one network."""
-    container.reload()
-    ((name, settings),) = container.attrs["NetworkSettings"]["Networks"].items()
-    return name, settings["IPAddress"], settings["Gateway"]
-
-
-def probe_from(container, *targets: tuple[str, str, int]) -> dict[str, str]:
-    argv = [f"{name},{host},{port}" for name, host, port in targets]
-    out = container.exec_run(["python3", "-c", PROBE, *argv]).output.decode()
-    return parse_probes(out)
-
-
-def parse_probes(text: str) -> dict[str, str]:
-    found = {}
-    for line in text.splitlines():
-        _, marker, rest = line.partition("PROBE ")
-        if marker:
-            name, _, result = rest.strip().partition(" ")
-            found[name] = result
-    return found
-
-
-def host_answers(host: str, port: int) -> bool:
-    with socket.create_connection((host, port), timeout=5):
-        return True
 
 
 @pytest.fixture
@@ -209,8 +106,8 @@ def test_instances_reach_neither_other_services_nor_the_host(
     a_id, b_id = a["Service"]["ServiceId"], b["Service"]["ServiceId"]
     (a_box,) = live_containers(a_id)
     (b_box,) = live_containers(b_id)
-    a_net, _, a_gateway = network_of(a_box)
-    b_net, b_address, _ = network_of(b_box)
+    a_net, _, a_gateway = container_network(a_box)
+    b_net, b_address, _ = container_network(b_box)
     assert (a_net, b_net) == (network_name(a_id), network_name(b_id))
 
     # Each target answers the host: B's app at its address, the listener everywhere,
@@ -260,7 +157,7 @@ def test_instances_reach_neither_other_services_nor_the_host(
 def test_instances_of_one_service_still_reach_each_other(agent, hello_image):
     service = scaled_service(agent.client(), "iso-pair", hello_image, MinSize=2, MaxSize=2)
     first, second = live_containers(service["ServiceId"])
-    _, address, _ = network_of(second)
+    _, address, _ = container_network(second)
     assert probe_from(first, ("sibling", address, 8080)) == {"sibling": "open"}
     lookup = first.exec_run(
         ["python3", "-c", f"import socket; socket.gethostbyname({second.name!r})"]
@@ -283,7 +180,7 @@ def test_a_build_reaches_pypi_but_not_metadata_the_host_or_instances(
     )
     wait_status(client, target["Service"]["ServiceArn"], "RUNNING")
     (target_box,) = live_containers(target["Service"]["ServiceId"])
-    _, target_address, _ = network_of(target_box)
+    _, target_address, _ = container_network(target_box)
     md_port = metadata.server_address[1]
     gateway = build_gateway()
 
@@ -345,7 +242,7 @@ def test_a_restarted_agent_adopts_the_network_and_keeps_the_fence(agent, hello_i
     wait_for(lambda: operations(client, arn)[0]["Status"] == "SUCCEEDED", 90, "the new deployment")
     assert operations(client, arn)[0]["Id"] == op_id
     (box,) = live_containers(service_id)
-    assert network_of(box)[0] == network.name
+    assert container_network(box)[0] == network.name
     assert docker.from_env().networks.get(network.name).id == network.id  # the same one
     fence = subprocess.run(["iptables", "-S", FORWARD_CHAIN], capture_output=True, text=True)
     bridge = network.attrs["Options"][BRIDGE_OPTION]

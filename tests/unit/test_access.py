@@ -17,6 +17,7 @@ from slipway.config import load_settings
 from slipway.errors import AccessDenied, InvalidRequest, ResourceNotFound
 from slipway.policies import AccessRequest
 from slipway.store import Store
+from slipway.store.schema import _m8_principals
 from slipway.vault import Vault
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
@@ -38,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "db.sqlite")
+    return Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
 
 
 @pytest.fixture
@@ -66,15 +67,19 @@ def test_root_is_made_once_and_is_administrator(access: Access) -> None:
 def test_migration_adopts_existing_keys_as_root(tmp_path: Path) -> None:
     import sqlite_utils
 
-    from slipway.store.schema import MIGRATIONS
+    from slipway.store.schema import MIGRATIONS, WithVault
 
+    vault = Vault(tmp_path / "vault.key")
     db = sqlite_utils.Database(tmp_path / "old.sqlite")
-    step = next(i for i, m in enumerate(MIGRATIONS) if m.__name__ == "_m7_principals")
-    for migrate in MIGRATIONS[:step]:
-        migrate(db)
+
+    def apply(migrations: list[Any]) -> None:
+        for migrate in migrations:
+            migrate.step(db, vault) if isinstance(migrate, WithVault) else migrate(db)
+
+    step = next(i for i, m in enumerate(MIGRATIONS) if m is _m8_principals)
+    apply(MIGRATIONS[:step])
     db["access_keys"].insert({"id": "SLWYOLD", "secret": "x", "created_at": 1.0})
-    for migrate in MIGRATIONS[step:]:
-        migrate(db)
+    apply(MIGRATIONS[step:])
     row = next(db.query("SELECT * FROM access_keys"))
     assert (row["principal"], row["status"]) == ("root", "Active")
     policy = next(db.query("SELECT * FROM principal_policies"))

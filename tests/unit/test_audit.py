@@ -17,6 +17,7 @@ from slipway.api.observe import audit_router
 from slipway.errors import SlipwayError, UnrecognizedClient
 from slipway.observe.audit import HIDDEN, AuditTrail, redact
 from slipway.store import Store
+from slipway.vault import Vault
 
 PLANTED = {
     "start": "PLANTED-start-cmd-7f3a",
@@ -184,7 +185,7 @@ def test_secret_looking_environment_names_hidden_outside_the_model(name: str) ->
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "slipway.db")
+    return Store(tmp_path / "slipway.db", Vault(tmp_path / "vault.key"))
 
 
 def test_planted_secrets_never_stored(tmp_path: Path, store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from slipway.backends.docker_networks import (
     BRIDGE_OPTION,
     BUILD_NETWORK,
+    CREATE_ATTEMPTS,
     Networks,
     bridge_name,
     free_subnet,
@@ -36,6 +38,21 @@ def test_free_subnet_skips_every_held_one() -> None:
     held = ["172.28.0.0/24", "172.28.1.128/25", "fd00::/64", "garbage"]
     assert str(free_subnet(pool, held)) == "172.28.2.0/24"
     assert free_subnet(pool, ["172.28.0.0/16"]) is None  # one network over the whole pool
+
+
+def test_networks_made_at_once_reach_for_different_subnets() -> None:
+    pool = list(ipaddress.IPv4Network("172.28.0.0/16").subnets(new_prefix=24))
+    picked = {free_subnet(pool, [], network_name(f"svc{i}")) for i in range(20)}
+    assert len(picked) >= 18  # a name picks where its search starts
+    first = free_subnet(pool, [], "slipway-svc-a")
+    assert free_subnet(pool, [str(first)], "slipway-svc-a") != first  # and it skips held ones
+
+
+def home_subnet(name: str) -> ipaddress.IPv4Network:
+    """Where a network of this name lands in the default pool when nothing is held."""
+    subnet = free_subnet(Isolation().subnets(), [], name)
+    assert subnet is not None
+    return subnet
 
 
 class FakeFence:
@@ -110,7 +127,7 @@ def test_a_service_network_is_made_once_on_a_free_24_and_the_fence_follows() -> 
     networks, fence = networks_on(api)
     assert networks.for_service("abc") == "slipway-svc-abc"
     made = api.held["slipway-svc-abc"]
-    assert made["IPAM"]["Config"][0]["Subnet"] == "172.28.0.0/24"
+    assert made["IPAM"]["Config"][0]["Subnet"] == str(home_subnet("slipway-svc-abc"))
     assert made["Options"] == {BRIDGE_OPTION: bridge_name("slipway-svc-abc")}
     assert made["Labels"] == {
         "slipway.service-id": "abc",
@@ -121,7 +138,9 @@ def test_a_service_network_is_made_once_on_a_free_24_and_the_fence_follows() -> 
     networks.for_service("abc")  # there already: adopted, nothing made, no refresh
     assert fence.installed == [[bridge_name("slipway-svc-abc")]]
     networks.for_service("def")
-    assert api.held["slipway-svc-def"]["IPAM"]["Config"][0]["Subnet"] == "172.28.1.0/24"
+    assert api.held["slipway-svc-def"]["IPAM"]["Config"][0]["Subnet"] == str(
+        home_subnet("slipway-svc-def")
+    )
     assert fence.installed[-1] == sorted(map(bridge_name, ["slipway-svc-abc", "slipway-svc-def"]))
 
 
@@ -151,8 +170,9 @@ def test_a_subnet_taken_meanwhile_by_another_agent_moves_to_the_next() -> None:
     api.race = 1
     networks, _ = networks_on(api)
     networks.for_service("abc")
-    assert api.held["slipway-svc-abc"]["IPAM"]["Config"][0]["Subnet"] == "172.28.1.0/24"
-    api.race = 3
+    moved = home_subnet("slipway-svc-abc").network_address + 256  # the next /24
+    assert api.held["slipway-svc-abc"]["IPAM"]["Config"][0]["Subnet"] == f"{moved}/24"
+    api.race = CREATE_ATTEMPTS
     with pytest.raises(BackendError, match="creating network slipway-svc-def failed: Pool"):
         networks.for_service("def")
 
@@ -211,12 +231,22 @@ def test_the_engine_releases_a_service_network_with_its_last_container() -> None
     assert released == ["abc"]
 
 
-def test_builds_run_on_the_network_they_are_given() -> None:
+def test_builds_run_on_the_network_they_are_given(tmp_path: Path) -> None:
     from slipway.builds.builder import Builder
 
     asked: list[dict[str, Any]] = []
-    api = SimpleNamespace(hooks={}, build=lambda **kwargs: asked.append(kwargs) or iter(()))
+    api = SimpleNamespace(
+        hooks={},
+        _proxy_configs=SimpleNamespace(get_environment=dict),
+        _set_auth_headers=lambda headers: None,
+        _url=lambda path: path,
+        _post=lambda url, **kwargs: asked.append(kwargs),
+        _stream_helper=lambda response, decode: iter(()),
+    )
     builder = Builder(client=SimpleNamespace(api=api), runtimes={}, network=lambda: BUILD_NETWORK)  # type: ignore[arg-type]
-    build = builder.docker.start(path=".", dockerfile="D", tag="t", buildargs={}, nocache=False)
+    (tmp_path / "D").write_text("FROM scratch\n")
+    build = builder.docker.start(
+        path=str(tmp_path), dockerfile="D", tag="t", buildargs={}, nocache=False
+    )
     assert build.events.get(timeout=5) == ("end", None)
-    assert asked[0]["network_mode"] == BUILD_NETWORK
+    assert asked[0]["params"]["networkmode"] == BUILD_NETWORK

@@ -30,12 +30,13 @@ from slipway.records import Service
 from slipway.routing.router import CustomHost
 from slipway.services import Services
 from slipway.store import Store
+from slipway.vault import Vault
 
 
 class Env:
     def __init__(self, tmp: Path) -> None:
         self.settings = Settings(data_dir=tmp, config_dir=tmp, domain_timeout=3600)
-        self.store = Store(tmp / "db.sqlite")
+        self.store = Store(tmp / "db.sqlite", Vault(tmp / "vault.key"))
         self.services = Services(
             self.store,
             self.settings,

@@ -26,6 +26,7 @@ from slipway.observe.events import (
 )
 from slipway.records import Operation, Service
 from slipway.store import Store
+from slipway.vault import Vault
 
 T0 = 1619697263.0  # 2021-04-29T11:54:23Z, the guide's first example
 IMAGE_SPEC = ServiceSpec.from_create(
@@ -62,7 +63,7 @@ GUIDE_ENVELOPE_KEYS = {
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "slipway.db")
+    return Store(tmp_path / "slipway.db", Vault(tmp_path / "vault.key"))
 
 
 @pytest.fixture()
@@ -301,8 +302,9 @@ def test_an_existing_database_gains_the_observe_tables(
 
     every = list(store_module.MIGRATIONS)
     monkeypatch.setattr(store_module, "MIGRATIONS", every[:2])
-    assert Store(tmp_path / "old.db").schema_version == 2
+    vault = Vault(tmp_path / "vault.key")
+    assert Store(tmp_path / "old.db", vault).schema_version == 2
     monkeypatch.setattr(store_module, "MIGRATIONS", every)
-    upgraded = Store(tmp_path / "old.db")
+    upgraded = Store(tmp_path / "old.db", vault)
     assert upgraded.schema_version == len(every)
     assert {"events", "notify_targets", "deliveries_out", "audit"} <= set(upgraded.db.table_names())

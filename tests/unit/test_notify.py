@@ -139,7 +139,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture()
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "slipway.db")
+    return Store(tmp_path / "slipway.db", Vault(tmp_path / "vault.key"))
 
 
 @pytest.fixture()
@@ -327,7 +327,8 @@ def test_pending_deliveries_survive_a_restart(
         ("pending", 1),
         ("pending", 0),
     ]
-    again = Notifier(Store(tmp_path / "slipway.db"), Vault(tmp_path / "vault.key"), interval=0.05)
+    again_vault = Vault(tmp_path / "vault.key")
+    again = Notifier(Store(tmp_path / "slipway.db", again_vault), again_vault, interval=0.05)
     with scheduled(again):
         wait_for(lambda: not again.store.list_deliveries(status="pending"))
     assert [(e, a) for e, a, _ in receiver.events()] == [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from slipway.observe.retention import DAY, Retention
 from slipway.store import Store
+from slipway.vault import Vault
 
 NOW = 1_000 * DAY
 
@@ -30,7 +31,7 @@ def audit(store: Store, age_days: float) -> None:
 
 
 def test_old_history_goes_and_undelivered_events_stay(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+    store = Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
     old = event(store, 100)
     owed = event(store, 100, ("t1",))
     delivered = event(store, 100, ("t2",))

@@ -30,7 +30,7 @@ SSM = "arn:aws:ssm:eu-west-1:123456789012:parameter/"
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "db.sqlite")
+    return Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
 
 
 @pytest.fixture

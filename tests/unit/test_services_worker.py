@@ -53,13 +53,13 @@ class Env:
             health_deadline=1,
             **settings,
         )
-        self.store = Store(tmp / "db.sqlite")
+        self.vault = Vault(tmp / "key")
+        self.store = Store(tmp / "db.sqlite", self.vault)
         self.registry = FakeRegistry({IMAGE: "sha256:" + "1" * 64})
         self.logs = LogStore(tmp / "logs")
         self.events = EventBus(self.store, region="us-east-1", account="0" * 12)
         self.journal = Journal(self.logs, self.events)
         self.queue = OperationQueue()
-        self.vault = Vault(tmp / "key")
         self.credentials = PullCredentials(self.store, self.vault)
         self.secrets = Secrets(self.store, self.vault, SecretLimits())
         self.services = Services(

@@ -41,6 +41,8 @@ def test_service_section() -> None:
     assert service["ExecStart"] == "/opt/slipway/.venv/bin/slipway serve"
     assert service["StateDirectory"] == "slipway"
     assert service["ConfigurationDirectory"] == "slipway"
+    # systemd would otherwise make them 0755 again at each start.
+    assert service["StateDirectoryMode"] == service["ConfigurationDirectoryMode"] == "0700"
     assert service["Restart"] == "on-failure"
     assert service["RestartSec"] == "2"
     # The agent's death must not take the containers: they belong to dockerd.

@@ -9,6 +9,7 @@ and ``FakeBackend`` (``fake.py``) the in-memory one for unit tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ LABEL_REVISION = "slipway.revision"
 # Uncommon on purpose: a socket on all addresses at this port would leave none to them.
 PUBLISHED_PORT = 28080
 
+# A user as ``docker run --user`` takes it: a name or uid, optionally ``:group``.
+_USER = re.compile(r"([a-z_][a-z0-9_-]*|\d+)(:([a-z_][a-z0-9_-]*|\d+))?")
+
 
 @dataclass(frozen=True)
 class Confinement:
@@ -40,6 +44,9 @@ class Confinement:
     # Every other capability is dropped; an unprivileged web server needs none but
     # this one, for a port under 1024.
     capabilities: tuple[str, ...] = ("NET_BIND_SERVICE",)
+    # The user instances run as: "" keeps the image's own (runtime images switch to an
+    # unprivileged one themselves); "uid[:gid]" or a name forces it on every instance.
+    user: str = ""
 
     def docker_log_options(self) -> dict[str, str]:
         return {"max-size": f"{self.log_max_mb}m", "max-file": str(self.log_files)}
@@ -53,6 +60,10 @@ class Confinement:
         for cap in self.capabilities:
             if not cap.replace("_", "").isalnum() or not cap.isupper():
                 raise InvalidRequest(f"instance_capabilities: {cap!r} is not a capability name")
+        if self.user and not _USER.fullmatch(self.user):
+            raise InvalidRequest(
+                f"instance_user: {self.user!r} is not a user (name or uid, optionally :group)"
+            )
 
 
 @dataclass(frozen=True)

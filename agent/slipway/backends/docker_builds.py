@@ -12,6 +12,7 @@ container and removes it (``forcerm``); ``remove_build_container`` checks it is 
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import re
 import socket
@@ -25,6 +26,8 @@ import docker
 import docker.errors
 import requests
 from docker import DockerClient
+from docker.api.build import process_dockerfile
+from docker.utils import tar
 
 from ..errors import BackendError
 
@@ -58,6 +61,42 @@ def _created(created: str) -> float:
     return seconds + float("0" + (match[2] or ""))
 
 
+def _build(api: docker.APIClient, kwargs: dict[str, Any]) -> Any:
+    """``api.build`` with the ``/build`` parameters docker-py does not pass on
+    (``cgroupparent``, ``cpuperiod``, ``cpuquota``): the same request, made here."""
+    path, extra = kwargs["path"], kwargs.get("params") or {}
+    dockerfile = process_dockerfile(kwargs["dockerfile"], path)
+    context = tar(path, dockerfile=dockerfile)
+    buildargs = dict(kwargs.get("buildargs") or {})
+    for name, value in api._proxy_configs.get_environment().items():
+        buildargs.setdefault(name, value)
+    params = {
+        "t": kwargs["tag"],
+        "rm": True,
+        "forcerm": True,  # intermediate containers are removed whatever happens
+        "nocache": kwargs.get("nocache", False),
+        "dockerfile": dockerfile[0],
+        "buildargs": json.dumps(buildargs),
+        **({"networkmode": kwargs["network"]} if kwargs.get("network") else {}),
+        **extra,
+    }
+    headers = {"Content-Type": "application/tar"}
+    api._set_auth_headers(headers)
+    try:
+        # No socket timeout: a silent step may take minutes.
+        response = api._post(
+            api._url("/build"),
+            data=context,
+            params=params,
+            headers=headers,
+            stream=True,
+            timeout=None,
+        )
+    finally:
+        context.close()
+    return api._stream_helper(response, decode=True)
+
+
 def _failure(exc: Exception) -> tuple[str, BackendError]:
     """``("refused", …)`` when docker answered the build with an error, else ``("error", …)``."""
     if isinstance(exc, docker.errors.APIError):
@@ -89,7 +128,7 @@ class StreamingBuild:
     def _run(self, api: docker.APIClient, kwargs: dict[str, Any]) -> None:
         _capture.active, _capture.response = True, None
         try:
-            stream = api.build(**kwargs)
+            stream = _build(api, kwargs)
         except Exception as exc:  # handed to the waiting thread, translated
             self.events.put(_failure(exc))
             return
@@ -138,10 +177,18 @@ class DockerBuilds:
         return self._client
 
     def start(
-        self, *, path: str, dockerfile: str, tag: str, buildargs: dict[str, str], nocache: bool
+        self,
+        *,
+        path: str,
+        dockerfile: str,
+        tag: str,
+        buildargs: dict[str, str],
+        nocache: bool,
+        params: dict[str, str | int] | None = None,
     ) -> StreamingBuild:
         """Start a classic build of the context at ``path``; intermediate containers are
-        removed whatever happens (``forcerm``)."""
+        removed whatever happens (``forcerm``). ``params`` are further ``/build``
+        parameters: the build's limits (``build_box.BuildBox.build_params``)."""
         return StreamingBuild(
             self.client.api,
             {
@@ -149,14 +196,27 @@ class DockerBuilds:
                 "dockerfile": dockerfile,
                 "tag": tag,
                 "buildargs": buildargs,
-                "rm": True,
-                "forcerm": True,
                 "nocache": nocache,
-                "network_mode": self.network() if self.network else None,
-                "decode": True,
-                "timeout": None,  # no socket timeout: a silent step may take minutes
+                "params": params,
+                "network": self.network() if self.network else None,
             },
         )
+
+    def upper_dir(self, container_id: str) -> str | None:
+        """Where a running step's writes land (overlay2's ``UpperDir``); None if it is
+        gone or the storage driver has none."""
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except docker.errors.DockerException:
+            return None
+        return ((attrs.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+
+    def image_size(self, image: str) -> int:
+        """The image's size in bytes, its base image included."""
+        try:
+            return int(self.client.api.inspect_image(image)["Size"])
+        except docker.errors.DockerException as exc:
+            raise BackendError(f"could not inspect image {image}: {exc}") from exc
 
     def image_id(self, tag: str) -> str:
         api = self.client.api

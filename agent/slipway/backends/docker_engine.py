@@ -275,6 +275,7 @@ class DockerEngine:
             "cap_drop": ["ALL"],
             "cap_add": list(box.capabilities),
             "log_config": {"type": "json-file", "config": box.docker_log_options()},
+            **({"user": box.user} if box.user else {}),
         }
 
     def _adopt(self, name: str, spec: InstanceSpec, conflict: Exception) -> Instance:

@@ -33,7 +33,7 @@ from .fence import BRIDGE_PREFIX, HostFence, Isolation
 BUILD_NETWORK = "slipway-build"
 LABEL_NETWORK = "slipway.network"  # "service" or "build"
 BRIDGE_OPTION = "com.docker.network.bridge.name"
-CREATE_ATTEMPTS = 3  # another agent may take the same free subnet meanwhile
+CREATE_ATTEMPTS = 10  # another agent may take the same free subnet meanwhile
 
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
 
@@ -48,16 +48,21 @@ def bridge_name(network: str) -> str:
 
 
 def free_subnet(
-    candidates: Iterable[ipaddress.IPv4Network], taken: Iterable[str]
+    candidates: Iterable[ipaddress.IPv4Network], taken: Iterable[str], name: str = ""
 ) -> ipaddress.IPv4Network | None:
-    """The first candidate that overlaps none of the subnets docker networks hold."""
+    """A candidate that overlaps none of the subnets docker networks hold: the first
+    free one from a place that ``name`` picks, so that networks made at once (many
+    services created together, agents side by side) seldom reach for the same one."""
     held = []
     for subnet in taken:
         try:
             held.append(ipaddress.ip_network(subnet, strict=False))
         except ValueError:
             continue
-    return next((c for c in candidates if not any(c.overlaps(h) for h in held)), None)
+    pool = list(candidates)
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(pool) if name and pool else 0
+    ordered = pool[start:] + pool[:start]
+    return next((c for c in ordered if not any(c.overlaps(h) for h in held)), None)
 
 
 def _explain(exc: BaseException) -> str:
@@ -142,7 +147,7 @@ class Networks:
         return name
 
     def _create(self, name: str, kind: str, labels: dict[str, str], last: bool) -> bool:
-        subnet = free_subnet(self.isolation.subnets(), self._taken())
+        subnet = free_subnet(self.isolation.subnets(), self._taken(), name)
         if subnet is None:
             raise BackendError(
                 f"network_pool {self.isolation.pool} has no free /24 left for network {name}"

@@ -19,6 +19,11 @@ context. Source files are hard-linked in when ``work_dir`` shares their filesyst
 Proxy variables reach the build as build args (docker's predefined proxy args: neither
 in the image nor in the cache key); secrets never reach the build at all.
 
+Limits (``limits.py``, ``backends/build_box.py``): the source tree is refused past
+``context_max_mb`` before it is copied; the steps run in a box of memory, CPU and
+processes, their disk writes are measured while they run, and the image is refused past
+``image_max_mb``. Whichever is crossed stops the build and is named with its setting.
+
 Timing: the service's images are listed while the build runs, so the prune after a
 success (keep ``keep_images``) only removes. On timeout the builder cancels the build
 (dockerd kills and removes the step's container) and makes sure that container is gone.
@@ -40,11 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..backends.build_box import BuildBox, BuildLimits
 from ..backends.docker_builds import DockerBuilds, DockerClient, StreamingBuild
-from ..errors import BackendError
+from ..errors import BackendError, InvalidRequest
 from . import CodeConfig
 from .dockerfile import Plan, make_plan
-from .errors import BuildFailed, BuildTimeout
+from .errors import BuildFailed, BuildLimitReached, BuildTimeout
+from .limits import DISK_LOOK_SECONDS, BuildWatch, check_context
 from .progress import Progress
 from .runtimes import (
     EnginesConflict,
@@ -125,11 +132,17 @@ class Builder:
         proxy_env: Mapping[str, str] | None = None,
         work_dir: Path | None = None,
         network: Callable[[], str] | None = None,
+        limits: BuildLimits | None = None,
     ) -> None:
         """``work_dir`` holds the build contexts (default: the system temp dir); on the
         checkouts' filesystem the source is hard-linked in rather than copied. ``client``
         is made from the environment on first use when not given. Builds run on the
-        network ``network()`` names (the fenced build network), or Docker's default one."""
+        network ``network()`` names (the fenced build network), or Docker's default one.
+        Nonsense limits are refused here, so the agent does not start with them."""
+        if timeout <= 0:
+            raise InvalidRequest(f"build_timeout must be more than 0 seconds, not {timeout:g}")
+        self.limits = limits or BuildLimits()
+        self.limits.check()
         self.docker = DockerBuilds(client, network)
         self.work_dir = work_dir
         self.runtimes = load_runtimes() if runtimes is None else runtimes
@@ -205,6 +218,7 @@ class Builder:
         log(f"[AppRunner] Build started: {tag}, runtime {config.runtime}")
         runtime, version, base_image, manifests = self._resolve(source_root, config, log)
         log(f"[AppRunner] Runtime {runtime.name} {version} on {base_image}")
+        check_context(source_root, self.limits, log)
         texts = {name: (source_root / name).read_text(errors="replace") for name in manifests}
         reason = dependencies_need_source(texts)
         if reason:
@@ -221,20 +235,31 @@ class Builder:
         pool = ThreadPoolExecutor(1, thread_name_prefix="slipway-images")
         listing = pool.submit(self._images, service_name)
         pool.shutdown(wait=False)
-        with tempfile.TemporaryDirectory(prefix="slipway-build-", dir=self.work_dir) as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="slipway-build-", dir=self.work_dir) as tmp,
+            BuildBox(self.limits) as box,
+        ):
+            if not box.boxed:
+                log("[AppRunner] No cgroup of its own for this build: processes unlimited")
+            watch = BuildWatch(box, self.docker, log)
             context = Path(tmp)
             self._prepare_context(context, source_root, manifests)
             try:
-                image_id = self._build_once(context, plan, tag, log, deadline, nocache)
+                image_id = self._build_once(context, plan, tag, log, deadline, nocache, watch)
             except BuildFailed as exc:
-                if not exc.before_source or isinstance(exc, BuildTimeout):
+                if not exc.before_source or isinstance(exc, BuildLimitReached):
                     raise
                 log(
                     "[AppRunner] A dependency install failed before the source copy; "
                     "building again with every command after it"
                 )
                 plan = self._plan(runtime, version, base_image, config, manifests, False, labels)
-                image_id = self._build_once(context, plan, tag, log, deadline, nocache)
+                image_id = self._build_once(context, plan, tag, log, deadline, nocache, watch)
+            try:
+                watch.check_image(tag)
+            except BuildLimitReached:
+                self.docker.remove_image(tag, force=True)
+                raise
         seconds = time.monotonic() - started
         log(f"[AppRunner] Build finished in {seconds:.1f} s: {tag}")
         try:
@@ -297,6 +322,7 @@ class Builder:
         log: Callable[[str], None],
         deadline: float,
         nocache: bool,
+        watch: BuildWatch,
     ) -> str:
         (context / ".slipway" / "Dockerfile").write_text(plan.dockerfile)
         progress = Progress(plan, log)
@@ -306,21 +332,31 @@ class Builder:
             tag=tag,
             buildargs=dict(self.proxy_env),
             nocache=nocache,
+            params=watch.box.build_params(),
         )
         try:
             while True:
+                left = deadline - time.monotonic()
                 try:
-                    kind, item = build.events.get(timeout=max(0.0, deadline - time.monotonic()))
+                    kind, item = build.events.get(timeout=max(0.0, min(left, DISK_LOOK_SECONDS)))
                 except queue.Empty:
-                    raise self._stop(build, progress, log) from None
+                    kind, item = "quiet", None
+                if left <= 0:
+                    raise self._stop(build, progress, log, None)
+                crossed = watch.look(progress)
+                if crossed is not None:
+                    raise self._stop(build, progress, log, crossed)
                 if kind == "chunk":
-                    progress.feed(item)
+                    try:
+                        progress.feed(item)
+                    except BuildFailed as exc:
+                        raise watch.explain(exc, progress) from exc
                 elif kind == "end":
                     progress.flush()
                     break
                 elif kind == "refused":
                     raise progress.failure(f"docker refused the build: {item}") from item
-                else:
+                elif kind == "error":
                     raise item
         finally:
             build.cancel(wait=10)
@@ -332,21 +368,30 @@ class Builder:
         return progress.image_id
 
     def _stop(
-        self, build: StreamingBuild, progress: Progress, log: Callable[[str], None]
-    ) -> BuildTimeout:
-        """Cancel a build past its deadline and make sure its step container is gone."""
-        what = f" during {progress.step.command!r}" if progress.step else ""
-        log(f"[AppRunner] Build timed out after {self.timeout:g} s{what}; stopping it")
+        self,
+        build: StreamingBuild,
+        progress: Progress,
+        log: Callable[[str], None],
+        crossed: BuildLimitReached | None,
+    ) -> BuildLimitReached:
+        """Cancel a build that crossed a limit (``None``: its deadline) and make sure its
+        step container is gone."""
+        if crossed is None:
+            what = f" during {progress.step.command!r}" if progress.step else ""
+            limit = f"time limit {self.timeout:g} s reached"
+            log(f"[Build] build stopped: {limit} (setting build_timeout)")
+            output = "\n".join(progress.tail)
+            crossed = BuildTimeout(
+                f"build timed out after {self.timeout:g} s{what} and was stopped"
+                f" (setting build_timeout)\nlast output:\n{output}",
+                setting="build_timeout",
+                command=progress.step.command if progress.step else None,
+                output=progress.tail,
+            )
         build.cancel(wait=10)
         if progress.container:
             self.docker.remove_build_container(progress.container)
-        output = "\n".join(progress.tail)
-        return BuildTimeout(
-            f"build timed out after {self.timeout:g} s{what} and was stopped\n"
-            f"last output:\n{output}",
-            command=progress.step.command if progress.step else None,
-            output=progress.tail,
-        )
+        return crossed
 
     # --- images -----------------------------------------------------------------------
 

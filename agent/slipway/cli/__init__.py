@@ -1,15 +1,16 @@
 """The `slipway` command: parses, calls the API like any client, prints.
 
-Only `serve` runs the agent itself; every other command talks to a running
-agent over its signed API. This module only assembles the commands, in the
-order `slipway --help` lists them.
+Only `serve` runs the agent itself; `backup` and `restore` work on this host's
+files (as root); every other command talks to a running agent over its signed
+API. This module only assembles the commands, in the order `slipway --help` lists
+them.
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import access, keys, observe, secrets, serve, services
+from . import access, keys, observe, secrets, serve, services, state
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -23,6 +24,8 @@ app.command()(services.rollback)
 app.command()(observe.events)
 app.command()(observe.audit)
 app.command()(observe.metrics)
+app.command()(state.backup)
+app.command()(state.restore)
 app.add_typer(services.services_app, name="services")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(keys.principals_app, name="principals")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ..config import load_settings
+from ..filemodes import UMASK
 from .base import ConfigOpt, _run
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter behind MALLOC_ARENA_MAX
@@ -43,6 +44,7 @@ def serve(
     from ..api.server import serve as serve_agent
 
     _few_malloc_arenas()  # before the agent's threads allocate
+    os.umask(UMASK)  # what the agent creates is its own (filemodes.py)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

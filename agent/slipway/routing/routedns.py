@@ -87,10 +87,12 @@ def _split_listen(listen: str) -> tuple[str, int]:
 
 class RouteTable:
     """The answers, as a JSON file the agent replaces atomically and the responder
-    re-reads when it changes."""
+    re-reads when it changes. It is the agent's alone (0600) unless ``gid`` names the
+    group a responder of another user is in (0640; ``filemodes.StateAccess``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, gid: int | None = None) -> None:
         self.path = Path(path)
+        self.gid = gid
 
     @staticmethod
     def encode(answers: Mapping[str, Sequence[str]]) -> bytes:
@@ -116,7 +118,9 @@ class RouteTable:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
-                os.fchmod(out.fileno(), 0o644)  # not a secret; the responder may be another user
+                if self.gid is not None:
+                    os.fchown(out.fileno(), -1, self.gid)
+                os.fchmod(out.fileno(), 0o600 if self.gid is None else 0o640)
                 out.write(data)
             os.replace(tmp, self.path)
         except BaseException:

@@ -83,11 +83,14 @@ class Router:
         custom_hosts: Callable[[], Iterable[CustomHost]] = lambda: (),
         route_dns: str | None = None,
         route_table: Path | None = None,
+        route_table_gid: int | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         # Where Caddy resolves routes' instances, and the table the responder there reads.
         self.route_dns = route_dns
-        self.route_table = RouteTable(route_table) if route_table and route_dns else None
+        self.route_table = (
+            RouteTable(route_table, route_table_gid) if route_table and route_dns else None
+        )
         self._route_dns_keeper: RouteDnsKeeper | None = None
         if self.route_table is not None and route_dns:
             table = self.route_table.path

@@ -6,13 +6,14 @@ resources, in and out as typed records from ``records.py`` or plain dicts),
 ``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), over the plumbing in ``base.py``; the tables
-themselves are in ``schema.py``. JSON columns are decoded on the way out.
+themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
+``sealed.py`` names is sealed by the vault on the way in.
 """
 
 from __future__ import annotations
 
 from .access import AccessTables
-from .base import StoreError
+from .base import StoreError, sealed_sample
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
@@ -22,4 +23,4 @@ class Store(ResourceTables, ObserveTables, SecretTables, AccessTables):
     """Every table of the agent's database, behind one connection."""
 
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store", "StoreError", "sealed_sample"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import StoreBase, encode_row
+from .base import StoreBase
 
 
 class AccessTables(StoreBase):
@@ -59,7 +59,7 @@ class AccessTables(StoreBase):
         """Attach a policy, or replace the one of the same name."""
         with self.transaction():
             self.db["principal_policies"].upsert(
-                encode_row(
+                self.encode_row(
                     {"principal": principal, "name": name, "document": document, "attached_at": now}
                 ),
                 pk=("principal", "name"),

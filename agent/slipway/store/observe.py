@@ -81,21 +81,30 @@ class ObserveTables(StoreBase):
         where, params = ([], []) if service_id is None else (["service_id = ?"], [service_id])
         return self._stream("events", where, params, since, after_id, limit)
 
+    # A target's URL is sealed here (an incoming-webhook URL is a credential); its
+    # secret comes sealed by the Notifier.
+
     def insert_notify_target(self, row: dict[str, Any]) -> None:
-        self._insert("notify_targets", row)
+        self._insert("notify_targets", {**row, "url": self._seal_text(row["url"])})
 
     def update_notify_target(self, target_id: str, **fields: Any) -> None:
+        if "url" in fields:
+            fields["url"] = self._seal_text(fields["url"])
         self._update("notify_targets", target_id, fields)
 
     def get_notify_target(self, target_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM notify_targets WHERE id = ?", (target_id,))
+        row = self._one("SELECT * FROM notify_targets WHERE id = ?", (target_id,))
+        return self._open_text(row, "url")
 
     def list_notify_targets(self, source: str | None = None) -> list[dict[str, Any]]:
         if source is None:
-            return self._rows("SELECT * FROM notify_targets ORDER BY created_at, id")
-        return self._rows(
-            "SELECT * FROM notify_targets WHERE source = ? ORDER BY created_at, id", (source,)
-        )
+            rows = self._rows("SELECT * FROM notify_targets ORDER BY created_at, id")
+        else:
+            rows = self._rows(
+                "SELECT * FROM notify_targets WHERE source = ? ORDER BY created_at, id",
+                (source,),
+            )
+        return [self._open_text(row, "url") for row in rows]
 
     def delete_notify_target(self, target_id: str) -> None:
         """The target and every delivery it was owed."""

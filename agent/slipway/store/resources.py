@@ -12,7 +12,7 @@ from typing import Any
 
 from ..models import ServiceSpec
 from ..records import Operation, Revision, Service
-from .base import StoreBase, decode_row, encode_row
+from .base import StoreBase
 
 # Services decoded from rows seen before: the reconcile pass, the routes and the scaler
 # list every service each second or two, and with 100 idle services decoding their
@@ -50,7 +50,7 @@ class ResourceTables(StoreBase):
             service = decoded.get(row)
             if service is None:
                 service = decoded[row] = Service.from_row(
-                    decode_row(dict(zip(names, row, strict=True)))
+                    self.decode_row(dict(zip(names, row, strict=True)))
                 )
             services.append(service)
         return services
@@ -160,10 +160,13 @@ class ResourceTables(StoreBase):
 
     def put_registry_credentials(self, row: dict[str, Any]) -> None:
         with self.transaction():
-            self.db["registry_credentials"].upsert(encode_row(row), pk="host")
+            row = {**row, "username": self._seal_text(row.get("username"))}
+            self.db["registry_credentials"].upsert(self.encode_row(row), pk="host")
 
     def get_registry_credentials(self, host: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
+        """The row with its username opened; the password stays sealed (its caller's)."""
+        row = self._one("SELECT * FROM registry_credentials WHERE host = ?", (host,))
+        return self._open_text(row, "username")
 
     def delete_operation(self, operation_id: str) -> None:
         with self.transaction():
@@ -235,7 +238,7 @@ class ResourceTables(StoreBase):
     ) -> bool:
         """Update one domain; with ``expect_status`` only if it still has that status (a
         disassociation that came in meanwhile wins). True when a row changed."""
-        values = encode_row(fields)
+        values = self.encode_row(fields)
         sets = ", ".join(f"{name} = ?" for name in values)
         sql = f"UPDATE custom_domains SET {sets} WHERE id = ?"
         params: list[Any] = [*values.values(), domain_id]

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import sqlite_utils
+
+from .sealed import SEALED_TEXT, Sealer, seal_maps
 
 # Columns that hold JSON: encoded on the way in, decoded on the way out.
 JSON_COLUMNS = {
@@ -202,7 +205,36 @@ def _m6_operation_interruptions(db: sqlite_utils.Database) -> None:
     db["operations"].add_column("interruptions", int, not_null_default=0)
 
 
-def _m7_principals(db: sqlite_utils.Database) -> None:
+@dataclass(frozen=True)
+class WithVault:
+    """A migration that needs the vault besides the database (to seal what was clear)."""
+
+    step: Callable[[sqlite_utils.Database, Sealer], None]
+
+
+def _m7_seal_values(db: sqlite_utils.Database, vault: Sealer) -> None:
+    """Seal what earlier versions kept in clear (``sealed.py``): environment maps in
+    specs, operations and revisions, notification target URLs, registry usernames."""
+    for table, pk, columns in (
+        ("services", "id", ("spec",)),
+        ("operations", "id", ("params", "previous")),
+        ("revisions", "id", ("detail",)),
+    ):
+        for row in db.query(f"SELECT {pk}, {', '.join(columns)} FROM {table}"):
+            sealed = {
+                c: json.dumps(seal_maps(json.loads(row[c]), vault))
+                for c in columns
+                if row[c] is not None
+            }
+            if sealed:
+                db[table].update(row[pk], sealed)
+    for table, column in SEALED_TEXT:
+        pk = db[table].pks[0]
+        for row in db.query(f"SELECT {pk}, {column} FROM {table} WHERE {column} IS NOT NULL"):
+            db[table].update(row[pk], {column: vault.seal(row[column])})
+
+
+def _m8_principals(db: sqlite_utils.Database) -> None:
     """Access keys belong to named principals, each with IAM-style policies; a key can be
     disabled, can expire, and remembers when it was last used. The keys that exist are
     adopted by ``root``, an administrator (the document is written out: a migration
@@ -232,12 +264,13 @@ def _m7_principals(db: sqlite_utils.Database) -> None:
 
 
 # Append only: each entry moves the schema one version forward.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
     _m2_connections,
     _m3_observe,
     _m4_custom_domains,
     _m5_secrets,
     _m6_operation_interruptions,
-    _m7_principals,
+    WithVault(_m7_seal_values),
+    _m8_principals,
 ]
