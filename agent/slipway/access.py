@@ -10,6 +10,7 @@ lookup). Only the last-used time is written lazily: at most once per
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -28,6 +29,12 @@ from .vault import Vault
 ROOT = "root"
 ACTIVE, INACTIVE = "Active", "Inactive"
 _NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str, region: str, account: str) -> policies.Policy:
+    """A stored document, parsed once per process (every request is judged by them)."""
+    return policies.loads(text, region=region, account=account)
 
 
 def _check_name(name: Any, what: str) -> str:
@@ -212,7 +219,7 @@ class Access:
         principal = row["principal"] if row else "unknown"
         documents = self.store.principal_policies(principal) if row else []
         parsed = [
-            policies.parse(p["document"], region=self.region, account=self.account)
+            _parsed(json.dumps(p["document"], sort_keys=True), self.region, self.account)
             for p in documents
         ]
         decision = policies.evaluate(parsed, request)

@@ -111,7 +111,7 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
-    # Access keys and policies (``access.AccessLimits``): seconds between two writes of
+    # Access keys and policies (``access_limits.AccessLimits``): seconds between two writes of
     # a key's last-used time (a busy key costs no write per request), and the largest
     # policy document, in bytes of JSON.
     key_last_used_interval: float = AccessLimits.last_used_interval

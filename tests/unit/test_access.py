@@ -283,3 +283,30 @@ def test_route_requests() -> None:
     assert key.resource == f"arn:aws:slipway:{REGION}:{ACCOUNT}:principal/ci"
     secret = req("PUT", "/slipway/v1/secrets", body=b"not json")
     assert secret.resource == f"arn:aws:slipway:{REGION}:{ACCOUNT}:secret/*"
+
+
+def test_recover_root_works_on_the_store_and_refuses_without_one(tmp_path: Path) -> None:
+    from slipway import keys
+    from slipway.errors import AuthError
+    from slipway.recovery import recover_root
+
+    settings = load_settings(
+        tmp_path / "none.yaml",
+        environ={
+            "SLIPWAY_DATA_DIR": str(tmp_path / "data"),
+            "SLIPWAY_CONFIG_DIR": str(tmp_path / "conf"),
+        },
+    )
+    with pytest.raises(AuthError, match="no slipway database"):
+        recover_root(settings)
+    vault = Vault(settings.vault_key)
+    first = Access(
+        Store(settings.db_path, vault), vault, AccessLimits(), region=REGION, account=ACCOUNT
+    )
+    old_id, _ = first.ensure_root_key() or ("", "")
+
+    key_id = recover_root(settings)
+    saved_id, secret, region = keys.read_credentials(settings.credentials_file) or ("", "", "")
+    assert (saved_id, region) == (key_id, settings.region) and key_id != old_id
+    assert first.lookup_secret(key_id) == secret
+    first.authorize(key_id, AccessRequest("slipway:CreateKey", "*"))

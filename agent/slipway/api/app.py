@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -72,9 +73,22 @@ def create_app(agent: Agent) -> FastAPI:
     def tags_of(arn: str) -> dict[str, str]:
         return agent.store.get_tags(arn)
 
-    async def authorize(request: Request, caller: sigv4.Caller, wanted: AccessRequest) -> None:
-        """The one check of what a caller may do (``access.Access.authorize``)."""
-        await run_in_threadpool(agent.access.authorize, caller.access_key_id, wanted)
+    async def check_access(caller: sigv4.Caller, wanted: Callable[[], AccessRequest]) -> None:
+        """The one check of what a caller may do (``access.Access.authorize``); ``wanted``
+        reads the resource's tags from the store, so it runs in a thread too."""
+        await run_in_threadpool(lambda: agent.access.authorize(caller.access_key_id, wanted()))
+
+    def verify(request: Request, body: bytes) -> sigv4.Caller:
+        caller = sigv4.verify(
+            request.method,
+            request.scope.get("raw_path", b"/").decode("latin-1"),
+            request.url.query,
+            request.headers,
+            body,
+            agent.access.lookup_secret,
+        )
+        agent.access.note_used(caller.access_key_id)
+        return caller
 
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
         """Who signed the request; and, on slipway's own routes, whether its principal
@@ -82,38 +96,28 @@ def create_app(agent: Agent) -> FastAPI:
         parameters are read (``app_runner``). A refusal is audited here."""
         template = getattr(request.scope.get("route"), "path", "")
         route = authz.ROUTES.get((request.method, template))
-        operation = (
-            request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
-            if template == "/"
-            else route.action
-            if route
-            else f"{request.method} {template}"
-        )
+        if template == "/":
+            operation = request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
+        else:
+            operation = route.action if route else f"{request.method} {template}"
         caller = None
         try:
-            caller = await run_in_threadpool(
-                sigv4.verify,
-                request.method,
-                request.scope.get("raw_path", b"/").decode("latin-1"),
-                request.url.query,
-                request.headers,
-                body,
-                agent.access.lookup_secret,
-            )
-            await run_in_threadpool(agent.access.note_used, caller.access_key_id)
+            caller = await run_in_threadpool(verify, request, body)
             if template != "/":
                 if route is None:  # a signed route nobody named an action for
                     raise AccessDenied(f"{operation} is not allowed to anyone")
-                wanted = authz.route_request(
-                    route,
-                    request.path_params,
-                    request.query_params,
-                    body,
-                    region=agent.settings.region,
-                    account=agent.settings.account_id,
-                    tags_of=tags_of,
+                await check_access(
+                    caller,
+                    lambda: authz.route_request(
+                        route,
+                        request.path_params,
+                        request.query_params,
+                        body,
+                        region=agent.settings.region,
+                        account=agent.settings.account_id,
+                        tags_of=tags_of,
+                    ),
                 )
-                await authorize(request, caller, wanted)
         except SlipwayError as exc:  # recorded without parameters: nobody to trust
             await record_request(agent.audit, request, caller, operation, None, exc.code)
             raise
@@ -153,14 +157,16 @@ def create_app(agent: Agent) -> FastAPI:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
             call.params = params = _decode(body)
             validate_input(operation, params)
-            wanted = authz.operation_request(
-                operation,
-                params,
-                region=agent.settings.region,
-                account=agent.settings.account_id,
-                tags_of=tags_of,
+            await check_access(
+                caller,
+                lambda: authz.operation_request(
+                    operation,
+                    params,
+                    region=agent.settings.region,
+                    account=agent.settings.account_id,
+                    tags_of=tags_of,
+                ),
             )
-            await authorize(request, caller, wanted)
             result = await run_in_threadpool(handler, rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
