@@ -186,8 +186,8 @@ class Access:
         return out
 
     def attach_policy(self, principal: str, name: str, document: Any = None) -> None:
-        """Attach a ready-made policy by name, or ``document`` under ``name``; the
-        document is checked whole before anything is stored."""
+        """Attach a ready-made policy by name, or ``document`` (an object, or its JSON
+        text) under ``name``; the document is checked whole before anything is stored."""
         self._principal(principal)
         _check_name(name, "PolicyName")
         if document is None:
@@ -197,6 +197,16 @@ class Access:
                     f"({', '.join(policies.READY_MADE)}); pass a PolicyDocument"
                 )
             document = policies.READY_MADE[name]
+        if isinstance(document, str):  # as IAM takes it: the document's JSON text
+            if len(document) > self.limits.policy_max_bytes:
+                raise InvalidRequest(
+                    f"PolicyDocument: {len(document)} bytes, more than policy_max_bytes "
+                    f"({self.limits.policy_max_bytes})"
+                )
+            try:
+                document = json.loads(document)
+            except ValueError as exc:
+                raise InvalidRequest(f"PolicyDocument: not valid JSON: {exc}") from exc
         size = len(json.dumps(document))
         if size > self.limits.policy_max_bytes:
             raise InvalidRequest(

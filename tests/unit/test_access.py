@@ -175,9 +175,19 @@ def test_principals_and_policies_decide(access: Access) -> None:
     with pytest.raises(AccessDenied, match="explicit deny"):
         access.authorize(key_id, AccessRequest("apprunner:DeleteService", SVC))
     access.detach_policy("ci", "no-delete")
+    access.attach_policy(
+        "ci",
+        "as-text",
+        '{"Statement": {"Effect": "Deny", "Action": "*",'
+        ' "Resource": "*", "Condition": {"StringEquals":'
+        ' {"aws:ResourceTag/team": "db"}}}}',
+    )
+    with pytest.raises(AccessDenied):
+        access.authorize(key_id, AccessRequest("apprunner:DescribeService", SVC, {"team": "db"}))
+    access.detach_policy("ci", "as-text")
     access.authorize(key_id, AccessRequest("apprunner:DeleteService", SVC))
     listed = {p["name"]: p for p in access.list_principals()}
-    assert listed["ci"]["policies"] == ["administrator", "web-deployer"]
+    assert listed["ci"]["policies"] == ["administrator", "web-deployer"]  # as-text detached
     assert listed["ci"]["keys"] == [key_id]
 
 
@@ -186,6 +196,8 @@ def test_bad_policies_and_names_store_nothing(access: Access, store: Store) -> N
     bad = {"Statement": [{"Effect": "Allow", "Action": "apprunner:Nope", "Resource": "*"}]}
     with pytest.raises(InvalidRequest, match=r"Statement\[0\]\.Action"):
         access.attach_policy("ci", "bad", bad)
+    with pytest.raises(InvalidRequest, match="PolicyDocument: not valid JSON"):
+        access.attach_policy("ci", "bad", '{"Statement": [')
     with pytest.raises(InvalidRequest, match="ready-made"):
         access.attach_policy("ci", "superuser")
     with pytest.raises(InvalidRequest, match="policy_max_bytes"):

@@ -10,7 +10,8 @@ secret is answered once, at creation or rotation, and never stored in clear or a
     DELETE /slipway/v1/keys/{id}                             delete
     GET    /slipway/v1/principals                            list, with policies and keys
     POST   /slipway/v1/principals    {Principal}             create
-    PUT    /slipway/v1/principals/{p}/policies/{name}   {PolicyDocument?}   attach
+    PUT    /slipway/v1/principals/{p}/policies/{name}   {PolicyDocument?}   attach: a
+           ready-made policy by name, or PolicyDocument (an object or its JSON text)
     DELETE /slipway/v1/principals/{p}/policies/{name}        detach
 """
 

@@ -4,7 +4,6 @@ the host's store (``recovery.py`` says why)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -186,11 +185,11 @@ def principals_attach(
 ) -> None:
     """Attach a ready-made policy by name, or a policy document with --file."""
     body: dict[str, Any] = {}
-    if file is not None:
+    if file is not None:  # sent as text: the agent checks it, JSON syntax included
         try:
-            body["PolicyDocument"] = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            _fail(SlipwayError(f"{file}: not a JSON policy document: {exc}"))
+            body["PolicyDocument"] = file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(SlipwayError(f"{file}: cannot read it: {exc}"))
         policy = name or policy or file.stem
     if not policy:
         _fail(SlipwayError("name a ready-made policy, or pass --file policy.json"))
