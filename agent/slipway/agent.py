@@ -17,7 +17,7 @@ from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
-from .domains.rules import Domains, domain_checker, tls_settings
+from .domains.rules import Domains, agent_address, domain_checker, tls_settings
 from .feedback import GitHubFeedback
 from .filemodes import StateAccess, secure_data_dir
 from .jobs import Jobs
@@ -32,6 +32,7 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .routing.ingress import Ingress
 from .routing.router import Router
 from .scaling import Scaler
 from .secretrefs import SecretLimits
@@ -109,7 +110,13 @@ class Agent:
             route_dns=settings.route_dns,
             route_table=settings.data_dir / "routes.json",
             route_table_gid=StateAccess(settings.state_group).gid,
+            ingress=Ingress(
+                hooks_domain=settings.public_hooks_domain,
+                api_domain=settings.api_domain,
+                upstream=agent_address(settings),
+            ),
         )
+        settings.edge_limits.check()  # the API applies them; a bad one stops the start
         self.networks = Networks(
             Isolation(
                 pool=settings.network_pool,
@@ -172,6 +179,7 @@ class Agent:
             self.journal.note,
             self.credentials.for_image,
             scheduler=self.jobs.scheduler,
+            trail=self.audit,
         )
         builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
@@ -199,7 +207,9 @@ class Agent:
             git=GitSource(limits=settings.git_limits),
             builder=builder,
             newest=self.tracker.newest,
-            tokens=lambda spec: self.connections.token(spec.source.connection_arn),
+            tokens=lambda spec: self.connections.token_for_repository(
+                spec.source.connection_arn, spec.source.code.repository_url
+            ),
             feedback=GitHubFeedback(
                 self.github,
                 self.connections,

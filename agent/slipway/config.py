@@ -20,6 +20,7 @@ from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
+from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
 from .filemodes import StateAccess
 from .secretrefs import SecretLimits
@@ -132,6 +133,22 @@ class Settings:
     build_disk_max_mb: int = BuildLimits.disk_max_mb
     build_context_max_mb: int = BuildLimits.context_max_mb
     image_max_mb: int = BuildLimits.image_max_mb
+    # Public ingress and the limits at the edge (``routing.ingress.Ingress``,
+    # ``edgelimits.EdgeLimits``): Caddy serves /hooks/github and /hooks/registry on
+    # public_hooks_domain, and the API on api_domain, over HTTPS on https_port (empty: not
+    # served), proxied to the agent on loopback. Bodies past max_request_bytes (API,
+    # /slipway/v1) or max_hook_bytes (webhooks) and JSON nested past max_json_depth are
+    # refused before any authentication work; per client address, failed authentications
+    # and webhook deliveries are token buckets (burst, then so many per minute).
+    public_hooks_domain: str = ""
+    api_domain: str = ""
+    max_request_bytes: int = EdgeLimits.max_request_bytes
+    max_hook_bytes: int = EdgeLimits.max_hook_bytes
+    max_json_depth: int = EdgeLimits.max_json_depth
+    auth_failure_burst: int = EdgeLimits.auth_failure_burst
+    auth_failures_per_minute: float = EdgeLimits.auth_failures_per_minute
+    hook_burst: int = EdgeLimits.hook_burst
+    hooks_per_minute: float = EdgeLimits.hooks_per_minute
     route_dns: str = "127.0.0.1:8753"
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
@@ -200,6 +217,27 @@ class Settings:
     @property
     def endpoint(self) -> str:
         return f"http://{self.listen_host}:{self.listen_port}"
+
+    @property
+    def webhook_base(self) -> str:
+        """Where GitHub and registries send webhooks: the public HTTPS name when there is
+        one, else the agent's own address."""
+        if not self.public_hooks_domain:
+            return self.endpoint
+        port = "" if self.https_port == 443 else f":{self.https_port}"
+        return f"https://{self.public_hooks_domain}{port}"
+
+    @property
+    def edge_limits(self) -> EdgeLimits:
+        return EdgeLimits(
+            max_request_bytes=self.max_request_bytes,
+            max_hook_bytes=self.max_hook_bytes,
+            max_json_depth=self.max_json_depth,
+            auth_failure_burst=self.auth_failure_burst,
+            auth_failures_per_minute=self.auth_failures_per_minute,
+            hook_burst=self.hook_burst,
+            hooks_per_minute=self.hooks_per_minute,
+        )
 
     @property
     def credentials_file(self) -> Path:

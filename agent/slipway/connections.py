@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import InvalidRequest, InvalidState, QuotaExceeded, ResourceNotFound
-from .sources.github import GitHub
+from .sources.github import GitHub, token_refusal
 from .sources.github_app import AppCredentials, TokenCache
 from .sources.github_errors import GitHubError
 from .store import Store
@@ -159,11 +159,34 @@ class Connections:
             return stored["token"]
         return self.tokens.token(arn, AppCredentials(**stored))
 
+    def provider_hosts(self) -> set[str]:
+        """Where connections' tokens may go: ``github_hosts`` and the API's host."""
+        api = urlsplit(self.settings.github_api_url)
+        hosts = {h.lower() for h in self.settings.github_hosts}
+        if api.hostname:
+            hosts |= {api.hostname.lower(), api.netloc.rpartition("@")[2].lower()}
+        return hosts
+
+    def token_for_repository(self, arn: str | None, url: str) -> str | None:
+        """The token a git fetch or ls-remote of ``url`` carries: the connection's, when
+        ``url`` is an HTTP(S) URL its token may go to (``token_refusal``); an SSH URL
+        carries none. A service whose URL leads elsewhere fails, naming why, rather
+        than hand the token to another host or send it in clear."""
+        if not arn or "://" not in url or urlsplit(url).scheme.lower() not in ("http", "https"):
+            return None
+        refusal = token_refusal(url, self.provider_hosts())
+        if refusal:
+            raise InvalidRequest(f"the connection's token is not sent to {url}: {refusal}")
+        return self.token(arn)
+
     def webhook_secrets(self, urls: set[str]) -> list[str]:
         """Secrets a GitHub webhook for these repository URLs may be signed with: those of
-        the connections of services on the repository, then the global one."""
+        the connections of services on the repository; the global one only when no
+        service there has a connection (a repository with its own secret is not open to
+        whoever holds the global one)."""
         wanted = {normalize_url(u) for u in urls}
         found = []
+        owned = False
         for service in self.store.list_services():
             source = service.spec.source
             if (
@@ -171,9 +194,10 @@ class Connections:
                 and source.connection_arn
                 and normalize_url(source.code.repository_url) in wanted
             ):
+                owned = True
                 row = self.store.get_connection(source.connection_arn)
                 if row and row["webhook_secret"]:
                     found.append(self.vault.open(row["webhook_secret"]))
-        if self.settings.github_webhook_secret:
+        if self.settings.github_webhook_secret and not owned:
             found.append(self.settings.github_webhook_secret)
         return list(dict.fromkeys(found))

@@ -214,7 +214,7 @@ def test_planted_secrets_never_stored(tmp_path: Path, store: Store) -> None:
 def test_record_and_list(store: Store) -> None:
     now = [50.0]
     trail = AuditTrail(store, clock=lambda: now[0])
-    first = trail.record(None, "AKID1", "10.0.0.1", "aws-cli/2", "ListServices", {}, "OK")
+    first = trail.record(None, "AKID1", "10.0.0.1", "aws-cli/2", "ListServices", {}, "OK", "req-1")
     now[0] = 60.0
     trail.record(None, None, None, "x" * 5000, "DeleteService", None, "ResourceNotFoundException")
     rows = trail.list()
@@ -231,6 +231,7 @@ def test_record_and_list(store: Store) -> None:
         "operation": "ListServices",
         "params": {},
         "outcome": "OK",
+        "request_id": "req-1",
     }
     assert len(rows[1]["user_agent"]) == 512 and rows[1]["params"] == {}
     assert [r["time"] for r in trail.list(since=55.0)] == [60.0]
@@ -268,6 +269,7 @@ def test_audit_api(store: Store) -> None:
             "Operation": "PauseService",
             "Params": {"ServiceArn": "a"},
             "Outcome": "OK",
+            "RequestId": None,
         }
     ]
     everything = client.get("/slipway/v1/audit").json()["Events"]

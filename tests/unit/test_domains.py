@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -330,3 +331,21 @@ def test_describe_pages(env):
     _, second = env.domains.describe(svc.arn, 2, first.next_token)
     assert [r["domain_name"] for r in second.items] == ["d2.example.com"]
     assert second.next_token is None
+
+
+def test_the_agents_own_public_names_are_refused(env):
+    env.domains.settings = dataclasses.replace(
+        env.settings, public_hooks_domain="hooks.example.com", api_domain="api.example.com"
+    )
+    svc = env.service("web")
+    with pytest.raises(InvalidRequest, match="public_hooks_domain"):
+        env.domains.associate(svc.arn, "hooks.example.com")
+    with pytest.raises(InvalidRequest, match="api_domain"):
+        env.domains.associate(svc.arn, "API.example.com.", enable_www=False)
+    _, row = env.domains.associate(svc.arn, "shop.example.com")
+    assert row["domain_name"] == "shop.example.com"
+    # the www name it would add counts too
+    env.domains.settings = dataclasses.replace(env.settings, api_domain="www.example.net")
+    with pytest.raises(InvalidRequest, match="api_domain"):
+        env.domains.associate(svc.arn, "example.net")
+    env.domains.associate(svc.arn, "example.net", enable_www=False)

@@ -91,3 +91,11 @@ def test_the_cli_never_loads_the_store():
     code = "import sys, slipway.cli; print(sorted(m for m in sys.modules if 'store' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_two_test_files_share_a_name():
+    # pytest imports test files by their base name (no packages under tests/): a second
+    # file of one name fails the whole run at collection, only when both are collected.
+    tests = PACKAGE.parents[1] / "tests"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -165,6 +165,12 @@ def test_any_region_is_accepted():
         assert check(sign(region=region)) == Caller(AKID)
 
 
+def test_with_the_agents_region_another_region_is_refused_naming_both():
+    assert check(sign(region="eu-west-1"), region="eu-west-1") == Caller(AKID)
+    with pytest.raises(InvalidSignature, match="'us-east-1'.*serves region 'eu-west-1'"):
+        check(sign(region="us-east-1"), region="eu-west-1")
+
+
 def test_path_and_params_as_signed_by_botocore():
     # prepare() sends params with urlencode ("+" for a space); the signature used "%20".
     req = sign(

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 import slipway.triggers
 from slipway.api.hooks import webhook_router
+from slipway.edgelimits import EdgeLimits
 from slipway.errors import InvalidRequest, RegistryUnreachable
 from slipway.store import StoreError
 from slipway.triggers.fake import FakeSink, ForgettingSink
@@ -144,7 +145,8 @@ def test_push_to_untracked_branch_is_ignored(client: TestClient, sink: FakeSink)
     assert response.status_code == 202
     assert response.json() == {
         "status": "ignored",
-        "reason": "no service tracks https://github.com/Octo/Repo refs/heads/dev",
+        "reason": "no service took https://github.com/Octo/Repo refs/heads/dev at"
+        f" {SHA}: none tracks it, or the source does not resolve it to that commit",
     }
     assert len(sink.pushes) == 1
 
@@ -219,12 +221,50 @@ def test_per_connection_and_global_secrets(client: TestClient, sink: FakeSink) -
         return github(client, sink, push_payload(), secret=secret, delivery=delivery).status_code
 
     assert status("octo-secret", "d-1") == 202
-    assert status(GLOBAL_SECRET, "d-2") == 202
+    # A repository with its own secret is closed to the global one.
+    assert status(GLOBAL_SECRET, "d-2") == 401
     # Another connection's secret does not sign for this repository.
     assert status("other-secret", "d-3") == 401
-    sink.global_secret = None
-    assert status("octo-secret", "d-4") == 202
-    assert status(GLOBAL_SECRET, "d-5") == 401
+    sink.connection_secrets = {}
+    assert status(GLOBAL_SECRET, "d-4") == 202
+
+
+def test_json_nested_too_deep_is_refused_before_the_signature_is_checked(
+    client: TestClient, sink: FakeSink
+) -> None:
+    deep = b'{"a":' * 40 + b"1" + b"}" * 40
+    asked: list[set[str]] = []
+    secrets = sink.secrets_for_repository
+    sink.secrets_for_repository = lambda urls: asked.append(urls) or secrets(urls)  # type: ignore[method-assign]
+    response = github(client, sink, None, body=deep)
+    assert (response.status_code, response.json()["status"]) == (400, "bad_request")
+    assert "max_json_depth" in response.json()["reason"]
+    form = b"payload=" + b"%7B%22a%22%3A" * 40 + b"1" + b"%7D" * 40
+    refused = github(
+        client,
+        sink,
+        None,
+        body=form,
+        delivery="d-2",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert refused.status_code == 400
+    assert asked == [] and sink.pushes == []
+
+
+def test_deliveries_and_failed_signatures_are_throttled_per_address(sink: FakeSink) -> None:
+    limits = EdgeLimits(hook_burst=3, auth_failure_burst=2)
+    client = TestClient(make_app(sink, limits=limits))
+    assert github(client, sink, push_payload(), secret="wrong", delivery="d-1").status_code == 401
+    assert github(client, sink, push_payload(), secret="wrong", delivery="d-2").status_code == 401
+    # two failures spent the failure bucket: even a good signature is refused now
+    throttled = github(client, sink, push_payload(), delivery="d-3")
+    assert (throttled.status_code, throttled.json()["status"]) == (429, "throttled")
+    assert sink.pushes == []
+    fresh = TestClient(make_app(sink, limits=limits))
+    for n in range(3):
+        assert github(fresh, sink, push_payload(), delivery=f"e-{n}").status_code in (200, 202)
+    assert github(fresh, sink, push_payload(), delivery="e-3").status_code == 429
 
 
 @pytest.mark.parametrize("field", ["clone_url", "html_url", "ssh_url", "git_url"])
@@ -438,16 +478,17 @@ def _asgi_post(app: FastAPI, chunks: Iterator[dict[str, Any]]) -> tuple[int, int
 
 
 def test_streamed_body_is_cut_off_at_the_cap(sink: FakeSink) -> None:
-    """A 26 MiB chunked body: the endpoint stops reading just past 25 MiB."""
+    """A chunked body 1 MiB past the cap (max_hook_bytes): reading stops just past it."""
     chunk = 64 * 1024
-    total = 26 * 1024 * 1024 // chunk
+    cap = EdgeLimits().max_hook_bytes
+    total = (cap + 1024 * 1024) // chunk
     stream = (
         {"type": "http.request", "body": b"x" * chunk, "more_body": i < total - 1}
         for i in range(total)
     )
     status, pulled = _asgi_post(make_app(sink), stream)
     assert status == 413
-    assert pulled == 25 * 1024 * 1024 // chunk + 1 < total
+    assert pulled == cap // chunk + 1 < total
     assert sink.audits[0][0] == "192.0.2.7"
     assert [a[1] for a in sink.audits] == ["too_large"]
 

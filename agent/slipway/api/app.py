@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..domains.rules import ASK_PATH
-from ..errors import AccessDenied, InvalidRequest, SlipwayError
+from ..edgelimits import EdgeLimits, Throttled, TokenBuckets, check_json_depth
+from ..errors import AccessDenied, AuthError, InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
 from ..policies import AccessRequest
 from ..sources.github_app import AppCredentials
 from . import authz, shapes, sigv4
+from .edge import Edge, client_address
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
 from .keys import keys_router
@@ -48,17 +50,16 @@ class UnknownOperation(SlipwayError):
 
 def error_response(exc: SlipwayError) -> Response:
     body = {"__type": exc.code, "Message": exc.message}
-    return Response(
-        json.dumps(body),
-        status_code=exc.status,
-        media_type=AMZ_JSON,
-        headers={"x-amzn-ErrorType": exc.code},
-    )
+    headers = {"x-amzn-ErrorType": exc.code}
+    if exc.status == 413:  # the rest of the body is unread: don't drain it, close
+        headers["Connection"] = "close"
+    return Response(json.dumps(body), status_code=exc.status, media_type=AMZ_JSON, headers=headers)
 
 
-def _decode(body: bytes) -> Any:
+def _decode(body: bytes, max_depth: int) -> Any:
     if not body.strip():
         return {}
+    check_json_depth(body, max_depth)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -69,6 +70,9 @@ def create_app(agent: Agent) -> FastAPI:
     app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
     supported = set(operation_names())
     rules = Rules(agent.services, agent.domains, agent.connections)
+    limits: EdgeLimits = agent.settings.edge_limits  # checked by the Agent at its start
+    app.add_middleware(Edge, limits=limits)
+    failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
 
     def tags_of(arn: str) -> dict[str, str]:
         return agent.store.get_tags(arn)
@@ -86,23 +90,33 @@ def create_app(agent: Agent) -> FastAPI:
             request.headers,
             body,
             agent.access.lookup_secret,
+            region=agent.settings.region,
         )
         agent.access.note_used(caller.access_key_id)
         return caller
 
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
-        """Who signed the request; and, on slipway's own routes, whether its principal
-        may make the call (``authz.ROUTES``). App Runner calls are authorized once their
-        parameters are read (``app_runner``). A refusal is audited here."""
+        """Who signed the request (SigV4 for the agent's region; an address whose failures
+        used up its bucket is throttled before any signature work, and each failure spends
+        a token); and, on slipway's own routes, whether its principal may make the call
+        (``authz.ROUTES``). App Runner calls are authorized once their parameters are read
+        (``app_runner``). A refusal is audited here."""
         template = getattr(request.scope.get("route"), "path", "")
         route = authz.ROUTES.get((request.method, template))
         if template == "/":
             operation = request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
         else:
             operation = route.action if route else f"{request.method} {template}"
+        address = client_address(request.scope)
         caller = None
         try:
-            caller = await run_in_threadpool(verify, request, body)
+            if not failures.allows(address):
+                raise Throttled("Rate exceeded: too many failed authentications from this address")
+            try:
+                caller = await run_in_threadpool(verify, request, body)
+            except AuthError:
+                failures.take(address)
+                raise
             if template != "/":
                 if route is None:  # a signed route nobody named an action for
                     raise AccessDenied(f"{operation} is not allowed to anyone")
@@ -155,7 +169,7 @@ def create_app(agent: Agent) -> FastAPI:
             handler = HANDLERS.get(operation)
             if handler is None:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
-            call.params = params = _decode(body)
+            call.params = params = _decode(body, limits.max_json_depth)
             validate_input(operation, params)
             await check_access(
                 caller,
@@ -176,7 +190,7 @@ def create_app(agent: Agent) -> FastAPI:
         body = await request.body()
         caller = await authenticate(request, body)
         async with audited_call(agent.audit, request, caller, operation) as call:
-            call.params = params = _decode(body)
+            call.params = params = _decode(body, limits.max_json_depth)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")
             return await run_in_threadpool(work, params)
@@ -220,7 +234,7 @@ def create_app(agent: Agent) -> FastAPI:
             {
                 "Connection": shapes.connection(row),
                 "Account": row["account"],
-                "WebhookUrl": f"{agent.settings.endpoint}/hooks/github",
+                "WebhookUrl": f"{agent.settings.webhook_base}/hooks/github",
                 "WebhookSecret": row["webhook_secret"],
             }
         )
@@ -318,10 +332,12 @@ def create_app(agent: Agent) -> FastAPI:
         allowed = await run_in_threadpool(agent.domains.allows, domain)
         return Response(status_code=200 if allowed else 403)
 
-    app.include_router(webhook_router(agent.tracker))
+    app.include_router(webhook_router(agent.tracker, limits, failures))
     app.include_router(keys_router(agent.access, authenticate, signed_call))
     app.include_router(metrics_router(agent.metrics, authenticate))
-    app.include_router(notify_router(agent.notifier, authenticate, agent.audit))
+    app.include_router(
+        notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)
+    )
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
     app.include_router(

@@ -3,11 +3,14 @@
 The HTTP half of ``triggers/webhooks.py``: both endpoints read the body under a hard
 cap (the ``Content-Length`` is checked up front, the stream is cut at ``max_body + 1``
 bytes), hand headers and body to its handlers in a worker thread, and write exactly
-one audit line per request, whatever the outcome.
+one audit line per request, whatever the outcome. Per client address (``edge.client_address``),
+deliveries are a token bucket, and failed signatures or tokens spend from the same bucket
+as the API's failed authentications: past either, 429 before any work.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -16,7 +19,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from ..edgelimits import EdgeLimits, TokenBuckets
 from ..triggers.webhooks import Reply, WebhookSink, failure, handle_github, handle_registry
+from .edge import client_address, request_id
 
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -48,23 +53,42 @@ async def read_body(request: Request, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
-def webhook_router(sink: WebhookSink, *, max_body: int = 25 * 1024 * 1024) -> APIRouter:
-    """``POST /hooks/github`` and ``POST /hooks/registry`` over ``sink``."""
+def webhook_router(
+    sink: WebhookSink,
+    limits: EdgeLimits | None = None,
+    failures: TokenBuckets | None = None,
+    *,
+    max_body: int | None = None,
+) -> APIRouter:
+    """``POST /hooks/github`` and ``POST /hooks/registry`` over ``sink``; ``failures`` is
+    the API's bucket of failed authentications (its own when not given)."""
     router = APIRouter()
+    limits = limits or EdgeLimits()
+    max_body = limits.max_hook_bytes if max_body is None else max_body
+    deliveries = TokenBuckets(limits.hook_burst, limits.hooks_per_minute)
+    if failures is None:
+        failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
 
     async def answer(request: Request, hook: str, handle: Any, **known: str) -> JSONResponse:
         """Read, handle, audit once, answer: the one path every request takes."""
-        source = request.client.host if request.client else ""
+        source = client_address(request.scope)
         detail: dict[str, Any] = {"hook": hook, **known}
+        if rid := request_id(request):
+            detail["request_id"] = rid
         if forwarded := request.headers.get("x-forwarded-for"):
             detail["forwarded_for"] = forwarded
         try:
+            if not failures.allows(source) or not deliveries.take(source):
+                raise Reply(429, "throttled", "too many deliveries from this address")
             body = await read_body(request, max_body)
-            reply = await run_in_threadpool(handle, sink, request.headers, body, detail)
+            work = functools.partial(handle, max_json_depth=limits.max_json_depth)
+            reply = await run_in_threadpool(work, sink, request.headers, body, detail)
         except Reply as early:
             reply = early
         except Exception as exc:  # noqa: BLE001 - audited, then answered like other bugs
             reply = failure(exc)
+        if reply.outcome == "unauthorized":
+            failures.take(source)
         if reply.reason:
             detail["reason"] = reply.reason
         await run_in_threadpool(sink.audit, source, reply.outcome, detail)

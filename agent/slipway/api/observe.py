@@ -15,11 +15,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..edgelimits import EdgeLimits, check_json_depth
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.audit import AuditTrail
 from ..observe.events import EventBus
 from ..observe.metrics import KEEP_MINUTES, PROMETHEUS_CONTENT_TYPE, Metrics
 from ..observe.notify import Notifier
+from .edge import client_address, request_id
 
 Authenticate = Callable[[Request, bytes], Awaitable[Any]]
 
@@ -29,8 +31,7 @@ Authenticate = Callable[[Request, bytes], Awaitable[Any]]
 
 def request_origin(request: Request) -> tuple[str | None, str | None]:
     """The caller's address and User-Agent, as the audit trail records them."""
-    client = request.client
-    return (client.host if client else None), request.headers.get("user-agent")
+    return client_address(request.scope) or None, request.headers.get("user-agent")
 
 
 @dataclass
@@ -52,7 +53,15 @@ async def record_request(
     source_ip, user_agent = request_origin(request)
     key_id = getattr(caller, "access_key_id", None)
     return await run_in_threadpool(
-        trail.record, None, key_id, source_ip, user_agent, operation, params, outcome
+        trail.record,
+        None,
+        key_id,
+        source_ip,
+        user_agent,
+        operation,
+        params,
+        outcome,
+        request_id(request),
     )
 
 
@@ -187,6 +196,7 @@ def audit_router(trail: AuditTrail, authenticate: Authenticate) -> APIRouter:
                         "Operation": r["operation"],
                         "Params": r["params"],
                         "Outcome": r["outcome"],
+                        "RequestId": r.get("request_id"),
                     }
                     for r in rows
                 ],
@@ -201,6 +211,7 @@ def notify_router(
     notifier: Notifier,
     authenticate: Authenticate,
     trail: AuditTrail | None = None,
+    max_json_depth: int = EdgeLimits.max_json_depth,
 ) -> APIRouter:
     """``/slipway/v1/notify``: POST {Url, Pattern, Secret?, Format?}, GET, DELETE /{id}.
     Every request is SigV4-verified by ``authenticate`` before anything else; with a
@@ -234,6 +245,7 @@ def notify_router(
     async def add(request: Request) -> JSONResponse:
         body = await request.body()
         caller = await authenticate(request, body)
+        check_json_depth(body, max_json_depth)
         error: Exception | None = None
         try:
             params = json.loads(body) if body.strip() else {}

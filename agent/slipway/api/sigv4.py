@@ -116,13 +116,16 @@ def verify(
     lookup_secret: Callable[[str], str | None],
     *,
     service: str = "apprunner",
+    region: str | None = None,
     now: datetime | None = None,
     max_skew: timedelta = timedelta(minutes=15),
 ) -> Caller:
     """Check the SigV4 signature of one request and return who signed it.
 
     ``lookup_secret`` maps an access key id to its secret, or ``None`` if the
-    key is unknown (or disabled). Raises ``MissingAuthenticationToken``,
+    key is unknown (or disabled). With ``region``, the credential scope must name it:
+    a client configured for another region is told so, rather than signing for a
+    region whose resources this host does not hold. Raises ``MissingAuthenticationToken``,
     ``UnrecognizedClient`` or ``InvalidSignature`` with AWS's messages.
     """
     lowered = _lower_headers(headers)
@@ -141,6 +144,11 @@ def verify(
     if not _REGION_RE.fullmatch(auth.region):
         raise InvalidSignature(
             f"Credential should be scoped to a valid region, not '{auth.region}'."
+        )
+    if region is not None and auth.region != region:
+        raise InvalidSignature(
+            f"Credential should be scoped to a valid region, not '{auth.region}'. "
+            f"This endpoint serves region '{region}'."
         )
     if "host" not in auth.signed_headers:
         raise InvalidSignature(

@@ -163,6 +163,13 @@ class Domains:
         www = (not wildcard) if enable_www is None else enable_www
         if www and len(www_name(name)) > 253:
             raise InvalidRequest(f"www.{name} would be longer than 253 characters")
+        for setting in ("public_hooks_domain", "api_domain"):
+            own = getattr(self.settings, setting).lower()
+            if own and own in (name, www_name(name) if www else name):
+                raise InvalidRequest(
+                    f"DomainName {domain_name!r}: {own} is this host's {setting}, served"
+                    " by the agent itself"
+                )
         self._check_state(service)
         row = {
             "id": uuid.uuid4().hex,
@@ -325,20 +332,25 @@ class Domains:
 # -- wiring ---------------------------------------------------------------------
 
 
-def tls_settings(settings: Settings) -> TlsSettings:
-    """The router's HTTPS side from the settings; Caddy asks the agent itself on demand."""
+def agent_address(settings: Settings) -> str:
+    """``host:port`` where Caddy reaches the agent (loopback when it listens everywhere)."""
     host = settings.listen_host
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
+    return f"{host}:{settings.listen_port}"
+
+
+def tls_settings(settings: Settings) -> TlsSettings:
+    """The router's HTTPS side from the settings; Caddy asks the agent itself on demand."""
     return TlsSettings(
         https_port=settings.https_port,
         issuer=settings.tls_issuer,
         acme_ca=settings.acme_ca,
         acme_email=settings.acme_email,
         acme_ca_root=settings.acme_ca_root,
-        ask_url=f"http://{host}:{settings.listen_port}{ASK_PATH}",
+        ask_url=f"http://{agent_address(settings)}{ASK_PATH}",
     )
 
 

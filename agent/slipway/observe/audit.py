@@ -152,8 +152,10 @@ class AuditTrail:
         operation: str,
         params: dict[str, Any] | None,
         outcome: str,
+        request_id: str | None = None,
     ) -> int:
-        """Store one call; params are redacted here, so no caller can forget to."""
+        """Store one call; params are redacted here, so no caller can forget to.
+        ``request_id`` is the ``x-amzn-RequestId`` the caller was answered with."""
         return self.store.add_audit(
             {
                 "time": self.clock() if time is None else time,
@@ -163,6 +165,7 @@ class AuditTrail:
                 "operation": operation,
                 "params": redact(operation, params if isinstance(params, dict) else {}),
                 "outcome": outcome,
+                "request_id": request_id,
             }
         )
 

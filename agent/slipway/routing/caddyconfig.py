@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RouterError
+from .ingress import Ingress, ingress_routes
 from .routedns import route_name
 
 log = logging.getLogger("slipway.router")
@@ -261,11 +262,14 @@ def build_config(
     access_log: Path | None,
     access_log_roll_mb: int,
     access_log_keep: int,
+    ingress: Ingress | None = None,
 ) -> dict[str, Any]:
     """Caddy's whole JSON config, ordered by host so it compares stably. The admin API
     stays at ``admin_listen`` after a load; ``route_dns`` is the responder that resolves
     routes' instances (None: static upstreams only); with ``access_log`` the servers
-    log every request there."""
+    log every request there; ``ingress`` puts the agent's webhooks and API on public
+    names over HTTPS (``ingress.py``)."""
+    ingress = ingress or Ingress()
     by_host: dict[str, Route] = {}
     for route in routes:
         host = route.host.lower()
@@ -281,10 +285,11 @@ def build_config(
         for host in sorted(by_host)
     ]
     custom = _custom_routes(custom_hosts, by_host)
-    if custom:
+    public = [n for n in ingress.names() if n not in by_host]
+    if custom or public:
         caddy_routes.append(
             {
-                "match": [{"host": [name for name, _ in custom]}],
+                "match": [{"host": [name for name, _ in custom] + public}],
                 "handle": [_redirect_to_https(tls.https_port)],
                 "terminal": True,
             }
@@ -301,8 +306,8 @@ def build_config(
         "admin": {"listen": admin_listen},
         "apps": {"http": {"servers": {SERVER_NAME: server}}},
     }
-    if custom:
-        _add_https(config, custom, http_port=http_port, tls=tls, route_dns=route_dns)
+    if custom or public:
+        _add_https(config, custom, ingress, http_port=http_port, tls=tls, route_dns=route_dns)
     if access_log is not None:
         # Every request of the servers, whatever its host, goes to the access logger.
         for each in config["apps"]["http"]["servers"].values():
@@ -314,17 +319,20 @@ def build_config(
 def _add_https(
     config: dict[str, Any],
     custom: list[tuple[str, Route]],
+    ingress: Ingress,
     *,
     http_port: int,
     tls: TlsSettings,
     route_dns: str | None,
 ) -> None:
-    """The HTTPS server for custom domains, and the tls app that gets their certificates."""
+    """The HTTPS server for custom domains and the agent's ingress names, and the tls
+    app that gets their certificates (the ingress names' ahead of time, like exact
+    custom domains)."""
     http = config["apps"]["http"]
     # Where ACME's HTTP-01 and TLS-ALPN-01 challenges arrive, and where redirects point.
     http["http_port"] = http_port
     http["https_port"] = tls.https_port
-    routes = [
+    routes = ingress_routes(ingress) + [
         {
             "match": [{"host": [name]}],
             "handle": [_handler(route, route_dns)],
@@ -342,7 +350,7 @@ def _add_https(
         "routes": routes,
     }
     names = [name for name, _ in custom]
-    exact = [n for n in names if not n.startswith("*.")]
+    exact = sorted({n for n in names if not n.startswith("*.")} | set(ingress.names()))
     wildcards = [n for n in names if n.startswith("*.")]
     config["apps"]["tls"] = _tls_app(exact, wildcards, tls)
     if tls.issuer == "internal":

@@ -46,6 +46,7 @@ from .caddyconfig import (
     ipv4_hosts,
     without_instances,
 )
+from .ingress import Ingress
 from .keeper import RouteDnsKeeper
 from .routedns import RouteTable, route_name
 
@@ -84,6 +85,7 @@ class Router:
         route_dns: str | None = None,
         route_table: Path | None = None,
         route_table_gid: int | None = None,
+        ingress: Ingress | None = None,
     ) -> None:
         self.admin_url = admin_url.rstrip("/")
         # Where Caddy resolves routes' instances, and the table the responder there reads.
@@ -96,6 +98,8 @@ class Router:
             table = self.route_table.path
             self._route_dns_keeper = RouteDnsKeeper(route_dns, table, table.parent / "routedns.log")
         self.tls = tls or TlsSettings()
+        self.ingress = ingress or Ingress()  # the agent's own public names
+        self.ingress.check()
         self.custom_hosts = custom_hosts  # the custom domains to serve now
         self._apply_lock = threading.RLock()
         self._last_routes: list[Route] | None = None
@@ -139,6 +143,7 @@ class Router:
             access_log=self.access_log,
             access_log_roll_mb=self.access_log_roll_mb,
             access_log_keep=self.access_log_keep,
+            ingress=self.ingress,
         )
 
     def apply(self, routes: Iterable[Route]) -> bool:

@@ -20,6 +20,7 @@ purpose.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 import github
 from github import Auth, GithubIntegration
 
+from ..errors import InvalidRequest
 from .github_app import AppCredentials
 from .github_errors import GitHubAuthFailed, GitHubError, translated
 
@@ -97,6 +99,29 @@ def github_repo_name(repository_url: str, hosts: Iterable[str] = ("github.com",)
     return f"{owner}/{repo}"
 
 
+def token_refusal(url: str, hosts: set[str] | frozenset[str]) -> str | None:
+    """Why a connection's token must not go with a request to ``url``, or None when it
+    may: only to the provider's ``hosts`` (a name, or ``name:port``), and only over
+    HTTPS; plain HTTP only on loopback, where it never leaves this host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return f"{url!r} is not a URL"
+    host = (parts.hostname or "").lower()
+    if host not in hosts and f"{host}:{port}" not in hosts:
+        return f"{host or url!r} is not one of the provider's hosts ({', '.join(sorted(hosts))})"
+    if parts.scheme.lower() == "https":
+        return None
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if parts.scheme.lower() == "http" and loopback:
+        return None
+    return f"{parts.scheme}:// is not HTTPS"
+
+
 class GitHub:
     """One GitHub (api.github.com or an Enterprise server's ``/api/v3``) through PyGithub.
 
@@ -116,6 +141,10 @@ class GitHub:
         seconds_between_writes: float = 1.0,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        api_host = urlsplit(self.api_url).netloc.rpartition("@")[2].lower()
+        refusal = token_refusal(self.api_url, {api_host})
+        if refusal:  # every call carries a token
+            raise InvalidRequest(f"github_api_url {api_url!r}: {refusal}")
         self.timeout = timeout
         self.hosts = tuple(hosts)
         self.seconds_between_requests = seconds_between_requests

@@ -165,7 +165,7 @@ class ObserveTables(StoreBase):
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO audit (time, access_key_id, source_ip, user_agent, operation,"
-                " params, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " params, outcome, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row["time"],
                     row.get("access_key_id"),
@@ -174,6 +174,7 @@ class ObserveTables(StoreBase):
                     row["operation"],
                     json.dumps(row.get("params") or {}),
                     row["outcome"],
+                    row.get("request_id"),
                 ),
             )
             return int(cursor.lastrowid)

@@ -234,7 +234,13 @@ def _m7_seal_values(db: sqlite_utils.Database, vault: Sealer) -> None:
             db[table].update(row[pk], {column: vault.seal(row[column])})
 
 
-def _m8_principals(db: sqlite_utils.Database) -> None:
+def _m8_audit_request_id(db: sqlite_utils.Database) -> None:
+    """The ``x-amzn-RequestId`` the API answered a call with, so a client's error report
+    finds its audit row."""
+    db["audit"].add_column("request_id", str)
+
+
+def _m9_principals(db: sqlite_utils.Database) -> None:
     """Access keys belong to named principals, each with IAM-style policies; a key can be
     disabled, can expire, and remembers when it was last used. The keys that exist are
     adopted by ``root``, an administrator (the document is written out: a migration
@@ -272,5 +278,6 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m5_secrets,
     _m6_operation_interruptions,
     WithVault(_m7_seal_values),
-    _m8_principals,
+    _m8_audit_request_id,
+    _m9_principals,
 ]

@@ -31,7 +31,8 @@ class FakeSink:
     def secrets_for_repository(self, urls: set[str]) -> list[str]:
         keys = sorted({repository_key(u) for u in urls})
         own = [self.connection_secrets[k] for k in keys if k in self.connection_secrets]
-        return own + ([self.global_secret] if self.global_secret else [])
+        # As the agent's rule: the global secret only for a repository without its own.
+        return own or ([self.global_secret] if self.global_secret else [])
 
     def delivery_seen(self, delivery_id: str) -> bool:
         seen = delivery_id in self.seen

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..connections import Connections, normalize_url
 from ..errors import SlipwayError
 from ..models import ServiceSpec
+from ..observe.audit import AuditTrail
 from ..records import Service
 from ..services import Services
 from ..sources.registry import ImageRef
@@ -46,6 +47,7 @@ class Tracker:
         note: Callable[[str, str], None],
         credentials: Callable[[str, str], tuple[str, str] | None],
         scheduler: BaseScheduler | None = None,
+        trail: AuditTrail | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -54,6 +56,7 @@ class Tracker:
         self.check = check
         self.note = note
         self.credentials = credentials  # (image identifier, repository type) -> login
+        self.trail = trail  # where webhook deliveries are audited
         self.poller = Poller(self.watches, check, self.found, self.poll_failed, scheduler=scheduler)
         self._errors: dict[str, str] = {}  # watch key -> last error reported
         self._lock = threading.Lock()
@@ -79,7 +82,7 @@ class Tracker:
                 track_tags=track,
                 interval=interval,
                 service_ids=(service.id,),
-                credentials=lambda: self.connections.token(arn),
+                credentials=lambda: self.connections.token_for_repository(arn, url),
             )
         identifier = source.image.identifier
         ref = ImageRef.parse(identifier)
@@ -160,6 +163,22 @@ class Tracker:
     def registry_token(self) -> str | None:
         return self.settings.registry_webhook_token or None
 
+    def _look(self, watch: Watch, claimed: str, trigger: str) -> bool:
+        """A webhook's hint: look at the source now and hand on what it resolves to (a
+        revision already live or queued changes nothing). True when that is ``claimed``;
+        otherwise the service's events stream says the payload was not believed."""
+        found = self.check(watch)
+        self.found(watch, found, trigger=trigger)
+        if found.revision == claimed:
+            return True
+        for service_id in watch.service_ids:
+            self.note(
+                service_id,
+                f"a {trigger} named {claimed} for {watch.location} {watch.ref}, but the"
+                f" source resolves it to {found.revision}; only that is deployed",
+            )
+        return False
+
     def git_pushed(
         self, urls: set[str], ref: str, sha: str, forced: bool, deleted: bool
     ) -> list[str]:
@@ -186,9 +205,10 @@ class Tracker:
                     f"branch {code.branch} was deleted; the running revision keeps serving",
                 )
                 continue
+            if not self._look(watch, sha, "webhook"):
+                continue
             if forced:
                 self.note(service.id, f"branch {code.branch} was force-pushed to {sha}")
-            self.services.revision_detected(service.id, sha, ref=ref, trigger="webhook")
             taken.append(service.name)
         return taken
 
@@ -208,14 +228,23 @@ class Tracker:
                 continue
             if watch.track_tags:
                 self.poller.poll_now(watch.key)
-            elif tag != watch.ref:
+            elif tag != watch.ref or not self._look(watch, digest, "registry notification"):
                 continue
-            else:
-                self.services.revision_detected(
-                    service.id, digest, ref=tag, trigger="registry notification"
-                )
             taken.append(service.name)
         return taken
 
     def audit(self, source: str, outcome: str, detail: dict[str, Any]) -> None:
+        """A log line and a row of the audit trail (``slipway audit``), operation
+        ``webhook:github`` or ``webhook:registry``."""
         audit_log.info("%s %s %s", source, outcome, detail)
+        if self.trail is not None:
+            self.trail.record(
+                None,
+                None,
+                source or None,
+                None,
+                f"webhook:{detail.get('hook', '')}",
+                detail,
+                outcome,
+                detail.get("request_id"),
+            )

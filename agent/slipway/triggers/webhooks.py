@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from ..edgelimits import EdgeLimits, json_depth
 from ..errors import RegistryError, SlipwayError
 
 log = logging.getLogger("slipway.webhooks")
@@ -53,9 +54,10 @@ class WebhookSink(Protocol):
     """What the webhooks need from the agent. Methods are called from a worker thread."""
 
     def secrets_for_repository(self, urls: set[str]) -> list[str]:
-        """Candidate HMAC secrets for these repositories (their connections' and the
-        global one). ``urls`` are the payload's clone, html, ssh and git URLs, tidied
-        by ``tidy_repository_url`` (match them with ``connections.normalize_url``); it is
+        """Candidate HMAC secrets for these repositories: their connections' when a
+        service of theirs has one, else the global one. ``urls`` are the payload's
+        clone, html, ssh and git URLs, tidied by ``tidy_repository_url`` (match them
+        with ``connections.normalize_url``); it is
         empty when the payload names no repository, and then only the global secret
         applies. An empty list means no secret is configured: the delivery is refused."""
         ...
@@ -67,13 +69,17 @@ class WebhookSink(Protocol):
     def git_pushed(
         self, urls: set[str], ref: str, sha: str, forced: bool, deleted: bool
     ) -> list[str]:
-        """A push to ``ref``; names of the services that took it (empty: none tracks it)."""
+        """A push to ``ref``, as a hint: the sink looks at the source now and deploys what
+        the tracked branch (or tag policy) resolves to, whatever the payload says. Names
+        of the services whose source resolved to ``sha`` (empty: none tracks it, or the
+        payload named a commit that is not the head)."""
         ...
 
     def image_pushed(
         self, registry_host: str, repository: str, tag: str | None, digest: str
     ) -> list[str]:
-        """A manifest pushed to a registry; names of the services that took it."""
+        """A manifest pushed to a registry, as a hint: the sink looks at what the tracked
+        tag resolves to now. Names of the services whose tag resolved to ``digest``."""
         ...
 
     def registry_token(self) -> str | None:
@@ -223,10 +229,24 @@ def failure(exc: Exception) -> Reply:
     return Reply(500, "error", f"internal error: {type(exc).__name__}")
 
 
+def _check_depth(body: bytes, limit: int) -> None:
+    """Refuse JSON nested past ``limit`` before it is parsed (GitHub's form-encoded
+    deliveries hide the brackets behind %-escapes, so the escaped ones count too)."""
+    if json_depth(body.replace(b"%5B", b"[").replace(b"%7B", b"{"), limit) > limit:
+        raise Reply(400, "bad_request", f"JSON nests deeper than {limit} (max_json_depth)")
+
+
 def handle_github(
-    sink: WebhookSink, headers: Mapping[str, str], body: bytes, detail: dict[str, Any]
+    sink: WebhookSink,
+    headers: Mapping[str, str],
+    body: bytes,
+    detail: dict[str, Any],
+    *,
+    max_json_depth: int = EdgeLimits.max_json_depth,
 ) -> Reply:
-    """Verify, deduplicate and act on one GitHub delivery; ``detail`` gains audit fields."""
+    """Verify, deduplicate and act on one GitHub delivery; ``detail`` gains audit fields.
+    The payload is only a hint: the sink looks at the source itself."""
+    _check_depth(body, max_json_depth)
     event = headers.get("x-github-event", "")
     delivery = headers.get("x-github-delivery", "")
     payload, unreadable = _decode_github(body, headers.get("content-type", ""))
@@ -264,7 +284,12 @@ def handle_github(
             sink.forget_delivery(delivery)
         return reply
     if not services:
-        return Reply(202, "ignored", f"no service tracks {push.name} {push.ref}")
+        return Reply(
+            202,
+            "ignored",
+            f"no service took {push.name} {push.ref} at {push.after}: none tracks it, or"
+            " the source does not resolve it to that commit",
+        )
     detail["services"] = services
     return Reply(202, "accepted", services=services)
 
@@ -287,7 +312,12 @@ def _registry_host(event: dict[str, Any], target: dict[str, Any]) -> str:
 
 
 def handle_registry(
-    sink: WebhookSink, headers: Mapping[str, str], body: bytes, detail: dict[str, Any]
+    sink: WebhookSink,
+    headers: Mapping[str, str],
+    body: bytes,
+    detail: dict[str, Any],
+    *,
+    max_json_depth: int = EdgeLimits.max_json_depth,
 ) -> Reply:
     """Authenticate one notification envelope and report each manifest push in it;
     pulls, deletes, mounts and blob pushes are counted as ignored."""
@@ -296,6 +326,7 @@ def handle_registry(
         return Reply(401, "unauthorized", "no registry notification token configured")
     if not token_matches(headers.get("authorization", ""), token):
         return Reply(401, "unauthorized", "Authorization bearer token missing or wrong")
+    _check_depth(body, max_json_depth)
     try:
         envelope = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

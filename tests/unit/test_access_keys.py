@@ -17,7 +17,7 @@ from slipway.config import load_settings
 from slipway.errors import AccessDenied, InvalidRequest, ResourceNotFound
 from slipway.policies import AccessRequest
 from slipway.store import Store
-from slipway.store.schema import _m8_principals
+from slipway.store.schema import _m9_principals
 from slipway.vault import Vault
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
@@ -76,7 +76,7 @@ def test_migration_adopts_existing_keys_as_root(tmp_path: Path) -> None:
         for migrate in migrations:
             migrate.step(db, vault) if isinstance(migrate, WithVault) else migrate(db)
 
-    step = next(i for i, m in enumerate(MIGRATIONS) if m is _m8_principals)
+    step = next(i for i, m in enumerate(MIGRATIONS) if m is _m9_principals)
     apply(MIGRATIONS[:step])
     db["access_keys"].insert({"id": "SLWYOLD", "secret": "x", "created_at": 1.0})
     apply(MIGRATIONS[step:])

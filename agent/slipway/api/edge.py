@@ -1,0 +1,126 @@
+"""The outermost layer of every request, before routing and any authentication work:
+a request id on every answer, and the body cap.
+
+* Every response carries ``x-amzn-RequestId`` (a UUID, as App Runner's do); the id is
+  in ``scope["state"]["request_id"]`` for the audit row (``request_id``).
+* A body is refused with 413 from its ``Content-Length`` before a byte is read, and a
+  body without one (chunked) is counted while it is read: past the cap, reading it
+  raises ``RequestTooLarge``, rendered like every other error, so no more than the cap
+  plus one chunk is ever held. Webhooks get their own, larger cap.
+* ``client_address``: behind the Caddy ingress every connection comes from loopback,
+  so the client is the address Caddy puts in ``CLIENT_HEADER``; that header is trusted
+  from loopback only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..edgelimits import EdgeLimits, RequestTooLarge
+from ..routing.ingress import CLIENT_HEADER, HOOK_PATHS
+
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+_CLIENT_HEADER = CLIENT_HEADER.lower().encode("latin-1")
+
+
+def request_id(request: Request) -> str | None:
+    """The id ``Edge`` gave this request (None outside it: unit tests of a router)."""
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address: the peer's, or Caddy's word for it when the peer is loopback."""
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    if _is_loopback(peer):
+        for name, value in scope.get("headers", ()):
+            if name == _CLIENT_HEADER:
+                said = value.decode("latin-1").strip()
+                try:
+                    return str(ipaddress.ip_address(said))
+                except ValueError:
+                    break
+    return peer
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class Edge:
+    """ASGI middleware wrapping the whole app: request ids and the body cap."""
+
+    def __init__(self, app: ASGIApp, limits: EdgeLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    def cap_for(self, path: str) -> tuple[int, str]:
+        if path in HOOK_PATHS:
+            return self.limits.max_hook_bytes, "max_hook_bytes"
+        return self.limits.max_request_bytes, "max_request_bytes"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        cap, setting = self.cap_for(scope.get("path", ""))
+        declared = _declared_length(scope)
+        if declared is not None and declared > cap:
+            await _refuse(send_with_id, f"body of {declared} bytes is over {cap} ({setting})")
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > cap:
+                    raise RequestTooLarge(f"body is over {cap} bytes ({setting})")
+            return message
+
+        await self.app(scope, counted, send_with_id)
+
+
+async def _refuse(send: Send, message: str) -> None:
+    """413 in App Runner's error shape; the connection closes, so the unread body is
+    never drained."""
+    body = json.dumps({"__type": RequestTooLarge.code, "Message": message}).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/x-amz-json-1.0"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-amzn-errortype", RequestTooLarge.code.encode()),
+        (b"connection", b"close"),
+    ]
+    start: dict[str, Any] = {"type": "http.response.start", "status": 413, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
