@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -61,14 +62,21 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "conditi
 
 
 def wait_until_answers(
-    url: str, what: str, process: subprocess.Popen, log: Path, seconds: float = 10
+    url: str,
+    what: str,
+    process: subprocess.Popen,
+    log: Path,
+    seconds: float = 10,
+    get: Callable[[], httpx.Response] | None = None,
 ) -> None:
+    """Until ``url`` answers (through ``get`` when given: a unix socket's client)."""
+    get = get or (lambda: httpx.get(url, timeout=1))
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if get().status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -157,22 +165,43 @@ def push_image(client: docker.DockerClient, local_image: str, image: str) -> str
 
 class CaddyProcess:
     """A ``caddy run`` we own: admin API on a free port, config state in a tmp dir (its
-    certificates and internal CA too, under ``root/data/caddy``)."""
+    certificates and internal CA too, under ``root/data/caddy``). With ``admin_socket``
+    the admin API is a unix socket instead, as slipway's default (``admin_url`` is then
+    ``unix//path``, what SLIPWAY_CADDY_ADMIN takes; ``admin_get`` reaches it)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, admin_socket: bool = False) -> None:
         self.root = root
         self.binary = require_binary("caddy")
         self.admin_port = free_port()
         self.http_port = free_port()
         self.https_port = free_port()  # for custom domains (SLIPWAY_HTTPS_PORT)
-        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+        self.admin_socket: Path | None = None
+        if admin_socket:
+            # A short path (a socket's is at most 107 bytes), in a 0700 directory.
+            self.admin_socket = Path(tempfile.mkdtemp(prefix="slw-caddy-")) / "admin.sock"
+            self.admin_url = f"unix/{self.admin_socket}"
+            self.admin_listen = self.admin_url
+        else:
+            self.admin_url = f"http://127.0.0.1:{self.admin_port}"
+            self.admin_listen = f"127.0.0.1:{self.admin_port}"
         self.log = root / "caddy.log"
         self.process: subprocess.Popen | None = None
+
+    def admin_get(self, path: str) -> httpx.Response:
+        """GET ``path`` of the admin API, over its socket if it has one (Caddy wants an
+        empty Host there)."""
+        if self.admin_socket is None:
+            return httpx.get(f"{self.admin_url}{path}", timeout=5)
+        transport = httpx.HTTPTransport(uds=str(self.admin_socket))
+        with httpx.Client(transport=transport, timeout=5) as client:
+            return client.get(f"http://caddy{path}", headers={"Host": ""})
 
     def start(self) -> None:
         """Start with an empty config: only the admin endpoint, no HTTP server."""
         config = self.root / "initial.json"
-        config.write_text(json.dumps({"admin": {"listen": f"127.0.0.1:{self.admin_port}"}}))
+        config.write_text(json.dumps({"admin": {"listen": self.admin_listen}}))
+        if self.admin_socket is not None:  # again after a restart
+            self.admin_socket.parent.mkdir(mode=0o700, exist_ok=True)
         # Caddy autosaves its config under XDG dirs: keep that out of the real home.
         env = {
             **os.environ,
@@ -186,13 +215,22 @@ class CaddyProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                umask=0o077 if self.admin_socket else -1,  # a socket only root opens
             )
-        wait_until_answers(f"{self.admin_url}/config/", "caddy", self.process, self.log)
+        wait_until_answers(
+            f"{self.admin_url}/config/",
+            "caddy",
+            self.process,
+            self.log,
+            get=lambda: self.admin_get("/config/"),
+        )
 
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+        if self.admin_socket is not None:
+            shutil.rmtree(self.admin_socket.parent, ignore_errors=True)
 
     def restart(self) -> None:
         """Kill and start again: Caddy comes back with the empty initial config."""

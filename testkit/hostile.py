@@ -78,6 +78,8 @@ class MetadataHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    do_POST = do_GET  # a notification the agent should never have sent counts too
+
     def log_message(self, *args: object) -> None:
         pass
 

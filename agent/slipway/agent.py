@@ -86,6 +86,7 @@ class Agent:
             self.store,
             self.vault,
             config_targets=settings.notify_targets,
+            outbound=settings.outbound,
             max_age=settings.notify_max_age,
         )
         self.events = EventBus(

@@ -20,9 +20,12 @@ from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
+from .domains.ondemand import OnDemandLimits
 from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
 from .filemodes import StateAccess
+from .outbound import OutboundPolicy
+from .routing.admin import DEFAULT_ADMIN
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
@@ -60,7 +63,8 @@ class Settings:
     listen_port: int = 8780
     base_domain: str = "localhost"
     http_port: int = 80
-    caddy_admin: str = "http://localhost:2019"
+    # Caddy's admin API: a socket only root opens (unix//path), or http://host:port.
+    caddy_admin: str = DEFAULT_ADMIN
     region: str = "us-east-1"
     account_id: str = "000000000000"
     service_quota: int = 10
@@ -112,11 +116,19 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
-    # Access keys and policies (``access_limits.AccessLimits``): seconds between two writes of
-    # a key's last-used time (a busy key costs no write per request), and the largest
-    # policy document, in bytes of JSON.
+    # Access keys and policies (``access_limits.AccessLimits``): seconds between two
+    # writes of a key's last-used time (a busy key costs no write per request), and the
+    # largest policy document, in bytes of JSON.
     key_last_used_interval: float = AccessLimits.last_used_interval
     policy_max_bytes: int = AccessLimits.policy_max_bytes
+    # The local surface. URLs users give the agent to send to (notification targets)
+    # may reach loopback, link-local and private addresses only when listed here:
+    # networks, addresses or host names, each with an optional port ("10.0.0.0/8",
+    # "127.0.0.1:9000", "localhost:9000"; ``outbound.OutboundPolicy``). Each wildcard
+    # custom domain gets certificates on demand for at most this many hosts an hour
+    # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
+    outbound_allow: tuple[str, ...] = ()
+    ondemand_certs_per_hour: int = OnDemandLimits.per_hour
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -238,6 +250,11 @@ class Settings:
             hook_burst=self.hook_burst,
             hooks_per_minute=self.hooks_per_minute,
         )
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where user-given URLs may point (``outbound_allow``)."""
+        return OutboundPolicy(allow=self.outbound_allow)
 
     @property
     def credentials_file(self) -> Path:

@@ -19,7 +19,8 @@ from testkit.harness import free_port, image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 PLANTED = "planted-" + uuid.uuid4().hex
-AGENT_SETTINGS = {"metrics_interval": 1, "metrics_stats_interval": 2}
+# The receiver listens on loopback, where notification targets may point only when allowed.
+AGENT_SETTINGS = {"metrics_interval": 1, "metrics_stats_interval": 2, "outbound_allow": "127.0.0.1"}
 
 
 class Receiver:

@@ -175,9 +175,40 @@ def test_wildcard_is_checked_through_a_probe_host(env):
     for _ in range(3):
         env.domains.check_once()
     assert env.domain(svc, "*.example.com")["status"] == ACTIVE
+    assert not env.domains.allows("anything.example.com")  # its DNS does not point here
+    env.checker.dns_ok.add("anything.example.com")
     assert env.domains.allows("anything.example.com")
+    env.checker.dns_ok.add("a.b.example.com")
     assert not env.domains.allows("a.b.example.com")
     assert not env.domains.allows("example.com")
+
+
+def test_on_demand_certificates_fit_each_wildcards_hourly_budget(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.settings = Settings(data_dir=tmp_path, config_dir=tmp_path, ondemand_certs_per_hour=2)
+    env.domains = Domains(env.store, env.settings, env.services, env.checker, clock=lambda: env.now)
+    web, shop = env.service("web"), env.service("shop")
+    env.domains.associate(web.arn, "*.example.com")
+    env.domains.associate(shop.arn, "*.example.org")
+    hosts = ["slipway-check.example.com", "a.example.com", "b.example.com", "c.example.org"]
+    env.checker.dns_ok = {*hosts, "slipway-check.example.org"}
+    env.checker.tls_ok = {"slipway-check.example.com", "slipway-check.example.org"}
+    for _ in range(3):
+        env.domains.check_once()
+    assert env.domains.allows("a.example.com")
+    assert env.domains.allows("b.example.com")
+    assert env.domains.allows("a.example.com")  # approved again: no second certificate
+    assert not env.domains.allows("slipway-check.example.com")  # *.example.com spent it
+    assert env.domains.allows("c.example.org")  # another wildcard, its own budget
+    env.now += 3600
+    assert env.domains.allows("slipway-check.example.com")  # a new hour
+
+
+def test_on_demand_budget_must_be_positive(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    settings = Settings(data_dir=tmp_path, config_dir=tmp_path, ondemand_certs_per_hour=0)
+    with pytest.raises(InvalidRequest, match="ondemand_certs_per_hour"):
+        Domains(env.store, settings, env.services, env.checker)
 
 
 def test_timeout_fails_the_association(env):

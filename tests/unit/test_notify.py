@@ -28,11 +28,14 @@ from slipway.models import ServiceSpec
 from slipway.observe.audit import AuditTrail
 from slipway.observe.events import EventBus
 from slipway.observe.notify import Notifier, parse_config_targets, sign
+from slipway.outbound import OutboundPolicy
 from slipway.records import Operation, Service
 from slipway.store import Store
 from slipway.vault import Vault
 
 SECRET = "s3cret-for-tests-0123456789"
+# The receivers of these tests listen on loopback, which targets may not name unless allowed.
+LOOPBACK = OutboundPolicy(allow=("127.0.0.1",))
 EVERYTHING = {"source": ["aws.apprunner"]}
 
 
@@ -148,7 +151,7 @@ def vault(tmp_path: Path) -> Vault:
 
 
 def make(store: Store, vault: Vault, **kwargs: Any) -> tuple[Notifier, EventBus]:
-    notifier = Notifier(store, vault, interval=0.05, **kwargs)
+    notifier = Notifier(store, vault, outbound=LOOPBACK, interval=0.05, **kwargs)
     bus = EventBus(store, region="us-east-1", account="000000000000", on_event=notifier.wake)
     return notifier, bus
 
@@ -328,7 +331,9 @@ def test_pending_deliveries_survive_a_restart(
         ("pending", 0),
     ]
     again_vault = Vault(tmp_path / "vault.key")
-    again = Notifier(Store(tmp_path / "slipway.db", again_vault), again_vault, interval=0.05)
+    again = Notifier(
+        Store(tmp_path / "slipway.db", again_vault), again_vault, outbound=LOOPBACK, interval=0.05
+    )
     with scheduled(again):
         wait_for(lambda: not again.store.list_deliveries(status="pending"))
     assert [(e, a) for e, a, _ in receiver.events()] == [
@@ -369,7 +374,7 @@ def test_slack_format(store: Store, vault: Vault, receiver: Receiver) -> None:
 
 
 def test_add_target_checks_its_input(store: Store, vault: Vault) -> None:
-    notifier = Notifier(store, vault)
+    notifier = Notifier(store, vault, outbound=LOOPBACK)
     with pytest.raises(InvalidRequest, match="url: 'ftp://x/' is not an http"):
         notifier.add_target("ftp://x/", EVERYTHING)
     with pytest.raises(InvalidRequest, match="url: 'http://' is not an http"):
@@ -405,7 +410,7 @@ def test_config_targets_sync(store: Store, vault: Vault, receiver: Receiver) -> 
         {"url": receiver.url, "pattern": EVERYTHING, "secret": SECRET},
         {"url": "https://hooks.slack.example/T/B/x", "pattern": EVERYTHING, "format": "slack"},
     ]
-    first = Notifier(store, vault, config_targets=config)
+    first = Notifier(store, vault, outbound=LOOPBACK, config_targets=config)
     first.sync_config_targets()
     targets = first.list_targets()
     assert [(t["source"], t["format"]) for t in targets] == [
@@ -415,7 +420,7 @@ def test_config_targets_sync(store: Store, vault: Vault, receiver: Receiver) -> 
     with pytest.raises(InvalidRequest, match="comes from the config file"):
         first.remove_target(targets[0]["id"])
     # Same file again: same ids; a target dropped from the file goes, with its deliveries.
-    second = Notifier(store, vault, config_targets=config[:1])
+    second = Notifier(store, vault, outbound=LOOPBACK, config_targets=config[:1])
     second.sync_config_targets()
     assert [t["id"] for t in second.list_targets()] == [targets[0]["id"]]
     EventBus(store, region="r", account="a").service_status_changed(A, "RUNNING", "PAUSED")
@@ -447,7 +452,7 @@ def test_config_targets_from_json_text() -> None:
 
 
 def test_backoff_doubles_to_five_minutes_with_jitter(store: Store, vault: Vault) -> None:
-    notifier = Notifier(store, vault)
+    notifier = Notifier(store, vault, outbound=LOOPBACK)
     for attempt, full in [(1, 1), (2, 2), (3, 4), (9, 256), (10, 300), (30, 300)]:
         for _ in range(20):
             assert 0.75 * full <= notifier.backoff(attempt) <= full
@@ -503,7 +508,7 @@ def api(notifier: Notifier, trail: AuditTrail | None = None) -> tuple[TestClient
 
 
 def test_notify_api(store: Store, vault: Vault) -> None:
-    notifier = Notifier(store, vault)
+    notifier = Notifier(store, vault, outbound=LOOPBACK)
     trail = AuditTrail(store)
     client, bodies = api(notifier, trail)
     add = {"Url": "https://example.test/hook", "Pattern": EVERYTHING, "Secret": SECRET}

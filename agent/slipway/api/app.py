@@ -4,6 +4,7 @@ endpoints under ``/slipway/v1``, and ``/healthz``. Errors are rendered here only
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -325,10 +326,13 @@ def create_app(agent: Agent) -> FastAPI:
         )
 
     @app.get(ASK_PATH)
-    async def domain_ask(domain: str = "") -> Response:
+    async def domain_ask(request: Request, domain: str = "") -> Response:
         """Caddy's on-demand TLS asks before it gets a certificate for a host under a
-        wildcard domain. Unsigned (Caddy can't sign): it tells only whether a name is an
-        active custom domain here."""
+        wildcard domain. Unsigned (Caddy can't sign), so it answers only on loopback,
+        where Caddy asks from, and tells only whether a name may get a certificate now
+        (``Domains.allows``: served, resolving here, within its wildcard's budget)."""
+        if not _from_loopback(request):
+            return Response(status_code=403)
         allowed = await run_in_threadpool(agent.domains.allows, domain)
         return Response(status_code=200 if allowed else 403)
 
@@ -344,3 +348,10 @@ def create_app(agent: Agent) -> FastAPI:
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )
     return app
+
+
+def _from_loopback(request: Request) -> bool:
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:  # not an address (a test client's name)
+        return False

@@ -33,6 +33,7 @@ from ..services import Page, Services, paginate
 from ..store import Store
 from .check import Checker, DomainCheck
 from .names import covers, is_wildcard, parse_domain, www_name
+from .ondemand import OnDemandBudget, OnDemandLimits
 
 log = logging.getLogger("slipway.domains")
 
@@ -126,6 +127,8 @@ class Domains:
         refresh: Callable[[], object] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        # How many of each wildcard's hosts may get a certificate on demand per hour.
+        self.budget = OnDemandBudget(OnDemandLimits(settings.ondemand_certs_per_hour))
         self.store = store
         self.settings = settings
         self.services = services
@@ -270,9 +273,21 @@ class Domains:
         ]
 
     def allows(self, host: str) -> bool:
-        """Caddy's on-demand ``ask``: may it get a certificate for ``host``?"""
+        """Caddy's on-demand ``ask``: may it get a certificate for ``host``? Only under a
+        served wildcard, resolving to this host, within the wildcard's hourly budget
+        (``ondemand.py``); an exact name is managed ahead of time, never on demand."""
         host = host.lower().rstrip(".")
-        return any(covers(name, host) for row, _ in self._served() for name in names_of(row))
+        names = [name for row, _ in self._served() for name in names_of(row)]
+        if host in names:
+            return True
+        wildcard = next((n for n in names if is_wildcard(n) and covers(n, host)), None)
+        if wildcard is None:
+            return False
+        check = self.checker.dns(host)
+        why = check.reason if not check.ok else self.budget.take(wildcard, host, self.clock())
+        if why:
+            log.warning("no certificate on demand for %s: %s", host, why)
+        return not why
 
     # -- the loop --------------------------------------------------------------
 
@@ -365,10 +380,12 @@ def domain_checker(settings: Settings, router: Router) -> DomainCheck:
             return Path(settings.acme_ca_root).read_text()
         return None  # the system's trust store, as browsers would
 
+    # Caddy's host: the admin URL's, or loopback when its admin API is a socket.
+    caddy_host = None if router.admin.socket else urlsplit(router.admin_url).hostname
     return DomainCheck(
         resolver=settings.dns_resolver,
         host_addresses=settings.host_addresses,
-        tls_host=urlsplit(settings.caddy_admin).hostname or "127.0.0.1",
+        tls_host=caddy_host or "127.0.0.1",
         https_port=settings.https_port,
         ca_root=ca_root,
     )

@@ -7,7 +7,8 @@ event N+1 of a service waits until event N was delivered or given up. Rows live
 in the store, so an agent restart resumes where the last one stopped.
 
 Each attempt is one POST (timeout 5 s, redirects not followed: a 3xx is a failure
-that names where it pointed) with
+that names where it pointed; only to addresses ``outbound.OutboundPolicy`` allows,
+checked when a target is made and again at each connection) with
 
     X-Slipway-Signature: sha256=<hex HMAC-SHA256 of the body, keyed by the target's secret>
     X-Slipway-Event-Id: <the event's id>
@@ -43,6 +44,7 @@ import httpx
 
 from ..errors import InvalidRequest, ResourceNotFound, SlipwayError
 from ..jobs import Jobs
+from ..outbound import OutboundPolicy, guarded_transport
 from ..store import Store
 from ..vault import Vault
 from .patterns import validate_pattern
@@ -156,6 +158,7 @@ class Notifier:
         vault: Vault,
         *,
         config_targets: Iterable[dict[str, Any]] = (),
+        outbound: OutboundPolicy | None = None,
         max_age: float = 24 * 3600.0,
         timeout: float = 5.0,
         backoff_base: float = 1.0,
@@ -167,7 +170,12 @@ class Notifier:
     ) -> None:
         self.store = store
         self.vault = vault
+        outbound = outbound or OutboundPolicy()  # public addresses only
+        outbound.check()
+        self.outbound = outbound  # where targets may point (setting outbound_allow)
         self.config_targets = parse_config_targets(list(config_targets))
+        for index, target in enumerate(self.config_targets):
+            outbound.check_url(target["url"], f"notify_targets[{index}].url")
         self.max_age = max_age
         self.timeout = timeout
         self.backoff_base = backoff_base
@@ -195,6 +203,7 @@ class Notifier:
     ) -> dict[str, Any]:
         """Check and store a target; the result carries its secret, shown this once."""
         url = _check_url(url, "url")
+        self.outbound.check_url(url, "url")
         pattern = _check_pattern(pattern)
         fmt = _check_format(format, "format")
         secret = _check_secret(secret, "secret") or secrets.token_hex(32)
@@ -317,7 +326,9 @@ class Notifier:
             client = httpx.Client(
                 timeout=self.timeout,
                 follow_redirects=False,
-                transport=self.transport,
+                # No proxy from the environment: the address connected to is the one checked.
+                trust_env=False,
+                transport=self.transport or guarded_transport(self.outbound),
                 headers={"User-Agent": USER_AGENT},
             )
             self._local.client = client

@@ -30,11 +30,11 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import RouterError
+from .admin import parse_admin
 from .caddyconfig import (
     ACCESS_LOG_KEEP,
     ACCESS_LOG_ROLL_MB,
@@ -54,17 +54,6 @@ from .routedns import RouteTable, route_name
 ROUTE_CHANGE_SECONDS = DNS_REFRESH_SECONDS + 0.5
 # How long routes applied unchanged are trusted to be what Caddy runs.
 DRIFT_CHECK_SECONDS = 10.0
-
-
-def _admin_listen(admin_url: str) -> str:
-    parts = urlsplit(admin_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RouterError(f"Caddy admin URL {admin_url!r} is not an http://host:port URL")
-    host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{host}:{port}"
 
 
 class Router:
@@ -87,7 +76,9 @@ class Router:
         route_table_gid: int | None = None,
         ingress: Ingress | None = None,
     ) -> None:
-        self.admin_url = admin_url.rstrip("/")
+        # "unix//path" (the default: a socket only root opens) or http://host:port.
+        self.admin = parse_admin(admin_url)
+        self.admin_url = self.admin.base_url
         # Where Caddy resolves routes' instances, and the table the responder there reads.
         self.route_dns = route_dns
         self.route_table = (
@@ -113,13 +104,14 @@ class Router:
         self.access_log = access_log
         self.access_log_roll_mb = access_log_roll_mb
         self.access_log_keep = access_log_keep
-        self.admin_listen = _admin_listen(admin_url)
+        self.admin_listen = self.admin.listen
         self.http_port = http_port
         self.timeout = timeout
         # No kept-alive connections: Caddy restarts its admin server on every /load.
         self._client = httpx.Client(
             timeout=timeout,
-            transport=transport,  # tests swap in httpx.MockTransport
+            transport=transport or self.admin.transport(),  # tests: httpx.MockTransport
+            headers=self.admin.request_headers(),
             limits=httpx.Limits(max_keepalive_connections=0),
         )
 
@@ -167,6 +159,7 @@ class Router:
                 else:
                     self._in_step = None
                     self._request("POST", "/load", json=wanted)
+                    self.admin.secure()  # the load made the admin socket anew
                     loaded = True
             self._applied = applying
             self._trusted_until = time.monotonic() + DRIFT_CHECK_SECONDS
@@ -231,7 +224,8 @@ class Router:
         try:
             response = self._client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise RouterError(f"Caddy admin API at {self.admin_url} unreachable: {exc}") from exc
+            where = self.admin.socket or self.admin_url
+            raise RouterError(f"Caddy admin API at {where} unreachable: {exc}") from exc
         if response.status_code >= 400:
             raise RouterError(
                 f"Caddy admin API {method} {path} failed with HTTP {response.status_code}: "

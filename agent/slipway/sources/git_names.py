@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidRequest
+from ..outbound import link_local_reason
 
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+):(?P<path>.+)$")
 _SCHEMES = ("https", "http", "ssh", "file")
@@ -34,6 +35,9 @@ def parse_repository_url(url: str) -> str:
         scp = _SCP_LIKE.match(url)
         if not scp or scp["host"].startswith("-") or url.startswith("-"):
             raise bad("use https://host/path, ssh://git@host/path, git@host:path or file:///path")
+        why = link_local_reason(scp["host"])
+        if why:
+            raise bad(why)
         return url
     try:
         parts = urlsplit(url)
@@ -56,6 +60,9 @@ def parse_repository_url(url: str) -> str:
         )
     if port == 0:
         raise bad("port 0 is not a port")
+    why = link_local_reason(parts.hostname)
+    if why:
+        raise bad(why)
     # Smart HTTP may serve a repository at a host's root; ssh and GitHub need a path.
     if parts.path.strip("/") == "" and (scheme == "ssh" or parts.hostname == "github.com"):
         raise bad("it names no repository path")

@@ -14,6 +14,7 @@ import re
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,6 +25,7 @@ from ..errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from ..outbound import link_local_reason
 
 DOCKER_HUB = "docker.io"
 _DOCKER_HUB_API = "registry-1.docker.io"
@@ -76,6 +78,9 @@ class ImageRef:
         if sep and ("." in first or ":" in first or first == "localhost"):
             if not _DOMAIN.match(first):
                 raise bad(f"{first!r} is not a registry host")
+            why = link_local_reason(_host_of(first))
+            if why:
+                raise bad(why)
             registry, rest = first, remainder
         tag = None
         last_slash = rest.rfind("/")
@@ -113,6 +118,19 @@ class ImageRef:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def _host_of(netloc: str) -> str:
+    """The host of ``host[:port]`` or ``[v6]:port``."""
+    return urlsplit(f"//{netloc}").hostname or netloc
+
+
+def _refuse_link_local(request: httpx.Request) -> None:
+    """A registry may redirect, or name a token realm, anywhere: never to a cloud's
+    metadata address, with or without the credentials a token request carries."""
+    why = link_local_reason(request.url.host)
+    if why:
+        raise RegistryError(f"refused to send a registry request to {request.url}: {why}")
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -205,6 +223,8 @@ class RegistryClient:
             follow_redirects=True,
             verify=_system_trust(),
             transport=self.transport,
+            # Every request, its redirects and a token realm the registry names included.
+            event_hooks={"request": [_refuse_link_local]},
         )
 
     def _authorized(
