@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from . import keys, runlock
+from .access import Access
 from .backends import Confinement
 from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
@@ -65,6 +66,13 @@ class Agent:
             settings.vault_key, settings.data_dir / "vault.key", sealed_sample(settings.db_path)
         )
         self.store = Store(settings.db_path, self.vault)
+        self.access = Access(
+            self.store,
+            self.vault,
+            settings.access_limits,
+            region=settings.region,
+            account=settings.account_id,
+        )
         self.secrets = Secrets(
             self.store, self.vault, SecretLimits(max_bytes=settings.secret_max_bytes)
         )
@@ -258,17 +266,12 @@ class Agent:
             and i.deployment_id == live[i.service_id].live_deployment_id
         ]
 
-    def lookup_secret(self, key_id: str) -> str | None:
-        return keys.lookup_secret(self.store, self.vault, key_id)
-
-    def create_access_key(self, description: str = "") -> tuple[str, str]:
-        return keys.create_access_key(self.store, self.vault, description)
-
     def ensure_root_key(self) -> None:
         """On first start, make a root key and write it where the CLI and AWS tools look."""
-        if self.store.count_access_keys():
+        created = self.access.ensure_root_key()
+        if created is None:
             return
-        key_id, secret = self.create_access_key("root")
+        key_id, secret = created
         keys.write_credentials(self.settings.credentials_file, key_id, secret, self.settings.region)
         log.info("root access key written to %s", self.settings.credentials_file)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
@@ -115,6 +116,11 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
+    # Access keys and policies (``access_limits.AccessLimits``): seconds between two
+    # writes of a key's last-used time (a busy key costs no write per request), and the
+    # largest policy document, in bytes of JSON.
+    key_last_used_interval: float = AccessLimits.last_used_interval
+    policy_max_bytes: int = AccessLimits.policy_max_bytes
     # The local surface. URLs users give the agent to send to (notification targets)
     # may reach loopback, link-local and private addresses only when listed here:
     # networks, addresses or host names, each with an optional port ("10.0.0.0/8",
@@ -271,6 +277,13 @@ class Settings:
         """Files imported as secrets at start, one per file named like the secret, with
         no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def access_limits(self) -> AccessLimits:
+        return AccessLimits(
+            last_used_interval=self.key_last_used_interval,
+            policy_max_bytes=self.policy_max_bytes,
+        )
 
     @property
     def git_limits(self) -> GitLimits:

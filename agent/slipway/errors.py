@@ -8,7 +8,8 @@
     ├── AuthError                     (403; code chosen per case)
     │   ├── UnrecognizedClient        (UnrecognizedClientException)
     │   ├── InvalidSignature          (InvalidSignatureException)
-    │   └── MissingAuthenticationToken(MissingAuthenticationTokenException)
+    │   ├── MissingAuthenticationToken(MissingAuthenticationTokenException)
+    │   └── AccessDenied              (AccessDeniedException: a policy does not allow it)
     ├── RegistryError                 (a registry answered badly or not at all)
     │   ├── ImageNotFound
     │   ├── RegistryAuthFailed
@@ -68,6 +69,12 @@ class InvalidSignature(AuthError):
 
 class MissingAuthenticationToken(AuthError):
     code = "MissingAuthenticationTokenException"
+
+
+class AccessDenied(AuthError):
+    """Signed by a known key, but its principal's policies do not allow the call."""
+
+    code = "AccessDeniedException"
 
 
 class RegistryError(SlipwayError):

@@ -1,4 +1,5 @@
-"""Access keys that sign API requests, and the credentials file clients read them from."""
+"""Access key ids, and the credentials file clients read keys from (the CLI uses this
+module; the keys themselves are kept by ``access.py``)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,14 @@ import configparser
 import os
 import secrets
 import string
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the CLI reads credentials files through this module, never the store
-    from .store import Store
-    from .vault import Vault
 
 PROFILE = "slipway"
 
 
-def _key_id() -> str:
+def new_key_id() -> str:
     alphabet = string.ascii_uppercase + string.digits
     return "SLWY" + "".join(secrets.choice(alphabet) for _ in range(16))
-
-
-def create_access_key(store: Store, vault: Vault, description: str = "") -> tuple[str, str]:
-    key_id = _key_id()
-    secret = secrets.token_urlsafe(30)[:40]
-    store.insert_access_key(
-        {
-            "id": key_id,
-            "secret": vault.seal(secret),
-            "created_at": time.time(),
-            "description": description,
-        }
-    )
-    return key_id, secret
-
-
-def lookup_secret(store: Store, vault: Vault, key_id: str) -> str | None:
-    row = store.get_access_key(key_id)
-    return vault.open(row["secret"]) if row else None
 
 
 def write_credentials(path: Path, key_id: str, secret: str, region: str) -> None:

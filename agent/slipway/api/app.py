@@ -7,6 +7,7 @@ import functools
 import ipaddress
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -15,13 +16,15 @@ from starlette.concurrency import run_in_threadpool
 
 from ..domains.rules import ASK_PATH
 from ..edgelimits import EdgeLimits, Throttled, TokenBuckets, check_json_depth
-from ..errors import AuthError, InvalidRequest, SlipwayError
+from ..errors import AccessDenied, AuthError, InvalidRequest, SlipwayError
 from ..observe.applogs import instance_stream
+from ..policies import AccessRequest
 from ..sources.github_app import AppCredentials
-from . import shapes, sigv4
+from . import authz, shapes, sigv4
 from .edge import Edge, client_address
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
+from .keys import keys_router
 from .observe import (
     audit_router,
     audited_call,
@@ -72,28 +75,68 @@ def create_app(agent: Agent) -> FastAPI:
     app.add_middleware(Edge, limits=limits)
     failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
 
+    def tags_of(arn: str) -> dict[str, str]:
+        return agent.store.get_tags(arn)
+
+    async def check_access(caller: sigv4.Caller, wanted: Callable[[], AccessRequest]) -> None:
+        """The one check of what a caller may do (``access.Access.authorize``); ``wanted``
+        reads the resource's tags from the store, so it runs in a thread too."""
+        await run_in_threadpool(lambda: agent.access.authorize(caller.access_key_id, wanted()))
+
+    def verify(request: Request, body: bytes) -> sigv4.Caller:
+        caller = sigv4.verify(
+            request.method,
+            request.scope.get("raw_path", b"/").decode("latin-1"),
+            request.url.query,
+            request.headers,
+            body,
+            agent.access.lookup_secret,
+            region=agent.settings.region,
+        )
+        agent.access.note_used(caller.access_key_id)
+        return caller
+
     async def authenticate(request: Request, body: bytes) -> sigv4.Caller:
-        """SigV4 for the agent's region; an address whose failures used up its bucket is
-        throttled before any signature work, and each failure spends a token."""
+        """Who signed the request (SigV4 for the agent's region; an address whose failures
+        used up its bucket is throttled before any signature work, and each failure spends
+        a token); and, on slipway's own routes, whether its principal may make the call
+        (``authz.ROUTES``). App Runner calls are authorized once their parameters are read
+        (``app_runner``). A refusal is audited here."""
+        template = getattr(request.scope.get("route"), "path", "")
+        route = authz.ROUTES.get((request.method, template))
+        if template == "/":
+            operation = request.headers.get("x-amz-target", "").removeprefix(TARGET_PREFIX)
+        else:
+            operation = route.action if route else f"{request.method} {template}"
         address = client_address(request.scope)
-        if not failures.allows(address):
-            raise Throttled("Rate exceeded: too many failed authentications from this address")
+        caller = None
         try:
-            return await run_in_threadpool(
-                functools.partial(
-                    sigv4.verify,
-                    request.method,
-                    request.scope.get("raw_path", b"/").decode("latin-1"),
-                    request.url.query,
-                    request.headers,
-                    body,
-                    agent.lookup_secret,
-                    region=agent.settings.region,
+            if not failures.allows(address):
+                raise Throttled("Rate exceeded: too many failed authentications from this address")
+            try:
+                caller = await run_in_threadpool(verify, request, body)
+            except AuthError:
+                failures.take(address)
+                raise
+            if template != "/":
+                if route is None:  # a signed route nobody named an action for
+                    raise AccessDenied(f"{operation} is not allowed to anyone")
+                await check_access(
+                    caller,
+                    lambda: authz.route_request(
+                        route,
+                        request.path_params,
+                        request.query_params,
+                        body,
+                        region=agent.settings.region,
+                        account=agent.settings.account_id,
+                        tags_of=tags_of,
+                    ),
                 )
-            )
-        except AuthError:
-            failures.take(address)
+        except SlipwayError as exc:  # recorded without parameters: nobody to trust
+            await record_request(agent.audit, request, caller, operation, None, exc.code)
             raise
+        return caller
 
     @app.exception_handler(SlipwayError)
     async def _render(_: Request, exc: SlipwayError) -> Response:
@@ -120,11 +163,7 @@ def create_app(agent: Agent) -> FastAPI:
         body = await request.body()
         target = request.headers.get("x-amz-target", "")
         operation = target.removeprefix(TARGET_PREFIX)
-        try:
-            caller = await authenticate(request, body)
-        except SlipwayError as exc:  # recorded without parameters: nobody to trust
-            await record_request(agent.audit, request, None, operation, None, exc.code)
-            raise
+        caller = await authenticate(request, body)
         async with audited_call(agent.audit, request, caller, operation) as call:
             if not target.startswith(TARGET_PREFIX) or operation not in supported:
                 raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
@@ -133,6 +172,16 @@ def create_app(agent: Agent) -> FastAPI:
                 raise InvalidRequest(f"{operation} is not supported by slipway yet")
             call.params = params = _decode(body, limits.max_json_depth)
             validate_input(operation, params)
+            await check_access(
+                caller,
+                lambda: authz.operation_request(
+                    operation,
+                    params,
+                    region=agent.settings.region,
+                    account=agent.settings.account_id,
+                    tags_of=tags_of,
+                ),
+            )
             result = await run_in_threadpool(handler, rules, params)
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
@@ -140,25 +189,12 @@ def create_app(agent: Agent) -> FastAPI:
         """A signed slipway call with a JSON object body: ``work(params)`` runs in a
         thread, and one audit row records it (parameters redacted), whatever it answers."""
         body = await request.body()
-        try:
-            caller = await authenticate(request, body)
-        except SlipwayError as exc:
-            await record_request(agent.audit, request, None, operation, None, exc.code)
-            raise
+        caller = await authenticate(request, body)
         async with audited_call(agent.audit, request, caller, operation) as call:
             call.params = params = _decode(body, limits.max_json_depth)
             if not isinstance(params, dict):
                 raise InvalidRequest(f"{operation} expects a JSON object")
             return await run_in_threadpool(work, params)
-
-    @app.post("/slipway/v1/keys")
-    async def create_key(request: Request) -> JSONResponse:
-        key_id, secret = await signed_call(
-            request,
-            "slipway:CreateKey",
-            lambda p: agent.create_access_key(str(p.get("Description", ""))),
-        )
-        return JSONResponse({"AccessKeyId": key_id, "SecretAccessKey": secret})
 
     @app.put("/slipway/v1/registries/{host}")
     async def registry_login(host: str, request: Request) -> JSONResponse:
@@ -301,6 +337,7 @@ def create_app(agent: Agent) -> FastAPI:
         return Response(status_code=200 if allowed else 403)
 
     app.include_router(webhook_router(agent.tracker, limits, failures))
+    app.include_router(keys_router(agent.access, authenticate, signed_call))
     app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(
         notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)

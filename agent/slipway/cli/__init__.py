@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import access, observe, secrets, serve, services, state
+from . import access, keys, observe, secrets, serve, services, state
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -27,7 +27,8 @@ app.command()(observe.metrics)
 app.command()(state.backup)
 app.command()(state.restore)
 app.add_typer(services.services_app, name="services")
-app.add_typer(access.keys_app, name="keys")
+app.add_typer(keys.keys_app, name="keys")
+app.add_typer(keys.principals_app, name="principals")
 app.add_typer(access.registries_app, name="registries")
 app.add_typer(access.connections_app, name="connections")
 app.add_typer(secrets.secrets_app, name="secrets")

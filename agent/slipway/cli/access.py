@@ -1,4 +1,5 @@
-"""Commands on credentials: API access keys, image registry logins and source connections."""
+"""Commands on credentials: image registry logins and source connections (access keys and
+principals: ``cli/keys.py``)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,14 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import keys
-from ..client import Client, user_credentials_file
+from ..client import Client
 from ..errors import SlipwayError
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table
 
-keys_app = typer.Typer(help="Access keys for the API.", no_args_is_help=True)
 registries_app = typer.Typer(help="Credentials for image registries.", no_args_is_help=True)
 connections_app = typer.Typer(
     help="Credentials for source providers (GitHub).", no_args_is_help=True
 )
-
-
-@keys_app.command("create")
-def keys_create(
-    description: Annotated[str, typer.Option(help="what the key is for")] = "",
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Create an access key; the first one is also saved for this user's CLI."""
-    client = _client(config)
-    result = _run(lambda: client.signed("POST", "/slipway/v1/keys", {"Description": description}))
-    target = user_credentials_file()
-    if keys.read_credentials(target) is None:
-        keys.write_credentials(
-            target, result["AccessKeyId"], result["SecretAccessKey"], client.region
-        )
-    if as_json:
-        _print_json(result)
-    else:
-        typer.echo(f"AccessKeyId:     {result['AccessKeyId']}")
-        typer.echo(f"SecretAccessKey: {result['SecretAccessKey']}")
 
 
 @registries_app.command("login")

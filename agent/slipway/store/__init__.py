@@ -3,6 +3,7 @@
 ``Store`` is the one object the rest of the agent holds. Its queries are split by family
 of tables: ``resources.py`` (services, operations, revisions and the other App Runner
 resources, in and out as typed records from ``records.py`` or plain dicts),
+``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), over the plumbing in ``base.py``; the tables
 themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
@@ -11,13 +12,14 @@ themselves are in ``schema.py``. JSON columns are decoded on the way out, and wh
 
 from __future__ import annotations
 
+from .access import AccessTables
 from .base import StoreError, sealed_sample
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
 
 
-class Store(ResourceTables, ObserveTables, SecretTables):
+class Store(ResourceTables, ObserveTables, SecretTables, AccessTables):
     """Every table of the agent's database, behind one connection."""
 
 

@@ -156,16 +156,7 @@ class ResourceTables(StoreBase):
         )
         return {r["key"]: r["value"] for r in rows}
 
-    # -- access keys, registry credentials --------------------------------------
-
-    def insert_access_key(self, row: dict[str, Any]) -> None:
-        self._insert("access_keys", row)
-
-    def get_access_key(self, key_id: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM access_keys WHERE id = ?", (key_id,))
-
-    def count_access_keys(self) -> int:
-        return self._one("SELECT COUNT(*) AS n FROM access_keys")["n"]
+    # -- registry credentials ----------------------------------------------------
 
     def put_registry_credentials(self, row: dict[str, Any]) -> None:
         with self.transaction():

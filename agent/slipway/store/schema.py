@@ -15,7 +15,16 @@ import sqlite_utils
 from .sealed import SEALED_TEXT, Sealer, seal_maps
 
 # Columns that hold JSON: encoded on the way in, decoded on the way out.
-JSON_COLUMNS = {"spec", "params", "previous", "detail", "body", "pattern", "validation"}
+JSON_COLUMNS = {
+    "spec",
+    "params",
+    "previous",
+    "detail",
+    "body",
+    "pattern",
+    "validation",
+    "document",
+}
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -231,6 +240,35 @@ def _m8_audit_request_id(db: sqlite_utils.Database) -> None:
     db["audit"].add_column("request_id", str)
 
 
+def _m9_principals(db: sqlite_utils.Database) -> None:
+    """Access keys belong to named principals, each with IAM-style policies; a key can be
+    disabled, can expire, and remembers when it was last used. The keys that exist are
+    adopted by ``root``, an administrator (the document is written out: a migration
+    never changes, even if the ready-made policy does)."""
+    db["principals"].create({"name": str, "created_at": float}, pk="name")
+    db["principal_policies"].create(
+        {"principal": str, "name": str, "document": str, "attached_at": float},
+        pk=("principal", "name"),
+    )
+    db["access_keys"].add_column("principal", str, not_null_default="root")
+    db["access_keys"].add_column("status", str, not_null_default="Active")
+    db["access_keys"].add_column("expires_at", float)
+    db["access_keys"].add_column("last_used_at", float)
+    db["principals"].insert({"name": "root", "created_at": 0.0})
+    admin = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    db["principal_policies"].insert(
+        {
+            "principal": "root",
+            "name": "administrator",
+            "document": json.dumps(admin),
+            "attached_at": 0.0,
+        }
+    )
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -241,4 +279,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m6_operation_interruptions,
     WithVault(_m7_seal_values),
     _m8_audit_request_id,
+    _m9_principals,
 ]
