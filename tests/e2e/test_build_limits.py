@@ -89,10 +89,13 @@ def deploy(agent, service: dict) -> tuple[str, str]:
     return status, result.output
 
 
-def build_boxes() -> list[str]:
-    """Cgroup parents of builds still on the host (each build removes its own)."""
+def build_boxes(agent) -> list[str]:
+    """Cgroup parents of this agent's builds still on the host (each build removes its
+    own; those of agents side by side are theirs)."""
     parent = CGROUP_ROOT / "pids" / PARENT
-    return sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+    mine = f"{agent.proc.pid}-"
+    boxes = parent.iterdir() if parent.is_dir() else []
+    return sorted(p.name for p in boxes if p.is_dir() and p.name.startswith(mine))
 
 
 def test_a_runtime_app_runs_as_an_unprivileged_user(agent, service):
@@ -118,7 +121,7 @@ def test_a_hostile_build_stops_at_its_limit(agent, git, service, attack):
         "RUNNING"
     )
     assert agent.get("hostile").text.strip() == "Hello from python-hello"
-    assert build_boxes() == []
+    assert build_boxes(agent) == []
 
 
 def test_a_context_over_its_limit_is_refused(agent, git, service):
@@ -140,4 +143,4 @@ def test_the_next_good_build_succeeds(agent, git, service):
     status, log = deploy(agent, service)
     assert status == "SUCCEEDED", log
     assert agent.get("hostile").text.strip() == "Hello from python-hello"
-    assert build_boxes() == []
+    assert build_boxes(agent) == []

@@ -85,8 +85,8 @@ def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
 
 
 @pytest.fixture(scope="module")
-def neighbour(agent, push_hello) -> Iterator[tuple[dict, Load]]:
-    """A service with a secret of its own, under steady load for the whole module."""
+def neighbour(agent, push_hello) -> dict:
+    """A service with a secret of its own."""
     put = CliRunner().invoke(
         app,
         ["secrets", "put", "neighbour-token", "--service", "neighbour"],
@@ -103,8 +103,15 @@ def neighbour(agent, push_hello) -> Iterator[tuple[dict, Load]]:
     )["Service"]
     wait_status(client, service["ServiceArn"], "RUNNING")
     assert agent.get("neighbour", "/env/NEIGHBOUR_TOKEN").text.strip() == SECRET_VALUE
-    with Load(agent, "neighbour", workers=2, slow_ms=20) as load:
-        yield service, load
+    return service
+
+
+@pytest.fixture(scope="module")
+def load(agent, neighbour, hostile) -> Iterator[Load]:
+    """Steady load on the neighbour from once both services exist (a new host in the
+    router is not an attack) to the end of the module: every attack runs under it."""
+    with Load(agent, "neighbour", workers=2, slow_ms=20) as running:
+        yield running
 
 
 def deploy(agent, arn: str, name: str) -> tuple[str, str]:
@@ -127,7 +134,7 @@ def deploy(agent, arn: str, name: str) -> tuple[str, str]:
 def hostile(agent, git, neighbour, metadata) -> dict:
     """The hostile service, first deployed with a build that tries the metadata address
     and the host's Caddy admin port, and makes a setuid-root python for later."""
-    neighbour_box = live_containers(neighbour[0]["ServiceId"])[0]
+    neighbour_box = live_containers(neighbour["ServiceId"])[0]
     _, _, gateway = container_network(neighbour_box)
     admin_port = int(agent.env["SLIPWAY_CADDY_ADMIN"].rsplit(":", 1)[1])
     build = apprunner_yaml(
@@ -145,15 +152,21 @@ def hostile(agent, git, neighbour, metadata) -> dict:
     return {**service, "build_yaml": build}
 
 
-def test_its_build_reaches_neither_metadata_nor_caddy_admin(agent, hostile, metadata):
+def test_its_build_reaches_neither_metadata_nor_caddy_admin(agent, git, hostile, metadata, load):
+    # The first build tried before the load began; a new commit builds it again under it.
+    git.commit("hostile", {"apprunner.yaml": hostile["build_yaml"] + "# again\n"})
+    status, log = deploy(agent, hostile["ServiceArn"], "hostile")
+    assert status == "SUCCEEDED", log
     assert agent.get("hostile").text == "hostile"
     found = json.loads(agent.get("hostile", "/build").text)
     assert found == {"metadata": FENCED, "caddy_admin": FENCED}, found
     assert metadata.RequestHandlerClass.peers == []  # nothing of it arrived
 
 
-def test_its_instance_reaches_no_neighbour_no_agent_no_secret_no_root(agent, hostile, neighbour):
-    neighbour_box = live_containers(neighbour[0]["ServiceId"])[0]
+def test_its_instance_reaches_no_neighbour_no_agent_no_secret_no_root(
+    agent, hostile, neighbour, load
+):
+    neighbour_box = live_containers(neighbour["ServiceId"])[0]
     _, neighbour_address, _ = container_network(neighbour_box)
     (hostile_box,) = live_containers(hostile["ServiceId"])
     _, _, gateway = container_network(hostile_box)
@@ -172,7 +185,7 @@ def test_its_instance_reaches_no_neighbour_no_agent_no_secret_no_root(agent, hos
     assert SECRET_VALUE not in found["environment"]
 
 
-def test_asking_for_the_neighbours_secret_fails_its_deployment(agent, git, hostile):
+def test_asking_for_the_neighbours_secret_fails_its_deployment(agent, git, hostile, load):
     git.commit("hostile", {"apprunner.yaml": apprunner_yaml("true", secret=True)})
     status, log = deploy(agent, hostile["ServiceArn"], "hostile")
     assert status == "FAILED", log
@@ -182,7 +195,7 @@ def test_asking_for_the_neighbours_secret_fails_its_deployment(agent, git, hosti
 
 
 @pytest.mark.parametrize("attack", list(BUILD_ATTACKS))
-def test_its_build_stops_at_each_limit(agent, git, hostile, attack):
+def test_its_build_stops_at_each_limit(agent, git, hostile, load, attack):
     command, line = BUILD_ATTACKS[attack]
     git.commit("hostile", {"apprunner.yaml": apprunner_yaml(command)})
     status, log = deploy(agent, hostile["ServiceArn"], "hostile")
@@ -191,8 +204,7 @@ def test_its_build_stops_at_each_limit(agent, git, hostile, attack):
     assert agent.get("hostile").text == "hostile"
 
 
-def test_the_neighbour_answered_every_request_throughout(neighbour):
-    _, load = neighbour
+def test_the_neighbour_answered_every_request_throughout(load):
     with load.lock:
         answers, errors = list(load.answers), list(load.errors)
     assert errors == []
