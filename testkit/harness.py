@@ -284,6 +284,22 @@ class AgentProcess:
         wait_for(self._healthy, timeout=30, what="the agent's /healthz")
         return self
 
+    def cli(
+        self, *args: str, stdin: str | None = None, ok: bool = True
+    ) -> subprocess.CompletedProcess:
+        """The real CLI (``python -m slipway``) against this agent, as its operator runs
+        it; the finished process, asserted to succeed (``ok``) or to fail (not ``ok``)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "slipway", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (done.returncode == 0) == ok, done.stdout + done.stderr
+        return done
+
     def _healthy(self) -> bool:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"agent exited: {self.log_text()[-2000:]}")

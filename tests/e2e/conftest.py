@@ -15,6 +15,7 @@ Fixtures:
   Its route DNS responder (on a free port of its own) outlives ``agent.kill()`` like
   it outlives a real crash; teardown ends it with ``stop_route_dns()``. Its instances
   publish on this worker's own slice of the instance network (``worker_network()``).
+- ``dns_server`` (per module): a DNS server of the test's own for ``dns_resolver``.
 
 Run in parallel (``pytest -n N --dist loadfile``, as ``scripts/test`` does), each xdist
 worker has its own Caddy, registry, agents and instance addresses; what they share is
@@ -40,6 +41,7 @@ import pytest
 from slipway.backends import LABEL_SERVICE_ID
 from slipway.backends.docker_networks import network_name
 from testkit import images
+from testkit.dnsserver import DnsServer
 from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
 
 # The longest files (minutes each, serially), started first: a parallel run then does
@@ -251,3 +253,14 @@ def agent(
                 container.remove(force=True)
             with contextlib.suppress(docker.errors.NotFound):  # its network goes with them
                 docker_client.networks.get(network_name(service_id)).remove()
+
+
+@pytest.fixture(scope="module")
+def dns_server() -> Iterator[DnsServer]:
+    """Where an agent's domain checks ask (``dns_resolver``): a server of the test's own,
+    knowing only the names a test gives it."""
+    server = DnsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

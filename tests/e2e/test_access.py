@@ -13,8 +13,6 @@ real CLI and as attackers holding weaker keys try to go further with boto3:
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +25,8 @@ from testkit.harness import image_source, operations, wait_for, wait_status
 pytestmark = pytest.mark.e2e
 
 
-def slipway(agent, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    """The real CLI, as the host's operator runs it (the root key)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "slipway", *args],
-        env=agent.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (done.returncode == 0) == ok, done.stdout + done.stderr
-    return done
-
-
 def new_key(agent, principal: str) -> tuple[str, str]:
-    created = json.loads(
-        slipway(agent, "keys", "create", "--principal", principal, "--json").stdout
-    )
+    created = json.loads(agent.cli("keys", "create", "--principal", principal, "--json").stdout)
     assert created["Principal"] == principal
     return created["AccessKeyId"], created["SecretAccessKey"]
 
@@ -114,9 +97,9 @@ def services(agent, push_hello) -> dict[str, str]:
 
 
 def test_a_deployer_limited_to_team_web(agent, services, tmp_path):
-    slipway(agent, "principals", "create", "web-ci")
-    attached = slipway(
-        agent, "principals", "attach-policy", "web-ci", "--file", str(web_deployer_policy(tmp_path))
+    agent.cli("principals", "create", "web-ci")
+    attached = agent.cli(
+        "principals", "attach-policy", "web-ci", "--file", str(web_deployer_policy(tmp_path))
     )
     assert "Attached web-deployer to web-ci" in attached.stdout
     key_id, secret = new_key(agent, "web-ci")
@@ -149,15 +132,15 @@ def test_a_deployer_limited_to_team_web(agent, services, tmp_path):
     root = agent.client()
     assert root.describe_service(ServiceArn=services["db"])["Service"]["Status"] == "RUNNING"
     assert root.describe_service(ServiceArn=services["web"])["Service"]["Status"] == "RUNNING"
-    keys = json.loads(slipway(agent, "keys", "list", "--json").stdout)
+    keys = json.loads(agent.cli("keys", "list", "--json").stdout)
     assert {k["Principal"] for k in keys} == {"root", "web-ci"}
-    listed = json.loads(slipway(agent, "principals", "list", "--json").stdout)
+    listed = json.loads(agent.cli("principals", "list", "--json").stdout)
     assert {p["Principal"]: p["Policies"] for p in listed}["web-ci"] == ["web-deployer"]
     (ci_key,) = [k for k in keys if k["AccessKeyId"] == key_id]
     assert ci_key["LastUsedAt"]  # recorded, lazily
 
     # Every denial is in the audit trail, with the key that was refused.
-    audit = json.loads(slipway(agent, "audit", "--json").stdout)
+    audit = json.loads(agent.cli("audit", "--json").stdout)
     refused = {
         r["Operation"]
         for r in audit
@@ -172,13 +155,13 @@ def test_a_deployer_limited_to_team_web(agent, services, tmp_path):
         "slipway:CreateKey",
         "slipway:AttachPolicy",
     }, refused
-    table = slipway(agent, "audit").stdout
+    table = agent.cli("audit").stdout
     assert "AccessDeniedException" in table and key_id in table
 
 
 def test_a_read_only_key_only_describes_and_lists(agent, services, push_hello):
-    slipway(agent, "principals", "create", "viewer")
-    slipway(agent, "principals", "attach-policy", "viewer", "read-only")
+    agent.cli("principals", "create", "viewer")
+    agent.cli("principals", "attach-policy", "viewer", "read-only")
     key_id, secret = new_key(agent, "viewer")
     viewer = agent.client(key_id=key_id, secret=secret)
 
@@ -198,7 +181,7 @@ def test_a_read_only_key_only_describes_and_lists(agent, services, push_hello):
     denied(viewer.tag_resource, ResourceArn=services["db"], Tags=[{"Key": "team", "Value": "web"}])
     names = {s["ServiceName"] for s in agent.client().list_services()["ServiceSummaryList"]}
     assert "access-sneaky" not in names
-    audit = json.loads(slipway(agent, "audit", "--json").stdout)
+    audit = json.loads(agent.cli("audit", "--json").stdout)
     refused = {
         r["Operation"]
         for r in audit
@@ -208,23 +191,23 @@ def test_a_read_only_key_only_describes_and_lists(agent, services, push_hello):
 
 
 def test_a_disabled_key_is_refused_on_its_next_request(agent, services):
-    slipway(agent, "principals", "create", "ops")
-    slipway(agent, "principals", "attach-policy", "ops", "read-only")
+    agent.cli("principals", "create", "ops")
+    agent.cli("principals", "attach-policy", "ops", "read-only")
     key_id, secret = new_key(agent, "ops")
     ops = agent.client(key_id=key_id, secret=secret)
     assert ops.describe_service(ServiceArn=services["web"])
 
-    before = max(r["Id"] for r in json.loads(slipway(agent, "audit", "--json").stdout))
-    slipway(agent, "keys", "disable", key_id)
+    before = max(r["Id"] for r in json.loads(agent.cli("audit", "--json").stdout))
+    agent.cli("keys", "disable", key_id)
     with pytest.raises(ClientError) as caught:
         ops.describe_service(ServiceArn=services["web"])
     assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
 
-    slipway(agent, "keys", "enable", key_id)
+    agent.cli("keys", "enable", key_id)
     assert ops.describe_service(ServiceArn=services["web"])
 
     # Rotation: the new key works at once, the old one no longer.
-    rotated = json.loads(slipway(agent, "keys", "rotate", key_id, "--json").stdout)
+    rotated = json.loads(agent.cli("keys", "rotate", key_id, "--json").stdout)
     assert rotated["Replaced"] == key_id and rotated["Principal"] == "ops"
     fresh = agent.client(key_id=rotated["AccessKeyId"], secret=rotated["SecretAccessKey"])
     assert fresh.describe_service(ServiceArn=services["web"])
@@ -232,12 +215,12 @@ def test_a_disabled_key_is_refused_on_its_next_request(agent, services):
         ops.describe_service(ServiceArn=services["web"])
     assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
 
-    slipway(agent, "keys", "delete", rotated["AccessKeyId"])
+    agent.cli("keys", "delete", rotated["AccessKeyId"])
     with pytest.raises(ClientError) as caught:
         fresh.list_services()
     assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
     # The refusals are audited (a key that does not verify is recorded as no key).
-    audit = json.loads(slipway(agent, "audit", "--json").stdout)
+    audit = json.loads(agent.cli("audit", "--json").stdout)
     refused = [
         r["Operation"]
         for r in audit
@@ -248,7 +231,7 @@ def test_a_disabled_key_is_refused_on_its_next_request(agent, services):
 
 @pytest.fixture(scope="module")
 def bad_input_target(agent) -> str:
-    slipway(agent, "principals", "create", "bad-input-target")
+    agent.cli("principals", "create", "bad-input-target")
     return "bad-input-target"
 
 
@@ -292,24 +275,22 @@ def test_bad_policies_are_refused_naming_the_field(
 ):
     path = tmp_path / "policy.json"
     path.write_text(document if isinstance(document, str) else json.dumps(document))
-    done = slipway(
-        agent, "principals", "attach-policy", "bad-input-target", "--file", str(path), ok=False
+    done = agent.cli(
+        "principals", "attach-policy", "bad-input-target", "--file", str(path), ok=False
     )
     assert field in done.stderr and "InvalidRequestException" in done.stderr, done.stderr
-    listed = json.loads(slipway(agent, "principals", "list", "--json").stdout)
+    listed = json.loads(agent.cli("principals", "list", "--json").stdout)
     assert {p["Principal"]: p["Policies"] for p in listed}["bad-input-target"] == []
 
 
 def test_a_lost_credentials_file_is_recovered_by_the_local_root_command(agent, services):
     old_key, _ = agent.credentials()
     agent.credentials_file.unlink()  # the operator lost it
-    assert "no slipway credentials" in slipway(agent, "keys", "list", ok=False).stderr
+    assert "no slipway credentials" in agent.cli("keys", "list", ok=False).stderr
 
-    done = slipway(agent, "keys", "recover-root")
+    done = agent.cli("keys", "recover-root")
     new_key, _ = agent.credentials()
     assert new_key != old_key and new_key in done.stdout
     assert agent.client().describe_service(ServiceArn=services["web"])  # an administrator
-    keys = {
-        k["AccessKeyId"]: k for k in json.loads(slipway(agent, "keys", "list", "--json").stdout)
-    }
+    keys = {k["AccessKeyId"]: k for k in json.loads(agent.cli("keys", "list", "--json").stdout)}
     assert keys[new_key]["Principal"] == "root" and keys[new_key]["Status"] == "Active"

@@ -5,7 +5,6 @@ answers with a certificate from Caddy's CA (checked with curl --cacert --resolve
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import botocore.exceptions
@@ -14,21 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.dnsserver import DnsServer
 from testkit.harness import image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
 GREETING = "Hello from slipway! GREETING="
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name

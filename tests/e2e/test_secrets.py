@@ -8,8 +8,6 @@ the secrets directory becomes a secret at start, readable only once granted."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -30,31 +28,17 @@ PLANTED = f"planted-{uuid.uuid4().hex}"
 REFERENCE = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-password-AbCdEf"
 
 
-def slipway(agent, *args: str, stdin: str | None = None) -> str:
-    """The real CLI, as a user runs it against this agent; its output."""
-    done = subprocess.run(
-        [sys.executable, "-m", "slipway", *args],
-        env=agent.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def everything_on_disk(root: Path) -> bytes:
     """Every file the agent wrote: its log, the store (WAL included), log streams."""
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
 
 def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
-    put = slipway(
-        agent, "secrets", "put", "db-password", "--service", "granted", stdin=PLANTED + "\n"
-    )
+    put = agent.cli(
+        "secrets", "put", "db-password", "--service", "granted", stdin=PLANTED + "\n"
+    ).stdout
     assert put.strip() == "Created secret db-password; granted to: granted"
-    listed = slipway(agent, "secrets", "list")
+    listed = agent.cli("secrets", "list").stdout
     assert "db-password" in listed and "granted" in listed
 
     client = agent.client()
@@ -75,12 +59,12 @@ def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
     # The other one's deployment fails naming the secret; no instance of it ever ran.
     wait_status(client, ungranted["ServiceArn"], "CREATE_FAILED")
     (create,) = operations(client, ungranted["ServiceArn"])
-    log = slipway(agent, "logs", "ungranted", "--deployment", create["Id"])
+    log = agent.cli("logs", "ungranted", "--deployment", create["Id"]).stdout
     assert "secret db-password is not granted to service ungranted" in log, log
     assert service_containers(ungranted["ServiceId"]) == []
 
     # Revoked: the next deployment fails, and the running revision keeps serving.
-    revoked = slipway(agent, "secrets", "revoke", "db-password", "granted")
+    revoked = agent.cli("secrets", "revoke", "db-password", "granted").stdout
     assert revoked.strip() == "Secret db-password granted to: (none)"
     op_id = client.start_deployment(ServiceArn=granted["ServiceArn"])["OperationId"]
     wait_for(
@@ -88,7 +72,7 @@ def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
         60,
         "the deployment after the revoke to fail",
     )
-    log = slipway(agent, "logs", "granted", "--deployment", op_id)
+    log = agent.cli("logs", "granted", "--deployment", op_id).stdout
     assert "secret db-password is not granted to service granted" in log, log
     assert client.describe_service(ServiceArn=granted["ServiceArn"])["Service"]["Status"] == (
         "RUNNING"
@@ -97,10 +81,10 @@ def test_a_secret_reaches_only_the_service_it_is_granted_to(agent, hello_image):
 
     # The value was written nowhere: not in events, the audit trail (whose PutSecret row
     # is there, its value hidden), the agent's log or any file of the agent.
-    audit = json.loads(slipway(agent, "audit", "--json"))
+    audit = json.loads(agent.cli("audit", "--json").stdout)
     (put_row,) = [row for row in audit if row["Operation"] == "slipway:PutSecret"]
     assert put_row["Params"]["SecretString"] == "HIDDEN_DUE_TO_SECURITY_REASONS"
-    events = slipway(agent, "events", "--json")
+    events = agent.cli("events", "--json").stdout
     assert "CREATE_FAILED" in events
     for text in (json.dumps(audit), events, agent.log_text()):
         assert PLANTED not in text
@@ -116,7 +100,7 @@ def test_a_secret_file_is_imported_at_start_with_no_grants(agent, hello_image):
     agent.start()
     (row,) = [
         r
-        for r in json.loads(slipway(agent, "secrets", "list", "--json"))
+        for r in json.loads(agent.cli("secrets", "list", "--json").stdout)
         if r["Name"] == "api-token"
     ]
     assert row["Grants"] == []
@@ -129,7 +113,7 @@ def test_a_secret_file_is_imported_at_start_with_no_grants(agent, hello_image):
     wait_status(client, refused["ServiceArn"], "CREATE_FAILED")
     assert service_containers(refused["ServiceId"]) == []
 
-    slipway(agent, "secrets", "grant", "api-token", "file-reader")
+    agent.cli("secrets", "grant", "api-token", "file-reader")
     reader = client.create_service(
         ServiceName="file-reader", SourceConfiguration=image_source(hello_image, **secret_config)
     )["Service"]

@@ -13,17 +13,13 @@ import json
 import shutil
 import sqlite3
 import stat
-import subprocess
-import sys
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from testkit.dnsserver import DnsServer
 from testkit.harness import image_source, service_containers, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
@@ -36,16 +32,6 @@ SECRET_VALUE = f"secret-{uuid.uuid4().hex}"
 NEVER = {"source": ["slipway.test.never"]}
 
 
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    """Where domain checks ask: a server of the test's own, knowing no names."""
-    server = DnsServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
     return {
         "tls_issuer": "internal",
@@ -56,21 +42,6 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         # other modules' agents keep the default pool's /24s busy meanwhile.
         "network_pool": "10.214.0.0/16",
     }
-
-
-def slipway(agent, *args: str, stdin: str | None = None, ok: bool = True):
-    """The real CLI, as a user runs it on this host; the finished process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "slipway", *args],
-        env=agent.env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if ok:
-        assert done.returncode == 0, done.stdout + done.stderr
-    return done
 
 
 def mode(path: Path) -> int:
@@ -129,7 +100,7 @@ def test_env_values_and_webhook_urls_are_never_stored_in_clear(agent, hello_imag
     )
     pattern = tmp_path / "pattern.json"
     pattern.write_text(json.dumps(NEVER))
-    slipway(agent, "notify", "add", SLACK_URL, "--pattern", str(pattern), "--slack")
+    agent.cli("notify", "add", SLACK_URL, "--pattern", str(pattern), "--slack")
     wait_status(client, arn, "RUNNING")
     assert agent.get("sealed", "/env/STRIPE_KEY").text.strip() == PLANTED_ENV
     # An update: the value travels in the operation and the new revision too.
@@ -145,9 +116,9 @@ def test_env_values_and_webhook_urls_are_never_stored_in_clear(agent, hello_imag
     described = client.describe_service(ServiceArn=arn)["Service"]
     configuration = described["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]
     assert configuration["RuntimeEnvironmentVariables"]["STRIPE_KEY"] == PLANTED_ENV
-    assert SLACK_URL in slipway(agent, "notify", "list").stdout
+    assert SLACK_URL in agent.cli("notify", "list").stdout
 
-    audit = slipway(agent, "audit", "--json").stdout
+    audit = agent.cli("audit", "--json").stdout
     assert "CreateService" in audit and "UpdateService" in audit
     for where, text in (
         ("database", database_bytes(agent)),
@@ -200,7 +171,7 @@ def newer_backup(backup: Path, dest: Path) -> Path:
 
 def test_backup_wipe_restore_brings_every_service_back(agent, hello_image, tmp_path):
     client = agent.client()
-    slipway(agent, "secrets", "put", "db-password", "--service", "keeper", stdin=SECRET_VALUE)
+    agent.cli("secrets", "put", "db-password", "--service", "keeper", stdin=SECRET_VALUE)
     keeper = image_service(
         client,
         "keeper",
@@ -213,15 +184,15 @@ def test_backup_wipe_restore_brings_every_service_back(agent, hello_image, tmp_p
         wait_status(client, arn, "RUNNING")
     client.associate_custom_domain(ServiceArn=keeper, DomainName="keeper.example.test")
     client.create_connection(ConnectionName="github-kept", ProviderType="GITHUB")
-    key = json.loads(slipway(agent, "keys", "create", "--json").stdout)
-    revisions = slipway(agent, "revisions", "keeper", "--json").stdout
+    key = json.loads(agent.cli("keys", "create", "--json").stdout)
+    revisions = agent.cli("revisions", "keeper", "--json").stdout
     services = {s["ServiceName"]: s for s in client.list_services()["ServiceSummaryList"]}
 
     backup = tmp_path / "host.tar.gz"
-    made = slipway(agent, "backup", str(backup)).stdout
+    made = agent.cli("backup", str(backup)).stdout
     assert "images are not included" in made
     assert mode(backup) == 0o600
-    refused = slipway(agent, "restore", str(backup), ok=False)
+    refused = agent.cli("restore", str(backup), ok=False)
     assert refused.returncode == 1 and "stop it before a restore" in refused.stderr
 
     # Refused restores, agent stopped: not a backup, a newer version; nothing changes.
@@ -234,12 +205,12 @@ def test_backup_wipe_restore_brings_every_service_back(agent, hello_image, tmp_p
         (not_backup, "is not a slipway backup"),
         (newer_backup(backup, tmp_path / "newer.tar.gz"), "is from a newer slipway"),
     ):
-        done = slipway(agent, "restore", str(bad), ok=False)
+        done = agent.cli("restore", str(bad), ok=False)
         assert done.returncode == 1 and reason in done.stderr, done.stderr
         assert state_files(agent) == before
 
     wipe(agent, [s["ServiceId"] for s in services.values()])
-    slipway(agent, "restore", str(backup))
+    agent.cli("restore", str(backup))
     agent.start()
 
     client = agent.client()
@@ -251,14 +222,12 @@ def test_backup_wipe_restore_brings_every_service_back(agent, hello_image, tmp_p
     assert {n: s["ServiceArn"] for n, s in again.items()} == {
         n: s["ServiceArn"] for n, s in services.items()
     }
-    assert json.loads(slipway(agent, "revisions", "keeper", "--json").stdout) == json.loads(
-        revisions
-    )
+    assert json.loads(agent.cli("revisions", "keeper", "--json").stdout) == json.loads(revisions)
     domains = client.describe_custom_domains(ServiceArn=keeper)["CustomDomains"]
     assert [d["DomainName"] for d in domains] == ["keeper.example.test"]
     connections = client.list_connections()["ConnectionSummaryList"]
     assert [c["ConnectionName"] for c in connections] == ["github-kept"]
-    assert "db-password" in slipway(agent, "secrets", "list").stdout
+    assert "db-password" in agent.cli("secrets", "list").stdout
     by_key = agent.client(key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert len(by_key.list_services()["ServiceSummaryList"]) == len(services)
 

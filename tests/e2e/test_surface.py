@@ -21,7 +21,6 @@ import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.dnsserver import DnsServer
 from testkit.harness import CaddyProcess, image_source, wait_for, wait_status
 from testkit.hostile import METADATA, metadata_server
 
@@ -88,15 +87,6 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.server.shutdown()
     r.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name

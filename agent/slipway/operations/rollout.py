@@ -73,7 +73,9 @@ class Rollout:
         kind = op.type
         spec = service.spec
         if kind == "PAUSE_SERVICE":
-            self.stop_instances(service.id)
+            # Out of the route and drained first: from here the host answers 503, never
+            # 502 from an instance stopping under it.
+            yield from self.routes.leave(self.backend.list_instances(service.id))
             self.store.update_service(service.id, status="PAUSED")
             self.journal.service_status(service, service.status, "PAUSED")
             self.routes.apply()
