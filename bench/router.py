@@ -12,6 +12,8 @@ The load is wrk (``--latency``, bounded by ``--seconds``) on loopback. Rows:
 - direct: wrk to the instance's published port, no router.
 - nginx, haproxy, caddy: each a minimal reverse proxy of the bench's own (a temp
   config, started and stopped here, no access log), keep-alive to the upstream.
+- haproxy + request log: HAProxy with what slipway would add to it (a log line per
+  request, the Runtime API socket).
 - caddy, slipway config...: Caddy loaded with the config slipway generated for the
   route, less its access log, and also less its dynamic upstreams (the route DNS
   responder): where slipway's extra cost over bare Caddy comes from.
@@ -216,11 +218,19 @@ http {{
 """
 
 
-def haproxy_conf(port: int, upstream: str) -> str:
+def haproxy_conf(tmp: Path, port: int, upstream: str, *, log_requests: bool = False) -> str:
+    """A minimal reverse proxy; with ``log_requests`` also what slipway would add: a log
+    line per request (its metrics' source, here written to HAProxy's stdout) and the
+    Runtime API socket."""
+    if log_requests:
+        logging = f"  log stdout format raw local0 info\n  stats socket {tmp / 'admin.sock'}"
+        defaults = "  log global\n  option httplog\n"
+    else:
+        logging, defaults = "  log stderr format raw local0 err", ""
     return f"""global
-  log stderr format raw local0 err
+{logging}
 defaults
-  mode http
+{defaults}  mode http
   timeout connect 5s
   timeout client 30s
   timeout server 30s
@@ -244,13 +254,13 @@ def nginx(tmp: Path, upstream: str) -> Iterator[Target]:
 
 
 @contextmanager
-def haproxy(tmp: Path, upstream: str) -> Iterator[Target]:
+def haproxy(tmp: Path, upstream: str, name: str = "haproxy", **options: bool) -> Iterator[Target]:
     port = free_port()
     conf = tmp / "haproxy.cfg"
-    conf.write_text(haproxy_conf(port, upstream))
+    conf.write_text(haproxy_conf(tmp, port, upstream, **options))
     url = f"http://127.0.0.1:{port}/"
     with program(["haproxy", "-db", "-f", str(conf)], tmp / "haproxy.log", url, "haproxy") as pid:
-        yield Target("haproxy", url, None, lambda: process_tree(pid))
+        yield Target(name, url, None, lambda: process_tree(pid))
 
 
 @contextmanager
@@ -315,13 +325,16 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
         assert stack_caddy.process is not None and agent.proc is not None
         caddy_pid, agent_pid = stack_caddy.process.pid, agent.proc.pid
         nolog = without_access_log(slipway_config)
-        dirs = [Path(tmp) / str(i) for i in range(5)]
+        dirs = [Path(tmp) / str(i) for i in range(6)]
         for each in dirs:
             each.mkdir()
         targets = [
             Target("direct", f"http://{upstream}/", None),
             routers.enter_context(nginx(dirs[0], upstream)),
             routers.enter_context(haproxy(dirs[1], upstream)),
+            routers.enter_context(
+                haproxy(dirs[5], upstream, "haproxy + request log", log_requests=True)
+            ),
             routers.enter_context(caddy(dirs[2], "caddy", bare_caddy_config(upstream), None)),
             routers.enter_context(
                 caddy(

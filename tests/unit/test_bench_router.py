@@ -118,3 +118,11 @@ def test_verdict_holds_slipway_against_the_router_with_least_cpu(router) -> None
     assert router.verdict(rows).endswith("goal met.")
     rows["slipway"] = row(4600, 3.2, 49)  # 1.225x the CPU
     assert router.verdict(rows).endswith("goal not met.")
+
+
+def test_haproxy_with_request_log_logs_each_request_and_opens_its_runtime_api(router) -> None:
+    plain = router.haproxy_conf(Path("/tmp/x"), 8081, "127.77.0.2:8080")
+    logged = router.haproxy_conf(Path("/tmp/x"), 8081, "127.77.0.2:8080", log_requests=True)
+    assert "httplog" not in plain and "stats socket" not in plain
+    assert "option httplog" in logged and "stats socket /tmp/x/admin.sock" in logged
+    assert "server app1 127.77.0.2:8080" in logged
