@@ -123,7 +123,6 @@ class HaproxyProcess:
             return self._start(map_file, map_body)
 
     def _start(self, map_file: Path, map_body: str) -> int:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write(self.config_file, self.config)
         _write(map_file, map_body)
         check = subprocess.run(
@@ -215,8 +214,14 @@ class HaproxyRouter:
         return self.caddy.internal_ca_root()
 
     def keep_route_dns(self) -> None:
-        """Keep both children answering: Caddy's route responder and HAProxy."""
+        """Keep both children answering: Caddy's route responder and HAProxy. Before
+        HAProxy starts, Caddy is brought to a config whose HTTP server has left
+        ``http_port`` for its socket (a config of the Caddy data plane holds the port)."""
         self.caddy.keep_route_dns()
+        if not self.process.answers():
+            self.process.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with self._lock:
+                self.caddy.apply(self._last_routes or [])
         self.process.keep(self.map_file, self._map_body)
 
     def ping(self) -> bool:
@@ -281,6 +286,7 @@ def _write(path: Path, text: str) -> None:
     """Replace ``path`` atomically (HAProxy may read it at any time)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp.write_text(text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
