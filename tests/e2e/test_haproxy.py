@@ -1,7 +1,9 @@
 """The HAProxy data plane (``data_plane: haproxy``) through the real parts: services
 answer through HAProxy on http_port, a deployment under steady load on kept-alive
 connections loses no request and reloads nothing, autoscaling reads HAProxy's
-in-flight counts, a paused service and an unknown host answer as with Caddy."""
+in-flight counts, a paused service and an unknown host answer as with Caddy, a custom
+domain is served over HTTPS by Caddy and redirected there through HAProxy, and an
+HAProxy that dies is started again with its routes."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from testkit.dnsserver import DnsServer
 from testkit.harness import (
     Load,
     image_source,
@@ -25,14 +30,30 @@ from testkit.harness import (
 )
 
 pytestmark = pytest.mark.e2e
-AGENT_SETTINGS = {
-    "data_plane": "haproxy",
-    "haproxy_backends": 8,
-    "scale_interval": 0.5,
-    "scale_out_window": 2,
-    "scale_in_cooldown": 5,
-    "drain_seconds": 5,
-}
+
+
+@pytest.fixture(scope="module")
+def dns_server() -> Iterator[DnsServer]:
+    server = DnsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
+    return {
+        "data_plane": "haproxy",
+        "haproxy_backends": 8,
+        "scale_interval": 0.5,
+        "scale_out_window": 2,
+        "scale_in_cooldown": 5,
+        "drain_seconds": 5,
+        "tls_issuer": "internal",
+        "https_port": request.getfixturevalue("caddy_server").https_port,
+        "dns_resolver": request.getfixturevalue("dns_server").address,
+        "domain_check_interval": 0.5,
+    }
 
 
 def haproxy_pids(under: Path) -> list[int]:
@@ -155,3 +176,71 @@ def test_paused_and_unknown_hosts_answer_as_with_caddy(reap_haproxy, agent, hell
     unknown = agent.get("nobody-here")
     assert (unknown.status_code, unknown.text) == (404, "No service at this host")
     assert frontend_requests(agent) == before + 1
+
+
+def test_custom_domain_https_by_caddy_and_redirect_through_haproxy(
+    reap_haproxy, agent, dns_server, hello_image, tmp_path
+):
+    client = agent.client()
+    arn = client.create_service(
+        ServiceName="shop",
+        SourceConfiguration=image_source(
+            hello_image, RuntimeEnvironmentVariables={"GREETING": "shop"}
+        ),
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+    )["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING")
+    client.associate_custom_domain(ServiceArn=arn, DomainName="shop.example.test")
+    dns_server.point("shop.example.test", "127.0.0.1")
+    dns_server.point("www.shop.example.test", "127.0.0.1")
+
+    def active() -> bool:
+        found = client.describe_custom_domains(ServiceArn=arn)["CustomDomains"]
+        assert all(d["Status"] != "CREATE_FAILED" for d in found), found
+        return any(d["Status"] == "ACTIVE" for d in found)
+
+    wait_for(active, 60, "shop.example.test ACTIVE")
+    pem = httpx.get(f"{agent.caddy.admin_url}/pki/ca/local", timeout=5).json()
+    ca_root = tmp_path / "root.pem"
+    ca_root.write_text(pem["root_certificate"])
+    https_port = agent.caddy.https_port
+    done = subprocess.run(
+        [
+            "curl", "--silent", "--show-error", "--fail", "--max-time", "10",
+            "--cacert", str(ca_root),
+            "--resolve", f"shop.example.test:{https_port}:127.0.0.1",
+            f"https://shop.example.test:{https_port}/",
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "GREETING=shop" in done.stdout
+    # Plain HTTP for the custom domain reaches HAProxy, which hands it to Caddy.
+    before = frontend_requests(agent)
+    redirect = httpx.get(
+        f"http://127.0.0.1:{agent.http_port}/health?x=1",
+        headers={"Host": "shop.example.test"},
+        timeout=10,
+    )
+    assert redirect.status_code == 308
+    assert redirect.headers["location"] == f"https://shop.example.test:{https_port}/health?x=1"
+    assert frontend_requests(agent) == before + 1
+
+
+def test_haproxy_that_dies_is_started_again_with_its_routes(reap_haproxy, agent, hello_image):
+    client = agent.client()
+    arn = client.create_service(
+        ServiceName="phoenix", SourceConfiguration=image_source(hello_image)
+    )["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING")
+    (pid,) = haproxy_pids(agent.root)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: haproxy_pids(agent.root) not in ([], [pid]), 30, "another HAProxy")
+
+    def answers() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return agent.get("phoenix").status_code == 200
+        return False
+
+    wait_for(answers, 30, "phoenix answering through the new HAProxy")

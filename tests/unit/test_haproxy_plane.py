@@ -254,8 +254,10 @@ def test_router_converges_keeps_draining_server_and_writes_the_map(tmp_path: Pat
 def test_router_refused_change_is_router_error(tmp_path: Path) -> None:
     router, runtime, _ = make(tmp_path)
     runtime.command = lambda line: "" if line.startswith("show") else "No such backend.\n"  # type: ignore[method-assign]
+    routes = [Route("a.localhost", ("127.77.0.1:8080",))]
     with pytest.raises(RouterError, match="No such backend"):
-        router.apply([Route("a.localhost", ("127.77.0.1:8080",))])
+        router.apply(routes)
+    assert router.caddy.applied == [routes]  # the TLS side is not held back
 
 
 def test_caddy_http_server_moves_to_a_socket_behind_haproxy(tmp_path: Path) -> None:

@@ -229,22 +229,27 @@ class HaproxyRouter:
         return self.caddy.ping() and self.process.answers()
 
     def apply(self, routes: Iterable[Route]) -> bool:
-        """Bring Caddy (TLS side) and HAProxy (HTTP side) to ``routes``; True when
-        HAProxy was told something. HAProxy first: the hosts most requests reach."""
+        """Bring HAProxy (HTTP side) and Caddy (TLS side) to ``routes``; True when
+        HAProxy was told something. Caddy gets them even when HAProxy failed, so a
+        dead HAProxy does not hold custom domains' routes back."""
         routes = list(routes)
         with self._lock:
             self._last_routes = routes
-            mapped = parse_map(self._ask(f"show map {self.map_file}"))
-            servers = parse_servers(self._ask("show servers state"))
-            commands = plan(routes, mapped, servers, map_file=self.map_file, backends=self.backends)
-            refused = [c for c in commands if not self._run(c)]
-            wanted = assign(routes, mapped, servers, self.backends)
-            body = map_text(wanted)
-            if body != self._map_body:  # what a restarted HAProxy starts from
-                _write(self.map_file, body)
-                self._map_body = body
-            self.caddy.apply(routes)
-            return len(refused) < len(commands)
+            try:
+                return self._apply_haproxy(routes)
+            finally:
+                self.caddy.apply(routes)
+
+    def _apply_haproxy(self, routes: list[Route]) -> bool:
+        mapped = parse_map(self._ask(f"show map {self.map_file}"))
+        servers = parse_servers(self._ask("show servers state"))
+        commands = plan(routes, mapped, servers, map_file=self.map_file, backends=self.backends)
+        refused = [c for c in commands if not self._run(c)]
+        body = map_text(assign(routes, mapped, servers, self.backends))
+        if body != self._map_body:  # what a restarted HAProxy starts from
+            _write(self.map_file, body)
+            self._map_body = body
+        return len(refused) < len(commands)
 
     def refresh(self) -> bool:
         """Apply the last routes again (custom domains changed: Caddy's side)."""
