@@ -22,9 +22,11 @@ import pytest
 from testkit.dnsserver import DnsServer
 from testkit.harness import (
     Load,
+    haproxy_pids,
     image_source,
     live_containers,
     scaled_service,
+    stop_haproxy,
     wait_for,
     wait_status,
 )
@@ -56,33 +58,12 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
     }
 
 
-def haproxy_pids(under: Path) -> list[int]:
-    """Live HAProxy processes whose config lies under ``under`` (this session's agents')."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == "Z" or b"-f" not in argv or Path(os.fsdecode(argv[0])).name != "haproxy":
-            continue
-        config = Path(os.fsdecode(argv[argv.index(b"-f") + 1]))
-        if config.is_relative_to(under):
-            pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture(scope="module")
 def reap_haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Requested before ``agent``, so this ends after it: then the HAProxy the agent
     started (it outlives the agent on purpose) is stopped."""
     yield
-    for pid in haproxy_pids(tmp_path_factory.getbasetemp()):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    stop_haproxy(tmp_path_factory.getbasetemp())
 
 
 def runtime(agent, command: str) -> str:
