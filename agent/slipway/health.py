@@ -1,6 +1,7 @@
 """Health checks of new instances, with App Runner's HealthCheckConfiguration knobs.
 
-``probe`` is one check. ``until_healthy`` decides when a fresh instance may take
+``probe`` is one check; ``probe_tcp_many`` is the TCP check of many instances at once,
+on one thread. ``until_healthy`` decides when a fresh instance may take
 traffic. Its rule, kept simple on purpose:
 
 - a fresh instance needs time to boot, so failures *before its first success*
@@ -19,10 +20,12 @@ by default besides plain 200.
 
 from __future__ import annotations
 
+import errno
 import http.client
+import selectors
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from .errors import HealthCheckFailed
 
@@ -65,6 +68,59 @@ def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tup
             return True, f"{target} returned {status}"
         return False, f"{target} returned {status}"
     raise ValueError(f"health check protocol must be TCP or HTTP, not {protocol!r}")
+
+
+def probe_tcp_many(targets: Sequence[tuple[str, int, float]]) -> list[bool]:
+    """The TCP check of each ``(host, port, timeout)``, all at once on this thread: what
+    ``probe`` says of each (connected, and not hung up on within ``TCP_SETTLE``). A host
+    with 100 services probes 20 instances a second; a thread each cost more CPU than
+    the checks themselves."""
+    healthy = [False] * len(targets)
+    waiting = selectors.DefaultSelector()
+    deadlines: dict[socket.socket, float] = {}
+    now = time.monotonic()
+    try:
+        for index, (host, port, timeout) in enumerate(targets):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            if sock.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
+                sock.close()
+                continue
+            waiting.register(sock, selectors.EVENT_WRITE, (index, timeout))
+            deadlines[sock] = now + timeout
+        while deadlines:
+            soonest = min(deadlines.values())
+            for key, events in waiting.select(max(0.0, soonest - time.monotonic())):
+                sock, (index, timeout) = key.fileobj, key.data  # type: ignore[misc]
+                waiting.unregister(sock)
+                if events & selectors.EVENT_WRITE:  # connected, or refused
+                    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                        del deadlines[sock]
+                        sock.close()
+                        continue
+                    # Connected: a published port whose app is gone hangs up at once.
+                    waiting.register(sock, selectors.EVENT_READ, (index, timeout))
+                    deadlines[sock] = time.monotonic() + min(timeout, TCP_SETTLE)
+                    continue
+                try:
+                    healthy[index] = sock.recv(1, socket.MSG_PEEK) != b""
+                except OSError:
+                    healthy[index] = False
+                del deadlines[sock]
+                sock.close()
+            now = time.monotonic()
+            for sock, deadline in list(deadlines.items()):
+                if deadline <= now:  # connected and still open: up; never connected: down
+                    index, _ = waiting.get_key(sock).data
+                    healthy[index] = waiting.get_key(sock).events == selectors.EVENT_READ
+                    waiting.unregister(sock)
+                    del deadlines[sock]
+                    sock.close()
+    finally:
+        for sock in deadlines:
+            sock.close()
+        waiting.close()
+    return healthy
 
 
 def until_healthy(

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from slipway.errors import HealthCheckFailed
-from slipway.health import probe, until_healthy
+from slipway.health import probe, probe_tcp_many, until_healthy
 
 
 class App:
@@ -173,3 +173,28 @@ def test_tcp_probe_peer_that_hangs_up_is_down() -> None:
         thread.join(5)
     finally:
         listener.close()
+
+
+def test_tcp_probes_at_once_tell_up_from_hung_up_from_refused() -> None:
+    holding = socket.create_server(("127.0.0.1", 0))  # accepts and keeps the connection
+    hanging_up = socket.create_server(("127.0.0.1", 0))  # accepts and closes at once
+
+    def hang_up() -> None:
+        conn, _ = hanging_up.accept()
+        conn.close()
+
+    thread = threading.Thread(target=hang_up, daemon=True)
+    thread.start()
+    try:
+        targets = [
+            ("127.0.0.1", holding.getsockname()[1], 1.0),
+            ("127.0.0.1", hanging_up.getsockname()[1], 1.0),
+            ("127.0.0.1", free_port(), 1.0),  # nothing listens
+            ("127.0.0.1", holding.getsockname()[1], 1.0),
+        ]
+        assert probe_tcp_many(targets) == [True, False, False, True]
+        assert probe_tcp_many([]) == []
+        thread.join(5)
+    finally:
+        holding.close()
+        hanging_up.close()

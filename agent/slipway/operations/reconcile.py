@@ -119,7 +119,8 @@ class Reconciler:
     ) -> dict[str, bool]:
         """One health check of each live instance of the services whose interval has
         passed, all at once: a TCP check waits up to 0.2 s to see a hang-up, so one after
-        another, 100 services would hold a reconcile pass for seconds."""
+        another, 100 services would hold a reconcile pass for seconds. TCP checks share
+        one thread (``probe_tcp_many``); HTTP checks run on the probe threads."""
         now = time.monotonic()
         due: list[tuple[Instance, HealthCheck]] = []
         for service in services:
@@ -133,12 +134,18 @@ class Reconciler:
                 if inst.running and inst.host_ip and inst.host_port
             ]
 
+        tcp = [(inst, hc) for inst, hc in due if hc.protocol.upper() == "TCP"]
+        http = [(inst, hc) for inst, hc in due if hc.protocol.upper() != "TCP"]
+
         def probe(item: tuple[Instance, HealthCheck]) -> bool:
             inst, hc = item
             return health.probe(inst.host_ip, inst.host_port, hc.protocol, hc.path, hc.timeout)[0]
 
+        answers = self._probes.map(probe, http)  # HTTP checks on threads, meanwhile
+        tcp_ok = health.probe_tcp_many([(i.host_ip, i.host_port, hc.timeout) for i, hc in tcp])
         return {
-            inst.id: ok for (inst, _), ok in zip(due, self._probes.map(probe, due), strict=True)
+            **{inst.id: ok for (inst, _), ok in zip(tcp, tcp_ok, strict=True)},
+            **{inst.id: ok for (inst, _), ok in zip(http, answers, strict=True)},
         }
 
     def _keep_up(
