@@ -11,7 +11,7 @@ import pytest
 from slipway.config import Settings
 from slipway.errors import InvalidRequest, RouterError
 from slipway.routing.caddyconfig import PAUSED_BODY, UNAVAILABLE_BODY, Route
-from slipway.routing.haproxy import HaproxyRouter, caddy_listen
+from slipway.routing.haproxy import HaproxyProcess, HaproxyRouter, caddy_listen
 from slipway.routing.haproxyconfig import (
     DataPlane,
     Server,
@@ -265,3 +265,11 @@ def test_caddy_http_server_moves_to_a_socket_behind_haproxy(tmp_path: Path) -> N
     caddy = Router("http://127.0.0.1:2019", 8080, http_listen=listen)
     server = caddy.build_config([])["apps"]["http"]["servers"]["slipway"]
     assert server["listen"] == [f"unix/{tmp_path}/caddy-http.sock"]
+
+
+def test_an_haproxy_serving_this_config_is_kept(tmp_path: Path) -> None:
+    process = HaproxyProcess(tmp_path, "the config\n")
+    process.runtime = type("Info", (), {"command": lambda self, line: "Name: HAProxy\nPid: 42\n"})()
+    (tmp_path / "haproxy.cfg").write_text("the config\n")
+    assert process.keep(tmp_path / "hosts.map", "") is None  # nothing started
+    assert process.answers()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -101,26 +102,58 @@ class HaproxyProcess:
         self.binary = binary
         self.runtime = SocketRuntime(self.socket)
         self._process: subprocess.Popen[bytes] | None = None
+        self._current: int | None = None  # the pid found serving this config
         self._lock = threading.Lock()
 
     def answers(self) -> bool:
+        return self._pid() is not None
+
+    def _pid(self) -> int | None:
+        """The pid of the HAProxy answering on the socket; None when none answers."""
         try:
-            return "Name: HAProxy" in self.runtime.command("show info")
+            info = self.runtime.command("show info")
         except RouterError:
-            return False
+            return None
+        for line in info.splitlines():
+            if line.startswith("Pid:") and line[4:].strip().isdigit():
+                return int(line[4:])
+        return None
 
     def keep(self, map_file: Path, map_body: str) -> int | None:
-        """Make sure HAProxy answers: None if it already does, else the pid of the one
-        started now (with the map as ``map_body``); ``RouterError`` when it cannot."""
+        """Make sure HAProxy answers with this config: None if it already does, else
+        the pid of the one started now (with the map as ``map_body``); ``RouterError``
+        when it cannot. One an earlier agent started with other settings (another
+        ``http_port``, pool) is soft-stopped first: its requests in flight finish."""
         with self._lock:
-            if self.answers():
+            pid = self._pid()
+            if pid is not None and (pid == self._current or self._config_is_ours()):
+                self._current = pid
                 return None
+            if pid is not None:
+                self._retire(pid)
             if self._process is not None and self._process.poll() is None:
                 log.warning("HAProxy %d does not answer: killing it", self._process.pid)
                 self._process.kill()
                 self._process.wait()
             self._process = None
-            return self._start(map_file, map_body)
+            self._current = self._start(map_file, map_body)
+            return self._current
+
+    def _config_is_ours(self) -> bool:
+        try:
+            return self.config_file.read_text() == self.config
+        except OSError:
+            return False
+
+    def _retire(self, pid: int) -> None:
+        """Soft-stop HAProxy ``pid`` (SIGUSR1: it lets go of its ports and socket, and
+        ends when its connections have) and wait until the socket is free."""
+        log.warning("HAProxy %d runs other settings than %s: replacing it", pid, self.config_file)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
+        deadline = time.monotonic() + START_SECONDS
+        while self._pid() == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _start(self, map_file: Path, map_body: str) -> int:
         _write(self.config_file, self.config)
