@@ -33,7 +33,7 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
-from .routing.haproxy import HaproxyRouter, caddy_listen
+from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
@@ -107,8 +107,14 @@ class Agent:
             access_log.parent.mkdir(parents=True, exist_ok=True)
         plane = settings.data_plane_limits
         plane.check()
+        haproxy_dir = settings.data_dir / "haproxy"
+        caddy_http = (
+            None if plane.kind == "caddy" else caddy_http_socket(settings.caddy_admin, haproxy_dir)
+        )
         self.router = self._router(
             plane,
+            haproxy_dir,
+            caddy_http,
             Router(
                 settings.caddy_admin,
                 settings.http_port,
@@ -123,7 +129,7 @@ class Agent:
                     api_domain=settings.api_domain,
                     upstream=agent_address(settings),
                 ),
-                http_listen=None if plane.kind == "caddy" else caddy_listen(self._haproxy_dir),
+                http_listen=caddy_listen(caddy_http) if caddy_http else None,
             ),
         )
         settings.edge_limits.check()  # the API applies them; a bad one stops the start
@@ -242,19 +248,20 @@ class Agent:
         )
         self.services.ensure_default_auto_scaling()
 
-    @property
-    def _haproxy_dir(self) -> Path:
-        return self.settings.data_dir / "haproxy"
-
-    def _router(self, plane: DataPlane, caddy: Router) -> Router | HaproxyRouter:
+    @staticmethod
+    def _router(
+        plane: DataPlane, directory: Path, caddy_http: Path | None, caddy: Router
+    ) -> Router | HaproxyRouter:
         """The one place that picks the data plane (``data_plane``): Caddy alone, or
-        HAProxy on http_port in front of Caddy, whose HTTP server then listens on a
-        socket (``caddy_listen``) for the hosts that are not services'."""
-        if plane.kind == "caddy":
+        HAProxy on http_port (its files in ``directory``) in front of Caddy, whose HTTP
+        server then listens on the socket ``caddy_http`` for the hosts that are not
+        services'."""
+        if caddy_http is None:
             return caddy
         return HaproxyRouter(
             caddy,
-            directory=self._haproxy_dir,
+            directory=directory,
+            caddy_http=caddy_http,
             backends=plane.haproxy_backends,
             binary=plane.haproxy_bin,
         )

@@ -11,7 +11,12 @@ import pytest
 from slipway.config import Settings
 from slipway.errors import InvalidRequest, RouterError
 from slipway.routing.caddyconfig import PAUSED_BODY, UNAVAILABLE_BODY, Route
-from slipway.routing.haproxy import HaproxyProcess, HaproxyRouter, caddy_listen
+from slipway.routing.haproxy import (
+    HaproxyProcess,
+    HaproxyRouter,
+    caddy_http_socket,
+    caddy_listen,
+)
 from slipway.routing.haproxyconfig import (
     DataPlane,
     Server,
@@ -220,7 +225,9 @@ class FakeCaddy:
 
 def make(tmp_path: Path) -> tuple[HaproxyRouter, FakeRuntime, FakeCaddy]:
     runtime, caddy = FakeRuntime(), FakeCaddy()
-    router = HaproxyRouter(caddy, directory=tmp_path, backends=4, runtime=runtime)  # type: ignore[arg-type]
+    router = HaproxyRouter(
+        caddy, directory=tmp_path, caddy_http=tmp_path / "c.sock", backends=4, runtime=runtime
+    )  # type: ignore[arg-type]
     return router, runtime, caddy
 
 
@@ -261,8 +268,12 @@ def test_router_refused_change_is_router_error(tmp_path: Path) -> None:
 
 
 def test_caddy_http_server_moves_to_a_socket_behind_haproxy(tmp_path: Path) -> None:
-    listen = caddy_listen(tmp_path)
-    caddy = Router("http://127.0.0.1:2019", 8080, http_listen=listen)
+    # Beside Caddy's admin socket (a directory Caddy's user writes), else in the data dir.
+    beside = caddy_http_socket("unix//run/slipway/caddy-admin.sock", tmp_path)
+    assert beside == Path("/run/slipway/caddy-http.sock")
+    path = caddy_http_socket("http://127.0.0.1:2019", tmp_path)
+    assert path == tmp_path / "caddy-http.sock"
+    caddy = Router("http://127.0.0.1:2019", 8080, http_listen=caddy_listen(path))
     server = caddy.build_config([])["apps"]["http"]["servers"]["slipway"]
     assert server["listen"] == [f"unix/{tmp_path}/caddy-http.sock"]
 

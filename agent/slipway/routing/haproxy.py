@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import RouterError
-from .admin import AdminAddress
+from .admin import AdminAddress, parse_admin
 from .caddyconfig import Route
 from .haproxyconfig import (
     assign,
@@ -58,9 +58,17 @@ START_SECONDS = 10.0  # how long a started HAProxy has to answer on its socket
 _DONE = ("", "New server registered.", "Server deleted.")
 
 
-def caddy_listen(directory: Path) -> str:
-    """Where Caddy's HTTP server listens behind HAProxy (Caddy's ``unix//path``)."""
-    return f"unix/{Path(directory) / CADDY_HTTP_SOCKET}"
+def caddy_http_socket(caddy_admin: str, directory: Path) -> Path:
+    """Where Caddy's HTTP server listens behind HAProxy: beside Caddy's admin socket
+    when it has one (``/run/slipway``, a directory Caddy's own user may write, which
+    the agent's state dir is not), else in ``directory``."""
+    admin = parse_admin(caddy_admin)
+    return (admin.socket.parent if admin.socket else Path(directory)) / CADDY_HTTP_SOCKET
+
+
+def caddy_listen(socket_path: Path) -> str:
+    """The socket as Caddy writes a listen address (``unix//path``)."""
+    return f"unix/{socket_path}"
 
 
 class Runtime(Protocol):
@@ -197,13 +205,14 @@ class HaproxyProcess:
 
 class HaproxyRouter:
     """HAProxy for service hosts on ``http_port``, Caddy (``caddy``, whose HTTP server
-    listens on ``caddy_listen(directory)``) for TLS and every other host."""
+    listens on the socket ``caddy_http``) for TLS and every other host."""
 
     def __init__(
         self,
         caddy: Router,
         *,
         directory: Path,
+        caddy_http: Path,
         backends: int,
         binary: str = "haproxy",
         runtime: Runtime | None = None,
@@ -217,7 +226,7 @@ class HaproxyRouter:
                 http_port=caddy.http_port,
                 socket=Path(directory) / "api.sock",
                 map_file=self.map_file,
-                caddy_http=Path(directory) / CADDY_HTTP_SOCKET,
+                caddy_http=caddy_http,
                 backends=backends,
             ),
             binary,
