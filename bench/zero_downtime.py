@@ -1,7 +1,8 @@
 """Zero-downtime deployments: a steady, bounded load through Caddy while deployments
 run back to back, counting failed requests and comparing latency with a steady state.
 
-Usage: .venv/bin/python bench/zero_downtime.py [--rate 200] [--deployments 10] [--record]
+Usage: .venv/bin/python bench/zero_downtime.py [--rate 200] [--deployments 10]
+       [--data-plane caddy|haproxy] [--record]
 
 It starts its own registry, Caddy and agent (as the e2e tests do; drain and settle
 windows of 3 s, so ten deployments fit in a few minutes), deploys the example app,
@@ -23,7 +24,7 @@ import docker
 import httpx
 from common import example_service, local_stack, record
 
-from testkit.harness import operations, push_image, wait_status
+from testkit.harness import operations, push_image, stop_haproxy, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
 
@@ -81,12 +82,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
+    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="caddy")
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = parser.parse_args()
 
     client = docker.from_env()
     with (
-        local_stack(drain_seconds=3, settle_seconds=3) as (registry, caddy, agent),
+        local_stack(drain_seconds=3, settle_seconds=3, data_plane=args.data_plane) as (
+            registry,
+            caddy,
+            agent,
+        ),
         example_service(client, registry, agent, "zero", "bench/zero") as (image, arn),
     ):
         api = agent.client()
@@ -118,9 +124,11 @@ def main() -> None:
         ops = operations(api, arn)
         succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
 
+    stop_haproxy(agent.root)  # the agent has ended: nothing starts it again
     s, d = summary(steady), summary(during)
     lines = [
-        f"### Zero downtime, {time.strftime('%Y-%m-%d')}: {args.rate:.0f} req/s through Caddy,"
+        f"### Zero downtime, {time.strftime('%Y-%m-%d')}: {args.rate:.0f} req/s through"
+        f" {'Caddy' if args.data_plane == 'caddy' else 'HAProxy (data_plane: haproxy)'},"
         f" {succeeded}/{args.deployments} deployments succeeded in {elapsed:.0f} s",
         "",
         "| phase | requests | failed | p50 ms | p99 ms |",

@@ -414,6 +414,34 @@ def _route_dns_pids(table: Path) -> list[int]:
     return [pid for pid in pids if _route_dns_table(pid) == wanted]
 
 
+def haproxy_pids(under: Path) -> list[int]:
+    """Live HAProxy processes whose config lies under ``under`` (an agent's root): the
+    HAProxy of ``data_plane: haproxy`` outlives its agent on purpose, as the route DNS
+    responder does."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z" or b"-f" not in argv or Path(os.fsdecode(argv[0])).name != "haproxy":
+            continue
+        config = Path(os.fsdecode(argv[argv.index(b"-f") + 1]))
+        if config.is_relative_to(under):
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_haproxy(under: Path) -> None:
+    """End the HAProxy processes ``haproxy_pids`` finds (after their agent ended)."""
+    for pid in haproxy_pids(under):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
 def image_source(
     image: str,
     *,

@@ -5,6 +5,7 @@ that serves it is started beside it by ``api/server.py``."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from . import keys, runlock
 from .access import Access
@@ -32,6 +33,8 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
+from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
 from .scaling import Scaler
@@ -102,19 +105,31 @@ class Agent:
         access_log = settings.access_log_path
         if access_log is not None:
             access_log.parent.mkdir(parents=True, exist_ok=True)
-        self.router = Router(
-            settings.caddy_admin,
-            settings.http_port,
-            access_log=access_log,
-            tls=tls_settings(settings),
-            custom_hosts=lambda: self.domains.custom_hosts(),
-            route_dns=settings.route_dns,
-            route_table=settings.data_dir / "routes.json",
-            route_table_gid=StateAccess(settings.state_group).gid,
-            ingress=Ingress(
-                hooks_domain=settings.public_hooks_domain,
-                api_domain=settings.api_domain,
-                upstream=agent_address(settings),
+        plane = settings.data_plane_limits
+        plane.check()
+        haproxy_dir = settings.data_dir / "haproxy"
+        caddy_http = (
+            None if plane.kind == "caddy" else caddy_http_socket(settings.caddy_admin, haproxy_dir)
+        )
+        self.router = self._router(
+            plane,
+            haproxy_dir,
+            caddy_http,
+            Router(
+                settings.caddy_admin,
+                settings.http_port,
+                access_log=access_log,
+                tls=tls_settings(settings),
+                custom_hosts=lambda: self.domains.custom_hosts(),
+                route_dns=settings.route_dns,
+                route_table=settings.data_dir / "routes.json",
+                route_table_gid=StateAccess(settings.state_group).gid,
+                ingress=Ingress(
+                    hooks_domain=settings.public_hooks_domain,
+                    api_domain=settings.api_domain,
+                    upstream=agent_address(settings),
+                ),
+                http_listen=caddy_listen(caddy_http) if caddy_http else None,
             ),
         )
         settings.edge_limits.check()  # the API applies them; a bad one stops the start
@@ -232,6 +247,24 @@ class Agent:
             self.journal,
         )
         self.services.ensure_default_auto_scaling()
+
+    @staticmethod
+    def _router(
+        plane: DataPlane, directory: Path, caddy_http: Path | None, caddy: Router
+    ) -> Router | HaproxyRouter:
+        """The one place that picks the data plane (``data_plane``): Caddy alone, or
+        HAProxy on http_port (its files in ``directory``) in front of Caddy, whose HTTP
+        server then listens on the socket ``caddy_http`` for the hosts that are not
+        services'."""
+        if caddy_http is None:
+            return caddy
+        return HaproxyRouter(
+            caddy,
+            directory=directory,
+            caddy_http=caddy_http,
+            backends=plane.haproxy_backends,
+            binary=plane.haproxy_bin,
+        )
 
     def _schedule(self) -> None:
         """Every periodic job of the agent, on its one scheduler."""

@@ -26,6 +26,7 @@ from .errors import InvalidRequest
 from .filemodes import StateAccess
 from .outbound import OutboundPolicy
 from .routing.admin import DEFAULT_ADMIN
+from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
 
@@ -116,6 +117,14 @@ class Settings:
     # An operation cut off by agent restarts this many times ends FAILED ("interrupted N
     # times") instead of running again: one that kills the agent cannot crash-loop it.
     operation_max_interruptions: int = 2
+    # The data plane (issue 15, ``routing.haproxyconfig.DataPlane``): "caddy" routes
+    # everything through Caddy; "haproxy" puts HAProxy on http_port for the services'
+    # plain-HTTP routes (about a quarter of Caddy's CPU per request) and keeps Caddy for
+    # TLS and every other host. With HAProxy, haproxy_backends services can be routed
+    # at once (its backends are fixed at its start), run with the program haproxy_bin.
+    data_plane: str = DataPlane.kind
+    haproxy_backends: int = DataPlane.haproxy_backends
+    haproxy_bin: str = DataPlane.haproxy_bin
     # Access keys and policies (``access_limits.AccessLimits``): seconds between two
     # writes of a key's last-used time (a busy key costs no write per request), and the
     # largest policy document, in bytes of JSON.
@@ -277,6 +286,15 @@ class Settings:
         """Files imported as secrets at start, one per file named like the secret, with
         no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def data_plane_limits(self) -> DataPlane:
+        """Which router carries plain HTTP, and HAProxy's pool (``data_plane``)."""
+        return DataPlane(
+            kind=self.data_plane,
+            haproxy_backends=self.haproxy_backends,
+            haproxy_bin=self.haproxy_bin,
+        )
 
     @property
     def access_limits(self) -> AccessLimits:

@@ -263,12 +263,14 @@ def build_config(
     access_log_roll_mb: int,
     access_log_keep: int,
     ingress: Ingress | None = None,
+    http_listen: str | None = None,
 ) -> dict[str, Any]:
     """Caddy's whole JSON config, ordered by host so it compares stably. The admin API
     stays at ``admin_listen`` after a load; ``route_dns`` is the responder that resolves
     routes' instances (None: static upstreams only); with ``access_log`` the servers
     log every request there; ``ingress`` puts the agent's webhooks and API on public
-    names over HTTPS (``ingress.py``)."""
+    names over HTTPS (``ingress.py``); ``http_listen`` moves the HTTP server off
+    ``http_port`` (``unix//path``: behind HAProxy, ``haproxy.py``)."""
     ingress = ingress or Ingress()
     by_host: dict[str, Route] = {}
     for route in routes:
@@ -296,7 +298,7 @@ def build_config(
         )
     caddy_routes.append({"handle": [_text_response(404, UNKNOWN_HOST_BODY)]})
     server: dict[str, Any] = {
-        "listen": [f":{http_port}"],
+        "listen": [http_listen or f":{http_port}"],
         # *.localhost would otherwise get certificates from Caddy's CA.
         "automatic_https": {"disable": True},
         "routes": caddy_routes,

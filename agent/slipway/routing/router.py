@@ -75,6 +75,7 @@ class Router:
         route_table: Path | None = None,
         route_table_gid: int | None = None,
         ingress: Ingress | None = None,
+        http_listen: str | None = None,
     ) -> None:
         # "unix//path" (the default: a socket only root opens) or http://host:port.
         self.admin = parse_admin(admin_url)
@@ -106,6 +107,7 @@ class Router:
         self.access_log_keep = access_log_keep
         self.admin_listen = self.admin.listen
         self.http_port = http_port
+        self.http_listen = http_listen  # where the HTTP server listens, if not http_port
         self.timeout = timeout
         # No kept-alive connections: Caddy restarts its admin server on every /load.
         self._client = httpx.Client(
@@ -136,6 +138,7 @@ class Router:
             access_log_roll_mb=self.access_log_roll_mb,
             access_log_keep=self.access_log_keep,
             ingress=self.ingress,
+            http_listen=self.http_listen,
         )
 
     def apply(self, routes: Iterable[Route]) -> bool:
