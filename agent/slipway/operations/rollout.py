@@ -78,10 +78,12 @@ class Rollout:
             self.routes.pause(service.id)
             try:
                 yield from self.routes.leave(self.backend.list_instances(service.id))
-                self.store.update_service(service.id, status="PAUSED")
-            finally:  # PAUSED keeps it paused from here; a failed pause gets its route back
+            except BaseException:  # a failed or cancelled pause gets its route back
                 self.routes.restore(service.id)
                 self.routes.apply()
+                raise
+            self.store.update_service(service.id, status="PAUSED")
+            self.routes.restore(service.id)  # PAUSED keeps it paused from here
             self.journal.service_status(service, service.status, "PAUSED")
             return "service paused"
         if kind == "DELETE_SERVICE":
