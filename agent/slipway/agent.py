@@ -160,6 +160,7 @@ class Agent:
             self._metric_hosts,
             self._metric_instances,
             self.backend,
+            served=self.router.served,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
         )
@@ -264,6 +265,7 @@ class Agent:
             caddy_http=caddy_http,
             backends=plane.haproxy_backends,
             binary=plane.haproxy_bin,
+            latency_sample=plane.latency_sample,
         )
 
     def _schedule(self) -> None:

@@ -40,6 +40,7 @@ from .admin import AdminAddress, parse_admin
 from .caddyconfig import Route
 from .haproxyconfig import (
     assign,
+    is_pool,
     map_text,
     parse_in_flight,
     parse_map,
@@ -47,6 +48,7 @@ from .haproxyconfig import (
     plan,
     render_config,
 )
+from .haproxytraffic import Deltas, SampleSocket, Served, parse_counters, served
 from .keeper import _tail
 from .router import Router
 
@@ -215,11 +217,14 @@ class HaproxyRouter:
         caddy_http: Path,
         backends: int,
         binary: str = "haproxy",
+        latency_sample: int = 0,
         runtime: Runtime | None = None,
     ) -> None:
         self.caddy = caddy
         self.backends = backends
         self.map_file = Path(directory) / "hosts.map"
+        self.samples = SampleSocket(Path(directory) / "samples.sock")
+        self.latency_sample = latency_sample
         self.process = HaproxyProcess(
             directory,
             render_config(
@@ -228,6 +233,8 @@ class HaproxyRouter:
                 map_file=self.map_file,
                 caddy_http=caddy_http,
                 backends=backends,
+                samples=self.samples.path,
+                sample=latency_sample,
             ),
             binary,
         )
@@ -235,6 +242,8 @@ class HaproxyRouter:
         self._lock = threading.RLock()
         self._last_routes: list[Route] | None = None
         self._map_body = ""
+        self._hosts: dict[str, str] = {}  # pool backend -> the service host it routes
+        self._deltas = Deltas()
 
     # The Caddy side, as the rest of the agent knows it.
     @property
@@ -250,6 +259,7 @@ class HaproxyRouter:
         return self.caddy.http_port
 
     def close(self) -> None:
+        self.samples.close()
         self.caddy.close()
 
     def internal_ca_root(self) -> str:
@@ -264,6 +274,8 @@ class HaproxyRouter:
             self.process.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             with self._lock:
                 self.caddy.apply(self._last_routes or [])
+        if self.latency_sample:
+            self.samples.open()
         self.process.keep(self.map_file, self._map_body)
 
     def ping(self) -> bool:
@@ -287,7 +299,9 @@ class HaproxyRouter:
         servers = parse_servers(self._ask("show servers state"))
         commands = plan(routes, mapped, servers, map_file=self.map_file, backends=self.backends)
         refused = [c for c in commands if not self._run(c)]
-        body = map_text(assign(routes, mapped, servers, self.backends))
+        wanted = assign(routes, mapped, servers, self.backends)
+        self._hosts = {backend: host for host, backend in wanted.items()}
+        body = map_text(wanted)
         if body != self._map_body:  # what a restarted HAProxy starts from
             _write(self.map_file, body)
             self._map_body = body
@@ -313,6 +327,16 @@ class HaproxyRouter:
         for address, count in self.caddy.upstream_requests().items():
             flights[address] = flights.get(address, 0) + count
         return flights
+
+    def served(self) -> dict[str, Served]:
+        """What each service host got through HAProxy since the last call: requests and
+        status classes from its counters, latencies of the sampled requests. The first
+        call is the baseline (HAProxy outlives the agent: what came before is not
+        counted again)."""
+        counters = parse_counters(self._ask("show stat"))
+        with self._lock:
+            hosts = {b: h for b, h in self._hosts.items() if is_pool(b)}
+        return served(self._deltas.step(counters), self.samples.take(), hosts, self.latency_sample)
 
     def _ask(self, line: str) -> str:
         return self.runtime.command(line)

@@ -222,6 +222,11 @@ class Router:
         except (ValueError, TypeError, KeyError) as exc:
             raise RouterError(f"unexpected answer from Caddy's upstreams endpoint: {exc}") from exc
 
+    def served(self) -> dict[str, Any]:
+        """Requests counted by the router itself, per host: none with Caddy, whose
+        requests are read from its access log (``observe/metrics.py``)."""
+        return {}
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self.admin_url}{path}"
         try:
