@@ -43,7 +43,7 @@ class DataPlane:
     request in how many has its latency sent to the agent (``haproxy_latency_sample``;
     0: none, the latency histogram stays empty; see ``haproxytraffic.py``)."""
 
-    kind: str = "caddy"
+    kind: str = "haproxy"
     haproxy_backends: int = 500
     haproxy_bin: str = "haproxy"
     latency_sample: int = 10
