@@ -152,9 +152,9 @@ def test_nonsense_settings_are_refused_by_name(plane: DataPlane, named: str) -> 
         plane.check()
 
 
-def test_settings_default_to_caddy() -> None:
+def test_settings_default_to_haproxy() -> None:
     plane = Settings().data_plane_limits
-    assert plane.kind == "caddy" and plane.haproxy_backends > 0
+    assert plane.kind == "haproxy" and plane.haproxy_backends > 0
     plane.check()
 
 

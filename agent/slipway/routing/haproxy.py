@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,6 +119,31 @@ class HaproxyProcess:
     def answers(self) -> bool:
         return self._pid() is not None
 
+    def check(self) -> None:
+        """``RouterError`` saying why when HAProxy could not start: the program is not
+        on this host (naming the setting), or it refuses the config."""
+        if shutil.which(self.binary) is None:
+            raise RouterError(
+                f"HAProxy is not installed: no program {self.binary!r} (haproxy_bin) on"
+                " this host; install Debian's haproxy (scripts/setup-host) or set"
+                " data_plane: caddy"
+            )
+        _write(self.config_file, self.config)
+        try:
+            done = subprocess.run(
+                [self.binary, "-c", "-q", "-f", str(self.config_file)],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=START_SECONDS,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise RouterError(f"cannot run HAProxy ({self.binary}): {exc}") from exc
+        if done.returncode != 0:
+            raise RouterError(
+                f"HAProxy refuses {self.config_file}: {(done.stderr or done.stdout)[-1000:]}"
+            )
+
     def _pid(self) -> int | None:
         """The pid of the HAProxy answering on the socket; None when none answers."""
         try:
@@ -166,29 +192,22 @@ class HaproxyProcess:
             time.sleep(0.05)
 
     def _start(self, map_file: Path, map_body: str) -> int:
-        _write(self.config_file, self.config)
         _write(map_file, map_body)
-        check = subprocess.run(
-            [self.binary, "-c", "-q", "-f", str(self.config_file)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check.returncode != 0:
-            raise RouterError(
-                f"HAProxy refuses {self.config_file}: {(check.stderr or check.stdout)[-1000:]}"
-            )
+        self.check()
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
-        with open(self.log_file, "ab") as out:
-            process = subprocess.Popen(
-                [self.binary, "-db", "-f", str(self.config_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                close_fds=True,  # never hold the agent's sockets past the agent
-                start_new_session=True,
-            )
+        try:
+            with open(self.log_file, "ab") as out:
+                process = subprocess.Popen(
+                    [self.binary, "-db", "-f", str(self.config_file)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    close_fds=True,  # never hold the agent's sockets past the agent
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            raise RouterError(f"cannot start HAProxy ({self.binary}): {exc}") from exc
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline and process.poll() is None:
             if self.answers():
@@ -221,6 +240,7 @@ class HaproxyRouter:
         runtime: Runtime | None = None,
     ) -> None:
         self.caddy = caddy
+        self.caddy_listen = caddy_listen(caddy_http)
         self.backends = backends
         self.map_file = Path(directory) / "hosts.map"
         self.samples = SampleSocket(Path(directory) / "samples.sock")
@@ -243,6 +263,9 @@ class HaproxyRouter:
         self._last_routes: list[Route] | None = None
         self._map_body = ""
         self._hosts: dict[str, str] = {}  # pool backend -> the service host it routes
+        # False while HAProxy cannot serve http_port (not installed, will not start):
+        # then Caddy serves it, as with data_plane: caddy, so no route goes dark.
+        self._serving = True
         self._deltas = Deltas()
 
     # The Caddy side, as the rest of the agent knows it.
@@ -268,15 +291,35 @@ class HaproxyRouter:
     def keep_route_dns(self) -> None:
         """Keep both children answering: Caddy's route responder and HAProxy. Before
         HAProxy starts, Caddy is brought to a config whose HTTP server has left
-        ``http_port`` for its socket (a config of the Caddy data plane holds the port)."""
+        ``http_port`` for its socket (a config of the Caddy data plane holds the port).
+        When HAProxy cannot start (not installed, its config refused, it does not
+        answer), Caddy takes ``http_port`` back with every route and the ``RouterError``
+        says why; the next call tries again. An HAProxy started anew gets its servers
+        at once."""
         self.caddy.keep_route_dns()
-        if not self.process.answers():
-            self.process.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with self._lock:
-                self.caddy.apply(self._last_routes or [])
         if self.latency_sample:
-            self.samples.open()
-        self.process.keep(self.map_file, self._map_body)
+            try:
+                self.samples.open()
+            except RouterError as exc:  # latencies lost, routes not
+                log.warning("%s", exc.message)
+        with self._lock:
+            if self._serving and self.process.answers():
+                self.process.keep(self.map_file, self._map_body)  # one of other settings?
+                return
+            try:
+                self.process.check()  # before Caddy leaves the port
+                self.caddy.listen_on(self.caddy_listen)
+                self.caddy.apply(self._last_routes or [])
+                started = self.process.keep(self.map_file, self._map_body)
+            except RouterError as exc:
+                self._serving = False
+                self.caddy.listen_on(None)
+                with contextlib.suppress(RouterError):  # Caddy's own failure: its message
+                    self.caddy.apply(self._last_routes or [])
+                raise RouterError(f"{exc.message}; Caddy serves http_port meanwhile") from exc
+            self._serving = True
+            if started is not None and self._last_routes is not None:
+                self._apply_haproxy(self._last_routes)
 
     def ping(self) -> bool:
         """Whether both Caddy and HAProxy answer."""
@@ -289,6 +332,9 @@ class HaproxyRouter:
         routes = list(routes)
         with self._lock:
             self._last_routes = routes
+            if not self._serving:  # Caddy serves http_port until HAProxy can
+                self.caddy.apply(routes)
+                return False
             try:
                 return self._apply_haproxy(routes)
             finally:
@@ -323,6 +369,8 @@ class HaproxyRouter:
     def upstream_requests(self) -> dict[str, int]:
         """In-flight requests per instance address: HAProxy's (plain HTTP) plus
         Caddy's (custom domains over HTTPS go from Caddy to the instances)."""
+        if not self._serving:
+            return self.caddy.upstream_requests()
         flights = parse_in_flight(self._ask("show stat"))
         for address, count in self.caddy.upstream_requests().items():
             flights[address] = flights.get(address, 0) + count
@@ -332,7 +380,9 @@ class HaproxyRouter:
         """What each service host got through HAProxy since the last call: requests and
         status classes from its counters, latencies of the sampled requests. The first
         call is the baseline (HAProxy outlives the agent: what came before is not
-        counted again)."""
+        counted again). Nothing while Caddy serves http_port: its access log has them."""
+        if not self._serving:
+            return {}
         counters = parse_counters(self._ask("show stat"))
         with self._lock:
             hosts = {b: h for b, h in self._hosts.items() if is_pool(b)}

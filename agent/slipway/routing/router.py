@@ -120,6 +120,14 @@ class Router:
     def close(self) -> None:
         self._client.close()
 
+    def listen_on(self, http_listen: str | None) -> None:
+        """Move the HTTP server to ``http_listen`` (None: ``http_port``) at the next
+        apply: behind HAProxy, or on the port itself while HAProxy cannot serve it."""
+        with self._apply_lock:
+            if http_listen != self.http_listen:
+                self.http_listen = http_listen
+                self._applied = None  # the next apply loads
+
     def build_config(
         self, routes: Iterable[Route], custom_hosts: Iterable[CustomHost] | None = None
     ) -> dict[str, Any]:
