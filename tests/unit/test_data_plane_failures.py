@@ -106,3 +106,14 @@ def test_failure_said_once_on_healthz_and_in_events_until_it_ends(tmp_path) -> N
     events = " ".join(e.message for e in env.logs.read(service.id, "events")[0])
     assert events.count("The data plane applies routes again") == 1
     assert env.router.routed()  # the route is there
+
+
+def test_a_service_created_while_it_fails_is_told_at_the_next_pass(tmp_path) -> None:
+    env = Env(tmp_path)
+    watch = env.reconciler.plane
+    watch.observe("HAProxy is not installed")
+    late = env.create("late")
+    watch.observe("HAProxy is not installed")
+    watch.observe("HAProxy is not installed")
+    lines = [e.message for e in env.logs.read(late.id, "events")[0]]
+    assert sum("The data plane failed: HAProxy is not installed" in m for m in lines) == 1

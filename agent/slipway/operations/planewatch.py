@@ -21,24 +21,30 @@ class PlaneWatch:
         self.store = store
         self.journal = journal
         self._problem: str | None = None
+        self._told: set[str] = set()  # services whose events stream has the current one
         self._lock = threading.Lock()
 
     def observe(self, problem: str | None) -> None:
         """The outcome of one pass of keeping the data plane and applying routes: None
-        when it went through, else the router's reason."""
+        when it went through, else the router's reason. A service created while a
+        failure lasts is told at the next pass."""
         with self._lock:
             before, self._problem = self._problem, problem
-        if problem == before:
-            return
-        if problem is None:
-            message = "The data plane applies routes again"
-        else:
-            message = (
-                f"The data plane failed: {problem}. The last good routes keep serving;"
-                " retried at every reconcile pass"
-            )
-        for service in self.store.list_services():
-            self.journal.note(service.id, message)
+            if problem != before:
+                self._told = set()
+            if problem is None and before is None:
+                return
+            services = [s for s in self.store.list_services() if s.id not in self._told]
+            if problem is None:
+                message = "The data plane applies routes again"
+            else:
+                message = (
+                    f"The data plane failed: {problem}. The last good routes keep serving;"
+                    " retried at every reconcile pass"
+                )
+            for service in services:
+                self.journal.note(service.id, message)
+                self._told.add(service.id)
 
     def problems(self) -> list[str]:
         """For ``/healthz``: the data plane's failure, while it lasts."""

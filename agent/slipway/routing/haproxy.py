@@ -119,9 +119,10 @@ class HaproxyProcess:
     def answers(self) -> bool:
         return self._pid() is not None
 
-    def check(self) -> None:
-        """``RouterError`` saying why when HAProxy could not start: the program is not
-        on this host (naming the setting), or it refuses the config."""
+    def check(self, map_file: Path, map_body: str) -> None:
+        """Write the config and the map (as ``map_body``) HAProxy would start with;
+        ``RouterError`` saying why when it could not: the program is not on this host
+        (naming the setting), or it refuses the config."""
         if shutil.which(self.binary) is None:
             raise RouterError(
                 f"HAProxy is not installed: no program {self.binary!r} (haproxy_bin) on"
@@ -129,6 +130,7 @@ class HaproxyProcess:
                 " data_plane: caddy"
             )
         _write(self.config_file, self.config)
+        _write(map_file, map_body)
         try:
             done = subprocess.run(
                 [self.binary, "-c", "-q", "-f", str(self.config_file)],
@@ -192,8 +194,7 @@ class HaproxyProcess:
             time.sleep(0.05)
 
     def _start(self, map_file: Path, map_body: str) -> int:
-        _write(map_file, map_body)
-        self.check()
+        self.check(map_file, map_body)
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         try:
@@ -297,6 +298,7 @@ class HaproxyRouter:
         says why; the next call tries again. An HAProxy started anew gets its servers
         at once."""
         self.caddy.keep_route_dns()
+        self.process.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.latency_sample:
             try:
                 self.samples.open()
@@ -307,7 +309,7 @@ class HaproxyRouter:
                 self.process.keep(self.map_file, self._map_body)  # one of other settings?
                 return
             try:
-                self.process.check()  # before Caddy leaves the port
+                self.process.check(self.map_file, self._map_body)  # before Caddy moves
                 self.caddy.listen_on(self.caddy_listen)
                 self.caddy.apply(self._last_routes or [])
                 started = self.process.keep(self.map_file, self._map_body)
