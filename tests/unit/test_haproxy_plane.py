@@ -18,6 +18,7 @@ from slipway.routing.haproxy import (
     caddy_listen,
 )
 from slipway.routing.haproxyconfig import (
+    SERVER_OPTIONS,
     DataPlane,
     Server,
     parse_in_flight,
@@ -53,9 +54,9 @@ def test_config_routes_hosts_by_map_with_fixed_pool() -> None:
 def test_plan_new_host_gets_servers_before_its_map_entry() -> None:
     routes = [Route("Hello.localhost", ("127.77.0.2:8080", "127.77.0.1:8080"))]
     assert plan(routes, {}, [], map_file=MAP, backends=4) == [
-        "add server s0/127.77.0.1_8080 127.77.0.1:8080",
+        f"add server s0/127.77.0.1_8080 127.77.0.1:8080 {SERVER_OPTIONS}",
         "enable server s0/127.77.0.1_8080",
-        "add server s0/127.77.0.2_8080 127.77.0.2:8080",
+        f"add server s0/127.77.0.2_8080 127.77.0.2:8080 {SERVER_OPTIONS}",
         "enable server s0/127.77.0.2_8080",
         f"add map {MAP} hello.localhost s0",
     ]
@@ -66,7 +67,7 @@ def test_plan_switch_adds_new_instance_then_drains_old() -> None:
     servers = [Server("s1", "127.77.0.1_8080", "127.77.0.1:8080", True)]
     routes = [Route("hello.localhost", ("127.77.0.9:8080",))]
     assert plan(routes, mapped, servers, map_file=MAP, backends=4) == [
-        "add server s1/127.77.0.9_8080 127.77.0.9:8080",
+        f"add server s1/127.77.0.9_8080 127.77.0.9:8080 {SERVER_OPTIONS}",
         "enable server s1/127.77.0.9_8080",
         "disable server s1/127.77.0.1_8080",
         "del server s1/127.77.0.1_8080",

@@ -33,6 +33,11 @@ UNAVAILABLE = "b_unavailable"
 FALLBACK = "b_caddy"  # every host that is not a service's: Caddy's HTTP server
 # A request that finds its instance refusing (one being replaced) is sent to another.
 RETRIES = 3
+# A server added at runtime keeps no idle connection unless told (2.6 gives it neither
+# the pool size nor the purge delay of a configured one): without these, every request
+# opened a new connection to its instance, and slipway's route cost 3x bare HAProxy's
+# CPU per request, at a third of its req/s (bench/router.py, issue 15).
+SERVER_OPTIONS = "pool-max-conn -1 pool-purge-delay 5s"
 
 
 @dataclass(frozen=True)
@@ -274,7 +279,7 @@ def plan(
             server = present.get(address)
             target = f"{backend}/{server.name if server else server_name(address)}"
             if server is None:
-                adds.append(f"add server {target} {address}")
+                adds.append(f"add server {target} {address} {SERVER_OPTIONS}")
             if server is None or not server.enabled:
                 adds.append(f"enable server {target}")
         for address, server in sorted(present.items()):
