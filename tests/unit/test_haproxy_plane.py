@@ -285,3 +285,21 @@ def test_an_haproxy_serving_this_config_is_kept(tmp_path: Path) -> None:
     (tmp_path / "haproxy.cfg").write_text("the config\n")
     assert process.keep(tmp_path / "hosts.map", "") is None  # nothing started
     assert process.answers()
+
+
+def test_set_weight_of_one_instance_for_traffic_splitting(tmp_path: Path) -> None:
+    router, runtime, _ = make(tmp_path)
+    answers = {
+        "set weight s0/127.77.0.2_8080 64": "",
+        "set weight s0/127.77.0.1_8080 7": "No such server.\n",
+    }
+    plain = runtime.command
+    runtime.command = lambda line: answers[line] if line in answers else plain(line)  # type: ignore[method-assign]
+    router.apply([Route("a.localhost", ("127.77.0.1:8080", "127.77.0.2:8080"))])
+    router.set_weight("A.localhost", "127.77.0.2:8080", 64)
+    with pytest.raises(RouterError, match="refused the weight of s0/127.77.0.1_8080: No such"):
+        router.set_weight("a.localhost", "127.77.0.1:8080", 7)
+    with pytest.raises(RouterError, match="b.localhost has no instances routed"):
+        router.set_weight("b.localhost", "127.77.0.2:8080", 1)
+    with pytest.raises(RouterError, match="0 to 256"):
+        router.set_weight("a.localhost", "127.77.0.2:8080", 300)

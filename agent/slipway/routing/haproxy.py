@@ -48,6 +48,7 @@ from .haproxyconfig import (
     parse_servers,
     plan,
     render_config,
+    server_name,
 )
 from .haproxytraffic import Deltas, SampleSocket, Served, parse_counters, served
 from .keeper import _tail
@@ -377,6 +378,21 @@ class HaproxyRouter:
         for address, count in self.caddy.upstream_requests().items():
             flights[address] = flights.get(address, 0) + count
         return flights
+
+    def set_weight(self, host: str, address: str, weight: int) -> None:
+        """Give one instance of ``host``'s route the share ``weight`` (0 to 256; 0: no
+        new requests) of its requests, for traffic splitting: HAProxy's ``set weight``,
+        no reload. ``RouterError`` when the host or instance is not routed here."""
+        if not 0 <= weight <= 256:
+            raise RouterError(f"an HAProxy weight is 0 to 256, not {weight}")
+        with self._lock:
+            backend = next((b for b, h in self._hosts.items() if h == host.lower()), None)
+        if backend is None or not is_pool(backend):
+            raise RouterError(f"{host} has no instances routed by HAProxy")
+        target = f"{backend}/{server_name(address)}"
+        answer = self._ask(f"set weight {target} {weight}").strip()
+        if answer:
+            raise RouterError(f"HAProxy refused the weight of {target}: {answer[:300]}")
 
     def served(self) -> dict[str, Served]:
         """What each service host got through HAProxy since the last call: requests and
