@@ -299,6 +299,21 @@ def with_pids(
     return Target(target.name, target.url, target.host, lambda: router() + more(), agent)
 
 
+def agent_alone(agent: int, *children: int) -> list[int]:
+    """The agent's processes less the routers it started (HAProxy, the route DNS
+    responder: its children, counted in the router column)."""
+    routers = {pid for child in children for pid in process_tree(child)}
+    routers |= {pid for pid in process_tree(agent) if _is_route_dns(pid)}
+    return [pid for pid in process_tree(agent) if pid not in routers]
+
+
+def _is_route_dns(pid: int) -> bool:
+    try:
+        return b"slipway.routing.routedns" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def bare_caddy_config(upstream: str) -> dict[str, Any]:
     """``reverse_proxy`` to one static upstream, nothing else."""
     proxy = {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
@@ -369,14 +384,14 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
                     caddy(dirs[6], "slipway, data_plane caddy", slipway_config, host)
                 ),
                 lambda: _route_dns_pids(table),
-                lambda: process_tree(agent_pid),
+                lambda: agent_alone(agent_pid, haproxy_pid),
             ),
             Target(
                 "slipway",
                 f"http://127.0.0.1:{agent.http_port}/",
                 f"{host}:{agent.http_port}",
                 lambda: process_tree(haproxy_pid),
-                lambda: process_tree(agent_pid),
+                lambda: agent_alone(agent_pid, haproxy_pid),
             ),
         ]
         for target in targets:  # each reaches the app before anything is measured

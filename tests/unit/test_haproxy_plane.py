@@ -182,7 +182,7 @@ class FakeRuntime:
                 admin = 0 if enabled else 1
                 rows.append(f"6 {backend} 1 {name} {ip} 2 {admin} 1 1 0 1 0 0 0 0 0 0 - {port}")
             return "\n".join(rows) + "\n"
-        if line == "show stat":
+        if line == "show stat -1 4 -1":
             rows = ["# pxname,svname,qcur,scur,addr,"]
             for (backend, name), (addr, _) in self.servers.items():
                 rows.append(f"{backend},{name},0,{self.flights.get(addr, 0)},{addr},")

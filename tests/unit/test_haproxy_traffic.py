@@ -137,7 +137,7 @@ class StatRuntime:
         self.map: dict[str, str] = {}
 
     def command(self, line: str) -> str:
-        if line == "show stat":
+        if line == "show stat -1 2 -1":
             return self.text
         if line.startswith("show map"):
             return "".join(f"0x1 {h} {b}\n" for h, b in self.map.items())

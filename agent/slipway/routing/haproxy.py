@@ -58,6 +58,11 @@ log = logging.getLogger("slipway.routing.haproxy")
 
 CADDY_HTTP_SOCKET = "caddy-http.sock"  # Caddy's HTTP server, behind HAProxy
 START_SECONDS = 10.0  # how long a started HAProxy has to answer on its socket
+# show stat of servers only, and of backends only (proxy -1: all; type 4: servers, 2:
+# backends): the whole of it is 125 kB with 500 backends, about 19 ms of HAProxy's
+# time, which the scaler asked every second.
+STAT_SERVERS = "show stat -1 4 -1"
+STAT_BACKENDS = "show stat -1 2 -1"
 # Answers the Runtime API gives to a command that did what it was asked.
 _DONE = ("", "New server registered.", "Server deleted.")
 
@@ -374,7 +379,7 @@ class HaproxyRouter:
         Caddy's (custom domains over HTTPS go from Caddy to the instances)."""
         if not self._serving:
             return self.caddy.upstream_requests()
-        flights = parse_in_flight(self._ask("show stat"))
+        flights = parse_in_flight(self._ask(STAT_SERVERS))
         for address, count in self.caddy.upstream_requests().items():
             flights[address] = flights.get(address, 0) + count
         return flights
@@ -401,7 +406,7 @@ class HaproxyRouter:
         counted again). Nothing while Caddy serves http_port: its access log has them."""
         if not self._serving:
             return {}
-        counters = parse_counters(self._ask("show stat"))
+        counters = parse_counters(self._ask(STAT_BACKENDS))
         with self._lock:
             hosts = {b: h for b, h in self._hosts.items() if is_pool(b)}
         return served(self._deltas.step(counters), self.samples.take(), hosts, self.latency_sample)
