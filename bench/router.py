@@ -494,10 +494,13 @@ def main() -> None:
             "The same upstream (one instance of `examples/hello` run by an agent; every"
             " router proxies to its published loopback address) under the same load (wrk,"
             " keep-alive, loopback), through each router. Router CPU: utime + stime of all"
-            " its processes from /proc over the measured window, per request (slipway:"
-            " Caddy and the route DNS responder; the agent, which reads the access log, in"
-            " its own column). Goal (issue 15): slipway's route at most 1.2x the CPU per"
-            " request of the best router, at least 0.9x its req/s, p50 within 1.1x.",
+            " its processes from /proc over the measured window, per request (Caddy with"
+            " the route DNS responder; HAProxy; the agent, which reads the access log or"
+            " HAProxy's counters and samples, in its own column). slipway: the route as"
+            " users reach it through the agent's data plane (the Caddy route until"
+            " 2026-12-05, the HAProxy route since). Goal (issue 15): slipway's route at"
+            " most 1.2x the CPU per request of the best router, at least 0.9x its req/s,"
+            " p50 within 1.1x.",
         )
 
 
