@@ -247,6 +247,7 @@ class HaproxyRouter:
         runtime: Runtime | None = None,
     ) -> None:
         self.caddy = caddy
+        self.caddy_http = Path(caddy_http)
         self.caddy_listen = caddy_listen(caddy_http)
         self.backends = backends
         self.map_file = Path(directory) / "hosts.map"
@@ -305,6 +306,10 @@ class HaproxyRouter:
         at once."""
         self.caddy.keep_route_dns()
         self.process.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Caddy makes its socket 0755; the agent's state stays its own (a Caddy of
+        # another user, whose socket is not ours to change, keeps its mode).
+        with contextlib.suppress(OSError):
+            os.chmod(self.caddy_http, 0o600)
         if self.latency_sample:
             try:
                 self.samples.open()
