@@ -56,7 +56,7 @@ def local_stack(
                 yield registry, caddy, agent
             finally:
                 agent.kill()
-                agent.stop_route_dns()
+                agent.stop_children()
         finally:
             caddy.stop()
             registry.stop()

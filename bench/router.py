@@ -12,19 +12,24 @@ The load is wrk (``--latency``, bounded by ``--seconds``) on loopback. Rows:
 - direct: wrk to the instance's published port, no router.
 - nginx, haproxy, caddy: each a minimal reverse proxy of the bench's own (a temp
   config, started and stopped here, no access log), keep-alive to the upstream.
-- haproxy + request log: HAProxy with what slipway would add to it (a log line per
-  request, the Runtime API socket).
-- caddy, slipway config...: Caddy loaded with the config slipway generated for the
-  route, less its access log, and also less its dynamic upstreams (the route DNS
-  responder): where slipway's extra cost over bare Caddy comes from.
-- slipway: the agent's own Caddy, through the route exactly as users reach it.
+- haproxy + request log: HAProxy with a log line per request and the Runtime API
+  socket (what slipway would add to it unsampled).
+- caddy, slipway config...: Caddy loaded with the config the agent generates for the
+  route under ``data_plane: caddy``, less its access log, and also less its dynamic
+  upstreams (the route DNS responder): where that route's cost over bare Caddy comes from.
+- slipway, data_plane caddy: that config whole, its access log read by the agent.
+- slipway: the agent's data plane (``data_plane: haproxy``), through the route exactly
+  as users reach it: the agent's own HAProxy with its real config (Host map, Runtime
+  API socket, the instance added as a server at runtime, 1-in-``haproxy_latency_sample``
+  latencies sent to the agent, whose counters it reads for the metrics).
 
 CPU per request is utime + stime from /proc of all processes of that router (nginx's
-master and workers; for slipway Caddy and the route DNS responder; the agent's own CPU,
-which reads the access log, in its own column) over the measured window, divided by
-wrk's requests. Each row runs ``--rounds`` times, the order rotated each round; the table
-shows medians. Goal (issue 15): slipway's route at most 1.2x the CPU per request of the
-best router, at least 0.9x its req/s, p50 within 1.1x. --record appends to BENCHMARKS.md.
+master and workers; Caddy with the route DNS responder; HAProxy; the agent's own CPU,
+which reads the access log or HAProxy's counters and samples, in its own column) over
+the measured window, divided by wrk's requests. Each row runs ``--rounds`` times, the
+order rotated each round; the table shows medians. Goal (issue 15): slipway's route at
+most 1.2x the CPU per request of the best router, at least 0.9x its req/s, p50 within
+1.1x. --record appends to BENCHMARKS.md.
 The bench installs nothing: it names the Debian packages that are missing.
 """
 
@@ -54,6 +59,7 @@ from testkit.harness import (
     CaddyProcess,
     _route_dns_pids,
     free_port,
+    haproxy_pids,
     stop_process,
     wait_until_answers,
 )
@@ -283,6 +289,31 @@ def caddy(tmp: Path, name: str, config: dict[str, Any], host: str | None) -> Ite
         process.stop()
 
 
+def with_pids(
+    target: Target, more: Callable[[], list[int]], agent: Callable[[], list[int]]
+) -> Target:
+    """``target`` with ``more`` processes counted as its router's and ``agent``'s CPU in
+    the agent column (a Caddy of the bench's that uses the agent's route DNS responder
+    and writes the access log the agent reads)."""
+    router = target.router_pids
+    return Target(target.name, target.url, target.host, lambda: router() + more(), agent)
+
+
+def agent_alone(agent: int, *children: int) -> list[int]:
+    """The agent's processes less the routers it started (HAProxy, the route DNS
+    responder: its children, counted in the router column)."""
+    routers = {pid for child in children for pid in process_tree(child)}
+    routers |= {pid for pid in process_tree(agent) if _is_route_dns(pid)}
+    return [pid for pid in process_tree(agent) if pid not in routers]
+
+
+def _is_route_dns(pid: int) -> bool:
+    try:
+        return b"slipway.routing.routedns" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def bare_caddy_config(upstream: str) -> dict[str, Any]:
     """``reverse_proxy`` to one static upstream, nothing else."""
     proxy = {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
@@ -311,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
     client = docker.from_env()
     samples: dict[str, list[Sample]] = {}
     with (
-        local_stack() as (registry, stack_caddy, agent),
+        local_stack(data_plane="haproxy") as (registry, stack_caddy, agent),
         example_service(client, registry, agent, "bench", "bench/hello"),
         ExitStack() as routers,
         tempfile.TemporaryDirectory() as tmp,
@@ -322,10 +353,11 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
         host = "bench.localhost"
         slipway_config = stack_caddy.admin_get("/config/").json()
         table = Path(agent.env["SLIPWAY_DATA_DIR"]) / "routes.json"
-        assert stack_caddy.process is not None and agent.proc is not None
-        caddy_pid, agent_pid = stack_caddy.process.pid, agent.proc.pid
+        assert agent.proc is not None
+        agent_pid = agent.proc.pid
+        (haproxy_pid,) = haproxy_pids(agent.root)
         nolog = without_access_log(slipway_config)
-        dirs = [Path(tmp) / str(i) for i in range(6)]
+        dirs = [Path(tmp) / str(i) for i in range(7)]
         for each in dirs:
             each.mkdir()
         targets = [
@@ -347,12 +379,19 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
             routers.enter_context(
                 caddy(dirs[4], "caddy, slipway config - access log", nolog, host)
             ),
+            with_pids(
+                routers.enter_context(
+                    caddy(dirs[6], "slipway, data_plane caddy", slipway_config, host)
+                ),
+                lambda: _route_dns_pids(table),
+                lambda: agent_alone(agent_pid, haproxy_pid),
+            ),
             Target(
                 "slipway",
-                f"http://127.0.0.1:{stack_caddy.http_port}/",
-                f"{host}:{stack_caddy.http_port}",
-                lambda: process_tree(caddy_pid) + _route_dns_pids(table),
-                lambda: process_tree(agent_pid),
+                f"http://127.0.0.1:{agent.http_port}/",
+                f"{host}:{agent.http_port}",
+                lambda: process_tree(haproxy_pid),
+                lambda: agent_alone(agent_pid, haproxy_pid),
             ),
         ]
         for target in targets:  # each reaches the app before anything is measured
@@ -455,10 +494,13 @@ def main() -> None:
             "The same upstream (one instance of `examples/hello` run by an agent; every"
             " router proxies to its published loopback address) under the same load (wrk,"
             " keep-alive, loopback), through each router. Router CPU: utime + stime of all"
-            " its processes from /proc over the measured window, per request (slipway:"
-            " Caddy and the route DNS responder; the agent, which reads the access log, in"
-            " its own column). Goal (issue 15): slipway's route at most 1.2x the CPU per"
-            " request of the best router, at least 0.9x its req/s, p50 within 1.1x.",
+            " its processes from /proc over the measured window, per request (Caddy with"
+            " the route DNS responder; HAProxy; the agent, which reads the access log or"
+            " HAProxy's counters and samples, in its own column). slipway: the route as"
+            " users reach it through the agent's data plane (the Caddy route until"
+            " 2026-12-05, the HAProxy route since). Goal (issue 15): slipway's route at"
+            " most 1.2x the CPU per request of the best router, at least 0.9x its req/s,"
+            " p50 within 1.1x.",
         )
 
 

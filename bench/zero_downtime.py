@@ -1,8 +1,9 @@
-"""Zero-downtime deployments: a steady, bounded load through Caddy while deployments
-run back to back, counting failed requests and comparing latency with a steady state.
+"""Zero-downtime deployments: a steady, bounded load through the data plane while
+deployments run back to back, counting failed requests and comparing latency with a
+steady state.
 
 Usage: .venv/bin/python bench/zero_downtime.py [--rate 200] [--deployments 10]
-       [--data-plane caddy|haproxy] [--record]
+       [--data-plane haproxy|caddy] [--record]
 
 It starts its own registry, Caddy and agent (as the e2e tests do; drain and settle
 windows of 3 s, so ten deployments fit in a few minutes), deploys the example app,
@@ -24,7 +25,7 @@ import docker
 import httpx
 from common import example_service, local_stack, record
 
-from testkit.harness import operations, push_image, stop_haproxy, wait_status
+from testkit.harness import operations, push_image, wait_status
 
 ERRORS: dict[str, int] = {}  # what the failed requests met, for the report
 
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="caddy")
+    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="haproxy")
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -124,7 +125,6 @@ def main() -> None:
         ops = operations(api, arn)
         succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
 
-    stop_haproxy(agent.root)  # the agent has ended: nothing starts it again
     s, d = summary(steady), summary(during)
     lines = [
         f"### Zero downtime, {time.strftime('%Y-%m-%d')}: {args.rate:.0f} req/s through"

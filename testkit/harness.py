@@ -324,6 +324,12 @@ class AgentProcess:
             while _route_dns_table(pid) is not None and time.monotonic() < deadline:
                 time.sleep(0.02)
 
+    def stop_children(self) -> None:
+        """End what the agent started to outlive it: its route DNS responder and the
+        HAProxy of its data plane (which holds ``http_port`` until it ends)."""
+        self.stop_route_dns()
+        stop_haproxy(self.root)
+
     def log_text(self) -> str:
         return (self.root / "agent.log").read_text(errors="replace")
 
@@ -436,10 +442,13 @@ def haproxy_pids(under: Path) -> list[int]:
 
 
 def stop_haproxy(under: Path) -> None:
-    """End the HAProxy processes ``haproxy_pids`` finds (after their agent ended)."""
-    for pid in haproxy_pids(under):
+    """End the HAProxy processes ``haproxy_pids`` finds (after their agent ended), and
+    wait until they have: their port is free for the next agent."""
+    pids = haproxy_pids(under)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not set(pids) & set(haproxy_pids(under)), 10, "HAProxy to end")
 
 
 def image_source(

@@ -19,6 +19,7 @@ from .builds.runtimes import load_runtimes
 from .config import Settings
 from .connections import Connections
 from .domains.rules import Domains, agent_address, domain_checker, tls_settings
+from .errors import SlipwayError
 from .feedback import GitHubFeedback
 from .filemodes import StateAccess, secure_data_dir
 from .jobs import Jobs
@@ -160,6 +161,7 @@ class Agent:
             self._metric_hosts,
             self._metric_instances,
             self.backend,
+            served=self.router.served,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
         )
@@ -264,6 +266,7 @@ class Agent:
             caddy_http=caddy_http,
             backends=plane.haproxy_backends,
             binary=plane.haproxy_bin,
+            latency_sample=plane.latency_sample,
         )
 
     def _schedule(self) -> None:
@@ -315,7 +318,10 @@ class Agent:
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
         self.networks.prepare()
-        self.router.keep_route_dns()
+        try:
+            self.router.keep_route_dns()
+        except SlipwayError as exc:  # said on /healthz by the reconcile pass, retried there
+            log.warning("data plane: %s", exc.message)
         self._schedule()
         self.tracker.poller.start()
         self.jobs.start()

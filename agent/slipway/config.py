@@ -138,6 +138,10 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
+    # HAProxy's request latencies (issue 15, ``routing.haproxytraffic``): one request in
+    # haproxy_latency_sample is sent to the agent for the latency histogram (0: none);
+    # request and status counts stay exact, from HAProxy's own counters.
+    haproxy_latency_sample: int = DataPlane.latency_sample
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -294,6 +298,7 @@ class Settings:
             kind=self.data_plane,
             haproxy_backends=self.haproxy_backends,
             haproxy_bin=self.haproxy_bin,
+            latency_sample=self.haproxy_latency_sample,
         )
 
     @property

@@ -13,8 +13,9 @@ Fixtures:
 - ``agent`` (per module): a real ``slipway serve``; a module's ``AGENT_SETTINGS`` dict
   (or a function of the fixture request returning one) sets its SLIPWAY_* settings.
   Its route DNS responder (on a free port of its own) outlives ``agent.kill()`` like
-  it outlives a real crash; teardown ends it with ``stop_route_dns()``. Its instances
-  publish on this worker's own slice of the instance network (``worker_network()``).
+  it outlives a real crash, as does the HAProxy of its data plane; teardown ends both
+  with ``stop_children()``. Its instances publish on this worker's own slice of the
+  instance network (``worker_network()``).
 - ``dns_server`` (per module): a DNS server of the test's own for ``dns_resolver``.
 
 Run in parallel (``pytest -n N --dist loadfile``, as ``scripts/test`` does), each xdist
@@ -246,7 +247,7 @@ def agent(
         process.start()
     except BaseException:
         process.kill()
-        process.stop_route_dns()
+        process.stop_children()
         raise
     try:
         yield process
@@ -256,7 +257,7 @@ def agent(
             client = process.client()
             service_ids = [s["ServiceId"] for s in client.list_services()["ServiceSummaryList"]]
         process.kill()
-        process.stop_route_dns()
+        process.stop_children()
         for service_id in service_ids:
             for container in docker_client.containers.list(
                 all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}

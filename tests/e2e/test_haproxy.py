@@ -26,7 +26,6 @@ from testkit.harness import (
     image_source,
     live_containers,
     scaled_service,
-    stop_haproxy,
     wait_for,
     wait_status,
 )
@@ -55,15 +54,9 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         "https_port": request.getfixturevalue("caddy_server").https_port,
         "dns_resolver": request.getfixturevalue("dns_server").address,
         "domain_check_interval": 0.5,
+        "metrics_interval": 0.5,
+        "haproxy_latency_sample": 1,  # every request's latency: counts can be exact
     }
-
-
-@pytest.fixture(scope="module")
-def reap_haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Requested before ``agent``, so this ends after it: then the HAProxy the agent
-    started (it outlives the agent on purpose) is stopped."""
-    yield
-    stop_haproxy(tmp_path_factory.getbasetemp())
 
 
 def runtime(agent, command: str) -> str:
@@ -90,9 +83,7 @@ def frontend_requests(agent) -> int:
     raise AssertionError("no slipway frontend in HAProxy's stats")
 
 
-def test_service_answers_through_haproxy_and_deploys_without_loss(
-    reap_haproxy, agent, hello_image, push_variant
-):
+def test_service_answers_through_haproxy_and_deploys_without_loss(agent, hello_image, push_variant):
     client = agent.client()
     arn = client.create_service(
         ServiceName="steady",
@@ -126,7 +117,7 @@ def test_service_answers_through_haproxy_and_deploys_without_loss(
     assert haproxy_pids(agent.root) == [pid]
 
 
-def test_autoscaling_reads_haproxy_in_flight_counts(reap_haproxy, agent, hello_image):
+def test_autoscaling_reads_haproxy_in_flight_counts(agent, hello_image):
     client = agent.client()
     service = scaled_service(client, "elastic", hello_image, MaxConcurrency=2, MinSize=1, MaxSize=3)
     service_id = service["ServiceId"]
@@ -141,7 +132,55 @@ def test_autoscaling_reads_haproxy_in_flight_counts(reap_haproxy, agent, hello_i
     assert agent.get("elastic").status_code == 200
 
 
-def test_paused_and_unknown_hosts_answer_as_with_caddy(reap_haproxy, agent, hello_image):
+def test_metrics_count_haproxy_requests_by_service_and_status(agent, hello_image):
+    client = agent.client()
+    arn = client.create_service(
+        ServiceName="counted", SourceConfiguration=image_source(hello_image)
+    )["Service"]["ServiceArn"]
+    wait_status(client, arn, "RUNNING")
+    value = agent.metric
+    assert agent.get("counted").status_code == 200
+    wait_for(lambda: value("slipway_requests_total", service="counted") >= 1, 20, "a count")
+    agent.access_log_read()
+    before = {
+        "requests": value("slipway_requests_total", service="counted"),
+        "2xx": value("slipway_responses_total", service="counted", status_class="2xx"),
+        "4xx": value("slipway_responses_total", service="counted", status_class="4xx"),
+        "latency": value("slipway_request_latency_seconds_count", service="counted"),
+        "slow": value("slipway_request_latency_seconds_bucket", service="counted", le="0.25"),
+    }
+    handled = frontend_requests(agent)
+    for _ in range(5):
+        assert agent.get("counted").status_code == 200
+    for _ in range(2):
+        assert agent.get("counted", "/slow?ms=300").status_code == 200
+    for _ in range(3):
+        assert agent.get("counted", "/no-such-page").status_code == 404
+    assert frontend_requests(agent) == handled + 10  # all through HAProxy, none through Caddy
+    wait_for(
+        lambda: (
+            value("slipway_request_latency_seconds_count", service="counted")
+            == before["latency"] + 10
+        ),
+        20,
+        "the latencies of all ten",
+    )
+    agent.access_log_read()  # nothing more arrives: the counts are exact
+    assert value("slipway_requests_total", service="counted") == before["requests"] + 10
+    assert value("slipway_responses_total", service="counted", status_class="2xx") == (
+        before["2xx"] + 7
+    )
+    assert value("slipway_responses_total", service="counted", status_class="4xx") == (
+        before["4xx"] + 3
+    )
+    # The two slow ones are above 0.25 s, the eight others below.
+    assert (
+        value("slipway_request_latency_seconds_bucket", service="counted", le="0.25")
+        == before["slow"] + 8
+    )
+
+
+def test_paused_and_unknown_hosts_answer_as_with_caddy(agent, hello_image):
     client = agent.client()
     arn = client.create_service(
         ServiceName="sleepy", SourceConfiguration=image_source(hello_image)
@@ -160,7 +199,7 @@ def test_paused_and_unknown_hosts_answer_as_with_caddy(reap_haproxy, agent, hell
 
 
 def test_custom_domain_https_by_caddy_and_redirect_through_haproxy(
-    reap_haproxy, agent, dns_server, hello_image, tmp_path
+    agent, dns_server, hello_image, tmp_path
 ):
     client = agent.client()
     arn = client.create_service(
@@ -209,7 +248,7 @@ def test_custom_domain_https_by_caddy_and_redirect_through_haproxy(
     assert frontend_requests(agent) == before + 1
 
 
-def test_haproxy_that_dies_is_started_again_with_its_routes(reap_haproxy, agent, hello_image):
+def test_haproxy_that_dies_is_started_again_with_its_routes(agent, hello_image):
     client = agent.client()
     arn = client.create_service(
         ServiceName="phoenix", SourceConfiguration=image_source(hello_image)

@@ -133,7 +133,7 @@ def wipe(agent, service_ids: list[str]) -> None:
     """A host that lost its state: no agent, no data_dir, no key or config, no
     instances (their images stay in the registry)."""
     agent.kill()
-    agent.stop_route_dns()
+    agent.stop_children()
     for service_id in service_ids:
         for container in service_containers(service_id):
             container.remove(force=True)

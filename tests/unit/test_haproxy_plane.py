@@ -18,6 +18,7 @@ from slipway.routing.haproxy import (
     caddy_listen,
 )
 from slipway.routing.haproxyconfig import (
+    SERVER_OPTIONS,
     DataPlane,
     Server,
     parse_in_flight,
@@ -53,9 +54,9 @@ def test_config_routes_hosts_by_map_with_fixed_pool() -> None:
 def test_plan_new_host_gets_servers_before_its_map_entry() -> None:
     routes = [Route("Hello.localhost", ("127.77.0.2:8080", "127.77.0.1:8080"))]
     assert plan(routes, {}, [], map_file=MAP, backends=4) == [
-        "add server s0/127.77.0.1_8080 127.77.0.1:8080",
+        f"add server s0/127.77.0.1_8080 127.77.0.1:8080 {SERVER_OPTIONS}",
         "enable server s0/127.77.0.1_8080",
-        "add server s0/127.77.0.2_8080 127.77.0.2:8080",
+        f"add server s0/127.77.0.2_8080 127.77.0.2:8080 {SERVER_OPTIONS}",
         "enable server s0/127.77.0.2_8080",
         f"add map {MAP} hello.localhost s0",
     ]
@@ -66,7 +67,7 @@ def test_plan_switch_adds_new_instance_then_drains_old() -> None:
     servers = [Server("s1", "127.77.0.1_8080", "127.77.0.1:8080", True)]
     routes = [Route("hello.localhost", ("127.77.0.9:8080",))]
     assert plan(routes, mapped, servers, map_file=MAP, backends=4) == [
-        "add server s1/127.77.0.9_8080 127.77.0.9:8080",
+        f"add server s1/127.77.0.9_8080 127.77.0.9:8080 {SERVER_OPTIONS}",
         "enable server s1/127.77.0.9_8080",
         "disable server s1/127.77.0.1_8080",
         "del server s1/127.77.0.1_8080",
@@ -152,9 +153,9 @@ def test_nonsense_settings_are_refused_by_name(plane: DataPlane, named: str) -> 
         plane.check()
 
 
-def test_settings_default_to_caddy() -> None:
+def test_settings_default_to_haproxy() -> None:
     plane = Settings().data_plane_limits
-    assert plane.kind == "caddy" and plane.haproxy_backends > 0
+    assert plane.kind == "haproxy" and plane.haproxy_backends > 0
     plane.check()
 
 
@@ -181,7 +182,7 @@ class FakeRuntime:
                 admin = 0 if enabled else 1
                 rows.append(f"6 {backend} 1 {name} {ip} 2 {admin} 1 1 0 1 0 0 0 0 0 0 - {port}")
             return "\n".join(rows) + "\n"
-        if line == "show stat":
+        if line == "show stat -1 4 -1":
             rows = ["# pxname,svname,qcur,scur,addr,"]
             for (backend, name), (addr, _) in self.servers.items():
                 rows.append(f"{backend},{name},0,{self.flights.get(addr, 0)},{addr},")
@@ -284,3 +285,21 @@ def test_an_haproxy_serving_this_config_is_kept(tmp_path: Path) -> None:
     (tmp_path / "haproxy.cfg").write_text("the config\n")
     assert process.keep(tmp_path / "hosts.map", "") is None  # nothing started
     assert process.answers()
+
+
+def test_set_weight_of_one_instance_for_traffic_splitting(tmp_path: Path) -> None:
+    router, runtime, _ = make(tmp_path)
+    answers = {
+        "set weight s0/127.77.0.2_8080 64": "",
+        "set weight s0/127.77.0.1_8080 7": "No such server.\n",
+    }
+    plain = runtime.command
+    runtime.command = lambda line: answers[line] if line in answers else plain(line)  # type: ignore[method-assign]
+    router.apply([Route("a.localhost", ("127.77.0.1:8080", "127.77.0.2:8080"))])
+    router.set_weight("A.localhost", "127.77.0.2:8080", 64)
+    with pytest.raises(RouterError, match="refused the weight of s0/127.77.0.1_8080: No such"):
+        router.set_weight("a.localhost", "127.77.0.1:8080", 7)
+    with pytest.raises(RouterError, match="b.localhost has no instances routed"):
+        router.set_weight("b.localhost", "127.77.0.2:8080", 1)
+    with pytest.raises(RouterError, match="0 to 256"):
+        router.set_weight("a.localhost", "127.77.0.2:8080", 300)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..backends import Backend
 from ..jobs import Jobs
@@ -31,15 +32,18 @@ class MetricsCollector:
         instances: Callable[[], Iterable[tuple[str, str]]],
         backend: Backend,
         *,
+        served: Callable[[], Mapping[str, Any]] = dict,
         interval: float = 5.0,
         stats_interval: float = 15.0,
     ) -> None:
         """``hosts``: host -> service name, of every live service. ``instances``: (service
-        name, container id or name) of every instance serving now."""
+        name, container id or name) of every instance serving now. ``served``: what the
+        router counted itself per host since its last call (``Metrics.count_served``)."""
         self.metrics = metrics
         self.hosts = hosts
         self.instances = instances
         self.backend = backend
+        self.served = served
         self.interval = interval
         self.stats_interval = stats_interval
         self._limits: dict[str, float | None] = {}
@@ -49,7 +53,12 @@ class MetricsCollector:
         jobs.every(RESOURCES_JOB, self.stats_interval, self.tick_resources)
 
     def tick_requests(self) -> int:
-        return self.metrics.collect_requests(self.hosts())
+        """The access log first, then the router's own counts: a request a test sees in
+        the log was answered before the counters are read."""
+        hosts = self.hosts()
+        lines = self.metrics.collect_requests(hosts)
+        self.metrics.count_served(hosts, self.served())
+        return lines
 
     def tick_resources(self) -> None:
         pairs = list(self.instances())

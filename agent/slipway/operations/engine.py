@@ -104,8 +104,9 @@ class Operations:
         jobs.every(RECONCILE_JOB, interval, self.reconciler.reconcile_once, first=interval)
 
     def problems(self) -> list[str]:
-        """What ``/healthz`` should say about operations: ends the store refused."""
-        return self.dispatcher.problems()
+        """What ``/healthz`` should say about operations: ends the store refused, and a
+        data plane that fails."""
+        return self.dispatcher.problems() + self.reconciler.plane.problems()
 
     def stop(self) -> None:
         self.runner.stop()

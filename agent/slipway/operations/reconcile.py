@@ -22,6 +22,7 @@ from ..services import Services
 from ..store import Store
 from ..upkeep import Upkeep
 from .journal import Journal
+from .planewatch import PlaneWatch
 from .queue import ACTIVE_STATUSES, OperationQueue
 from .rollout import Rollout, instance_spec
 from .routes import Routes, by_service, live_instances
@@ -64,6 +65,7 @@ class Reconciler:
         rollout: Rollout,
         runner: Runner,
         applogs: AppLogCollector | None = None,
+        plane: PlaneWatch | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -76,6 +78,7 @@ class Reconciler:
         self.rollout = rollout
         self.runner = runner
         self.applogs = applogs
+        self.plane = plane or PlaneWatch(store, journal)
         self.upkeep = Upkeep()
         self._probes = ThreadPoolExecutor(max_workers=PROBES, thread_name_prefix="slipway-probe")
         self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
@@ -87,12 +90,19 @@ class Reconciler:
         }
 
     def reconcile_once(self) -> None:
+        problem = None
         try:
             self.router.keep_route_dns()
-        except SlipwayError as exc:  # Caddy falls back to the last load's instances
-            log.warning("route DNS: %s", exc.message)
+        except SlipwayError as exc:  # the router keeps what it serves; tried again next pass
+            log.warning("data plane: %s", exc.message)
+            problem = exc.message
         instances = self.backend.list_instances()
-        self.routes.apply(instances=instances)
+        try:
+            self.routes.apply(instances=instances)
+        except SlipwayError as exc:  # what was applied before keeps serving
+            log.warning("routes: %s", exc.message)
+            problem = problem or exc.message
+        self.plane.observe(problem)
         busy = self.busy()
         services = self.store.list_services(include_deleted=True)
         if self.applogs is not None:  # this agent's instances only, not the host's

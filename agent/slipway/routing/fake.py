@@ -24,3 +24,6 @@ class FakeRouter:
 
     def upstream_requests(self) -> dict[str, int]:
         return dict(self.flights)
+
+    def served(self) -> dict[str, object]:
+        return {}

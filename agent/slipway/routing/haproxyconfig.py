@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import InvalidRequest, RouterError
 from .caddyconfig import PAUSED_BODY, UNAVAILABLE_BODY, Route
+from .haproxytraffic import LOG_FORMAT
 
 DATA_PLANES = ("caddy", "haproxy")
 POOL_PREFIX = "s"  # pool backends are s0, s1, ...
@@ -32,17 +33,25 @@ UNAVAILABLE = "b_unavailable"
 FALLBACK = "b_caddy"  # every host that is not a service's: Caddy's HTTP server
 # A request that finds its instance refusing (one being replaced) is sent to another.
 RETRIES = 3
+# A server added at runtime keeps no idle connection unless told (2.6 gives it neither
+# the pool size nor the purge delay of a configured one): without these, every request
+# opened a new connection to its instance, and slipway's route cost 3x bare HAProxy's
+# CPU per request, at a third of its req/s (bench/router.py, issue 15).
+SERVER_OPTIONS = "pool-max-conn -1 pool-purge-delay 5s"
 
 
 @dataclass(frozen=True)
 class DataPlane:
     """Which router carries plain-HTTP service traffic (``data_plane``), and with
     HAProxy how many services it can route at once (``haproxy_backends``: the pool,
-    fixed at its start because a backend cannot be added without a reload)."""
+    fixed at its start because a backend cannot be added without a reload), and one
+    request in how many has its latency sent to the agent (``haproxy_latency_sample``;
+    0: none, the latency histogram stays empty; see ``haproxytraffic.py``)."""
 
-    kind: str = "caddy"
+    kind: str = "haproxy"
     haproxy_backends: int = 500
     haproxy_bin: str = "haproxy"
+    latency_sample: int = 10
 
     def check(self) -> None:
         """Refuse settings that cannot work, naming the setting."""
@@ -56,6 +65,11 @@ class DataPlane:
             )
         if not self.haproxy_bin.strip():
             raise InvalidRequest("haproxy_bin must name the haproxy program")
+        if not 0 <= self.latency_sample <= 100_000:
+            raise InvalidRequest(
+                "haproxy_latency_sample must be between 0 (off) and 100000,"
+                f" not {self.latency_sample}"
+            )
 
 
 @dataclass(frozen=True)
@@ -89,9 +103,24 @@ def _answer(status: int, body: str) -> str:
 
 
 def render_config(
-    *, http_port: int, socket: Path, map_file: Path, caddy_http: Path, backends: int
+    *,
+    http_port: int,
+    socket: Path,
+    map_file: Path,
+    caddy_http: Path,
+    backends: int,
+    samples: Path | None = None,
+    sample: int = 0,
 ) -> str:
-    """HAProxy's whole config: the same settings always give the same text."""
+    """HAProxy's whole config: the same settings always give the same text. With
+    ``samples`` and ``sample`` > 0, every ``sample``-th request's backend, status and
+    latency go as a datagram to the socket ``samples`` (the agent reads it)."""
+    sampled = []
+    if samples is not None and sample > 0:
+        sampled = [
+            f"    log {samples} format raw sample 1:{sample} local0 info\n",
+            f'    log-format "{LOG_FORMAT}"\n',
+        ]
     lines = [
         "# Written by slipway at each start; routes change through the Runtime API.\n",
         "global\n",
@@ -112,6 +141,7 @@ def render_config(
         "    retry-on conn-failure empty-response\n",
         "frontend slipway\n",
         f"    bind :{http_port}\n",
+        *sampled,
         f"    use_backend %[req.hdr(host),field(1,:),lower,map({map_file},{FALLBACK})]\n",
         f"backend {PAUSED}\n",
         _answer(503, PAUSED_BODY),
@@ -165,7 +195,7 @@ def parse_in_flight(csv: str) -> dict[str, int]:
     flights: dict[str, int] = {}
     for line in lines[1:]:
         row = line.split(",")
-        if len(row) <= max(px, sv, scur, qcur, addr) or not _is_pool(row[px]):
+        if len(row) <= max(px, sv, scur, qcur, addr) or not is_pool(row[px]):
             continue
         if row[sv] in ("FRONTEND", "BACKEND") or not row[addr]:
             continue
@@ -174,7 +204,8 @@ def parse_in_flight(csv: str) -> dict[str, int]:
     return flights
 
 
-def _is_pool(backend: str) -> bool:
+def is_pool(backend: str) -> bool:
+    """Whether ``backend`` is one of the pool's (``s0``..), which route a service."""
     return backend.startswith(POOL_PREFIX) and backend[len(POOL_PREFIX) :].isdigit()
 
 
@@ -192,7 +223,7 @@ def assign(
         elif not route.upstreams:
             wanted[host] = UNAVAILABLE
     taken = {mapped[h] for h in mapped if h in {r.host.lower() for r in routes}}
-    taken = {b for b in taken if _is_pool(b)}
+    taken = {b for b in taken if is_pool(b)}
     busy = {s.backend for s in servers}
     free = [pool_name(i) for i in range(backends) if pool_name(i) not in taken]
     free.sort(key=lambda b: b in busy)  # stable: empty ones first, in order
@@ -201,7 +232,7 @@ def assign(
         if host in wanted:
             continue
         current = mapped.get(host, "")
-        if _is_pool(current) and int(current[len(POOL_PREFIX) :]) < backends:
+        if is_pool(current) and int(current[len(POOL_PREFIX) :]) < backends:
             wanted[host] = current
         elif free:
             wanted[host] = free.pop(0)
@@ -232,11 +263,11 @@ def plan(
     members: dict[str, set[str]] = {}
     for route in routes:
         backend = wanted[route.host.lower()]
-        if _is_pool(backend):
+        if is_pool(backend):
             members[backend] = set(route.upstreams)
     have: dict[str, dict[str, Server]] = {}
     for s in servers:
-        if _is_pool(s.backend):
+        if is_pool(s.backend):
             have.setdefault(s.backend, {})[s.address] = s
     adds: list[str] = []
     leaves: list[str] = []
@@ -248,7 +279,7 @@ def plan(
             server = present.get(address)
             target = f"{backend}/{server.name if server else server_name(address)}"
             if server is None:
-                adds.append(f"add server {target} {address}")
+                adds.append(f"add server {target} {address} {SERVER_OPTIONS}")
             if server is None or not server.enabled:
                 adds.append(f"enable server {target}")
         for address, server in sorted(present.items()):

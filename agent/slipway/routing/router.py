@@ -120,6 +120,14 @@ class Router:
     def close(self) -> None:
         self._client.close()
 
+    def listen_on(self, http_listen: str | None) -> None:
+        """Move the HTTP server to ``http_listen`` (None: ``http_port``) at the next
+        apply: behind HAProxy, or on the port itself while HAProxy cannot serve it."""
+        with self._apply_lock:
+            if http_listen != self.http_listen:
+                self.http_listen = http_listen
+                self._applied = None  # the next apply loads
+
     def build_config(
         self, routes: Iterable[Route], custom_hosts: Iterable[CustomHost] | None = None
     ) -> dict[str, Any]:
@@ -221,6 +229,11 @@ class Router:
             return {str(e["address"]): int(e.get("num_requests", 0)) for e in entries}
         except (ValueError, TypeError, KeyError) as exc:
             raise RouterError(f"unexpected answer from Caddy's upstreams endpoint: {exc}") from exc
+
+    def served(self) -> dict[str, Any]:
+        """Requests counted by the router itself, per host: none with Caddy, whose
+        requests are read from its access log (``observe/metrics.py``)."""
+        return {}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         url = f"{self.admin_url}{path}"
