@@ -76,7 +76,8 @@ class Reconciler:
         self.rollout = rollout
         self.runner = runner
         self.applogs = applogs
-        self.upkeep = Upkeep()
+        # One per service: an upkeep forgets the instances it is not shown.
+        self.upkeeps: dict[str, Upkeep] = {}
         self._probes = ThreadPoolExecutor(max_workers=PROBES, thread_name_prefix="slipway-probe")
         self._probed: dict[str, float] = {}  # service id -> when its live instances were probed
 
@@ -110,6 +111,8 @@ class Reconciler:
         live = {s.id: live_instances(s, grouped.get(s.id, [])) for s in kept}
         healthy = self._probe_due(kept, live)
         auto_scaling_for = self.services.auto_scaling_lookup()
+        present = {s.id for s in services if s.status != "DELETED"}
+        self.upkeeps = {k: v for k, v in self.upkeeps.items() if k in present}
         for service in kept:
             floor = auto_scaling_for(service.spec)["min_size"]
             self._keep_up(service, live[service.id], healthy, floor)
@@ -154,7 +157,8 @@ class Reconciler:
         """Report crashes of live instances; replace dead, missing or unhealthy ones, to
         keep at least ``floor`` (the service's MinSize)."""
         spec = service.spec
-        verdict = self.upkeep.judge(live, healthy, floor, spec.health.unhealthy_threshold)
+        upkeep = self.upkeeps.setdefault(service.id, Upkeep())
+        verdict = upkeep.judge(live, healthy, floor, spec.health.unhealthy_threshold)
         for report in verdict.reports:
             self.journal.note(service.id, report)
         if (verdict.replace or verdict.missing) and self.queue.claim(service.id):
