@@ -1,8 +1,9 @@
 """Health checks of new instances, with App Runner's HealthCheckConfiguration knobs.
 
 ``probe`` is one check; ``probe_tcp_many`` is the TCP check of many instances at once,
-on one thread. ``until_healthy`` decides when a fresh instance may take
-traffic. Its rule, kept simple on purpose:
+on one thread; ``ReconcilePace`` how often the reconcile pass checks live instances
+and how long it trusts that nothing else changed. ``until_healthy`` decides when a
+fresh instance may take traffic. Its rule, kept simple on purpose:
 
 - a fresh instance needs time to boot, so failures *before its first success*
   only count toward ``deadline`` (seconds from the call), and are retried every
@@ -26,11 +27,33 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
-from .errors import HealthCheckFailed
+from .errors import HealthCheckFailed, InvalidRequest
 
 TCP_SETTLE = 0.2  # seconds a TCP check waits to see whether the peer hangs up
 BOOT_POLL = 0.5  # seconds between checks until an instance first answers
+
+
+@dataclass(frozen=True)
+class ReconcilePace:
+    """How often the reconcile job looks (``reconcile_interval``), and at most how long
+    it goes on trusting that nothing it reads changed (``reconcile_full_interval``):
+    between full passes it only runs the health checks that are due. The full pass is
+    also the safety net for a change no mark shows, and how a restarted Caddy or route
+    DNS responder is noticed (Caddy's config is checked at most every 10 s anyway)."""
+
+    interval: float = 2.0
+    full_interval: float = 10.0
+
+    def check(self) -> None:
+        if not self.interval > 0:
+            raise InvalidRequest(f"reconcile_interval must be above 0, not {self.interval}")
+        if not self.full_interval >= self.interval:
+            raise InvalidRequest(
+                f"reconcile_full_interval must be at least reconcile_interval"
+                f" ({self.interval:g}), not {self.full_interval}"
+            )
 
 
 def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tuple[bool, str]:
