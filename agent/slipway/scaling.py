@@ -173,6 +173,7 @@ class Scaler:
         self.capacity = Capacity.of_host(settings)
         self.decisions = Autoscaler(settings.scale_out_window, settings.scale_in_cooldown)
         self._refused: set[str] = set()  # services told that the host is full
+        self._services: tuple[object, list[Service]] = (None, [])  # as of a store mark
 
     def sample_once(self) -> None:
         """One look at every running service. The instances serving are those of its
@@ -181,7 +182,10 @@ class Scaler:
         in_flight = self.router.upstream_requests()
         routed = self.router.routed()
         now = self.clock()
-        services = self.store.list_services()
+        mark = self.store.changes()
+        if self._services[0] != mark:  # read again only when the store moved
+            self._services = (mark, self.store.list_services())
+        services = self._services[1]
         busy = self.reconciler.busy()
         instances: list[Instance] | None = None
         auto_scaling_for = self.services.auto_scaling_lookup()

@@ -86,14 +86,19 @@ class Reconciler:
         self._last_mark: tuple[object, ...] | None = None
         self._full_due = 0.0
         self._own: frozenset[str] = frozenset()  # ids of the services in the store
+        self._operating: tuple[object, frozenset[str]] = (None, frozenset())  # ``busy``
         self._kept: list[Service] = []
         self._live: dict[str, list[Instance]] = {}
 
     def busy(self) -> set[str]:
         """Services with an operation, replacement or scaling move under way."""
-        return self.queue.busy() | {
-            op.service_id for op in self.store.operations_with_status(*ACTIVE_STATUSES)
-        }
+        mark = self.store.changes()
+        if self._operating[0] != mark:  # the active operations as of the store's mark
+            operating = {
+                op.service_id for op in self.store.operations_with_status(*ACTIVE_STATUSES)
+            }
+            self._operating = (mark, frozenset(operating))
+        return self.queue.busy() | self._operating[1]
 
     def reconcile_once(self) -> None:
         """A full pass when anything it reads moved since the last one (the store, this
