@@ -429,11 +429,7 @@ class DockerEngine:
         for attrs in self._inspect_all([f"{LABEL_MANAGED}=true"]):
             main = (attrs["Id"], (attrs.get("State") or {}).get("Pid") or 0)
             mains[attrs["Id"]] = mains[attrs["Name"].lstrip("/")] = main
-        samples: dict[str, dict[str, Any]] = {}
-        for i in ids:
-            sample = self._cgroups.sample(*mains[i]) if i in mains else None
-            if sample is not None:
-                samples[i] = sample
+        samples = self._cgroups.sample_many({i: mains[i] for i in ids if i in mains})
         samples.update(self._api_stats([i for i in ids if i not in samples]))
         return samples
 
