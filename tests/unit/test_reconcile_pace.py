@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_services_worker import Env
 
-from slipway.errors import InvalidRequest
+from slipway.errors import InvalidRequest, RouterError
 from slipway.health import ReconcilePace
 from slipway.operations import reconcile
 
@@ -90,6 +90,23 @@ def test_a_change_of_a_container_or_the_store_makes_the_next_pass_full(env, monk
     env.services.pause_service(service.arn)  # a store change (the operation, queued)
     env.reconciler.reconcile_once()
     assert counted.applies == 2
+
+
+def test_a_full_pass_that_failed_comes_again_at_the_next_pass(env, monkeypatch):
+    running(env)
+    counted = Counted(env, monkeypatch)
+    apply = env.router.apply
+
+    def away(routes):
+        monkeypatch.setattr(env.router, "apply", apply)  # back for the next pass
+        raise RouterError("Caddy admin API unreachable")
+
+    monkeypatch.setattr(env.router, "apply", away)
+    env.reconciler._full_due = 0.0  # the full pass is due
+    with pytest.raises(RouterError):
+        env.reconciler.reconcile_once()
+    env.reconciler.reconcile_once()
+    assert counted.applies == 1
 
 
 def test_a_full_pass_comes_at_least_every_full_interval(tmp_path, monkeypatch):

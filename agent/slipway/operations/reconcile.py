@@ -111,8 +111,9 @@ class Reconciler:
         if self._mark(seen, instances) == self._last_mark and time.monotonic() < self._full_due:
             self._check_health()
             return
-        self._full_due = time.monotonic() + self.pace.full_interval
-        self._full_pass(instances)
+        started = time.monotonic()
+        self._full_pass(instances)  # one that fails (Caddy away) comes again next pass
+        self._full_due = started + self.pace.full_interval
         self._last_mark = self._mark(seen, instances)  # with the services this pass read
 
     def _mark(self, seen: tuple[object, ...], instances: list[Instance]) -> tuple[object, ...]:
