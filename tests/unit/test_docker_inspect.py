@@ -117,14 +117,12 @@ def test_listing_kept_through_events_that_change_no_membership():
         client.api.events_queue.put({"id": "other"})
         client.api.events_queue.join()
         inspections.all()
-        before = inspections.generation()
         client.api.state["c1"] = "exited"
         for action in ("die", "exec_start: sh -c true", "health_status: healthy"):
             client.api.events_queue.put({"id": "c1", "Action": action, "status": action})
             client.api.events_queue.join()
         assert [a["State"]["Status"] for a in inspections.all()] == ["exited"]
         assert client.api.listings == 1
-        assert inspections.generation() != before
 
         client.api.state["c2"] = "created"
         client.api.events_queue.put({"id": "c2", "Action": "create", "status": "create"})

@@ -83,13 +83,6 @@ class Inspections:
         with self._lock:
             self._outdate(*container_ids)
 
-    def generation(self) -> int | None:
-        """A number that moves whenever what is kept may have changed (an event, or a
-        change of this agent's own); None while nothing is kept (the stream is not open)."""
-        self._follow_events()
-        with self._lock:
-            return self._changes if self._live else None
-
     def _outdate(self, *container_ids: str, listing: bool = True) -> None:
         """With the lock held: forget these inspects (and the listing, unless told it did
         not change), and count a change so that a look under way meanwhile is not kept."""
