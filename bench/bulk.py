@@ -487,7 +487,8 @@ def main() -> int:
     if idle_jobs:
         spent = sorted(idle_jobs.items(), key=lambda item: -item[1])
         lines.append(
-            "Idle CPU by job (% of a core; the rest is health probes, API and log threads): "
+            "Idle CPU by job (% of a core; TCP health checks count in reconcile;"
+            " other: the API server, the scheduler's threads, HTTP checks, log followers): "
             + ", ".join(f"{name} {share:.2f}" for name, share in spent)
             + f"; other {idle_cpu - sum(idle_jobs.values()):.2f}."
         )

@@ -24,6 +24,7 @@ from .domains.ondemand import OnDemandLimits
 from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
 from .filemodes import StateAccess
+from .health import ReconcilePace
 from .outbound import OutboundPolicy
 from .routing.admin import DEFAULT_ADMIN
 from .routing.haproxyconfig import DataPlane
@@ -142,6 +143,10 @@ class Settings:
     # haproxy_latency_sample is sent to the agent for the latency histogram (0: none);
     # request and status counts stay exact, from HAProxy's own counters.
     haproxy_latency_sample: int = DataPlane.latency_sample
+    # The idle reconcile pass (issue 12, ``health.ReconcilePace``): between two full passes
+    # at most this many seconds apart, a pass that finds the store, the containers and
+    # the work under way as they were only runs the health checks that are due.
+    reconcile_full_interval: float = ReconcilePace.full_interval
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -290,6 +295,10 @@ class Settings:
         """Files imported as secrets at start, one per file named like the secret, with
         no grants (``service_secrets.Secrets.import_files``)."""
         return self.config_dir / "secrets"
+
+    @property
+    def reconcile_pace(self) -> ReconcilePace:
+        return ReconcilePace(self.reconcile_interval, self.reconcile_full_interval)
 
     @property
     def data_plane_limits(self) -> DataPlane:

@@ -1,8 +1,9 @@
 """Health checks of new instances, with App Runner's HealthCheckConfiguration knobs.
 
 ``probe`` is one check; ``probe_tcp_many`` is the TCP check of many instances at once,
-on one thread. ``until_healthy`` decides when a fresh instance may take
-traffic. Its rule, kept simple on purpose:
+on one thread; ``ReconcilePace`` how often the reconcile pass checks live instances
+and how long it trusts that nothing else changed. ``until_healthy`` decides when a
+fresh instance may take traffic. Its rule, kept simple on purpose:
 
 - a fresh instance needs time to boot, so failures *before its first success*
   only count toward ``deadline`` (seconds from the call), and are retried every
@@ -22,15 +23,38 @@ from __future__ import annotations
 
 import errno
 import http.client
-import selectors
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
-from .errors import HealthCheckFailed
+from .errors import HealthCheckFailed, InvalidRequest
 
 TCP_SETTLE = 0.2  # seconds a TCP check waits to see whether the peer hangs up
 BOOT_POLL = 0.5  # seconds between checks until an instance first answers
+
+
+@dataclass(frozen=True)
+class ReconcilePace:
+    """How often the reconcile job looks (``reconcile_interval``), and at most how long
+    it goes on trusting that nothing it reads changed (``reconcile_full_interval``):
+    between full passes it only runs the health checks that are due. The full pass is
+    also the safety net for a change no mark shows, and how a restarted Caddy or route
+    DNS responder is noticed: 11 s, just past the 10 s the router trusts Caddy's config
+    (``routing.router.DRIFT_CHECK_SECONDS``), so each full pass looks at it."""
+
+    interval: float = 2.0
+    full_interval: float = 11.0
+
+    def check(self) -> None:
+        if not self.interval > 0:
+            raise InvalidRequest(f"reconcile_interval must be above 0, not {self.interval}")
+        if not self.full_interval >= self.interval:
+            raise InvalidRequest(
+                f"reconcile_full_interval must be at least reconcile_interval"
+                f" ({self.interval:g}), not {self.full_interval}"
+            )
 
 
 def probe(host: str, port: int, protocol: str, path: str, timeout: float) -> tuple[bool, str]:
@@ -74,10 +98,12 @@ def probe_tcp_many(targets: Sequence[tuple[str, int, float]]) -> list[bool]:
     """The TCP check of each ``(host, port, timeout)``, all at once on this thread: what
     ``probe`` says of each (connected, and not hung up on within ``TCP_SETTLE``). A host
     with 100 services probes 20 instances a second; a thread each cost more CPU than
-    the checks themselves."""
+    the checks themselves, and ``selectors``' bookkeeping a third of what is left, so
+    this speaks to epoll directly."""
     healthy = [False] * len(targets)
-    waiting = selectors.DefaultSelector()
-    deadlines: dict[socket.socket, float] = {}
+    poller = select.epoll()
+    # fd -> [socket, target index, deadline, timeout, connected]
+    waiting: dict[int, list] = {}
     now = time.monotonic()
     try:
         for index, (host, port, timeout) in enumerate(targets):
@@ -86,41 +112,41 @@ def probe_tcp_many(targets: Sequence[tuple[str, int, float]]) -> list[bool]:
             if sock.connect_ex((host, port)) not in (0, errno.EINPROGRESS):
                 sock.close()
                 continue
-            waiting.register(sock, selectors.EVENT_WRITE, (index, timeout))
-            deadlines[sock] = now + timeout
-        while deadlines:
-            soonest = min(deadlines.values())
-            for key, events in waiting.select(max(0.0, soonest - time.monotonic())):
-                sock, (index, timeout) = key.fileobj, key.data  # type: ignore[misc]
-                waiting.unregister(sock)
-                if events & selectors.EVENT_WRITE:  # connected, or refused
+            poller.register(sock.fileno(), select.EPOLLOUT)
+            waiting[sock.fileno()] = [sock, index, now + timeout, timeout, False]
+        while waiting:
+            soonest = min(entry[2] for entry in waiting.values())
+            for fd, _events in poller.poll(max(0.0, soonest - time.monotonic())):
+                entry = waiting[fd]
+                sock, index, _, timeout, connected = entry
+                if not connected:  # connected, or refused
                     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                        del deadlines[sock]
-                        sock.close()
+                        _forget(poller, waiting, fd)
                         continue
                     # Connected: a published port whose app is gone hangs up at once.
-                    waiting.register(sock, selectors.EVENT_READ, (index, timeout))
-                    deadlines[sock] = time.monotonic() + min(timeout, TCP_SETTLE)
+                    poller.modify(fd, select.EPOLLIN)
+                    entry[2], entry[4] = time.monotonic() + min(timeout, TCP_SETTLE), True
                     continue
                 try:
                     healthy[index] = sock.recv(1, socket.MSG_PEEK) != b""
                 except OSError:
                     healthy[index] = False
-                del deadlines[sock]
-                sock.close()
+                _forget(poller, waiting, fd)
             now = time.monotonic()
-            for sock, deadline in list(deadlines.items()):
-                if deadline <= now:  # connected and still open: up; never connected: down
-                    index, _ = waiting.get_key(sock).data
-                    healthy[index] = waiting.get_key(sock).events == selectors.EVENT_READ
-                    waiting.unregister(sock)
-                    del deadlines[sock]
-                    sock.close()
+            for fd, entry in list(waiting.items()):
+                if entry[2] <= now:  # connected and still open: up; never connected: down
+                    healthy[entry[1]] = entry[4]
+                    _forget(poller, waiting, fd)
     finally:
-        for sock in deadlines:
-            sock.close()
-        waiting.close()
+        for entry in waiting.values():
+            entry[0].close()
+        poller.close()
     return healthy
+
+
+def _forget(poller: select.epoll, waiting: dict[int, list], fd: int) -> None:
+    poller.unregister(fd)
+    waiting.pop(fd)[0].close()
 
 
 def until_healthy(

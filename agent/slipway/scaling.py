@@ -42,9 +42,24 @@ def needed(in_flight: int, max_concurrency: int, min_size: int, max_size: int) -
 
 
 @dataclass
+class _Run:
+    """Consecutive samples that asked for the same count: a steady service keeps one run,
+    not a sample a second (60 per service with the default cool-down, scanned each
+    second by ``decide``)."""
+
+    first: float
+    last: float
+    need: int
+
+
+@dataclass
 class _History:
-    samples: deque[tuple[float, int]] = field(default_factory=deque)  # (time, needed)
+    runs: deque[_Run] = field(default_factory=deque)  # oldest first
     since: float | None = None  # first sample since the last action or forget
+
+    def needs_since(self, cutoff: float) -> list[int]:
+        """What the samples taken at ``cutoff`` or later asked for, one entry per run."""
+        return [run.need for run in self.runs if run.last >= cutoff]
 
 
 @dataclass
@@ -60,25 +75,29 @@ class Autoscaler:
         history = self._history.setdefault(service_id, _History())
         if history.since is None:
             history.since = now
-        history.samples.append((now, need))
+        runs = history.runs
+        if runs and runs[-1].need == need:
+            runs[-1].last = now
+        else:
+            runs.append(_Run(now, now, need))
         horizon = now - max(self.out_window, self.in_cooldown)
-        while history.samples and history.samples[0][0] < horizon:
-            history.samples.popleft()
+        while runs and runs[0].last < horizon:
+            runs.popleft()
 
     def decide(self, service_id: str, serving: int, now: float) -> int | None:
         """The instance count to move to, or None to stay."""
         history = self._history.get(service_id)
-        if history is None or history.since is None or not history.samples:
+        if history is None or history.since is None or not history.runs:
             return None
         if now - history.since >= self.out_window:
-            recent = [n for t, n in history.samples if t >= now - self.out_window]
+            recent = history.needs_since(now - self.out_window)
             if recent and min(recent) > serving:
                 return min(recent)
         last = self._last_action.get(service_id)
         if now - history.since >= self.in_cooldown and (
             last is None or now - last >= self.in_cooldown
         ):
-            window = [n for t, n in history.samples if t >= now - self.in_cooldown]
+            window = history.needs_since(now - self.in_cooldown)
             if window and max(window) < serving:
                 return max(window)
         return None
@@ -154,6 +173,7 @@ class Scaler:
         self.capacity = Capacity.of_host(settings)
         self.decisions = Autoscaler(settings.scale_out_window, settings.scale_in_cooldown)
         self._refused: set[str] = set()  # services told that the host is full
+        self._services: tuple[object, list[Service]] = (None, [])  # as of a store mark
 
     def sample_once(self) -> None:
         """One look at every running service. The instances serving are those of its
@@ -162,7 +182,10 @@ class Scaler:
         in_flight = self.router.upstream_requests()
         routed = self.router.routed()
         now = self.clock()
-        services = self.store.list_services()
+        mark = self.store.changes()
+        if self._services[0] != mark:  # read again only when the store moved
+            self._services = (mark, self.store.list_services())
+        services = self._services[1]
         busy = self.reconciler.busy()
         instances: list[Instance] | None = None
         auto_scaling_for = self.services.auto_scaling_lookup()

@@ -73,3 +73,20 @@ def test_no_sample_for_another_process_or_missing_files(tmp_path):
     assert stats.sample(CID, 7) is None  # no such process
     named = host(tmp_path / "b", f"4:memory:/docker/{CID}\n2:cpu,cpuacct:/docker/{CID}\n")
     assert named.sample(CID, 42) is None  # no cgroup files to read: Docker is asked
+
+
+def test_a_round_reads_the_host_cpu_once_and_each_process_cgroups_once(tmp_path):
+    lines = f"4:memory:/docker/{CID}\n2:cpu,cpuacct:/docker/{CID}\n"
+    stats = host(tmp_path, lines)
+    root = tmp_path / "cgroup"
+    write(root / "cpuacct" / "docker" / CID / "cpuacct.usage", "5000000\n")
+    write(root / "memory" / "docker" / CID / "memory.usage_in_bytes", "2048\n")
+    write(root / "memory" / "docker" / CID / "memory.limit_in_bytes", "4096\n")
+    write(root / "memory" / "docker" / CID / "memory.stat", "total_inactive_file 0\n")
+    first = stats.sample_many({"by-id": (CID, 42), "by-name": (CID, 42), "gone": (CID, 7)})
+    assert set(first) == {"by-id", "by-name"}
+    (tmp_path / "proc" / "42" / "cgroup").unlink()  # kept while the process lives
+    assert set(stats.sample_many({"by-id": (CID, 42)})) == {"by-id"}
+    assert stats.sample_many({"restarted": (CID, 43)}) == {}  # a new process: read again
+    (tmp_path / "proc" / "stat").unlink()
+    assert stats.sample_many({"by-id": (CID, 42)}) == {}  # no host CPU time: Docker is asked

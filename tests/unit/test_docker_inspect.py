@@ -1,6 +1,6 @@
 """Inspections are kept while Docker's event stream is open, until an event names
-their container; the listing until any event or a change of this agent's own; without
-the stream every look asks Docker."""
+their container; the listing until a container comes or goes or a change of this
+agent's own; without the stream every look asks Docker."""
 
 from __future__ import annotations
 
@@ -101,6 +101,34 @@ def test_listing_kept_until_an_event_or_a_change_of_our_own():
         client.api.events_queue.join()
         assert [a["Id"] for a in inspections.all()] == ["c2"]
         assert client.api.listings == 3
+    finally:
+        inspections.stop()
+        client.api.events_queue.put(END)
+
+
+def test_listing_kept_through_events_that_change_no_membership():
+    """A die, start or exec of some container (another agent's, on a shared host) drops
+    only that container's inspect; the listing waits for a create or a destroy."""
+    client = FakeClient()
+    inspections = Inspections(client, "slipway.managed=true")
+    try:
+        inspections.get("c1")
+        assert client.api.streaming.wait(5)
+        client.api.events_queue.put({"id": "other"})
+        client.api.events_queue.join()
+        inspections.all()
+        client.api.state["c1"] = "exited"
+        for action in ("die", "exec_start: sh -c true", "health_status: healthy"):
+            client.api.events_queue.put({"id": "c1", "Action": action, "status": action})
+            client.api.events_queue.join()
+        assert [a["State"]["Status"] for a in inspections.all()] == ["exited"]
+        assert client.api.listings == 1
+
+        client.api.state["c2"] = "created"
+        client.api.events_queue.put({"id": "c2", "Action": "create", "status": "create"})
+        client.api.events_queue.join()
+        assert [a["Id"] for a in inspections.all()] == ["c1", "c2"]
+        assert client.api.listings == 2
     finally:
         inspections.stop()
         client.api.events_queue.put(END)

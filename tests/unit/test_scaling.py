@@ -4,6 +4,7 @@ fake backend."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,46 @@ def test_scale_in_waits_for_a_quiet_cooldown():
     assert a.decide("s", 4, 5.0) == 2  # the most any sample of the cooldown asked for
     a.forget("s")
     assert a.decide("s", 4, 6.0) is None
+
+
+def test_runs_decide_as_every_sample_would():
+    """Samples kept as runs of one count decide exactly as the samples themselves: a
+    reference that keeps every sample, over random loads, actions and forgets."""
+    rng = random.Random(12)
+    for _ in range(200):
+        a = Autoscaler(out_window=2.0, in_cooldown=6.0)
+        samples: list[tuple[float, int]] = []
+        since = last = None
+        for tick in range(40):
+            now = tick * 0.5
+            need = rng.choice((1, 1, 1, 2, 3))
+            a.observe("s", need, now)
+            samples.append((now, need))
+            since = now if since is None else since
+            serving = rng.choice((1, 2, 3))
+            recent = [n for t, n in samples if t >= now - 2.0]
+            window = [n for t, n in samples if t >= now - 6.0]
+            expected = None
+            if now - since >= 2.0 and min(recent) > serving:
+                expected = min(recent)
+            elif (
+                now - since >= 6.0 and (last is None or now - last >= 6.0) and max(window) < serving
+            ):
+                expected = max(window)
+            assert a.decide("s", serving, now) == expected
+            if expected is not None:
+                a.acted("s", now)
+                last, samples, since = now, [], None
+            elif rng.random() < 0.05:
+                a.forget("s")
+                samples, since = [], None
+
+
+def test_a_steady_service_keeps_one_run():
+    a = Autoscaler(out_window=2.0, in_cooldown=60.0)
+    for t in range(120):
+        a.observe("s", 1, float(t))
+    assert len(a._history["s"].runs) == 1
 
 
 def test_capacity_room():

@@ -636,3 +636,16 @@ def test_a_malformed_reference_is_refused_by_the_api_storing_nothing(env, where)
     with pytest.raises(InvalidRequest, match=f"{where}.RuntimeEnvironmentSecrets: DB: secret"):
         env.services.create_service({"ServiceName": "malformed", "SourceConfiguration": source})
     assert env.store.list_services() == []
+
+
+def test_a_restart_is_reported_once_whatever_other_services_run(env):
+    """The upkeep's memory of one service's instances survives the passes over the
+    others: an instance restarted once is said once, not at every pass."""
+    first, _ = env.create("one"), env.create("two")
+    env.drain()
+    (inst,) = env.backend.list_instances(first.id)
+    env.backend.restart_instance(inst.id)
+    for _ in range(3):
+        env.reconciler.reconcile_once()
+    events, _ = env.logs.read(first.id, "events")
+    assert sum("the engine restarted it" in e.message for e in events) == 1

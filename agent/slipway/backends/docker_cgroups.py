@@ -13,10 +13,12 @@ another pid namespace): the caller asks Docker.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 _NANOS = 1_000_000_000
+PATHS_KEPT = 4096  # processes whose cgroup paths are kept
 
 
 class CgroupStats:
@@ -25,25 +27,48 @@ class CgroupStats:
         self.root = cgroup_root
         self._ticks = os.sysconf("SC_CLK_TCK")
         self._host_memory: int | None = None
+        # A process's cgroups do not change while it lives: (container, pid) -> paths.
+        self._paths: dict[tuple[str, int], dict[str, str]] = {}
 
-    def sample(self, container_id: str, pid: int) -> dict[str, Any] | None:
+    def sample_many(self, mains: Mapping[str, tuple[str, int]]) -> dict[str, dict[str, Any]]:
+        """``sample`` of each key's (container id, main pid), those that can be read, with
+        the host's CPU time read once for all of them (one metrics round)."""
+        try:
+            system = self._system_ns()
+        except (OSError, ValueError):
+            return {}
+        samples = {}
+        for key, (container_id, pid) in mains.items():
+            sample = self.sample(container_id, pid, system_ns=system)
+            if sample is not None:
+                samples[key] = sample
+        return samples
+
+    def sample(
+        self, container_id: str, pid: int, *, system_ns: int | None = None
+    ) -> dict[str, Any] | None:
         """The container's ``cpu_stats`` and ``memory_stats`` as Docker gives them, from
         the cgroups of its main process ``pid``; None when they cannot be read. The
         cgroup paths must name the container: a pid of another namespace may be some
-        other process here."""
+        other process here. ``system_ns``: the host's CPU time, if already read."""
         if pid <= 0 or not container_id:
             return None
         try:
-            paths = self._cgroups(pid)
-            if not all(container_id in path for path in paths.values() if path):
-                return None
+            paths = self._paths.get((container_id, pid))
+            if paths is None:
+                paths = self._cgroups(pid)
+                if not all(container_id in path for path in paths.values() if path):
+                    return None
+                if len(self._paths) >= PATHS_KEPT:  # containers come and go: start over
+                    self._paths.clear()
+                self._paths[(container_id, pid)] = paths
             if "cpuacct" in paths and "memory" in paths:
                 cpu_ns, memory = self._v1(paths["cpuacct"], paths["memory"])
             elif "" in paths:
                 cpu_ns, memory = self._v2(paths[""])
             else:
                 return None
-            system = self._system_ns()
+            system = self._system_ns() if system_ns is None else system_ns
         except (OSError, ValueError):
             return None
         return {
@@ -58,24 +83,24 @@ class CgroupStats:
     def _cgroups(self, pid: int) -> dict[str, str]:
         """Controller -> cgroup path; v2's unified hierarchy is the controller ''."""
         paths: dict[str, str] = {}
-        for line in (self.proc / str(pid) / "cgroup").read_text().splitlines():
+        for line in _read(self.proc / str(pid) / "cgroup").splitlines():
             _, controllers, path = line.split(":", 2)
             for controller in controllers.split(","):
                 paths[controller] = path.lstrip("/")
         return paths
 
     def _v1(self, cpuacct: str, memory: str) -> tuple[int, dict[str, Any]]:
-        cpu_ns = int((self.root / "cpuacct" / cpuacct / "cpuacct.usage").read_text())
+        cpu_ns = int(_read(self.root / "cpuacct" / cpuacct / "cpuacct.usage"))
         group = self.root / "memory" / memory
-        usage = int((group / "memory.usage_in_bytes").read_text())
-        limit = int((group / "memory.limit_in_bytes").read_text())
+        usage = int(_read(group / "memory.usage_in_bytes"))
+        limit = int(_read(group / "memory.limit_in_bytes"))
         return cpu_ns, self._memory(usage, limit, _flat_keyed(group / "memory.stat"))
 
     def _v2(self, path: str) -> tuple[int, dict[str, Any]]:
         group = self.root / path
         cpu_ns = _flat_keyed(group / "cpu.stat")["usage_usec"] * 1000
-        usage = int((group / "memory.current").read_text())
-        raw_limit = (group / "memory.max").read_text().strip()
+        usage = int(_read(group / "memory.current"))
+        raw_limit = _read(group / "memory.max").strip()
         limit = 0 if raw_limit == "max" else int(raw_limit)
         return cpu_ns, self._memory(usage, limit, _flat_keyed(group / "memory.stat"))
 
@@ -99,11 +124,21 @@ class CgroupStats:
         return self._host_memory
 
 
+def _read(path: Path) -> str:
+    """A small kernel file in one read: a third of what ``Path.read_text`` costs, for the
+    hundreds of files of a metrics round."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16).decode()
+    finally:
+        os.close(fd)
+
+
 def _flat_keyed(path: Path, sep: str | None = None) -> dict[str, int]:
     """A cgroup (or /proc) file of ``key value`` lines; values that are not numbers
     are left out."""
     values: dict[str, int] = {}
-    for line in path.read_text().splitlines():
+    for line in _read(path).splitlines():
         key, _, value = line.partition(sep) if sep else line.partition(" ")
         number = value.split()[0] if value.split() else ""
         if number.isdigit():

@@ -160,6 +160,7 @@ class DockerEngine:
         self._logs = DockerLogs(client)
         self._inspections = Inspections(client, f"{LABEL_MANAGED}=true")
         self._cgroups = CgroupStats()
+        self._converted: dict[str, tuple[dict[str, Any], Instance]] = {}  # id -> kept
         self._allocating = threading.Lock()  # one free address per new container
         self._cursor: int | None = None  # where the next address search starts
 
@@ -347,7 +348,19 @@ class DockerEngine:
         labels = [f"{LABEL_MANAGED}=true"]
         if service_id is not None:
             labels.append(f"{LABEL_SERVICE_ID}={service_id}")
-        return sorted(map(_to_instance, self._inspect_all(labels)), key=lambda i: i.name)
+        # A kept inspect is the same object from one listing to the next: an idle host's
+        # instances are made once, not at each of the reconcile pass's listings.
+        listed: dict[str, tuple[dict[str, Any], Instance]] = {}
+        for attrs in self._inspect_all(labels):
+            kept = self._converted.get(attrs["Id"])
+            listed[attrs["Id"]] = (
+                kept if kept and kept[0] is attrs else (attrs, _to_instance(attrs))
+            )
+        if service_id is None:  # the whole listing: what is not in it is gone
+            self._converted = listed
+        else:
+            self._converted.update(listed)
+        return sorted((inst for _, inst in listed.values()), key=lambda i: i.name)
 
     def stop_instance(self, instance_id: str, timeout: int = 10) -> None:
         """SIGTERM, SIGKILL after ``timeout`` seconds, then remove; a missing one is fine."""
@@ -416,11 +429,7 @@ class DockerEngine:
         for attrs in self._inspect_all([f"{LABEL_MANAGED}=true"]):
             main = (attrs["Id"], (attrs.get("State") or {}).get("Pid") or 0)
             mains[attrs["Id"]] = mains[attrs["Name"].lstrip("/")] = main
-        samples: dict[str, dict[str, Any]] = {}
-        for i in ids:
-            sample = self._cgroups.sample(*mains[i]) if i in mains else None
-            if sample is not None:
-                samples[i] = sample
+        samples = self._cgroups.sample_many({i: mains[i] for i in ids if i in mains})
         samples.update(self._api_stats([i for i in ids if i not in samples]))
         return samples
 
@@ -457,13 +466,14 @@ class DockerEngine:
         limits: dict[str, float | None] = {}
         for container_id in instance_ids:
             try:
-                host = self.client.api.inspect_container(container_id).get("HostConfig") or {}
-            except docker.errors.NotFound:
-                continue
+                attrs = self._inspections.get(container_id)  # kept: usually no docker call
             except _DOCKER_ERRORS as exc:
                 raise BackendError(
                     f"docker inspect {container_id} failed: {_explain(exc)}"
                 ) from exc
+            if attrs is None:
+                continue
+            host = attrs.get("HostConfig") or {}
             if host.get("NanoCpus"):
                 limits[container_id] = host["NanoCpus"] / 1e9
             elif host.get("CpuQuota", 0) > 0:

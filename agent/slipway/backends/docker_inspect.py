@@ -6,9 +6,12 @@ takes a listing and one inspect per container; the reconcile pass, the routes an
 metrics ask for that list every few seconds. With 40 services idle, those inspects were
 two thirds of the agent's CPU (a profile of the bulk bench), and with 100 the listing
 alone was a tenth. So an inspect is kept until an event of Docker's event stream names
-its container (start, die, restart, stop, destroy, ...), and the listing until any
-event comes or this agent creates or removes a container itself (its own change must
-show at once, not when the event arrives). While the stream is not open (at start,
+its container (start, die, restart, stop, destroy, ...), and the listing until a
+container comes or goes (a ``create`` or ``destroy`` event) or this agent creates or
+removes one itself (its own change must show at once, not when the event arrives).
+The label is shared by every slipway on the host: on a host where other agents' tests
+came and went, any event dropping the listing cost the idle bulk bench a listing and
+an inspect per container per reconcile pass. While the stream is not open (at start,
 after dockerd restarts) nothing is kept and every look asks Docker.
 """
 
@@ -26,6 +29,9 @@ log = logging.getLogger("slipway.backends")
 
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
 RECONNECT_SECONDS = 1.0
+# The events that change which containers carry the label; any other (die, start,
+# exec_start, health_status, ...) changes only the inspect of the container it names.
+_MEMBERSHIP = frozenset({"create", "destroy"})
 
 
 class Inspections:
@@ -77,12 +83,13 @@ class Inspections:
         with self._lock:
             self._outdate(*container_ids)
 
-    def _outdate(self, *container_ids: str) -> None:
-        """With the lock held: forget these inspects and the listing, and count a change
-        so that a look under way meanwhile is not kept."""
+    def _outdate(self, *container_ids: str, listing: bool = True) -> None:
+        """With the lock held: forget these inspects (and the listing, unless told it did
+        not change), and count a change so that a look under way meanwhile is not kept."""
         for container_id in container_ids:
             self._kept.pop(container_id, None)
-        self._listed = None
+        if listing:
+            self._listed = None
         self._changes += 1
 
     def stop(self) -> None:
@@ -107,8 +114,11 @@ class Inspections:
                     self._outdate()
                     self._live = True
                 for event in events:
+                    action = str(event.get("Action") or event.get("status") or "")
+                    # "exec_start: sh -c ..." and the like carry their command after a colon.
+                    listing = not action or action.split(":", 1)[0] in _MEMBERSHIP
                     with self._lock:
-                        self._outdate(event.get("id") or "")
+                        self._outdate(event.get("id") or "", listing=listing)
             except _DOCKER_ERRORS as exc:
                 log.debug("docker event stream: %s", exc)
             with self._lock:

@@ -79,6 +79,17 @@ class StoreBase:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
+    def changes(self) -> tuple[int, int]:
+        """A mark that moves with every write: the rows this connection changed, and
+        SQLite's ``data_version`` for other connections' commits. What a periodic job
+        read is current while the mark stands (the idle reconcile pass reads nothing)."""
+        with self._lock:
+            try:
+                version = self.db.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error as exc:
+                raise StoreError(f"store query failed: {exc}") from exc
+            return self.db.conn.total_changes, int(version)
+
     def _rows(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
         names, rows = self._raw_rows(sql, params)
         return [self.decode_row(dict(zip(names, row, strict=True))) for row in rows]
