@@ -33,6 +33,7 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .paging import Pager
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
@@ -175,6 +176,7 @@ class Agent:
             self.queue,
             self.journal,
             connections=self.connections,
+            pager=Pager(self.vault.derive("next-token")),
         )
         self.domains = Domains(
             self.store,
