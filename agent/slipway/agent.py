@@ -108,6 +108,7 @@ class Agent:
             access_log.parent.mkdir(parents=True, exist_ok=True)
         plane = settings.data_plane_limits
         plane.check()
+        settings.quotas.check()
         haproxy_dir = settings.data_dir / "haproxy"
         caddy_http = (
             None if plane.kind == "caddy" else caddy_http_socket(settings.caddy_admin, haproxy_dir)

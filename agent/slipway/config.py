@@ -25,6 +25,7 @@ from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
 from .filemodes import StateAccess
 from .outbound import OutboundPolicy
+from .quotas import Quotas
 from .routing.admin import DEFAULT_ADMIN
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
@@ -68,7 +69,7 @@ class Settings:
     caddy_admin: str = DEFAULT_ADMIN
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    service_quota: int = 10
+    service_quota: int = Quotas.service
     # Seconds between two passes of the reconcile loop (routes, dead instances).
     reconcile_interval: float = 2.0
     # Seconds an old instance, out of the route, has to finish in-flight requests.
@@ -138,6 +139,12 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
+    # Quotas of App Runner resources (issue 17, ``quotas.Quotas``; service_quota above
+    # is one too): connections, auto scaling configuration names, and revisions of one
+    # name. Defaults are the current guide's.
+    connection_quota: int = Quotas.connection
+    auto_scaling_name_quota: int = Quotas.auto_scaling_name
+    auto_scaling_revision_quota: int = Quotas.auto_scaling_revision
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -258,6 +265,15 @@ class Settings:
             auth_failures_per_minute=self.auth_failures_per_minute,
             hook_burst=self.hook_burst,
             hooks_per_minute=self.hooks_per_minute,
+        )
+
+    @property
+    def quotas(self) -> Quotas:
+        return Quotas(
+            service=self.service_quota,
+            connection=self.connection_quota,
+            auto_scaling_name=self.auto_scaling_name_quota,
+            auto_scaling_revision=self.auto_scaling_revision_quota,
         )
 
     @property

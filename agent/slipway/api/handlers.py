@@ -171,10 +171,7 @@ def list_tags(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_connection(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
-    row = rules.connections.create(p["ConnectionName"], p["ProviderType"])
-    tags = p.get("Tags") or []
-    if tags:
-        rules.services.tag_resource(row["arn"], tags)
+    row = rules.connections.create(p["ConnectionName"], p["ProviderType"], p.get("Tags"))
     return {"Connection": shapes.connection(row)}
 
 
