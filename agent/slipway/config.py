@@ -27,6 +27,7 @@ from .filemodes import StateAccess
 from .outbound import OutboundPolicy
 from .quotas import Quotas
 from .routing.admin import DEFAULT_ADMIN
+from .routing.caddyconfig import TlsSettings
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
@@ -139,12 +140,17 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
-    # Quotas of App Runner resources (issue 17, ``quotas.Quotas``; service_quota above
-    # is one too): connections, auto scaling configuration names, and revisions of one
-    # name. Defaults are the current guide's.
+    # Issue 17, the wire and ACME. Quotas of App Runner resources (``quotas.Quotas``;
+    # service_quota above is one too): connections, auto scaling configuration names,
+    # and revisions of one name; defaults are the current guide's. The ACME challenges
+    # a CA may validate custom domains by ("http-01" on http_port, "tls-alpn-01" on
+    # https_port), and seconds between Caddy's certificate renewal passes (0: Caddy's
+    # 10 minutes; ``routing.caddyconfig.TlsSettings``).
     connection_quota: int = Quotas.connection
     auto_scaling_name_quota: int = Quotas.auto_scaling_name
     auto_scaling_revision_quota: int = Quotas.auto_scaling_revision
+    acme_challenges: tuple[str, ...] = TlsSettings.acme_challenges
+    tls_renew_interval: float = TlsSettings.renew_interval
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json

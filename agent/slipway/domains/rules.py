@@ -369,6 +369,8 @@ def tls_settings(settings: Settings) -> TlsSettings:
         acme_email=settings.acme_email,
         acme_ca_root=settings.acme_ca_root,
         ask_url=f"http://{agent_address(settings)}{ASK_PATH}",
+        acme_challenges=settings.acme_challenges,
+        renew_interval=settings.tls_renew_interval,
     )
 
 
