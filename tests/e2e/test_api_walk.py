@@ -90,6 +90,7 @@ class Walk:
             call.answer = getattr(self.client, xform_name(operation))(**request)
         except botocore.exceptions.ClientError as exc:
             call.error = exc.response["Error"]
+            assert exc.response["ResponseMetadata"]["RequestId"], "no x-amzn-RequestId"
         self.calls.append(call)
         return call
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
@@ -15,10 +16,14 @@ from fastapi.testclient import TestClient
 import slipway
 from slipway.api.app import error_response
 from slipway.api.edge import REQUEST_ID_HEADER, Edge
+from slipway.api.observe import audited_call
 from slipway.api.validate import operation_errors, operation_names
 from slipway.api.wire_errors import COMMON, for_operation
 from slipway.edgelimits import EdgeLimits
 from slipway.errors import InvalidState, ResourceNotFound, SlipwayError
+from slipway.observe.audit import AuditTrail
+from slipway.store import Store
+from slipway.vault import Vault
 
 
 def _every_error_class() -> list[type[SlipwayError]]:
@@ -134,3 +139,20 @@ def test_botocore_reads_the_internal_error() -> None:
     )
     assert parsed["Error"]["Code"] == "InternalServiceErrorException"
     assert parsed["ResponseMetadata"]["RequestId"] == reply.headers[REQUEST_ID_HEADER]
+
+
+def test_an_unexpected_exception_is_audited_as_an_internal_error(tmp_path: Path) -> None:
+    trail = AuditTrail(Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key")))
+    app = FastAPI()
+    app.add_middleware(Edge, limits=EdgeLimits())
+
+    @app.post("/")
+    async def broken(request: Request) -> dict:
+        async with audited_call(trail, request, None, "ListServices"):
+            raise KeyError("a bug")
+
+    reply = TestClient(app).post("/", json={})
+    assert reply.status_code == 500
+    [row] = trail.list()
+    assert (row["operation"], row["outcome"]) == ("ListServices", "InternalServiceErrorException")
+    assert row["request_id"] == reply.headers[REQUEST_ID_HEADER]
