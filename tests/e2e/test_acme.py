@@ -24,12 +24,14 @@ from testkit.pebble import Pebble
 pytestmark = pytest.mark.e2e
 
 VALIDITY = 45  # seconds: Caddy renews in the last third of a certificate's life
-CASES = [("caddy", "http-01"), ("caddy", "tls-alpn-01"), ("haproxy", "http-01")]
+# HTTP-01 on http_port, carried by either data plane; TLS-ALPN-01 on https_port, which
+# Caddy holds whatever the plane, with the default data plane (whichever it is).
+CASES = [("caddy", "http-01"), ("haproxy", "http-01"), ("default", "tls-alpn-01")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{p}-{c}" for p, c in CASES])
 def case(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(data plane, the one ACME challenge the agent allows)."""
+    """(data plane, or "default" for the agent's own; the one ACME challenge allowed)."""
     return request.param
 
 
@@ -90,7 +92,7 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         pebble.listener_ca.read_text() + request.getfixturevalue("pebble_root").read_text()
     )
     return {
-        "data_plane": plane,
+        **({} if plane == "default" else {"data_plane": plane}),
         "haproxy_backends": 4,
         "tls_issuer": "acme",
         "acme_ca": pebble.directory,
