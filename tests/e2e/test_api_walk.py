@@ -372,3 +372,19 @@ def test_a_forged_next_token_is_an_invalid_request(agent, walk: Walk) -> None:
     client = agent.client()
     with pytest.raises(client.exceptions.InvalidRequestException, match="NextToken"):
         client.list_services(MaxResults=1, NextToken="eyJsIjoiTGlzdFNlcnZpY2VzIiwibyI6MH0.AAAA")
+
+
+def test_pages_of_two_add_up_to_the_unpaged_list(agent, walk: Walk) -> None:
+    client = agent.client()
+    arn = walk.ids["service"]
+    everything = client.list_operations(ServiceArn=arn)  # no MaxResults: all, one page
+    assert "NextToken" not in everything and len(everything["OperationSummaryList"]) >= 5
+    paged, pages, token = [], 0, None
+    while pages == 0 or token:
+        page = client.list_operations(
+            ServiceArn=arn, MaxResults=2, **({"NextToken": token} if token else {})
+        )
+        paged += page["OperationSummaryList"]
+        pages += 1
+        token = page.get("NextToken")
+    assert pages >= 3 and paged == everything["OperationSummaryList"]
