@@ -199,7 +199,7 @@ class Services:
             if self.store.count_services() >= self.settings.service_quota:
                 raise QuotaExceeded(
                     f"You have reached the maximum number of services"
-                    f" ({self.settings.service_quota}) allowed for this host"
+                    f" ({self.settings.service_quota}) allowed for this host (service_quota)"
                 )
         digest = self._resolve(spec, IMAGE_FIELD)
         service_id = uuid.uuid4().hex

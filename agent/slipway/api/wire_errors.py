@@ -1,5 +1,4 @@
-"""Errors as each App Runner operation may answer them, and the answer to a failure
-nobody expected.
+"""Errors as each App Runner operation may answer them.
 
 botocore's model lists, per operation, the error codes it may answer; a client
 (Terraform's provider, a script's ``except client.exceptions.X``) is written against that
@@ -15,7 +14,8 @@ maps each error onto the operation's list here, in one place:
   CreateService naming an auto scaling configuration that does not exist
   (``ResourceNotFoundException`` elsewhere), AssociateCustomDomain of a missing service;
   the message still says what is wrong;
-* anything else is ``InternalServiceErrorException`` (500), which every operation lists.
+* anything else is ``InternalServiceErrorException`` (500), which every operation lists
+  (as is a failure that is no ``SlipwayError`` at all: ``edge.py`` answers that one).
 """
 
 from __future__ import annotations
