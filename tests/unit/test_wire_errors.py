@@ -7,19 +7,27 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import types
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
-from fastapi import FastAPI, Request
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.parsers import create_parser
 from fastapi.testclient import TestClient
 
 import slipway
-from slipway.api.app import error_response
-from slipway.api.edge import REQUEST_ID_HEADER, Edge
-from slipway.api.observe import audited_call
+from slipway.access import Access
+from slipway.access_limits import AccessLimits
+from slipway.api import handlers
+from slipway.api.app import create_app
+from slipway.api.edge import REQUEST_ID_HEADER
 from slipway.api.validate import operation_errors, operation_names
 from slipway.api.wire_errors import COMMON, for_operation
-from slipway.edgelimits import EdgeLimits
+from slipway.config import Settings
 from slipway.errors import InvalidState, ResourceNotFound, SlipwayError
 from slipway.observe.audit import AuditTrail
 from slipway.store import Store
@@ -91,31 +99,72 @@ def test_an_unlisted_code_becomes_invalid_request_with_its_message() -> None:
     assert for_operation("DescribeService", missing) is missing  # listed: kept
 
 
-def _app() -> FastAPI:
-    app = FastAPI()
-    app.add_middleware(Edge, limits=EdgeLimits())
+@dataclass
+class Api:
+    """The real app over a real store and access keys; the parts the calls below never
+    reach are left out. ``call`` signs with the root key as boto3 would."""
 
-    @app.exception_handler(SlipwayError)
-    async def render(_: Request, exc: SlipwayError):
-        return error_response(exc)
+    client: TestClient
+    audit: AuditTrail
+    credentials: Credentials
 
-    @app.post("/")
-    async def broken() -> dict:
-        raise KeyError("a bug")
+    def call(self, operation: str, body: bytes = b"{}") -> httpx.Response:
+        request = AWSRequest(
+            method="POST",
+            url="http://testserver/",
+            data=body,
+            headers={
+                "X-Amz-Target": f"AppRunner.{operation}",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
+        )
+        SigV4Auth(self.credentials, "apprunner", "us-east-1").add_auth(request)
+        return self.client.post("/", content=body, headers=dict(request.headers))
 
-    @app.get("/fine")
-    async def fine() -> dict:
-        return {}
 
-    return app
+@pytest.fixture
+def api(tmp_path: Path) -> Api:
+    vault = Vault(tmp_path / "vault.key")
+    store = Store(tmp_path / "db.sqlite", vault)
+    access = Access(store, vault, AccessLimits(), region="us-east-1", account="000000000000")
+    created = access.ensure_root_key()
+    assert created is not None
+    audit = AuditTrail(store)
+    unused = dict.fromkeys(
+        (
+            "services",
+            "domains",
+            "connections",
+            "tracker",
+            "metrics",
+            "notifier",
+            "secrets",
+            "events",
+        )
+    )
+    agent = types.SimpleNamespace(
+        settings=Settings(data_dir=tmp_path, config_dir=tmp_path),
+        store=store,
+        access=access,
+        audit=audit,
+        **unused,
+    )
+    return Api(TestClient(create_app(agent)), audit, Credentials(*created))  # type: ignore[arg-type]
+
+
+def _raises(exc: Exception):
+    def handler(rules, params):
+        raise exc
+
+    return handler
 
 
 def test_an_unexpected_exception_is_a_json_internal_error_with_its_request_id(
-    caplog: pytest.LogCaptureFixture,
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = TestClient(_app())
+    monkeypatch.setitem(handlers.HANDLERS, "ListServices", _raises(KeyError("a bug")))
     with caplog.at_level(logging.ERROR, logger="slipway.api"):
-        reply = client.post("/", json={})
+        reply = api.call("ListServices")
     assert reply.status_code == 500
     assert reply.headers["content-type"] == "application/x-amz-json-1.0"
     rid = reply.headers[REQUEST_ID_HEADER]
@@ -125,34 +174,31 @@ def test_an_unexpected_exception_is_a_json_internal_error_with_its_request_id(
     assert reply.headers["x-amzn-ErrorType"] == "InternalServiceErrorException"
     [record] = [r for r in caplog.records if rid in r.getMessage()]
     assert record.exc_info and record.exc_info[0] is KeyError  # the traceback is logged
-    assert client.get("/fine").headers[REQUEST_ID_HEADER] != rid  # the agent still answers
-
-
-def test_botocore_reads_the_internal_error() -> None:
-    """botocore's JSON 1.0 parser turns the answer into the error the model declares."""
-    from botocore.parsers import create_parser
-
-    reply = TestClient(_app()).post("/", json={})
+    [row] = api.audit.list()  # and the audit trail says so
+    assert (row["operation"], row["outcome"], row["request_id"]) == (
+        "ListServices",
+        "InternalServiceErrorException",
+        rid,
+    )
+    # botocore's JSON 1.0 parser reads it as the error the model declares
     parsed = create_parser("json").parse(
-        {"status_code": 500, "headers": dict(reply.headers), "body": reply.content},
-        None,
+        {"status_code": 500, "headers": dict(reply.headers), "body": reply.content}, None
     )
     assert parsed["Error"]["Code"] == "InternalServiceErrorException"
-    assert parsed["ResponseMetadata"]["RequestId"] == reply.headers[REQUEST_ID_HEADER]
+    assert parsed["ResponseMetadata"]["RequestId"] == rid
+    after = api.client.get("/no-such-route")  # the agent answers on, each with its own id
+    assert after.status_code == 404 and after.headers[REQUEST_ID_HEADER] != rid
 
 
-def test_an_unexpected_exception_is_audited_as_an_internal_error(tmp_path: Path) -> None:
-    trail = AuditTrail(Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key")))
-    app = FastAPI()
-    app.add_middleware(Edge, limits=EdgeLimits())
-
-    @app.post("/")
-    async def broken(request: Request) -> dict:
-        async with audited_call(trail, request, None, "ListServices"):
-            raise KeyError("a bug")
-
-    reply = TestClient(app).post("/", json={})
-    assert reply.status_code == 500
-    [row] = trail.list()
-    assert (row["operation"], row["outcome"]) == ("ListServices", "InternalServiceErrorException")
-    assert row["request_id"] == reply.headers[REQUEST_ID_HEADER]
+def test_an_unlisted_error_goes_out_as_one_the_operation_lists(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused = InvalidState("Service web is paused; resume it to deploy")
+    monkeypatch.setitem(handlers.HANDLERS, "StartDeployment", _raises(paused))
+    arn = "arn:aws:apprunner:us-east-1:000000000000:service/web/" + "0" * 32
+    reply = api.call("StartDeployment", f'{{"ServiceArn": "{arn}"}}'.encode())
+    assert (reply.status_code, reply.json()) == (
+        400,
+        {"__type": "InvalidRequestException", "Message": paused.message},
+    )
+    assert api.audit.list()[0]["outcome"] == "InvalidRequestException"
