@@ -34,6 +34,7 @@ from .observe.sampling import MetricsCollector
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .paging import Pager
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
@@ -108,6 +109,7 @@ class Agent:
             access_log.parent.mkdir(parents=True, exist_ok=True)
         plane = settings.data_plane_limits
         plane.check()
+        settings.quotas.check()
         haproxy_dir = settings.data_dir / "haproxy"
         caddy_http = (
             None if plane.kind == "caddy" else caddy_http_socket(settings.caddy_admin, haproxy_dir)
@@ -177,6 +179,7 @@ class Agent:
             self.queue,
             self.journal,
             connections=self.connections,
+            pager=Pager(self.vault.derive("next-token")),
         )
         self.domains = Domains(
             self.store,

@@ -21,8 +21,6 @@ from .tags import tag_dict
 DEFAULT_ASC_NAME = "DefaultConfiguration"
 DEFAULT_ASC_ID = "0" * 31 + "1"
 DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
-ASC_NAME_QUOTA = 10
-ASC_REVISION_QUOTA = 10
 MAX_INSTANCES = 25  # App Runner's ceiling for MaxSize
 
 
@@ -79,9 +77,7 @@ class AutoScalingConfigurations:
         return self.default()
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["AutoScalingConfigurationName"]
-        if name == DEFAULT_ASC_NAME:
-            raise InvalidRequest(f"AutoScalingConfigurationName: {name} is reserved")
+        name = params["AutoScalingConfigurationName"]  # DefaultConfiguration too (the model)
         values = {
             "max_concurrency": params.get("MaxConcurrency", DEFAULT_ASC["max_concurrency"]),
             "min_size": params.get("MinSize", DEFAULT_ASC["min_size"]),
@@ -96,18 +92,20 @@ class AutoScalingConfigurations:
                 f"MinSize ({values['min_size']}) must not be greater than MaxSize"
                 f" ({values['max_size']})"
             )
+        names_quota = self.settings.auto_scaling_name_quota
+        revisions_quota = self.settings.auto_scaling_revision_quota
         with self.store.transaction():
             active = self.store.list_auto_scaling()
             names = {r["name"] for r in active if r["name"] != DEFAULT_ASC_NAME}
-            if name not in names and len(names) >= ASC_NAME_QUOTA:
+            if name != DEFAULT_ASC_NAME and name not in names and len(names) >= names_quota:
                 raise QuotaExceeded(
-                    f"You have reached the maximum of {ASC_NAME_QUOTA} auto scaling"
-                    " configuration names"
+                    f"You have reached the maximum of {names_quota} auto scaling"
+                    " configuration names (auto_scaling_name_quota)"
                 )
-            if sum(r["name"] == name for r in active) >= ASC_REVISION_QUOTA:
+            if sum(r["name"] == name for r in active) >= revisions_quota:
                 raise QuotaExceeded(
-                    f"Auto scaling configuration {name} already has {ASC_REVISION_QUOTA}"
-                    " revisions, the maximum"
+                    f"Auto scaling configuration {name} already has {revisions_quota} active"
+                    " revisions, the maximum (auto_scaling_revision_quota); delete one first"
                 )
             revision = self.store.max_auto_scaling_revision(name) + 1
             arn = self._arn(f"autoscalingconfiguration/{name}/{revision}/{uuid.uuid4().hex}")
@@ -165,8 +163,6 @@ class AutoScalingConfigurations:
 
     def delete(self, arn: str, delete_all: bool) -> dict[str, Any]:
         row = self.get(arn)
-        if row["name"] == DEFAULT_ASC_NAME:
-            raise InvalidRequest("The DefaultConfiguration provided by slipway cannot be deleted")
         targets = self.store.list_auto_scaling(row["name"]) if delete_all else [row]
         for target in targets:
             if target["is_default"]:

@@ -26,7 +26,9 @@ from .errors import InvalidRequest
 from .filemodes import StateAccess
 from .health import ReconcilePace
 from .outbound import OutboundPolicy
+from .quotas import Quotas
 from .routing.admin import DEFAULT_ADMIN
+from .routing.caddyconfig import TlsSettings
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
@@ -69,7 +71,7 @@ class Settings:
     caddy_admin: str = DEFAULT_ADMIN
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    service_quota: int = 10
+    service_quota: int = Quotas.service
     # Seconds between two passes of the reconcile loop (routes, dead instances).
     reconcile_interval: float = 2.0
     # Seconds an old instance, out of the route, has to finish in-flight requests.
@@ -147,6 +149,17 @@ class Settings:
     # at most this many seconds apart, a pass that finds the store, the containers and
     # the work under way as they were only runs the health checks that are due.
     reconcile_full_interval: float = ReconcilePace.full_interval
+    # Issue 17, the wire and ACME. Quotas of App Runner resources (``quotas.Quotas``;
+    # service_quota above is one too): connections, auto scaling configuration names,
+    # and revisions of one name; defaults are the current guide's. The ACME challenges
+    # a CA may validate custom domains by ("http-01" on http_port, "tls-alpn-01" on
+    # https_port), and seconds between Caddy's certificate renewal passes (0: Caddy's
+    # 10 minutes; ``routing.caddyconfig.TlsSettings``).
+    connection_quota: int = Quotas.connection
+    auto_scaling_name_quota: int = Quotas.auto_scaling_name
+    auto_scaling_revision_quota: int = Quotas.auto_scaling_revision
+    acme_challenges: tuple[str, ...] = TlsSettings.acme_challenges
+    tls_renew_interval: float = TlsSettings.renew_interval
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -267,6 +280,15 @@ class Settings:
             auth_failures_per_minute=self.auth_failures_per_minute,
             hook_burst=self.hook_burst,
             hooks_per_minute=self.hooks_per_minute,
+        )
+
+    @property
+    def quotas(self) -> Quotas:
+        return Quotas(
+            service=self.service_quota,
+            connection=self.connection_quota,
+            auto_scaling_name=self.auto_scaling_name_quota,
+            auto_scaling_revision=self.auto_scaling_revision_quota,
         )
 
     @property

@@ -22,9 +22,8 @@ from .sources.github import GitHub, token_refusal
 from .sources.github_app import AppCredentials, TokenCache
 from .sources.github_errors import GitHubError
 from .store import Store
+from .tags import tag_dict
 from .vault import Vault
-
-CONNECTION_QUOTA = 10
 
 
 def normalize_url(url: str) -> str:
@@ -60,15 +59,21 @@ class Connections:
             raise ResourceNotFound(f"Connection {arn} not found")
         return row
 
-    def create(self, name: str, provider: str) -> dict[str, Any]:
+    def create(
+        self, name: str, provider: str, tags: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
+        """A PENDING_HANDSHAKE connection with its tags, both or neither: bad tags are
+        refused before anything is stored."""
         if provider != "GITHUB":
             raise InvalidRequest(f"ProviderType {provider}: slipway supports GITHUB connections")
+        tag_values = tag_dict(tags or [])
         with self.store.transaction():
             if self.store.connection_by_name(name):
                 raise InvalidRequest(f"Connection with the provided name {name} already exists")
-            if len(self.store.list_connections()) >= CONNECTION_QUOTA:
+            quota = self.settings.connection_quota
+            if len(self.store.list_connections()) >= quota:
                 raise QuotaExceeded(
-                    f"You have reached the maximum of {CONNECTION_QUOTA} connections"
+                    f"You have reached the maximum of {quota} connections (connection_quota)"
                 )
             arn = self._arn(name)
             self.store.insert_connection(
@@ -80,6 +85,8 @@ class Connections:
                     "created_at": time.time(),
                 }
             )
+            if tag_values:
+                self.store.put_tags(arn, tag_values)
         return self.get(arn)
 
     def list(self, name: str | None = None) -> list[dict[str, Any]]:

@@ -7,12 +7,11 @@ will carry out. Nothing here touches containers or Caddy.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .autoscaling import AutoScalingConfigurations
@@ -28,6 +27,7 @@ from .errors import (
 from .models import ServiceSpec, SourceConfig
 from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
+from .paging import Page, Pager
 from .records import Operation, Revision, Service
 from .store import Store
 from .tags import MAX_TAGS, tag_dict
@@ -39,27 +39,6 @@ class SourceCheck(Protocol):
     """The image's digest (None for a repository); raises naming what is wrong."""
 
     def __call__(self, source: SourceConfig) -> str | None: ...
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_token: str | None
-
-
-def paginate(items: list[dict[str, Any]], max_results: int | None, token: str | None) -> Page:
-    """Offset paging with an opaque token, as ListServices and friends hand them out."""
-    start = 0
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode())
-        except ValueError as exc:
-            raise InvalidRequest(f"NextToken {token!r} is not valid") from exc
-    size = max_results or 20
-    chunk = items[start : start + size]
-    end = start + size
-    nxt = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
-    return Page(chunk, nxt)
 
 
 def hostname_label(name: str) -> str:
@@ -76,8 +55,12 @@ class Services:
         queue: OperationQueue,
         journal: Journal,
         connections: Connections | None = None,
+        pager: Pager | None = None,
     ) -> None:
+        """``pager`` signs the listings' tokens (the agent's is keyed from its vault);
+        without one, tokens hold only while this process lives."""
         self.store = store
+        self.pager = pager or Pager(secrets.token_bytes(32))
         self.settings = settings
         self.check_source = check_source
         self.queue = queue
@@ -216,7 +199,7 @@ class Services:
             if self.store.count_services() >= self.settings.service_quota:
                 raise QuotaExceeded(
                     f"You have reached the maximum number of services"
-                    f" ({self.settings.service_quota}) allowed for this host"
+                    f" ({self.settings.service_quota}) allowed for this host (service_quota)"
                 )
         digest = self._resolve(spec, IMAGE_FIELD)
         service_id = uuid.uuid4().hex
@@ -243,7 +226,9 @@ class Services:
         return self.store.get_service(service_id), op_id
 
     def list_services(self, max_results: int | None, token: str | None) -> Page:
-        return paginate(self.store.list_services(), max_results, token)
+        return self.pager.page(
+            self.store.list_services(), max_results, token, listing="ListServices"
+        )
 
     def _require_running(self, service: Service, action: str) -> None:
         status = service.status
@@ -434,7 +419,12 @@ class Services:
 
     def list_operations(self, arn: str, max_results: int | None, token: str | None) -> Page:
         service = self.service(arn)
-        return paginate(self.store.list_operations(service.id), max_results, token)
+        return self.pager.page(
+            self.store.list_operations(service.id),
+            max_results,
+            token,
+            listing=f"ListOperations {service.id}",
+        )
 
     # -- tags ---------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ for root), mode 0600, so a copy of ``data_dir`` alone opens nothing."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import shutil
@@ -26,7 +28,13 @@ class Vault:
                 fh.write(Fernet.generate_key())
         os.chmod(key_file, 0o600)
         self.key_file = key_file
-        self._fernet = Fernet(key_file.read_bytes().strip())
+        self._raw = key_file.read_bytes().strip()
+        self._fernet = Fernet(self._raw)
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (signing paging tokens...), from the vault key: kept
+        across restarts with it, and no use for opening sealed values."""
+        return hmac.new(self._raw, f"slipway {purpose}".encode(), hashlib.sha256).digest()
 
     def seal(self, value: str) -> str:
         return self._fernet.encrypt(value.encode()).decode()

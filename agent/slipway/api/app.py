@@ -35,6 +35,7 @@ from .observe import (
 )
 from .secrets import secrets_router
 from .validate import operation_names, validate_input
+from .wire_errors import UnknownOperation, for_operation
 
 if TYPE_CHECKING:
     from ..agent import Agent
@@ -42,11 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("slipway.api")
 AMZ_JSON = "application/x-amz-json-1.0"
 TARGET_PREFIX = "AppRunner."
-
-
-class UnknownOperation(SlipwayError):
-    code = "UnknownOperationException"
-    status = 400
 
 
 def error_response(exc: SlipwayError) -> Response:
@@ -141,7 +137,7 @@ def create_app(agent: Agent) -> FastAPI:
     @app.exception_handler(SlipwayError)
     async def _render(_: Request, exc: SlipwayError) -> Response:
         if exc.status >= 500:
-            log.error("internal error: %s", exc.message)
+            log.error("internal error: %s", exc.message, exc_info=exc)
         return error_response(exc)
 
     @app.get("/healthz")
@@ -167,23 +163,34 @@ def create_app(agent: Agent) -> FastAPI:
         async with audited_call(agent.audit, request, caller, operation) as call:
             if not target.startswith(TARGET_PREFIX) or operation not in supported:
                 raise UnknownOperation(f"Unknown operation {target or '(no X-Amz-Target)'}")
-            handler = HANDLERS.get(operation)
-            if handler is None:
-                raise InvalidRequest(f"{operation} is not supported by slipway yet")
-            call.params = params = _decode(body, limits.max_json_depth)
-            validate_input(operation, params)
-            await check_access(
-                caller,
-                lambda: authz.operation_request(
-                    operation,
-                    params,
-                    region=agent.settings.region,
-                    account=agent.settings.account_id,
-                    tags_of=tags_of,
-                ),
-            )
-            result = await run_in_threadpool(handler, rules, params)
+            try:
+                call.params = params = _decode(body, limits.max_json_depth)
+                result = await answer(operation, params, caller)
+            except SlipwayError as exc:  # as the model lets this operation answer it
+                wire = for_operation(operation, exc)
+                if wire is exc:
+                    raise
+                raise wire from exc
             return Response(json.dumps(result), media_type=AMZ_JSON)
+
+    async def answer(operation: str, params: Any, caller: sigv4.Caller) -> dict[str, Any]:
+        """One App Runner call, its parameters read: checked against the model, then
+        against the caller's policies, then carried out by its handler."""
+        handler = HANDLERS.get(operation)
+        if handler is None:
+            raise InvalidRequest(f"{operation} is not supported by slipway yet")
+        validate_input(operation, params)
+        await check_access(
+            caller,
+            lambda: authz.operation_request(
+                operation,
+                params,
+                region=agent.settings.region,
+                account=agent.settings.account_id,
+                tags_of=tags_of,
+            ),
+        )
+        return await run_in_threadpool(handler, rules, params)
 
     async def signed_call(request: Request, operation: str, work: Any) -> Any:
         """A signed slipway call with a JSON object body: ``work(params)`` runs in a

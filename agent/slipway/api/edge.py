@@ -7,6 +7,10 @@ a request id on every answer, and the body cap.
   body without one (chunked) is counted while it is read: past the cap, reading it
   raises ``RequestTooLarge``, rendered like every other error, so no more than the cap
   plus one chunk is ever held. Webhooks get their own, larger cap.
+* A failure nobody expected (not a ``SlipwayError``, which the app renders) is logged
+  with its traceback and answered as App Runner answers one: 500,
+  ``InternalServiceErrorException`` in JSON, with the request id; never the plain-text
+  500 of the server underneath. Once an answer has started it can only be cut short.
 * ``client_address``: behind the Caddy ingress every connection comes from loopback,
   so the client is the address Caddy puts in ``CLIENT_HEADER``; that header is trusted
   from loopback only.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -23,7 +28,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..edgelimits import EdgeLimits, RequestTooLarge
+from ..errors import SlipwayError
 from ..routing.ingress import CLIENT_HEADER, HOOK_PATHS
+
+log = logging.getLogger("slipway.api")
 
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 _CLIENT_HEADER = CLIENT_HEADER.lower().encode("latin-1")
@@ -84,9 +92,12 @@ class Edge:
             return
         rid = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = rid
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
                 message = {**message, "headers": headers}
@@ -95,7 +106,8 @@ class Edge:
         cap, setting = self.cap_for(scope.get("path", ""))
         declared = _declared_length(scope)
         if declared is not None and declared > cap:
-            await _refuse(send_with_id, f"body of {declared} bytes is over {cap} ({setting})")
+            too_large = RequestTooLarge(f"body of {declared} bytes is over {cap} ({setting})")
+            await _answer(send_with_id, too_large, close=True)
             return
         seen = 0
 
@@ -108,19 +120,33 @@ class Edge:
                     raise RequestTooLarge(f"body is over {cap} bytes ({setting})")
             return message
 
-        await self.app(scope, counted, send_with_id)
+        try:
+            await self.app(scope, counted, send_with_id)
+        except Exception:
+            if started:
+                raise
+            log.exception(
+                "internal error in %s %s (request %s)", scope["method"], scope["path"], rid
+            )
+            failure = SlipwayError(f"An internal error occurred (request {rid})")
+            await _answer(send_with_id, failure, close=False)
 
 
-async def _refuse(send: Send, message: str) -> None:
-    """413 in App Runner's error shape; the connection closes, so the unread body is
-    never drained."""
-    body = json.dumps({"__type": RequestTooLarge.code, "Message": message}).encode()
+async def _answer(send: Send, exc: SlipwayError, *, close: bool) -> None:
+    """``exc`` in App Runner's error shape, from below the app; ``close`` when the unread
+    body must never be drained (413)."""
+    body = json.dumps({"__type": exc.code, "Message": exc.message}).encode()
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/x-amz-json-1.0"),
         (b"content-length", str(len(body)).encode()),
-        (b"x-amzn-errortype", RequestTooLarge.code.encode()),
-        (b"connection", b"close"),
+        (b"x-amzn-errortype", exc.code.encode()),
     ]
-    start: dict[str, Any] = {"type": "http.response.start", "status": 413, "headers": headers}
+    if close:
+        headers.append((b"connection", b"close"))
+    start: dict[str, Any] = {
+        "type": "http.response.start",
+        "status": exc.status,
+        "headers": headers,
+    }
     await send(start)
     await send({"type": "http.response.body", "body": body})

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..connections import Connections
 from ..domains.rules import Domains
-from ..services import Services, paginate
+from ..paging import Page
+from ..services import Services
 from . import shapes
 
 
@@ -24,6 +25,20 @@ class Rules:
 Handler = Callable[[Rules, dict[str, Any]], dict[str, Any]]
 
 
+def _page(rules: Rules, items: list[Any], p: dict[str, Any], listing: str) -> Page:
+    return rules.services.pager.page(
+        items, p.get("MaxResults"), p.get("NextToken"), listing=listing
+    )
+
+
+def _listed(member: str, items: list[Any], page: Page) -> dict[str, Any]:
+    """A List answer: the page's items under ``member``, and its NextToken if any."""
+    out: dict[str, Any] = {member: items}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
 def create_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
     row, op_id = rules.services.create_service(p)
     return {"Service": shapes.service(row, rules.services), "OperationId": op_id}
@@ -35,14 +50,8 @@ def describe_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
 
 def list_services(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
     page = rules.services.list_services(p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {
-        "ServiceSummaryList": [
-            shapes.service_summary(r, rules.services.settings) for r in page.items
-        ]
-    }
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
+    summaries = [shapes.service_summary(r, rules.services.settings) for r in page.items]
+    return _listed("ServiceSummaryList", summaries, page)
 
 
 def update_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +73,7 @@ def start_deployment(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
 
 def list_operations(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
     page = rules.services.list_operations(p["ServiceArn"], p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {"OperationSummaryList": [shapes.operation(r) for r in page.items]}
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
+    return _listed("OperationSummaryList", [shapes.operation(r) for r in page.items], page)
 
 
 def create_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
@@ -84,18 +90,11 @@ def describe_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
-    rows = rules.services.list_auto_scaling(
-        p.get("AutoScalingConfigurationName"), p.get("LatestOnly", False)
-    )
-    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {
-        "AutoScalingConfigurationSummaryList": [
-            shapes.auto_scaling_summary(r, rules.services) for r in page.items
-        ]
-    }
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
+    name, latest = p.get("AutoScalingConfigurationName"), p.get("LatestOnly", False)
+    rows = rules.services.list_auto_scaling(name, latest)
+    page = _page(rules, rows, p, f"ListAutoScalingConfigurations {name} {latest}")
+    summaries = [shapes.auto_scaling_summary(r, rules.services) for r in page.items]
+    return _listed("AutoScalingConfigurationSummaryList", summaries, page)
 
 
 def delete_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
@@ -111,12 +110,10 @@ def update_default_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, An
 
 
 def list_services_for_auto_scaling(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
-    arns = rules.services.services_for_auto_scaling(p["AutoScalingConfigurationArn"])
-    page = paginate(arns, p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {"ServiceArnList": list(page.items)}
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
+    arn = p["AutoScalingConfigurationArn"]
+    arns = rules.services.services_for_auto_scaling(arn)
+    page = _page(rules, arns, p, f"ListServicesForAutoScalingConfiguration {arn}")
+    return _listed("ServiceArnList", page.items, page)
 
 
 def _domain_answer(
@@ -174,20 +171,14 @@ def list_tags(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_connection(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
-    row = rules.connections.create(p["ConnectionName"], p["ProviderType"])
-    tags = p.get("Tags") or []
-    if tags:
-        rules.services.tag_resource(row["arn"], tags)
+    row = rules.connections.create(p["ConnectionName"], p["ProviderType"], p.get("Tags"))
     return {"Connection": shapes.connection(row)}
 
 
 def list_connections(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
-    rows = rules.connections.list(p.get("ConnectionName"))
-    page = paginate(rows, p.get("MaxResults"), p.get("NextToken"))
-    out: dict[str, Any] = {"ConnectionSummaryList": [shapes.connection(r) for r in page.items]}
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
+    name = p.get("ConnectionName")
+    page = _page(rules, rules.connections.list(name), p, f"ListConnections {name}")
+    return _listed("ConnectionSummaryList", [shapes.connection(r) for r in page.items], page)
 
 
 def delete_connection(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,9 @@ async def audited_call(
     except SlipwayError as exc:
         outcome = exc.code
         raise
+    except Exception:  # answered by the edge as an internal error
+        outcome = SlipwayError.code
+        raise
     finally:
         params = entry.params if isinstance(entry.params, dict) else None
         await record_request(trail, request, caller, operation, params, outcome)

@@ -44,6 +44,7 @@ __all__ = [
     "MEMBER_PATTERN_OVERRIDES",
     "PATTERN_OVERRIDES",
     "PORT_PATTERN",
+    "operation_errors",
     "operation_names",
     "output_shape_members",
     "validate_input",
@@ -132,6 +133,11 @@ def output_shape_members(operation: str) -> list[str]:
     """Top-level member names of ``operation``'s output, in model order."""
     shape = _operation(operation).output_shape
     return list(shape.members) if shape is not None else []
+
+
+def operation_errors(operation: str) -> frozenset[str]:
+    """The error codes the model lists for ``operation`` (its ``errors``)."""
+    return frozenset(e.name for e in _operation(operation).error_shapes)
 
 
 def _operation(operation: str) -> Any:

@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..errors import InvalidRequest, InvalidState, ResourceNotFound, SlipwayError
+from ..paging import Page
 from ..records import Service
 from ..routing.router import CustomHost, Router, TlsSettings
-from ..services import Page, Services, paginate
+from ..services import Services
 from ..store import Store
 from .check import Checker, DomainCheck
 from .names import covers, is_wildcard, parse_domain, www_name
@@ -234,7 +235,9 @@ class Domains:
         self, service_arn: str, max_results: int | None, token: str | None
     ) -> tuple[Service, Page]:
         service = self._service(service_arn)
-        return service, paginate(self.store.list_custom_domains(service.id), max_results, token)
+        domains = self.store.list_custom_domains(service.id)
+        listing = f"DescribeCustomDomains {service.id}"
+        return service, self.services.pager.page(domains, max_results, token, listing=listing)
 
     def disassociate(self, service_arn: str, domain_name: str) -> tuple[Service, dict[str, Any]]:
         """Mark the association DELETING; the loop takes it out of Caddy, then forgets it."""
@@ -366,6 +369,8 @@ def tls_settings(settings: Settings) -> TlsSettings:
         acme_email=settings.acme_email,
         acme_ca_root=settings.acme_ca_root,
         ask_url=f"http://{agent_address(settings)}{ASK_PATH}",
+        acme_challenges=settings.acme_challenges,
+        renew_interval=settings.tls_renew_interval,
     )
 
 

@@ -41,6 +41,8 @@ log = logging.getLogger("slipway.router")
 SERVER_NAME = "slipway"
 TLS_SERVER_NAME = "slipway-tls"
 ISSUERS = ("acme", "internal")
+# ACME challenges Caddy may answer, by their RFC 8555 names, and Caddy's names for them.
+ACME_CHALLENGES = {"http-01": "http", "tls-alpn-01": "tls-alpn"}
 
 # A request that arrives while instances are being switched waits for a healthy
 # upstream instead of failing at once.
@@ -96,11 +98,28 @@ class TlsSettings:
     acme_email: str = ""
     acme_ca_root: str = ""  # PEM file of a private ACME CA's root, trusted by Caddy
     ask_url: str = ""  # on-demand TLS asks here before issuing for a wildcard's host
+    # The challenges an ACME CA may validate names by: HTTP-01 on http_port, TLS-ALPN-01
+    # on https_port (leave one out when its port is not reachable from the CA).
+    acme_challenges: tuple[str, ...] = tuple(ACME_CHALLENGES)
+    # Seconds between Caddy's passes over its certificates to renew them (0: Caddy's
+    # default, 10 minutes); short only for CAs with short-lived certificates.
+    renew_interval: float = 0.0
 
     def __post_init__(self) -> None:
         if self.issuer not in ISSUERS:
             choices = ", ".join(ISSUERS)
             raise RouterError(f"tls issuer must be one of {choices}, not {self.issuer!r}")
+        unknown = [c for c in self.acme_challenges if c not in ACME_CHALLENGES]
+        if unknown or not self.acme_challenges:
+            raise RouterError(
+                f"acme_challenges must name one or more of {', '.join(ACME_CHALLENGES)},"
+                f" not {list(self.acme_challenges)}"
+            )
+        if self.renew_interval < 0:
+            raise RouterError(
+                f"tls_renew_interval must be 0 (Caddy's default) or more seconds,"
+                f" not {self.renew_interval}"
+            )
 
 
 def _text_response(status: int, body: str) -> dict[str, Any]:
@@ -193,6 +212,9 @@ def _issuer(tls: TlsSettings) -> dict[str, Any]:
         issuer["email"] = tls.acme_email
     if tls.acme_ca_root:
         issuer["trusted_roots_pem_files"] = [tls.acme_ca_root]
+    off = [caddy for name, caddy in ACME_CHALLENGES.items() if name not in tls.acme_challenges]
+    if off:
+        issuer["challenges"] = {caddy: {"disabled": True} for caddy in off}
     return issuer
 
 
@@ -200,6 +222,8 @@ def _tls_app(exact: list[str], wildcards: list[str], tls: TlsSettings) -> dict[s
     """Exact names are obtained and renewed ahead of time; a wildcard's hosts on demand."""
     policies: list[dict[str, Any]] = []
     app: dict[str, Any] = {"automation": {"policies": policies}}
+    if tls.renew_interval:
+        app["automation"]["renew_interval"] = f"{tls.renew_interval}s"
     # The internal CA's certificates name no OCSP responder: don't try to staple.
     quiet = {"disable_ocsp_stapling": True} if tls.issuer == "internal" else {}
     if exact:
