@@ -30,6 +30,7 @@ from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .records import Operation, Revision, Service
 from .store import Store
+from .store.configurations import CONFIGURATION_TABLES
 from .tags import MAX_TAGS, tag_dict
 
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
@@ -446,8 +447,8 @@ class Services:
             return
         if self.store.get_connection(arn) is not None:
             return
-        asc = self.store.get_auto_scaling(arn)
-        if asc is None or asc["status"] != "ACTIVE":
+        configs = (self.store.get_configuration(t, arn) for t in CONFIGURATION_TABLES.values())
+        if not any(row and row["status"] == "ACTIVE" for row in configs):
             raise ResourceNotFound(f"Resource {arn} not found")
 
     def tag_resource(self, arn: str, tags: list[dict[str, str]]) -> None:
