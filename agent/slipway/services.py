@@ -26,6 +26,7 @@ from .errors import (
     ResourceNotFound,
 )
 from .models import ServiceSpec, SourceConfig
+from .observability import ObservabilityConfigurations
 from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .records import Operation, Revision, Service
@@ -85,6 +86,7 @@ class Services:
         self.journal = journal
         self.connections = connections
         self.auto_scaling_configs = AutoScalingConfigurations(store, settings)
+        self.observability_configs = ObservabilityConfigurations(store, settings)
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -203,6 +205,7 @@ class Services:
         else:
             # As App Runner does: the default of the moment, kept when the default moves.
             spec.auto_scaling_arn = self.auto_scaling_configs.default()["arn"]
+        self.observability_configs.attach(spec)
         tags = tag_dict(params.get("Tags") or [])
         label = hostname_label(name)
         with self.store.transaction():
@@ -263,6 +266,7 @@ class Services:
         new = old.updated(params)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
+        self.observability_configs.attach(new)
         digest = self._resolve(new, IMAGE_FIELD)
         with self.store.transaction():
             self._require_running(self.store.get_service(service.id), "update it")

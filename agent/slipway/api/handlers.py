@@ -9,7 +9,7 @@ from typing import Any
 from ..connections import Connections
 from ..domains.rules import Domains
 from ..services import Services, paginate
-from . import shapes
+from . import observability, shapes
 
 
 @dataclass(frozen=True)
@@ -219,4 +219,5 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,
+    **observability.HANDLERS,
 }

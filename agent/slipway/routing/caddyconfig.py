@@ -70,11 +70,14 @@ ACCESS_LOG_KEEP = 2
 
 @dataclass(frozen=True)
 class Route:
-    """Where one host's requests go; no upstreams means no healthy instance."""
+    """Where one host's requests go; no upstreams means no healthy instance. A ``traced``
+    host's requests must cross Caddy, whose access log gives their router spans
+    (``observe/tracing.py``), whatever the data plane."""
 
     host: str
     upstreams: tuple[str, ...]
     paused: bool = False
+    traced: bool = False
 
 
 @dataclass(frozen=True)
