@@ -11,7 +11,7 @@ most lines concern no traced service and are skipped here without being parsed.
 from __future__ import annotations
 
 import json
-import logging
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,6 @@ from ..jobs import Jobs
 from .accesslog import AccessLogTail
 from .metrics import normalize_host
 from .tracing import TraceSettings, export_request, router_span
-
-log = logging.getLogger("slipway.tracing")
 
 TRACES_JOB = "traces"
 EXPORT_TIMEOUT = 10.0  # seconds for one export request
@@ -63,13 +61,16 @@ class RouterSpans:
         if self._tail is None:
             return 0
         hosts = {host.lower(): dict(resource) for host, resource in self.traced().items()}
-        needles = [b'"host":"' + host.encode() for host in hosts]
+        # A line of a traced host (any case, with or without a port), found without
+        # parsing the JSON of every line: most are other hosts'.
+        names = b"|".join(re.escape(host.encode()) for host in sorted(hosts))
+        wanted = re.compile(rb'"host":"(?:' + names + rb')[:"]', re.IGNORECASE)
         spans: dict[str, tuple[dict, list[dict]]] = {}
         for batch in self._tail.batches():
-            if not needles:
+            if not hosts:
                 continue
             for line in batch.splitlines():
-                if any(needle in line for needle in needles):
+                if wanted.search(line):
                     self._add(line, hosts, spans)
         total = sum(len(found) for _, found in spans.values())
         if total:
