@@ -165,6 +165,8 @@ def test_a_traced_service_request_becomes_a_span_naming_it(agent, receiver, hell
     (span,) = spans
     assert span["name"] == traced
     assert span["traceId"] == trace_id and span["parentSpanId"] == parent_id
+    # Caddy gave the request the span's id, as the instance's parent and the answer's.
+    assert answer.headers["traceresponse"] == f"00-{trace_id}-{span['spanId']}-01"
     assert span["kind"] == 2  # SERVER
     attributes = {a["key"]: a["value"] for a in span["attributes"]}
     assert attributes["http.status_code"] == {"intValue": "200"}
@@ -172,6 +174,13 @@ def test_a_traced_service_request_becomes_a_span_naming_it(agent, receiver, hell
     assert int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"])
     assert span["resource"]["slipway.service.arn"] == arn
     assert receiver.of(plain) == []
+    assert "traceresponse" not in agent.get(plain).headers
+
+    fresh = agent.get(traced, "/health")  # no traceparent: a trace of the router's own
+    _, new_trace, new_span, _ = fresh.headers["traceresponse"].split("-")
+    spans = wait_for(lambda: receiver.of(traced)[1:], 30, "a second span")
+    assert (spans[0]["traceId"], spans[0]["spanId"]) == (new_trace, new_span)
+    assert "parentSpanId" not in spans[0]
 
     env = {
         name: agent.get(traced, f"/env/{name}").text.strip()

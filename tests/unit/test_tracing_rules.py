@@ -21,8 +21,9 @@ from slipway.observe.tracing import (
     resource_attributes,
     router_span,
 )
-from slipway.routing.caddyconfig import Route
+from slipway.routing.caddyconfig import Route, TlsSettings, build_config
 from slipway.routing.haproxyconfig import Server, plan
+from slipway.routing.tracecontext import SCRATCH
 
 RESOURCE = resource_attributes("web", "arn:aws:apprunner:r:1:service/web/x", "r", "1")
 
@@ -74,6 +75,36 @@ def test_router_span_times_attributes_and_a_new_trace():
     assert attributes["http.user_agent"] == {"stringValue": "curl/8"}
     assert "status" not in span
     assert router_span(entry(status=502), "web")["status"] == {"code": 2}
+
+
+def test_router_span_takes_the_ids_caddy_returned():
+    trace, caddys, parent = "a" * 32, "c" * 16, "b" * 16
+    logged = entry(Traceparent=f"00-{trace}-{parent}-01")
+    logged["resp_headers"] = {"Traceresponse": [f"00-{trace}-{caddys}-01"]}
+    span = router_span(logged, "web")
+    assert (span["traceId"], span["spanId"], span["parentSpanId"]) == (trace, caddys, parent)
+    alone = entry()
+    alone["resp_headers"] = {"Traceresponse": [f"00-{trace}-{caddys}-01"]}
+    assert "parentSpanId" not in router_span(alone, "web")
+
+
+def test_only_traced_routes_get_a_trace_context_in_caddy():
+    config = build_config(
+        [Route("t.localhost", ("127.77.0.1:8080",), traced=True), Route("p.localhost", ("x:1",))],
+        [],
+        admin_listen="unix//a",
+        http_port=80,
+        tls=TlsSettings(),
+        route_dns=None,
+        access_log=None,
+        access_log_roll_mb=1,
+        access_log_keep=1,
+    )
+    traced, plain = config["apps"]["http"]["servers"]["slipway"]["routes"][1::-1]
+    assert [h["handler"] for h in traced["handle"]] == ["subroute", "reverse_proxy"]
+    assert traced["handle"][1]["headers"] == {"request": {"delete": [SCRATCH]}}
+    assert [h["handler"] for h in plain["handle"]] == ["reverse_proxy"]
+    assert "headers" not in plain["handle"][0]
 
 
 def test_router_span_joins_the_callers_trace_only_with_a_valid_traceparent():

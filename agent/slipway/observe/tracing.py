@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 from ..errors import InvalidRequest
 
 SCOPE = "slipway.router"
+TRACE_PARENT = "Traceparent"  # W3C Trace Context headers, in Caddy's log's case
+TRACE_RESPONSE = "Traceresponse"
 SPAN_KIND_SERVER = 2
 STATUS_ERROR = 2
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
@@ -127,10 +129,19 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
     return values[0] if isinstance(values, list) and values else ""
 
 
+def _context(value: str) -> tuple[str, str] | None:
+    """(trace id, span id) of a ``traceparent``-formed value, None unless valid."""
+    found = _TRACEPARENT.match(value.strip().lower())
+    if not found or {"0"} in (set(found.group(1)), set(found.group(2))):
+        return None
+    return found.group(1), found.group(2)
+
+
 def router_span(entry: Mapping[str, Any], span_name: str) -> dict[str, Any] | None:
     """The server span of one Caddy access-log entry (Caddy 2.6's JSON), or None when
-    the entry lacks what a span needs. A request that carries a W3C ``traceparent``
-    joins its trace as a child of the caller's span."""
+    the entry lacks what a span needs. Its ids are those Caddy returned in
+    ``traceresponse`` (the instance got them as its parent); a request that carried a
+    W3C ``traceparent`` is a child of the caller's span."""
     try:
         request = entry["request"]
         end = float(entry["ts"])
@@ -140,12 +151,15 @@ def router_span(entry: Mapping[str, Any], span_name: str) -> dict[str, Any] | No
     except (KeyError, TypeError, ValueError):
         return None
     headers = request.get("headers") or {}
-    span: dict[str, Any] = {"spanId": secrets.token_hex(8)}
-    parent = _TRACEPARENT.match(_header(headers, "Traceparent").strip().lower())
-    if parent and set(parent.group(1)) != {"0"} and set(parent.group(2)) != {"0"}:
-        span["traceId"], span["parentSpanId"] = parent.group(1), parent.group(2)
+    span: dict[str, Any] = {}
+    parent = _context(_header(headers, TRACE_PARENT))
+    own = _context(_header(entry.get("resp_headers") or {}, TRACE_RESPONSE))
+    if own:  # the ids Caddy gave the request (routing/tracecontext.py)
+        span["traceId"], span["spanId"] = own
     else:
-        span["traceId"] = secrets.token_hex(16)
+        span["traceId"], span["spanId"] = secrets.token_hex(16), secrets.token_hex(8)
+    if parent and (not own or parent[0] == own[0]):
+        span["traceId"], span["parentSpanId"] = parent
     end_ns = int(end * 1e9)
     attributes: dict[str, Any] = {
         "http.method": method,
