@@ -10,7 +10,10 @@ and matchers that capture: the UUID, its dashes removed, is 32 hex digits, a tra
 its second half a span id. A request that carries a valid ``traceparent`` keeps its
 trace id. The access log records the request's headers as received (the caller's
 ``traceparent``: the router span's parent) and the response's (``traceresponse``: the
-router span's own ids). Checked against Caddy 2.6.2.
+router span's own ids). Checked against Caddy 2.6.2. What it costs, traced routes only:
+Caddy's CPU per request through a route with this handler against the same route
+without, wrk with 8 connections, 3 pairs on this 2-core host under load 17-21: 438,
+467, 539 µs against 348, 416, 469 (medians 467 and 416: about 50 µs, 12%, more).
 """
 
 from __future__ import annotations
