@@ -90,6 +90,7 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         "trace_export_interval": 0.5,
         "observability_name_quota": 3,
         "observability_revision_quota": 2,
+        "health_deadline": 120,  # a shared host under load may take long to start one
     }
 
 
@@ -286,15 +287,14 @@ def test_revisions_latest_tags_and_quotas(agent):
         "3 observability configuration names",
     )
     assert listed_all(client) == before
-    for summary in before:
+    mine = {name, *others}
+    for own in mine:
         for _ in range(3):  # every revision, latest first
             with contextlib.suppress(ClientError):
                 client.delete_observability_configuration(
-                    ObservabilityConfigurationArn=partial_arn(
-                        agent, summary["ObservabilityConfigurationName"]
-                    )
+                    ObservabilityConfigurationArn=partial_arn(agent, own)
                 )
-    assert listed_all(client) == []
+    assert not mine & {s["ObservabilityConfigurationName"] for s in listed_all(client)}
 
 
 SUMMARIES = "ObservabilityConfigurationSummaryList"
