@@ -31,6 +31,8 @@ from .observe.metrics import Metrics
 from .observe.notify import Notifier
 from .observe.retention import Retention
 from .observe.sampling import MetricsCollector
+from .observe.traceexport import RouterSpans
+from .observe.tracing import resource_attributes
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
@@ -158,6 +160,7 @@ class Agent:
         )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
+        self.router_spans = RouterSpans(access_log, settings.trace_settings, self._traced_hosts)
         self.metrics_collector = MetricsCollector(
             self.metrics,
             self._metric_hosts,
@@ -279,6 +282,7 @@ class Agent:
         self.notifier.schedule(self.jobs)
         self.retention.schedule(self.jobs)
         self.metrics_collector.schedule(self.jobs)
+        self.router_spans.schedule(self.jobs)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
@@ -294,6 +298,19 @@ class Agent:
             if custom.target in by_host and not custom.name.startswith("*."):
                 by_host[custom.name] = by_host[custom.target]
         return by_host
+
+    def _traced_hosts(self) -> dict[str, dict[str, str]]:
+        """Each host of a traced service (custom domains too) -> its resource attributes."""
+        s = self.settings
+        traced = {
+            svc.name: resource_attributes(svc.name, svc.arn, s.region, s.account_id)
+            for svc in self.store.list_services()
+            if svc.spec.tracing
+        }
+        if not traced:
+            return {}
+        hosts = self._metric_hosts()
+        return {host: traced[name] for host, name in hosts.items() if name in traced}
 
     def _metric_instances(self) -> list[tuple[str, str]]:
         live = {s.id: s for s in self.store.list_services()}

@@ -3,42 +3,49 @@ quotas, and the default a service gets when it names none.
 
 Apart from ``services.py`` because they are a resource of their own, with their own
 calls (Create, Describe, List, Delete, UpdateDefault, ListServicesFor); a service only
-names one. ``Services`` hands those calls to ``AutoScalingConfigurations``.
+names one. ``Services`` hands those calls to ``AutoScalingConfigurations``; what every
+revisioned kind shares (ARNs, revisions, quotas) is in ``revisioned.py``.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from .config import Settings
-from .errors import InvalidRequest, QuotaExceeded, ResourceNotFound
+from .errors import InvalidRequest, ResourceNotFound
 from .models import ServiceSpec
+from .revisioned import DEFAULT_NAME, Quotas, RevisionedConfigurations
 from .store import Store
-from .tags import tag_dict
 
-DEFAULT_ASC_NAME = "DefaultConfiguration"
+DEFAULT_ASC_NAME = DEFAULT_NAME
 DEFAULT_ASC_ID = "0" * 31 + "1"
 DEFAULT_ASC = {"max_concurrency": 100, "min_size": 1, "max_size": 25}
 MAX_INSTANCES = 25  # App Runner's ceiling for MaxSize
 
 
-class AutoScalingConfigurations:
+class AutoScalingConfigurations(RevisionedConfigurations):
     """The rules of the auto scaling calls; rows are plain dicts from the store."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
-        self.settings = settings
+    kind = "autoscalingconfiguration"
+    label = "Auto scaling configuration"
+    name_member = "AutoScalingConfigurationName"
+    default_creatable = True  # the model and the guide: DefaultConfiguration takes revisions
 
-    def _arn(self, resource: str) -> str:
-        s = self.settings
-        return f"arn:aws:apprunner:{s.region}:{s.account_id}:{resource}"
+    def __init__(self, store: Store, settings: Settings) -> None:
+        quotas = Quotas(
+            names=settings.auto_scaling_name_quota,
+            revisions=settings.auto_scaling_revision_quota,
+            names_setting="auto_scaling_name_quota",
+            revisions_setting="auto_scaling_revision_quota",
+        )
+        super().__init__(store, settings, quotas)
 
     def ensure_default(self) -> None:
-        arn = self._arn(f"autoscalingconfiguration/{DEFAULT_ASC_NAME}/1/{DEFAULT_ASC_ID}")
-        if self.store.get_auto_scaling(arn) is None:
-            self.store.insert_auto_scaling(
+        arn = self.arn(DEFAULT_ASC_NAME, 1, DEFAULT_ASC_ID)
+        if self.row(arn) is None:
+            self.store.insert_configuration(
+                self.table,
                 {
                     "arn": arn,
                     "name": DEFAULT_ASC_NAME,
@@ -47,29 +54,13 @@ class AutoScalingConfigurations:
                     "is_default": 1,
                     "created_at": time.time(),
                     **DEFAULT_ASC,
-                }
+                },
             )
-
-    def get(self, arn: str) -> dict[str, Any]:
-        """A configuration by full ARN, or the latest revision when the ARN names only
-        ``name`` or ``name/revision`` (App Runner accepts all three forms)."""
-        row = self.store.get_auto_scaling(arn)
-        if row and row["status"] == "ACTIVE":
-            return row
-        prefix = self._arn("autoscalingconfiguration/")
-        parts = arn[len(prefix) :].split("/") if arn.startswith(prefix) else []
-        if 1 <= len(parts) <= 2 and parts[0]:
-            revisions = self.store.list_auto_scaling(parts[0])
-            if len(parts) == 2:
-                revisions = [r for r in revisions if str(r["revision"]) == parts[1]]
-            if revisions:
-                return revisions[-1]
-        raise ResourceNotFound(f"Auto scaling configuration {arn} not found")
 
     def default(self) -> dict[str, Any]:
         """The configuration a service gets when it names none."""
-        rows = [r for r in self.store.list_auto_scaling() if r["is_default"]]
-        return rows[-1] if rows else self.store.list_auto_scaling(DEFAULT_ASC_NAME)[0]
+        rows = [r for r in self.rows() if r["is_default"]]
+        return rows[-1] if rows else self.rows(DEFAULT_ASC_NAME)[0]
 
     def for_spec(self, spec: ServiceSpec) -> dict[str, Any]:
         if spec.auto_scaling_arn:
@@ -77,11 +68,11 @@ class AutoScalingConfigurations:
         return self.default()
 
     def create(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["AutoScalingConfigurationName"]  # DefaultConfiguration too (the model)
         values = {
             "max_concurrency": params.get("MaxConcurrency", DEFAULT_ASC["max_concurrency"]),
             "min_size": params.get("MinSize", DEFAULT_ASC["min_size"]),
             "max_size": params.get("MaxSize", DEFAULT_ASC["max_size"]),
+            "is_default": 0,
         }
         if values["max_size"] > MAX_INSTANCES:
             raise InvalidRequest(
@@ -92,48 +83,7 @@ class AutoScalingConfigurations:
                 f"MinSize ({values['min_size']}) must not be greater than MaxSize"
                 f" ({values['max_size']})"
             )
-        names_quota = self.settings.auto_scaling_name_quota
-        revisions_quota = self.settings.auto_scaling_revision_quota
-        with self.store.transaction():
-            active = self.store.list_auto_scaling()
-            names = {r["name"] for r in active if r["name"] != DEFAULT_ASC_NAME}
-            if name != DEFAULT_ASC_NAME and name not in names and len(names) >= names_quota:
-                raise QuotaExceeded(
-                    f"You have reached the maximum of {names_quota} auto scaling"
-                    " configuration names (auto_scaling_name_quota)"
-                )
-            if sum(r["name"] == name for r in active) >= revisions_quota:
-                raise QuotaExceeded(
-                    f"Auto scaling configuration {name} already has {revisions_quota} active"
-                    " revisions, the maximum (auto_scaling_revision_quota); delete one first"
-                )
-            revision = self.store.max_auto_scaling_revision(name) + 1
-            arn = self._arn(f"autoscalingconfiguration/{name}/{revision}/{uuid.uuid4().hex}")
-            self.store.insert_auto_scaling(
-                {
-                    "arn": arn,
-                    "name": name,
-                    "revision": revision,
-                    "status": "ACTIVE",
-                    "is_default": 0,
-                    "created_at": time.time(),
-                    **values,
-                }
-            )
-            tags = tag_dict(params.get("Tags") or [])
-            if tags:
-                self.store.put_tags(arn, tags)
-        return self.store.get_auto_scaling(arn)
-
-    def active(self, name: str | None, latest_only: bool) -> list[dict[str, Any]]:
-        rows = self.store.list_auto_scaling(name)
-        if latest_only:
-            latest = {r["name"]: r for r in rows}
-            rows = [r for r in rows if latest[r["name"]] is r]
-        return rows
-
-    def is_latest(self, row: dict[str, Any]) -> bool:
-        return self.store.list_auto_scaling(row["name"])[-1]["arn"] == row["arn"]
+        return self.add_revision(params["AutoScalingConfigurationName"], values, params.get("Tags"))
 
     def has_associated_service(self, row: dict[str, Any]) -> bool:
         return bool(self._services_using(row["arn"]))
@@ -142,11 +92,11 @@ class AutoScalingConfigurations:
         """Make one configuration the default for services created from now on."""
         row = self.get(arn)
         with self.store.transaction():
-            for other in self.store.list_auto_scaling():
+            for other in self.rows():
                 if other["is_default"] and other["arn"] != row["arn"]:
-                    self.store.update_auto_scaling(other["arn"], is_default=0)
-            self.store.update_auto_scaling(row["arn"], is_default=1)
-        return self.store.get_auto_scaling(row["arn"])
+                    self.store.update_configuration(self.table, other["arn"], is_default=0)
+            self.store.update_configuration(self.table, row["arn"], is_default=1)
+        return self.row(row["arn"])
 
     def services_for(self, arn: str) -> list[str]:
         return self._services_using(self.get(arn)["arn"])
@@ -163,7 +113,7 @@ class AutoScalingConfigurations:
 
     def delete(self, arn: str, delete_all: bool) -> dict[str, Any]:
         row = self.get(arn)
-        targets = self.store.list_auto_scaling(row["name"]) if delete_all else [row]
+        targets = self.rows(row["name"]) if delete_all else [row]
         for target in targets:
             if target["is_default"]:
                 raise InvalidRequest(
@@ -175,8 +125,5 @@ class AutoScalingConfigurations:
                     f"Auto scaling configuration {target['arn']} is used by a service;"
                     " move the service to another configuration first"
                 )
-        now = time.time()
-        with self.store.transaction():
-            for target in targets:
-                self.store.update_auto_scaling(target["arn"], status="INACTIVE", deleted_at=now)
-        return self.store.get_auto_scaling(row["arn"])
+        self.deactivate(targets)
+        return self.row(row["arn"])

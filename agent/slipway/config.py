@@ -25,6 +25,7 @@ from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
 from .filemodes import StateAccess
 from .health import ReconcilePace
+from .observe.tracing import TraceSettings
 from .outbound import OutboundPolicy
 from .quotas import Quotas
 from .routing.admin import DEFAULT_ADMIN
@@ -160,6 +161,19 @@ class Settings:
     auto_scaling_revision_quota: int = Quotas.auto_scaling_revision
     acme_challenges: tuple[str, ...] = TlsSettings.acme_challenges
     tls_renew_interval: float = TlsSettings.renew_interval
+    # Tracing (issue 17, ``observe.tracing.TraceSettings``): services whose observability
+    # configuration traces (Vendor AWSXRAY) send spans over OTLP/HTTP to the collector at
+    # trace_endpoint: the router's span of each request, exported by the agent every
+    # trace_export_interval seconds in requests of at most trace_batch_spans, and their
+    # instances' own, through the OTEL_* environment, to trace_instance_endpoint (empty:
+    # trace_endpoint; an instance's loopback is its own). At most
+    # observability_name_quota names and observability_revision_quota revisions a name.
+    trace_endpoint: str = TraceSettings.endpoint
+    trace_instance_endpoint: str = TraceSettings.instance_endpoint
+    trace_export_interval: float = TraceSettings.interval
+    trace_batch_spans: int = TraceSettings.batch_spans
+    observability_name_quota: int = TraceSettings.name_quota
+    observability_revision_quota: int = TraceSettings.revision_quota
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -330,6 +344,18 @@ class Settings:
             haproxy_backends=self.haproxy_backends,
             haproxy_bin=self.haproxy_bin,
             latency_sample=self.haproxy_latency_sample,
+        )
+
+    @property
+    def trace_settings(self) -> TraceSettings:
+        """Where traces go and the observability quotas (``trace_*``)."""
+        return TraceSettings(
+            endpoint=self.trace_endpoint,
+            instance_endpoint=self.trace_instance_endpoint,
+            interval=self.trace_export_interval,
+            batch_spans=self.trace_batch_spans,
+            name_quota=self.observability_name_quota,
+            revision_quota=self.observability_revision_quota,
         )
 
     @property

@@ -298,13 +298,22 @@ def check_aws_only(params: dict[str, Any]) -> None:
             "EncryptionConfiguration: customer-managed KMS keys are not supported by slipway;"
             " images and data stay on this host"
         )
-    obs = params.get("ObservabilityConfiguration") or {}
-    if obs.get("ObservabilityEnabled"):
-        raise InvalidRequest(
-            "ObservabilityConfiguration: X-Ray tracing is not supported by slipway;"
-            " set ObservabilityEnabled to false"
-        )
     check_network(params.get("NetworkConfiguration"))
+
+
+def observability_arn(data: dict[str, Any] | None) -> str | None:
+    """The observability configuration a service asks for (``ObservabilityConfiguration``),
+    as given: its revision is resolved by the rules (``observability.py``)."""
+    data = data or {}
+    arn = data.get("ObservabilityConfigurationArn")
+    if not data.get("ObservabilityEnabled"):
+        return None
+    if not arn:
+        raise InvalidRequest(
+            "ObservabilityConfiguration.ObservabilityConfigurationArn is required when"
+            " ObservabilityEnabled is true"
+        )
+    return arn
 
 
 @dataclass
@@ -315,6 +324,9 @@ class ServiceSpec:
     instance: InstanceConfig = field(default_factory=InstanceConfig)
     health: HealthCheck = field(default_factory=HealthCheck)
     auto_scaling_arn: str | None = None
+    # The observability configuration's revision in use, and whether it traces.
+    observability_arn: str | None = None
+    tracing: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -333,7 +345,16 @@ class ServiceSpec:
             instance=InstanceConfig(**data["instance"]),
             health=HealthCheck(**data["health"]),
             auto_scaling_arn=data.get("auto_scaling_arn"),
+            observability_arn=data.get("observability_arn"),
+            tracing=data.get("tracing", False),
         )
+
+    def observability_api(self) -> dict[str, Any]:
+        """The service's ``ObservabilityConfiguration`` member."""
+        if not self.observability_arn:
+            return {"ObservabilityEnabled": False}
+        arn = self.observability_arn
+        return {"ObservabilityEnabled": True, "ObservabilityConfigurationArn": arn}
 
     def updated(self, params: dict[str, Any]) -> ServiceSpec:
         """The spec UpdateService asks for: members it names replace ours, the rest stay."""
@@ -347,6 +368,8 @@ class ServiceSpec:
             new.health = HealthCheck.from_api(params["HealthCheckConfiguration"])
         if "AutoScalingConfigurationArn" in params:
             new.auto_scaling_arn = params["AutoScalingConfigurationArn"]
+        if "ObservabilityConfiguration" in params:
+            new.observability_arn = observability_arn(params["ObservabilityConfiguration"])
         return new
 
     @classmethod
@@ -357,4 +380,5 @@ class ServiceSpec:
             instance=InstanceConfig.from_api(params.get("InstanceConfiguration")),
             health=HealthCheck.from_api(params.get("HealthCheckConfiguration")),
             auto_scaling_arn=params.get("AutoScalingConfigurationArn"),
+            observability_arn=observability_arn(params.get("ObservabilityConfiguration")),
         )

@@ -25,11 +25,13 @@ from .errors import (
     ResourceNotFound,
 )
 from .models import ServiceSpec, SourceConfig
+from .observability import ObservabilityConfigurations
 from .operations.journal import Journal
 from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .paging import Page, Pager
 from .records import Operation, Revision, Service
 from .store import Store
+from .store.configurations import CONFIGURATION_TABLES
 from .tags import MAX_TAGS, tag_dict
 
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
@@ -67,6 +69,7 @@ class Services:
         self.journal = journal
         self.connections = connections
         self.auto_scaling_configs = AutoScalingConfigurations(store, settings)
+        self.observability_configs = ObservabilityConfigurations(store, settings)
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -185,6 +188,7 @@ class Services:
         else:
             # As App Runner does: the default of the moment, kept when the default moves.
             spec.auto_scaling_arn = self.auto_scaling_configs.default()["arn"]
+        self.observability_configs.attach(spec)
         tags = tag_dict(params.get("Tags") or [])
         label = hostname_label(name)
         with self.store.transaction():
@@ -247,6 +251,7 @@ class Services:
         new = old.updated(params)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
+        self.observability_configs.attach(new)
         digest = self._resolve(new, IMAGE_FIELD)
         with self.store.transaction():
             self._require_running(self.store.get_service(service.id), "update it")
@@ -436,8 +441,8 @@ class Services:
             return
         if self.store.get_connection(arn) is not None:
             return
-        asc = self.store.get_auto_scaling(arn)
-        if asc is None or asc["status"] != "ACTIVE":
+        configs = (self.store.get_configuration(t, arn) for t in CONFIGURATION_TABLES.values())
+        if not any(row and row["status"] == "ACTIVE" for row in configs):
             raise ResourceNotFound(f"Resource {arn} not found")
 
     def tag_resource(self, arn: str, tags: list[dict[str, str]]) -> None:

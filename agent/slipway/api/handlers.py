@@ -8,9 +8,10 @@ from typing import Any
 
 from ..connections import Connections
 from ..domains.rules import Domains
-from ..paging import Page
 from ..services import Services
-from . import shapes
+from . import observability, shapes
+from .listing import listed as _listed
+from .listing import page as _page
 
 
 @dataclass(frozen=True)
@@ -23,20 +24,6 @@ class Rules:
 
 
 Handler = Callable[[Rules, dict[str, Any]], dict[str, Any]]
-
-
-def _page(rules: Rules, items: list[Any], p: dict[str, Any], listing: str) -> Page:
-    return rules.services.pager.page(
-        items, p.get("MaxResults"), p.get("NextToken"), listing=listing
-    )
-
-
-def _listed(member: str, items: list[Any], page: Page) -> dict[str, Any]:
-    """A List answer: the page's items under ``member``, and its NextToken if any."""
-    out: dict[str, Any] = {member: items}
-    if page.next_token:
-        out["NextToken"] = page.next_token
-    return out
 
 
 def create_service(rules: Rules, p: dict[str, Any]) -> dict[str, Any]:
@@ -210,4 +197,5 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,
+    **observability.HANDLERS,
 }

@@ -25,7 +25,7 @@ def service(row: Service, services: Services) -> dict[str, Any]:
         "InstanceConfiguration": spec.instance.to_api(),
         "HealthCheckConfiguration": spec.health.to_api(),
         "NetworkConfiguration": NETWORK_API,
-        "ObservabilityConfiguration": {"ObservabilityEnabled": False},
+        "ObservabilityConfiguration": spec.observability_api(),
     }
     try:
         asc = services.auto_scaling_for(spec)

@@ -262,7 +262,7 @@ class Reconciler:
         if not rows or count <= 0:
             return []
         release = Release.from_dict(rows[0].detail)
-        env = self.rollout.instance_env(service, release)
+        env = self.rollout.instance_env(service, spec, release)
         base = int(time.time() * 1000) % 10**9
         started: list[Instance] = []
         try:

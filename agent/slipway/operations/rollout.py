@@ -16,6 +16,8 @@ from ..config import Settings
 from ..errors import SlipwayError
 from ..feedback import Feedback
 from ..models import ServiceSpec
+from ..observe.tracing import instance_env as otel_env
+from ..observe.tracing import resource_attributes
 from ..records import Operation, Revision, Service
 from ..releases import Builder, Git, Release, SecretReader, code_release, image_release
 from ..services import Services
@@ -151,7 +153,7 @@ class Rollout:
         through the settle window while the old drain out of the route. On any failure,
         the old keep or resume serving."""
         op_id = op.id
-        env = self.instance_env(service, release)  # before the pull: a bad secret fails fast
+        env = self.instance_env(service, spec, release)  # before the pull: a bad secret fails fast
         if release.pull:
             self.journal.deploy_log(op, f"[AppRunner] Pulling {release.image}")
             yield Offload(
@@ -218,10 +220,13 @@ class Rollout:
         if not release.pull:
             self.builder.prune(service.name, keep=[release.image])
 
-    def instance_env(self, service: Service, release: Release) -> dict[str, str]:
+    def instance_env(self, service: Service, spec: ServiceSpec, release: Release) -> dict[str, str]:
         """The release's environment with its secrets' values, read now and only for
-        ``service``'s instances: a value lives in their environment and nowhere else."""
-        return {**release.env, **self.secrets.resolve(service.name, release.secrets)}
+        ``service``'s instances: a value lives in their environment and nowhere else.
+        Instances of a ``spec`` that traces get the OTEL_* environment first (the
+        service's own variables win)."""
+        traced = trace_env(service, self.settings) if spec.tracing else {}
+        return {**traced, **release.env, **self.secrets.resolve(service.name, release.secrets)}
 
     def _settle(self, started: list[Instance], service_id: str) -> Task:
         """The old instances are out of the route but still up: for ``settle_seconds``
@@ -347,3 +352,10 @@ def instance_spec(
         memory_mb=int(spec.instance.memory),
         index=index,
     )
+
+
+def trace_env(service: Service, settings: Settings) -> dict[str, str]:
+    """The OTEL_* environment of a traced service's instances (``observe/tracing.py``)."""
+    trace = settings.trace_settings
+    resource = resource_attributes(service.name, service.arn, settings.region, settings.account_id)
+    return otel_env(resource, trace.instance_endpoint or trace.endpoint)

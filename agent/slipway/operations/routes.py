@@ -68,12 +68,13 @@ def desired_routes(
     grouped = by_service(instances)
     for service in services:
         host = settings.service_host(service.hostname)
+        traced = service.spec.tracing
         if service.status == "PAUSED":
-            routes.append(Route(host=host, upstreams=(), paused=True))
+            routes.append(Route(host=host, upstreams=(), paused=True, traced=traced))
             continue
         serving = serving_instances(service, grouped.get(service.id, []), exclude)
         upstreams = sorted(i.address or "" for i in serving)
-        routes.append(Route(host=host, upstreams=tuple(upstreams)))
+        routes.append(Route(host=host, upstreams=tuple(upstreams), traced=traced))
     return routes
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from ..errors import RouterError
 from .ingress import Ingress, ingress_routes
 from .routedns import route_name
+from .tracecontext import SCRATCH, trace_context
 
 log = logging.getLogger("slipway.router")
 
@@ -72,11 +73,15 @@ ACCESS_LOG_KEEP = 2
 
 @dataclass(frozen=True)
 class Route:
-    """Where one host's requests go; no upstreams means no healthy instance."""
+    """Where one host's requests go; no upstreams means no healthy instance. A ``traced``
+    host's requests must cross Caddy, whose access log gives their router spans
+    (``observe/tracing.py``), whatever the data plane, and get a trace context
+    (``tracecontext.py``)."""
 
     host: str
     upstreams: tuple[str, ...]
     paused: bool = False
+    traced: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,13 +161,17 @@ def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, 
     return handler
 
 
-def _handler(route: Route, route_dns: str | None = None) -> dict[str, Any]:
+def _handlers(route: Route, route_dns: str | None = None) -> list[dict[str, Any]]:
     if route.paused:
-        return _text_response(503, PAUSED_BODY)
+        return [_text_response(503, PAUSED_BODY)]
     upstreams = sorted(set(route.upstreams))
     if not upstreams:
-        return _text_response(503, UNAVAILABLE_BODY)
-    return _proxy(route.host, upstreams, route_dns)
+        return [_text_response(503, UNAVAILABLE_BODY)]
+    proxy = _proxy(route.host, upstreams, route_dns)
+    if not route.traced:
+        return [proxy]
+    proxy["headers"] = {"request": {"delete": [SCRATCH]}}
+    return [trace_context(), proxy]
 
 
 def ipv4_hosts(upstreams: Iterable[str]) -> list[str] | None:
@@ -305,7 +314,7 @@ def build_config(
     caddy_routes: list[dict[str, Any]] = [
         {
             "match": [{"host": [host]}],
-            "handle": [_handler(by_host[host], route_dns)],
+            "handle": _handlers(by_host[host], route_dns),
             "terminal": True,
         }
         for host in sorted(by_host)
@@ -361,7 +370,7 @@ def _add_https(
     routes = ingress_routes(ingress) + [
         {
             "match": [{"host": [name]}],
-            "handle": [_handler(route, route_dns)],
+            "handle": _handlers(route, route_dns),
             "terminal": True,
         }
         for name, route in custom

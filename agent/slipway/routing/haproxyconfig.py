@@ -213,9 +213,10 @@ def assign(
     routes: Iterable[Route], mapped: Mapping[str, str], servers: Iterable[Server], backends: int
 ) -> dict[str, str]:
     """The backend each route's host goes to: a host keeps the pool backend it has; a
-    new one takes a free one, preferring backends with no server left (none draining)."""
+    new one takes a free one, preferring backends with no server left (none draining).
+    Traced hosts are left out: HAProxy passes them to Caddy (``Route.traced``)."""
     wanted: dict[str, str] = {}
-    routes = sorted(routes, key=lambda r: r.host.lower())
+    routes = sorted((r for r in routes if not r.traced), key=lambda r: r.host.lower())
     for route in routes:
         host = route.host.lower()
         if route.paused:
@@ -262,7 +263,7 @@ def plan(
     wanted = assign(routes, mapped, servers, backends)
     members: dict[str, set[str]] = {}
     for route in routes:
-        backend = wanted[route.host.lower()]
+        backend = wanted.get(route.host.lower(), FALLBACK)
         if is_pool(backend):
             members[backend] = set(route.upstreams)
     have: dict[str, dict[str, Server]] = {}

@@ -3,6 +3,7 @@
 ``Store`` is the one object the rest of the agent holds. Its queries are split by family
 of tables: ``resources.py`` (services, operations, revisions and the other App Runner
 resources, in and out as typed records from ``records.py`` or plain dicts),
+``configurations.py`` (auto scaling and observability configurations),
 ``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), over the plumbing in ``base.py``; the tables
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from .access import AccessTables
 from .base import StoreError, sealed_sample
+from .configurations import ConfigurationTables
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
 
 
-class Store(ResourceTables, ObserveTables, SecretTables, AccessTables):
+class Store(ResourceTables, ConfigurationTables, ObserveTables, SecretTables, AccessTables):
     """Every table of the agent's database, behind one connection."""
 
 

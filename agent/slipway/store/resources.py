@@ -1,5 +1,5 @@
 """Queries of App Runner's resources and the agent's own: services, operations,
-revisions, auto scaling configurations, tags, connections, custom domains, access keys,
+revisions, tags, connections, custom domains, access keys,
 registry credentials and webhook deliveries.
 
 Apart from ``observe.py`` because these rows are the desired state the rules and the
@@ -104,33 +104,6 @@ class ResourceTables(StoreBase):
         return self._operations(
             f"SELECT * FROM operations WHERE status IN ({marks}) ORDER BY seq", statuses
         )
-
-    # -- auto scaling configurations ---------------------------------------------
-
-    def insert_auto_scaling(self, row: dict[str, Any]) -> None:
-        self._insert("auto_scaling_configurations", row)
-
-    def update_auto_scaling(self, arn: str, **fields: Any) -> None:
-        self._update("auto_scaling_configurations", arn, fields)
-
-    def get_auto_scaling(self, arn: str) -> dict[str, Any] | None:
-        return self._one("SELECT * FROM auto_scaling_configurations WHERE arn = ?", (arn,))
-
-    def list_auto_scaling(self, name: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM auto_scaling_configurations WHERE status = 'ACTIVE'"
-        params: tuple = ()
-        if name is not None:
-            sql += " AND name = ?"
-            params = (name,)
-        return self._rows(sql + " ORDER BY name, revision", params)
-
-    def max_auto_scaling_revision(self, name: str) -> int:
-        row = self._one(
-            "SELECT COALESCE(MAX(revision), 0) AS n FROM auto_scaling_configurations"
-            " WHERE name = ?",
-            (name,),
-        )
-        return row["n"]
 
     # -- tags ---------------------------------------------------------------------
 

@@ -269,6 +269,24 @@ def _m9_principals(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m10_observability(db: sqlite_utils.Database) -> None:
+    """Observability configurations (issue 17): revisioned like auto scaling ones; a
+    revision with ``trace_vendor`` turns tracing on for the services that use it."""
+    db["observability_configurations"].create(
+        {
+            "arn": str,
+            "name": str,
+            "revision": int,
+            "status": str,
+            "trace_vendor": str,
+            "created_at": float,
+            "deleted_at": float,
+        },
+        pk="arn",
+    )
+    db["observability_configurations"].create_index(["name", "revision"])
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -280,4 +298,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     WithVault(_m7_seal_values),
     _m8_audit_request_id,
     _m9_principals,
+    _m10_observability,
 ]
