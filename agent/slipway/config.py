@@ -29,6 +29,7 @@ from .routing.admin import DEFAULT_ADMIN
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
+from .vpc.limits import VpcLimits
 
 log = logging.getLogger("slipway.config")
 
@@ -138,6 +139,14 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
+    # VPC connectors and private services (issue 17, ``vpc.limits.VpcLimits``):
+    # private_listen is the IPv4 address:port where Caddy serves services with
+    # IsPubliclyAccessible false, at their VPC ingress connection's DomainName ("": no
+    # private listener, and private services are refused); at most vpc_connector_quota
+    # active VPC connectors and vpc_ingress_quota VPC ingress connections.
+    private_listen: str = VpcLimits.private_listen
+    vpc_connector_quota: int = VpcLimits.connector_quota
+    vpc_ingress_quota: int = VpcLimits.ingress_quota
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -294,6 +303,15 @@ class Settings:
             kind=self.data_plane,
             haproxy_backends=self.haproxy_backends,
             haproxy_bin=self.haproxy_bin,
+        )
+
+    @property
+    def vpc_limits(self) -> VpcLimits:
+        """The private listener and the VPC quotas (``private_listen``, ``vpc_*``)."""
+        return VpcLimits(
+            private_listen=self.private_listen,
+            connector_quota=self.vpc_connector_quota,
+            ingress_quota=self.vpc_ingress_quota,
         )
 
     @property

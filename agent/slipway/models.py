@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import InvalidRequest
 from .secretrefs import parse_reference
+from .vpc.network import NetworkConfig
 
 # App Runner's defaults, as DescribeService reports them when a member was omitted.
 DEFAULT_CPU = "1024"
@@ -264,33 +265,6 @@ class HealthCheck:
         }
 
 
-def check_network(data: dict[str, Any] | None) -> None:
-    """Refuse network settings that only an AWS VPC could honour."""
-    data = data or {}
-    egress = data.get("EgressConfiguration") or {}
-    if egress.get("EgressType") == "VPC" or egress.get("VpcConnectorArn"):
-        raise InvalidRequest(
-            "NetworkConfiguration.EgressConfiguration: VPC egress needs a VPC connector,"
-            " which a slipway host does not have; use EgressType DEFAULT"
-        )
-    if (data.get("IngressConfiguration") or {}).get("IsPubliclyAccessible") is False:
-        raise InvalidRequest(
-            "NetworkConfiguration.IngressConfiguration.IsPubliclyAccessible: private"
-            " (VPC ingress) services are not supported; slipway serves services through Caddy"
-        )
-    if data.get("IpAddressType", "IPV4") != "IPV4":
-        raise InvalidRequest(
-            "NetworkConfiguration.IpAddressType: only IPV4 is supported by slipway"
-        )
-
-
-NETWORK_API = {
-    "EgressConfiguration": {"EgressType": "DEFAULT"},
-    "IngressConfiguration": {"IsPubliclyAccessible": True},
-    "IpAddressType": "IPV4",
-}
-
-
 def check_aws_only(params: dict[str, Any]) -> None:
     """Refuse members that would change behaviour and that have no host equivalent."""
     if params.get("EncryptionConfiguration"):
@@ -304,7 +278,6 @@ def check_aws_only(params: dict[str, Any]) -> None:
             "ObservabilityConfiguration: X-Ray tracing is not supported by slipway;"
             " set ObservabilityEnabled to false"
         )
-    check_network(params.get("NetworkConfiguration"))
 
 
 @dataclass
@@ -315,6 +288,7 @@ class ServiceSpec:
     instance: InstanceConfig = field(default_factory=InstanceConfig)
     health: HealthCheck = field(default_factory=HealthCheck)
     auto_scaling_arn: str | None = None
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -333,6 +307,7 @@ class ServiceSpec:
             instance=InstanceConfig(**data["instance"]),
             health=HealthCheck(**data["health"]),
             auto_scaling_arn=data.get("auto_scaling_arn"),
+            network=NetworkConfig.from_dict(data.get("network")),
         )
 
     def updated(self, params: dict[str, Any]) -> ServiceSpec:
@@ -347,6 +322,8 @@ class ServiceSpec:
             new.health = HealthCheck.from_api(params["HealthCheckConfiguration"])
         if "AutoScalingConfigurationArn" in params:
             new.auto_scaling_arn = params["AutoScalingConfigurationArn"]
+        if "NetworkConfiguration" in params:
+            new.network = NetworkConfig.from_api(params["NetworkConfiguration"], new.network)
         return new
 
     @classmethod
@@ -357,4 +334,5 @@ class ServiceSpec:
             instance=InstanceConfig.from_api(params.get("InstanceConfiguration")),
             health=HealthCheck.from_api(params.get("HealthCheckConfiguration")),
             auto_scaling_arn=params.get("AutoScalingConfigurationArn"),
+            network=NetworkConfig.from_api(params.get("NetworkConfiguration")),
         )

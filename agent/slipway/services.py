@@ -31,6 +31,8 @@ from .operations.queue import ACTIVE_STATUSES, DEPLOYING_OPS, OperationQueue
 from .records import Operation, Revision, Service
 from .store import Store
 from .tags import MAX_TAGS, tag_dict
+from .vpc.connectors import NetworkCheck, VpcConnectors
+from .vpc.ingress import VpcIngressConnections
 
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
@@ -76,6 +78,7 @@ class Services:
         queue: OperationQueue,
         journal: Journal,
         connections: Connections | None = None,
+        network_check: NetworkCheck | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -84,6 +87,8 @@ class Services:
         self.journal = journal
         self.connections = connections
         self.auto_scaling_configs = AutoScalingConfigurations(store, settings)
+        self.vpc_connectors = VpcConnectors(store, settings, network_check)
+        self.vpc_ingress = VpcIngressConnections(store, settings)
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -197,6 +202,7 @@ class Services:
     def create_service(self, params: dict[str, Any]) -> tuple[Service, str]:
         name = params["ServiceName"]
         spec = ServiceSpec.from_create(params)
+        spec.network = self.vpc_connectors.resolve(spec.network)
         if spec.auto_scaling_arn:
             self.auto_scaling(spec.auto_scaling_arn)
         else:
@@ -260,6 +266,7 @@ class Services:
         self._require_running(service, "update it")
         old = service.spec
         new = old.updated(params)
+        new.network = self.vpc_connectors.resolve(new.network)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
         digest = self._resolve(new, IMAGE_FIELD)
@@ -444,7 +451,10 @@ class Services:
             if service.status == "DELETED":
                 raise InvalidState(f"Resource {arn} is deleted")
             return
-        if self.store.get_connection(arn) is not None:
+        if self.store.get_connection(arn) is not None or self.vpc_ingress.taggable(arn):
+            return
+        connector = self.store.get_vpc_connector(arn)
+        if connector is not None and connector["status"] == "ACTIVE":
             return
         asc = self.store.get_auto_scaling(arn)
         if asc is None or asc["status"] != "ACTIVE":

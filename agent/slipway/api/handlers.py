@@ -10,6 +10,7 @@ from ..connections import Connections
 from ..domains.rules import Domains
 from ..services import Services, paginate
 from . import shapes
+from .vpc import VPC_HANDLERS
 
 
 @dataclass(frozen=True)
@@ -219,4 +220,5 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,
+    **VPC_HANDLERS,
 }

@@ -3,7 +3,7 @@
 Docker SDK and daemon errors are translated here, and only here, into
 ``BackendError`` (the engine failed) or a ``RegistryError`` subclass (a pull
 could not get the image; ``docker_pulls.py`` reads which). Each service's instances
-join its own network (``docker_networks.py``).
+join its own network (``docker_networks.py``), and a VPC connector's (``docker_vpc.py``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from . import (
 from .docker_cgroups import CgroupStats
 from .docker_inspect import Inspections
 from .docker_logs import DockerLogs
-from .docker_networks import Networks
 from .docker_pulls import pull_error
+from .docker_vpc import VpcNetworks
 
 # The container port the app listens on, so its published host port can be read back.
 LABEL_PORT = "slipway.port"
@@ -136,7 +136,7 @@ class DockerEngine:
         instance_network: str = "127.77.0.0/16",
         instance_port: int = PUBLISHED_PORT,
         confinement: Confinement | None = None,
-        networks: Networks | None = None,
+        networks: VpcNetworks | None = None,
     ) -> None:
         if client is None:
             try:
@@ -258,13 +258,37 @@ class DockerEngine:
                 raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
             except _DOCKER_ERRORS as exc:
                 raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
+            self._join(container, spec)
             try:
-                return self._start(container, name)
+                instance = self._start(container, name)
             except _PortTaken:
                 # Another agent on this host took the same address meanwhile: next one.
                 attempts += 1
                 if attempts == ADDRESS_ATTEMPTS:
                     raise
+                continue
+            if spec.networks and self.networks is not None:
+                self.networks.refresh_fence()  # its addresses there exist from its start
+            return instance
+
+    def _join(self, container: Container, spec: InstanceSpec) -> None:
+        """Join the VPC connector's networks (``docker_vpc.py``) before the app starts."""
+        if not spec.networks:
+            return
+        if self.networks is None:
+            self._remove_quietly(container)
+            raise BackendError("this engine runs instances without networks to join")
+        try:
+            self.networks.join(container.id, spec.networks)
+        except BackendError:
+            self._remove_quietly(container)
+            raise
+
+    def network_problems(self, names: list[str]) -> dict[str, str]:
+        """Why each of ``names`` cannot be joined by instances (VPC connectors)."""
+        if self.networks is None:
+            return dict.fromkeys(names, "cannot be joined: this engine has no networks")
+        return self.networks.problems(names)
 
     def _confined(self, service_id: str) -> dict[str, Any]:
         box = self.confinement

@@ -182,9 +182,10 @@ def assign(
     routes: Iterable[Route], mapped: Mapping[str, str], servers: Iterable[Server], backends: int
 ) -> dict[str, str]:
     """The backend each route's host goes to: a host keeps the pool backend it has; a
-    new one takes a free one, preferring backends with no server left (none draining)."""
+    new one takes a free one, preferring backends with no server left (none draining).
+    Private routes are left out: their hosts fall to Caddy, which answers 404 there."""
     wanted: dict[str, str] = {}
-    routes = sorted(routes, key=lambda r: r.host.lower())
+    routes = sorted((r for r in routes if r.public), key=lambda r: r.host.lower())
     for route in routes:
         host = route.host.lower()
         if route.paused:
@@ -226,7 +227,7 @@ def plan(
     servers first, then the map, then the servers that leave (maintenance: no new
     requests, the ones in flight finish), then the deletion of those in maintenance
     (which HAProxy refuses while they still carry a connection: tried again later)."""
-    routes = list(routes)
+    routes = [r for r in routes if r.public]
     servers = list(servers)
     wanted = assign(routes, mapped, servers, backends)
     members: dict[str, set[str]] = {}

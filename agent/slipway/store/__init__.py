@@ -5,7 +5,8 @@ of tables: ``resources.py`` (services, operations, revisions and the other App R
 resources, in and out as typed records from ``records.py`` or plain dicts),
 ``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
-(sealed secrets and their grants), over the plumbing in ``base.py``; the tables
+(sealed secrets and their grants), ``vpc.py`` (VPC connectors and ingress
+connections), over the plumbing in ``base.py``; the tables
 themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
 ``sealed.py`` names is sealed by the vault on the way in.
 """
@@ -17,9 +18,10 @@ from .base import StoreError, sealed_sample
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
+from .vpc import VpcTables
 
 
-class Store(ResourceTables, ObserveTables, SecretTables, AccessTables):
+class Store(ResourceTables, ObserveTables, SecretTables, AccessTables, VpcTables):
     """Every table of the agent's database, behind one connection."""
 
 
