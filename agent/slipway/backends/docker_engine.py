@@ -258,31 +258,13 @@ class DockerEngine:
                 raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
             except _DOCKER_ERRORS as exc:
                 raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
-            self._join(container, spec)
             try:
-                instance = self._start(container, name)
+                return self._start(container, name, spec.networks)
             except _PortTaken:
                 # Another agent on this host took the same address meanwhile: next one.
                 attempts += 1
                 if attempts == ADDRESS_ATTEMPTS:
                     raise
-                continue
-            if spec.networks and self.networks is not None:
-                self.networks.refresh_fence()  # its addresses there exist from its start
-            return instance
-
-    def _join(self, container: Container, spec: InstanceSpec) -> None:
-        """Join the VPC connector's networks (``docker_vpc.py``) before the app starts."""
-        if not spec.networks:
-            return
-        if self.networks is None:
-            self._remove_quietly(container)
-            raise BackendError("this engine runs instances without networks to join")
-        try:
-            self.networks.join(container.id, spec.networks)
-        except BackendError:
-            self._remove_quietly(container)
-            raise
 
     def network_problems(self, names: list[str]) -> dict[str, str]:
         """Why each of ``names`` cannot be joined by instances (VPC connectors)."""
@@ -320,10 +302,18 @@ class DockerEngine:
             return _to_instance(container.attrs)
         return self._start(container, name)
 
-    def _start(self, container: Container, name: str) -> Instance:
+    def _start(self, container: Container, name: str, vpc: tuple[str, ...] = ()) -> Instance:
+        """Start it, first joined to a VPC connector's networks (``docker_vpc.py``)."""
         try:
+            if vpc:
+                if self.networks is None:
+                    raise BackendError(f"{name}: this engine has no networks to join")
+                self.networks.join(container.id, vpc)
             container.start()
             container.reload()
+        except BackendError:
+            self._remove_quietly(container)
+            raise
         except _DOCKER_ERRORS as exc:
             message = _explain(exc)
             self._remove_quietly(container)
@@ -334,6 +324,8 @@ class DockerEngine:
                 ) from exc
             raise BackendError(f"starting container {name} failed: {message}") from exc
         self._inspections.changed(container.id)
+        if vpc and self.networks is not None:
+            self.networks.refresh_fence()  # its addresses there exist from its start
         return _to_instance(container.attrs)
 
     def _remove_quietly(self, container: Container) -> None:
@@ -383,6 +375,8 @@ class DockerEngine:
             finally:
                 self._inspections.changed(container.id)
             self._release_network(container.labels.get(LABEL_SERVICE_ID))
+            if self.networks and len(container.attrs["NetworkSettings"]["Networks"]) > 1:
+                self.networks.refresh_fence()  # its addresses on joined networks are free
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:
