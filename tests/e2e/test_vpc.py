@@ -12,6 +12,7 @@ fence's VPC chains must hold.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -53,9 +54,10 @@ def database(docker_client: docker.DockerClient, hello_local: str) -> Iterator[t
         yield network.name, box.name
     finally:
         box.remove(force=True)
-        for container in docker_client.containers.list(all=True):
-            if network.name in (container.attrs["NetworkSettings"]["Networks"] or {}):
-                network.disconnect(container, force=True)
+        network.reload()
+        for container_id in network.attrs.get("Containers") or {}:  # an instance left
+            with contextlib.suppress(docker.errors.NotFound):
+                network.disconnect(container_id, force=True)
         network.remove()
 
 
