@@ -13,6 +13,10 @@ fence's VPC chains must hold.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -176,3 +180,43 @@ def test_a_malformed_egress_is_refused_and_nothing_is_stored(agent, hello_image)
     )
     assert code == "InvalidRequestException" and "VpcConnectorArn" in message
     assert client.list_services()["ServiceSummaryList"] == before
+
+
+def test_the_aws_cli_creates_describes_and_deletes_both(agent, hello_image, database):
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run(
+            [aws, "apprunner", *args, "--endpoint-url", agent.endpoint, "--profile",
+             "slipway", "--region", "us-east-1", "--output", "json"],
+            env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(agent.credentials_file)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    network, _ = database
+    made = cli("create-vpc-connector", "--vpc-connector-name", "cli-conn", "--subnets", network)
+    arn = made["VpcConnector"]["VpcConnectorArn"]
+    assert cli("describe-vpc-connector", "--vpc-connector-arn", arn) == made
+    assert cli("delete-vpc-connector", "--vpc-connector-arn", arn)["VpcConnector"]["Status"] == (
+        "INACTIVE"
+    )
+    service = agent.client().create_service(
+        ServiceName="vpc-cli",
+        SourceConfiguration=image_source(hello_image),
+        NetworkConfiguration={"IngressConfiguration": {"IsPubliclyAccessible": False}},
+    )["Service"]
+    conn = cli(
+        "create-vpc-ingress-connection", "--service-arn", service["ServiceArn"],
+        "--vpc-ingress-connection-name", "cli-ingress",
+        "--ingress-vpc-configuration", "VpcId=vpc-1,VpcEndpointId=vpce-1",
+    )["VpcIngressConnection"]  # fmt: skip
+    assert conn["DomainName"] == "vpc-cli.localhost"
+    conn_arn = conn["VpcIngressConnectionArn"]
+    described = cli("describe-vpc-ingress-connection", "--vpc-ingress-connection-arn", conn_arn)
+    assert described["VpcIngressConnection"] == conn
+    gone = cli("delete-vpc-ingress-connection", "--vpc-ingress-connection-arn", conn_arn)
+    assert gone["VpcIngressConnection"]["Status"] == "DELETED"
