@@ -230,3 +230,21 @@ def test_nonsense_vpc_settings_stop_the_start_naming_the_setting() -> None:
     ):
         with pytest.raises(InvalidRequest, match=match):
             limits.check((80, 443))
+
+
+def test_connectors_and_ingress_connections_take_tags_until_deleted(env: Env) -> None:
+    arn = env.connector("db-access")["VpcConnectorArn"]
+    env.services.tag_resource(arn, [{"Key": "team", "Value": "data"}])
+    assert env.services.list_tags(arn) == {"team": "data"}
+    env.call("DeleteVpcConnector", VpcConnectorArn=arn)
+    with pytest.raises(ResourceNotFound):
+        env.services.list_tags(arn)
+    service = env.service()
+    conn = env.call(
+        "CreateVpcIngressConnection",
+        ServiceArn=service.arn,
+        VpcIngressConnectionName="web-private",
+        IngressVpcConfiguration={"VpcId": "vpc-1", "VpcEndpointId": "vpce-1"},
+        Tags=[{"Key": "env", "Value": "prod"}],
+    )["VpcIngressConnection"]
+    assert env.services.list_tags(conn["VpcIngressConnectionArn"]) == {"env": "prod"}
