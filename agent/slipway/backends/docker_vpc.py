@@ -83,6 +83,8 @@ class VpcNetworks(Networks):
         joined: dict[str, list[str]] = {}
         for box in boxes:
             networks = (box.get("NetworkSettings") or {}).get("Networks") or {}
+            if len(networks) < 2:
+                continue  # on its own network alone: fenced by its bridge
             for settings in networks.values():
                 if settings.get("NetworkID") and settings.get("IPAddress"):
                     joined.setdefault(settings["NetworkID"], []).append(settings["IPAddress"])
