@@ -248,3 +248,21 @@ def test_connectors_and_ingress_connections_take_tags_until_deleted(env: Env) ->
         Tags=[{"Key": "env", "Value": "prod"}],
     )["VpcIngressConnection"]
     assert env.services.list_tags(conn["VpcIngressConnectionArn"]) == {"env": "prod"}
+
+
+def test_an_update_moves_a_service_onto_a_connector_which_stays_while_queued(env: Env) -> None:
+    service = env.service()
+    for op in env.store.list_operations(service.id):
+        env.store.update_operation(op.id, status="SUCCEEDED")
+    env.store.update_service(service.id, status="RUNNING")
+    arn = env.connector("db-access", "db-net", "cache-net")["VpcConnectorArn"]
+    egress = {"EgressType": "VPC", "VpcConnectorArn": arn}
+    _, op_id = env.services.update_service(
+        {"ServiceArn": service.arn, "NetworkConfiguration": {"EgressConfiguration": egress}}
+    )
+    queued = env.store.get_operation(op_id).params["spec"]["network"]
+    assert queued["networks"] == ["db-net", "cache-net"]
+    assert queued["publicly_accessible"] is True  # members not named keep their value
+    # The update is not done yet, but the connector is in use already.
+    with pytest.raises(InvalidRequest, match="used by service.*web"):
+        env.call("DeleteVpcConnector", VpcConnectorArn=arn)
