@@ -220,11 +220,12 @@ def test_bad_ingress_connections_are_refused_and_nothing_is_stored(
 
 def test_nonsense_vpc_settings_stop_the_start_naming_the_setting() -> None:
     VpcLimits().check()
-    VpcLimits(private_listen="10.0.0.5:8791").check((80, 443))
+    VpcLimits(private_listen="127.0.0.1:8791").check((80, 443))
     for limits, match in (
         (VpcLimits(private_listen="localhost:8791"), "private_listen must be an IPv4"),
         (VpcLimits(private_listen="10.0.0.5"), "private_listen must be an IPv4"),
-        (VpcLimits(private_listen="10.0.0.5:80"), "port 80 is already http_port"),
+        (VpcLimits(private_listen="192.0.2.77:8791"), "192.0.2.77 is not an address of this"),
+        (VpcLimits(private_listen="127.0.0.1:80"), "port 80 is already http_port"),
         (VpcLimits(connector_quota=0), "vpc_connector_quota must be between"),
         (VpcLimits(ingress_quota=-1), "vpc_ingress_quota must be between"),
     ):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 
 from ..errors import InvalidRequest
@@ -18,6 +19,17 @@ def split_listen(listen: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return host, int(port)
+
+
+def is_local(address: str) -> bool:
+    """Whether ``address`` is one of this host's (a socket can be bound to it); a bad
+    private_listen would make every load of Caddy's config fail, all routes with it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,11 @@ class VpcLimits:
                 raise InvalidRequest(
                     f"private_listen must be an IPv4 address and port like 10.0.0.5:8080,"
                     f" not {self.private_listen!r}"
+                )
+            if not is_local(parts[0]):
+                raise InvalidRequest(
+                    f"private_listen {self.private_listen}: {parts[0]} is not an address of"
+                    " this host, so Caddy could not listen there"
                 )
             if parts[1] in public_ports:
                 raise InvalidRequest(
