@@ -12,7 +12,7 @@ from .access import Access
 from .backends import Confinement
 from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
-from .backends.docker_networks import Networks
+from .backends.docker_vpc import VpcNetworks
 from .backends.fence import Isolation
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
@@ -135,10 +135,12 @@ class Agent:
                     upstream=agent_address(settings),
                 ),
                 http_listen=caddy_listen(caddy_http) if caddy_http else None,
+                private_listen=settings.private_listen or None,
             ),
         )
         settings.edge_limits.check()  # the API applies them; a bad one stops the start
-        self.networks = Networks(
+        settings.vpc_limits.check((settings.http_port, settings.https_port))
+        self.networks = VpcNetworks(
             Isolation(
                 pool=settings.network_pool,
                 fence=settings.fence,
@@ -183,6 +185,7 @@ class Agent:
             self.journal,
             connections=self.connections,
             pager=Pager(self.vault.derive("next-token")),
+            network_check=self.backend.network_problems,
         )
         self.domains = Domains(
             self.store,

@@ -33,6 +33,7 @@ from .routing.caddyconfig import TlsSettings
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
 from .sources.git_limits import GitLimits
+from .vpc.limits import VpcLimits
 
 log = logging.getLogger("slipway.config")
 
@@ -174,6 +175,14 @@ class Settings:
     trace_batch_spans: int = TraceSettings.batch_spans
     observability_name_quota: int = TraceSettings.name_quota
     observability_revision_quota: int = TraceSettings.revision_quota
+    # VPC connectors and private services (issue 17, ``vpc.limits.VpcLimits``):
+    # private_listen is the IPv4 address:port where Caddy serves services with
+    # IsPubliclyAccessible false, at their VPC ingress connection's DomainName ("": no
+    # private listener, and private services are refused); at most vpc_connector_quota
+    # active VPC connectors and vpc_ingress_quota VPC ingress connections.
+    private_listen: str = VpcLimits.private_listen
+    vpc_connector_quota: int = VpcLimits.connector_quota
+    vpc_ingress_quota: int = VpcLimits.ingress_quota
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -356,6 +365,15 @@ class Settings:
             batch_spans=self.trace_batch_spans,
             name_quota=self.observability_name_quota,
             revision_quota=self.observability_revision_quota,
+        )
+
+    @property
+    def vpc_limits(self) -> VpcLimits:
+        """The private listener and the VPC quotas (``private_listen``, ``vpc_*``)."""
+        return VpcLimits(
+            private_listen=self.private_listen,
+            connector_quota=self.vpc_connector_quota,
+            ingress_quota=self.vpc_ingress_quota,
         )
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import InvalidRequest
 from .secretrefs import parse_reference
+from .vpc.network import NetworkConfig
 
 # App Runner's defaults, as DescribeService reports them when a member was omitted.
 DEFAULT_CPU = "1024"
@@ -264,33 +265,6 @@ class HealthCheck:
         }
 
 
-def check_network(data: dict[str, Any] | None) -> None:
-    """Refuse network settings that only an AWS VPC could honour."""
-    data = data or {}
-    egress = data.get("EgressConfiguration") or {}
-    if egress.get("EgressType") == "VPC" or egress.get("VpcConnectorArn"):
-        raise InvalidRequest(
-            "NetworkConfiguration.EgressConfiguration: VPC egress needs a VPC connector,"
-            " which a slipway host does not have; use EgressType DEFAULT"
-        )
-    if (data.get("IngressConfiguration") or {}).get("IsPubliclyAccessible") is False:
-        raise InvalidRequest(
-            "NetworkConfiguration.IngressConfiguration.IsPubliclyAccessible: private"
-            " (VPC ingress) services are not supported; slipway serves services through Caddy"
-        )
-    if data.get("IpAddressType", "IPV4") != "IPV4":
-        raise InvalidRequest(
-            "NetworkConfiguration.IpAddressType: only IPV4 is supported by slipway"
-        )
-
-
-NETWORK_API = {
-    "EgressConfiguration": {"EgressType": "DEFAULT"},
-    "IngressConfiguration": {"IsPubliclyAccessible": True},
-    "IpAddressType": "IPV4",
-}
-
-
 def check_aws_only(params: dict[str, Any]) -> None:
     """Refuse members that would change behaviour and that have no host equivalent."""
     if params.get("EncryptionConfiguration"):
@@ -298,7 +272,6 @@ def check_aws_only(params: dict[str, Any]) -> None:
             "EncryptionConfiguration: customer-managed KMS keys are not supported by slipway;"
             " images and data stay on this host"
         )
-    check_network(params.get("NetworkConfiguration"))
 
 
 def observability_arn(data: dict[str, Any] | None) -> str | None:
@@ -327,6 +300,7 @@ class ServiceSpec:
     # The observability configuration's revision in use, and whether it traces.
     observability_arn: str | None = None
     tracing: bool = False
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -347,6 +321,7 @@ class ServiceSpec:
             auto_scaling_arn=data.get("auto_scaling_arn"),
             observability_arn=data.get("observability_arn"),
             tracing=data.get("tracing", False),
+            network=NetworkConfig.from_dict(data.get("network")),
         )
 
     def observability_api(self) -> dict[str, Any]:
@@ -370,6 +345,8 @@ class ServiceSpec:
             new.auto_scaling_arn = params["AutoScalingConfigurationArn"]
         if "ObservabilityConfiguration" in params:
             new.observability_arn = observability_arn(params["ObservabilityConfiguration"])
+        if "NetworkConfiguration" in params:
+            new.network = NetworkConfig.from_api(params["NetworkConfiguration"], new.network)
         return new
 
     @classmethod
@@ -381,4 +358,5 @@ class ServiceSpec:
             health=HealthCheck.from_api(params.get("HealthCheckConfiguration")),
             auto_scaling_arn=params.get("AutoScalingConfigurationArn"),
             observability_arn=observability_arn(params.get("ObservabilityConfiguration")),
+            network=NetworkConfig.from_api(params.get("NetworkConfiguration")),
         )

@@ -33,6 +33,8 @@ from .records import Operation, Revision, Service
 from .store import Store
 from .store.configurations import CONFIGURATION_TABLES
 from .tags import MAX_TAGS, tag_dict
+from .vpc.connectors import NetworkCheck, VpcConnectors
+from .vpc.ingress import VpcIngressConnections
 
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
@@ -58,6 +60,7 @@ class Services:
         journal: Journal,
         connections: Connections | None = None,
         pager: Pager | None = None,
+        network_check: NetworkCheck | None = None,
     ) -> None:
         """``pager`` signs the listings' tokens (the agent's is keyed from its vault);
         without one, tokens hold only while this process lives."""
@@ -70,6 +73,8 @@ class Services:
         self.connections = connections
         self.auto_scaling_configs = AutoScalingConfigurations(store, settings)
         self.observability_configs = ObservabilityConfigurations(store, settings)
+        self.vpc_connectors = VpcConnectors(store, settings, network_check)
+        self.vpc_ingress = VpcIngressConnections(store, settings)
 
     # -- ARNs -------------------------------------------------------------------
 
@@ -183,6 +188,7 @@ class Services:
     def create_service(self, params: dict[str, Any]) -> tuple[Service, str]:
         name = params["ServiceName"]
         spec = ServiceSpec.from_create(params)
+        spec.network = self.vpc_connectors.resolve(spec.network)
         if spec.auto_scaling_arn:
             self.auto_scaling(spec.auto_scaling_arn)
         else:
@@ -249,6 +255,7 @@ class Services:
         self._require_running(service, "update it")
         old = service.spec
         new = old.updated(params)
+        new.network = self.vpc_connectors.resolve(new.network)
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
         self.observability_configs.attach(new)
@@ -439,7 +446,10 @@ class Services:
             if service.status == "DELETED":
                 raise InvalidState(f"Resource {arn} is deleted")
             return
-        if self.store.get_connection(arn) is not None:
+        if self.store.get_connection(arn) is not None or self.vpc_ingress.taggable(arn):
+            return
+        connector = self.store.get_vpc_connector(arn)
+        if connector is not None and connector["status"] == "ACTIVE":
             return
         configs = (self.store.get_configuration(t, arn) for t in CONFIGURATION_TABLES.values())
         if not any(row and row["status"] == "ACTIVE" for row in configs):

@@ -9,12 +9,15 @@ import pytest
 from slipway.backends.fence import (
     FORWARD_CHAIN,
     HOST_CHAIN,
+    VPC_FORWARD_CHAIN,
+    VPC_HOST_CHAIN,
     HostFence,
     Isolation,
     forward_rules,
     host_rules,
     jumps,
     restore_input,
+    vpc_rules,
 )
 from slipway.errors import BackendError, InvalidRequest
 
@@ -26,7 +29,22 @@ def test_only_slipway_bridges_enter_the_fence() -> None:
     assert jumps() == [
         ("INPUT", ("-i", "slw-+", "-j", HOST_CHAIN)),
         ("DOCKER-USER", ("-i", "slw-+", "-j", FORWARD_CHAIN)),
+        # Every packet passes the VPC chains, which send on slipway's instances only.
+        ("INPUT", ("-j", VPC_HOST_CHAIN)),
+        ("DOCKER-USER", ("-j", VPC_FORWARD_CHAIN)),
     ]
+
+
+def test_an_instance_on_a_joined_network_is_fenced_but_inside_that_network() -> None:
+    host, forward = vpc_rules([("br-db", "172.30.0.3"), ("br-db", "172.30.0.3")])
+    assert host == [("-i", "br-db", "-s", "172.30.0.3/32", "-j", HOST_CHAIN)]
+    # What stays on the joined bridge passes (the database); all else is fenced.
+    assert forward == [
+        ("-i", "br-db", "-s", "172.30.0.3/32", "!", "-o", "br-db", "-j", FORWARD_CHAIN)
+    ]
+    text = restore_input([80], [], [("br-db", "172.30.0.3")])
+    assert f":{VPC_HOST_CHAIN} - [0:0]" in text.splitlines()  # declared: flushed each time
+    assert f"-A {VPC_HOST_CHAIN} -i br-db -s 172.30.0.3/32 -j {HOST_CHAIN}" in text
 
 
 def test_the_host_is_reachable_only_at_the_allowed_ports_and_never_at_link_local() -> None:
@@ -99,6 +117,10 @@ def test_install_writes_both_chains_at_once_and_inserts_missing_jumps_first() ->
         ["iptables", "-w", "-I", "INPUT", "1", "-i", "slw-+", "-j", HOST_CHAIN],
         ["iptables", "-w", "-C", "DOCKER-USER", "-i", "slw-+", "-j", FORWARD_CHAIN],
         ["iptables", "-w", "-I", "DOCKER-USER", "1", "-i", "slw-+", "-j", FORWARD_CHAIN],
+        ["iptables", "-w", "-C", "INPUT", "-j", VPC_HOST_CHAIN],
+        ["iptables", "-w", "-I", "INPUT", "1", "-j", VPC_HOST_CHAIN],
+        ["iptables", "-w", "-C", "DOCKER-USER", "-j", VPC_FORWARD_CHAIN],
+        ["iptables", "-w", "-I", "DOCKER-USER", "1", "-j", VPC_FORWARD_CHAIN],
     ]
 
 
@@ -112,7 +134,8 @@ def test_lift_takes_out_every_jump_and_only_them() -> None:
     class Twice(FakeIptables):
         def __init__(self) -> None:
             super().__init__(present=True)
-            self.left = {"INPUT": 2, "DOCKER-USER": 1}  # a jump put in twice by hand
+            # The fence's jumps, its INPUT one put in twice by hand.
+            self.left = {"INPUT": 3, "DOCKER-USER": 2}
 
         def __call__(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
             chain = argv[3]

@@ -12,6 +12,7 @@ from ..services import Services
 from . import observability, shapes
 from .listing import listed as _listed
 from .listing import page as _page
+from .vpc import VPC_HANDLERS
 
 
 @dataclass(frozen=True)
@@ -198,4 +199,5 @@ HANDLERS: dict[str, Handler] = {
     "UntagResource": untag_resource,
     "ListTagsForResource": list_tags,
     **observability.HANDLERS,
+    **VPC_HANDLERS,
 }

@@ -6,7 +6,6 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ResourceNotFound
-from ..models import NETWORK_API
 from ..records import Operation, Service
 from ..services import Services
 
@@ -24,7 +23,7 @@ def service(row: Service, services: Services) -> dict[str, Any]:
         "SourceConfiguration": spec.source.to_api(),
         "InstanceConfiguration": spec.instance.to_api(),
         "HealthCheckConfiguration": spec.health.to_api(),
-        "NetworkConfiguration": NETWORK_API,
+        "NetworkConfiguration": spec.network.to_api(),
         "ObservabilityConfiguration": spec.observability_api(),
     }
     try:

@@ -82,6 +82,8 @@ class InstanceSpec:
     memory_mb: int = 2048
     index: int = 0  # instance number within the deployment
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    # Docker networks a VPC connector names, joined besides the service's own.
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,10 @@ class Backend(Protocol):
     def pull(self, image: str, auth: tuple[str, str] | None = None) -> None: ...
 
     def start_instance(self, spec: InstanceSpec) -> Instance: ...
+
+    def network_problems(self, names: list[str]) -> dict[str, str]:
+        """{name: why} for each of ``names`` that instances cannot join (absent, not a
+        user-defined bridge, slipway's own): what a VPC connector may name."""
 
     def get_instance(self, instance_id: str) -> Instance | None: ...
 

@@ -3,7 +3,7 @@
 Docker SDK and daemon errors are translated here, and only here, into
 ``BackendError`` (the engine failed) or a ``RegistryError`` subclass (a pull
 could not get the image; ``docker_pulls.py`` reads which). Each service's instances
-join its own network (``docker_networks.py``).
+join its own network (``docker_networks.py``), and a VPC connector's (``docker_vpc.py``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from . import (
 from .docker_cgroups import CgroupStats
 from .docker_inspect import Inspections
 from .docker_logs import DockerLogs
-from .docker_networks import Networks
 from .docker_pulls import pull_error
+from .docker_vpc import VpcNetworks
 
 # The container port the app listens on, so its published host port can be read back.
 LABEL_PORT = "slipway.port"
@@ -136,7 +136,7 @@ class DockerEngine:
         instance_network: str = "127.77.0.0/16",
         instance_port: int = PUBLISHED_PORT,
         confinement: Confinement | None = None,
-        networks: Networks | None = None,
+        networks: VpcNetworks | None = None,
     ) -> None:
         if client is None:
             try:
@@ -260,12 +260,18 @@ class DockerEngine:
             except _DOCKER_ERRORS as exc:
                 raise BackendError(f"creating container {name} failed: {_explain(exc)}") from exc
             try:
-                return self._start(container, name)
+                return self._start(container, name, spec.networks)
             except _PortTaken:
                 # Another agent on this host took the same address meanwhile: next one.
                 attempts += 1
                 if attempts == ADDRESS_ATTEMPTS:
                     raise
+
+    def network_problems(self, names: list[str]) -> dict[str, str]:
+        """Why each of ``names`` cannot be joined by instances (VPC connectors)."""
+        if self.networks is None:
+            return dict.fromkeys(names, "cannot be joined: this engine has no networks")
+        return self.networks.problems(names)
 
     def _confined(self, service_id: str) -> dict[str, Any]:
         box = self.confinement
@@ -297,10 +303,17 @@ class DockerEngine:
             return _to_instance(container.attrs)
         return self._start(container, name)
 
-    def _start(self, container: Container, name: str) -> Instance:
+    def _start(self, container: Container, name: str, vpc: tuple[str, ...] = ()) -> Instance:
         try:
+            if vpc:  # a VPC connector's networks, joined before it starts (docker_vpc.py)
+                if self.networks is None:
+                    raise BackendError(f"{name}: this engine has no networks to join")
+                self.networks.join(container.id, vpc)
             container.start()
             container.reload()
+        except BackendError:
+            self._remove_quietly(container)
+            raise
         except _DOCKER_ERRORS as exc:
             message = _explain(exc)
             self._remove_quietly(container)
@@ -311,6 +324,8 @@ class DockerEngine:
                 ) from exc
             raise BackendError(f"starting container {name} failed: {message}") from exc
         self._inspections.changed(container.id)
+        if vpc and self.networks is not None:
+            self.networks.refresh_fence()  # its addresses there exist from its start
         return _to_instance(container.attrs)
 
     def _remove_quietly(self, container: Container) -> None:
@@ -372,6 +387,8 @@ class DockerEngine:
             finally:
                 self._inspections.changed(container.id)
             self._release_network(container.labels.get(LABEL_SERVICE_ID))
+            if self.networks and len(container.attrs["NetworkSettings"]["Networks"]) > 1:
+                self.networks.refresh_fence()  # its addresses on joined networks are free
         except docker.errors.NotFound:
             return
         except docker.errors.APIError as exc:

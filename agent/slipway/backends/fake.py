@@ -9,6 +9,8 @@ Knobs:
 - ``log_streams[id]``: what each ``follow_logs(id, ...)`` call gets, in turn: a
   ``FakeLogStream`` or an exception to raise; None (the instance is gone) once used up.
   ``followed_since`` records each call's ``since_ns``.
+- ``networks``: the Docker networks that instances may join (VPC connectors'); an
+  instance's joined ones are in its spec (``specs[id].networks``).
 - ``stats[id]``, ``limits[id]``: what ``instance_stats`` and ``cpu_limits`` report;
   ids without an entry are gone.
 """
@@ -60,6 +62,7 @@ class FakeBackend:
     followed_since: list[int] = field(default_factory=list)
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     limits: dict[str, float | None] = field(default_factory=dict)
+    networks: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._instances: dict[str, Instance] = {}
@@ -100,6 +103,9 @@ class FakeBackend:
         self._instances[instance.id] = instance
         self.specs[instance.id] = spec
         return instance
+
+    def network_problems(self, names: list[str]) -> dict[str, str]:
+        return {n: "does not exist on this host" for n in names if n not in self.networks}
 
     def exit_instance(self, instance_id: str, exit_code: int = 1) -> None:
         """Make a running instance die, as a crashing app would."""

@@ -16,6 +16,14 @@ own, entered only from slipway's bridges (named ``slw-…``, ``docker_networks.p
   container (a connection Docker's DNAT turned toward it) are refused; the internet,
   and package registries on it, are not.
 
+An instance of a service with a VPC connector also joins networks that are not
+slipway's (``docker_vpc.py``), and Docker may route its traffic out through one of
+them (the network whose name sorts first gives the default route). Two more chains,
+jumped to from INPUT and DOCKER-USER for every packet, hold each such instance's
+address on such a bridge to the same two chains: ``SLIPWAY-FENCE-VPC-IN`` and
+``SLIPWAY-FENCE-VPC`` (traffic that stays in the joined network passes: that is what the
+connector is for). The other containers of that network are not slipway's to fence.
+
 Replies of established connections pass: Caddy and the health probes reach instances
 through their published ports. Refused rather than dropped (``icmp-admin-prohibited``):
 a build's pip fails at once with "No route to host" instead of hanging for TCP's
@@ -39,6 +47,8 @@ from ..errors import BackendError, InvalidRequest
 BRIDGE_PREFIX = "slw-"
 FORWARD_CHAIN = "SLIPWAY-FENCE"
 HOST_CHAIN = "SLIPWAY-FENCE-HOST"
+VPC_HOST_CHAIN = "SLIPWAY-FENCE-VPC-IN"
+VPC_FORWARD_CHAIN = "SLIPWAY-FENCE-VPC"
 LINK_LOCAL = "169.254.0.0/16"
 SUBNET_PREFIX = 24  # each network a /24 of the pool: 254 instances
 
@@ -46,6 +56,8 @@ _REFUSE = ("-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
 _REPLIES = ("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN")
 
 Rule = tuple[str, ...]
+# An instance on a network that is not slipway's: (that network's bridge, its address).
+Member = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -84,11 +96,14 @@ class Isolation:
 
 
 def jumps() -> list[tuple[str, Rule]]:
-    """``(chain, rule)`` of the two ways into the fence: only slipway's bridges enter."""
+    """``(chain, rule)`` of the ways into the fence: slipway's bridges enter, and every
+    packet passes the VPC chains, which send on only slipway's instances."""
     bridges = ("-i", BRIDGE_PREFIX + "+")
     return [
         ("INPUT", (*bridges, "-j", HOST_CHAIN)),
         ("DOCKER-USER", (*bridges, "-j", FORWARD_CHAIN)),
+        ("INPUT", ("-j", VPC_HOST_CHAIN)),
+        ("DOCKER-USER", ("-j", VPC_FORWARD_CHAIN)),
     ]
 
 
@@ -113,11 +128,33 @@ def forward_rules(bridges: Iterable[str]) -> list[Rule]:
     return [*rules, ("-o", BRIDGE_PREFIX + "+", *_REFUSE)]
 
 
-def restore_input(ports: Iterable[int], bridges: Iterable[str]) -> str:
-    """Both chains as ``iptables-restore`` input: declared (so flushed), then filled."""
-    lines = ["*filter", f":{HOST_CHAIN} - [0:0]", f":{FORWARD_CHAIN} - [0:0]"]
-    lines += [" ".join(("-A", HOST_CHAIN, *rule)) for rule in host_rules(ports)]
-    lines += [" ".join(("-A", FORWARD_CHAIN, *rule)) for rule in forward_rules(bridges)]
+def vpc_rules(members: Iterable[Member]) -> tuple[list[Rule], list[Rule]]:
+    """``SLIPWAY-FENCE-VPC-IN`` and ``SLIPWAY-FENCE-VPC``: an instance's address on a
+    joined network goes through the fence's chains like its own network's traffic, but
+    for what stays inside that network."""
+    host: list[Rule] = []
+    forward: list[Rule] = []
+    for bridge, address in sorted(set(members)):
+        source = ("-i", bridge, "-s", f"{address}/32")
+        host.append((*source, "-j", HOST_CHAIN))
+        forward.append((*source, "!", "-o", bridge, "-j", FORWARD_CHAIN))
+    return host, forward
+
+
+def restore_input(
+    ports: Iterable[int], bridges: Iterable[str], members: Iterable[Member] = ()
+) -> str:
+    """The chains as ``iptables-restore`` input: declared (so flushed), then filled."""
+    chains = (HOST_CHAIN, FORWARD_CHAIN, VPC_HOST_CHAIN, VPC_FORWARD_CHAIN)
+    vpc_host, vpc_forward = vpc_rules(members)
+    lines = ["*filter", *(f":{chain} - [0:0]" for chain in chains)]
+    for chain, rules in (
+        (HOST_CHAIN, host_rules(ports)),
+        (FORWARD_CHAIN, forward_rules(bridges)),
+        (VPC_HOST_CHAIN, vpc_host),
+        (VPC_FORWARD_CHAIN, vpc_forward),
+    ):
+        lines += [" ".join(("-A", chain, *rule)) for rule in rules]
     return "\n".join([*lines, "COMMIT", ""])
 
 
@@ -142,9 +179,10 @@ class HostFence:
         self.ports = list(ports)
         self._run = run
 
-    def install(self, bridges: Iterable[str]) -> None:
-        """Both chains, rewritten for these bridges, and the jumps into them."""
-        self._call(["iptables-restore", "-w", "--noflush"], restore_input(self.ports, bridges))
+    def install(self, bridges: Iterable[str], members: Iterable[Member] = ()) -> None:
+        """The chains, rewritten for these bridges and VPC members, and the jumps."""
+        text = restore_input(self.ports, bridges, members)
+        self._call(["iptables-restore", "-w", "--noflush"], text)
         for chain, rule in jumps():
             if self._call(["iptables", "-w", "-C", chain, *rule], check=False).returncode:
                 self._call(["iptables", "-w", "-I", chain, "1", *rule])

@@ -351,6 +351,7 @@ def instance_spec(
         cpu_units=int(spec.instance.cpu),
         memory_mb=int(spec.instance.memory),
         index=index,
+        networks=tuple(spec.network.networks),
     )
 
 

@@ -61,20 +61,28 @@ def desired_routes(
     instances: list[Instance],
     settings: Settings,
     exclude: frozenset[str] = frozenset(),
+    ingress: Set[str] = frozenset(),
 ) -> list[Route]:
-    """Which upstreams each service host should reach (``serving_instances``). Pure, so
-    the rule is testable with plain data."""
+    """Which upstreams each service host should reach (``serving_instances``), and on
+    which listener: a private service's only on the private one, and only with a VPC
+    ingress connection (``ingress``: the ARNs of services that have one). Pure, so the
+    rule is testable with plain data."""
     routes = []
     grouped = by_service(instances)
     for service in services:
         host = settings.service_host(service.hostname)
-        traced = service.spec.tracing
+        public = service.spec.network.publicly_accessible
+        where = {
+            "public": public,
+            "private": not public and service.arn in ingress,
+            "traced": service.spec.tracing,
+        }
         if service.status == "PAUSED":
-            routes.append(Route(host=host, upstreams=(), paused=True, traced=traced))
+            routes.append(Route(host=host, upstreams=(), paused=True, **where))
             continue
         serving = serving_instances(service, grouped.get(service.id, []), exclude)
         upstreams = sorted(i.address or "" for i in serving)
-        routes.append(Route(host=host, upstreams=tuple(upstreams), traced=traced))
+        routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
     return routes
 
 
@@ -124,7 +132,8 @@ class Routes:
             if instances is None:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
-            self.router.apply(desired_routes(services, instances, self.settings, out))
+            ingress = {r["service_arn"] for r in self.store.list_vpc_ingress()}
+            self.router.apply(desired_routes(services, instances, self.settings, out, ingress))
 
     def serving(self, service: Service, instances: list[Instance]) -> list[Instance]:
         """The live instances in the service's route now."""

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..errors import RouterError
 from .ingress import Ingress, ingress_routes
+from .private import PRIVATE_SERVER_NAME, private_server
 from .routedns import route_name
 from .tracecontext import SCRATCH, trace_context
 
@@ -82,6 +83,8 @@ class Route:
     upstreams: tuple[str, ...]
     paused: bool = False
     traced: bool = False
+    public: bool = True  # served on http_port (and its custom domains on https_port)
+    private: bool = False  # served on the private listener (``private.py``)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, 
             "dial_timeout": "1s",
         }
     return handler
+
+
+def _host_route(host: str, route: Route, route_dns: str | None) -> dict[str, Any]:
+    return {"match": [{"host": [host]}], "handle": _handlers(route, route_dns), "terminal": True}
 
 
 def _handlers(route: Route, route_dns: str | None = None) -> list[dict[str, Any]]:
@@ -297,28 +304,24 @@ def build_config(
     access_log_keep: int,
     ingress: Ingress | None = None,
     http_listen: str | None = None,
+    private_listen: str | None = None,
 ) -> dict[str, Any]:
     """Caddy's whole JSON config, ordered by host so it compares stably. The admin API
     stays at ``admin_listen`` after a load; ``route_dns`` is the responder that resolves
     routes' instances (None: static upstreams only); with ``access_log`` the servers
     log every request there; ``ingress`` puts the agent's webhooks and API on public
     names over HTTPS (``ingress.py``); ``http_listen`` moves the HTTP server off
-    ``http_port`` (``unix//path``: behind HAProxy, ``haproxy.py``)."""
+    ``http_port`` (``unix//path``: behind HAProxy, ``haproxy.py``); ``private_listen``
+    is where private routes are served (``private.py``; None: nowhere)."""
     ingress = ingress or Ingress()
-    by_host: dict[str, Route] = {}
+    every: dict[str, Route] = {}
     for route in routes:
         host = route.host.lower()
-        if host in by_host:
+        if host in every:
             raise ValueError(f"two routes for host {host!r}")
-        by_host[host] = route
-    caddy_routes: list[dict[str, Any]] = [
-        {
-            "match": [{"host": [host]}],
-            "handle": _handlers(by_host[host], route_dns),
-            "terminal": True,
-        }
-        for host in sorted(by_host)
-    ]
+        every[host] = route
+    by_host = {host: route for host, route in every.items() if route.public}
+    caddy_routes = [_host_route(host, by_host[host], route_dns) for host in sorted(by_host)]
     custom = _custom_routes(custom_hosts, by_host)
     public = [n for n in ingress.names() if n not in by_host]
     if custom or public:
@@ -343,6 +346,11 @@ def build_config(
     }
     if custom or public:
         _add_https(config, custom, ingress, http_port=http_port, tls=tls, route_dns=route_dns)
+    if private_listen:
+        private = [_host_route(h, r, route_dns) for h, r in sorted(every.items()) if r.private]
+        config["apps"]["http"]["servers"][PRIVATE_SERVER_NAME] = private_server(
+            private, private_listen, _text_response(404, UNKNOWN_HOST_BODY)
+        )
     if access_log is not None:
         # Every request of the servers, whatever its host, goes to the access logger.
         for each in config["apps"]["http"]["servers"].values():
@@ -368,12 +376,7 @@ def _add_https(
     http["http_port"] = http_port
     http["https_port"] = tls.https_port
     routes = ingress_routes(ingress) + [
-        {
-            "match": [{"host": [name]}],
-            "handle": _handlers(route, route_dns),
-            "terminal": True,
-        }
-        for name, route in custom
+        _host_route(name, route, route_dns) for name, route in custom
     ]
     routes.append({"handle": [_text_response(404, UNKNOWN_HOST_BODY)]})
     http["servers"][TLS_SERVER_NAME] = {

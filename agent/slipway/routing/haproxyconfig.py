@@ -214,9 +214,10 @@ def assign(
 ) -> dict[str, str]:
     """The backend each route's host goes to: a host keeps the pool backend it has; a
     new one takes a free one, preferring backends with no server left (none draining).
-    Traced hosts are left out: HAProxy passes them to Caddy (``Route.traced``)."""
+    Traced hosts are left out: HAProxy passes them to Caddy (``Route.traced``); so are
+    private ones, which fall to Caddy too, and it answers 404 for them there."""
     wanted: dict[str, str] = {}
-    routes = sorted((r for r in routes if not r.traced), key=lambda r: r.host.lower())
+    routes = sorted((r for r in routes if r.public and not r.traced), key=lambda r: r.host.lower())
     for route in routes:
         host = route.host.lower()
         if route.paused:
@@ -258,7 +259,7 @@ def plan(
     servers first, then the map, then the servers that leave (maintenance: no new
     requests, the ones in flight finish), then the deletion of those in maintenance
     (which HAProxy refuses while they still carry a connection: tried again later)."""
-    routes = list(routes)
+    routes = [r for r in routes if r.public]
     servers = list(servers)
     wanted = assign(routes, mapped, servers, backends)
     members: dict[str, set[str]] = {}

@@ -76,6 +76,7 @@ class Router:
         route_table_gid: int | None = None,
         ingress: Ingress | None = None,
         http_listen: str | None = None,
+        private_listen: str | None = None,
     ) -> None:
         # "unix//path" (the default: a socket only root opens) or http://host:port.
         self.admin = parse_admin(admin_url)
@@ -108,6 +109,7 @@ class Router:
         self.admin_listen = self.admin.listen
         self.http_port = http_port
         self.http_listen = http_listen  # where the HTTP server listens, if not http_port
+        self.private_listen = private_listen  # where private routes are served, if anywhere
         self.timeout = timeout
         # No kept-alive connections: Caddy restarts its admin server on every /load.
         self._client = httpx.Client(
@@ -147,6 +149,7 @@ class Router:
             access_log_keep=self.access_log_keep,
             ingress=self.ingress,
             http_listen=self.http_listen,
+            private_listen=self.private_listen,
         )
 
     def apply(self, routes: Iterable[Route]) -> bool:

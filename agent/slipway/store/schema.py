@@ -24,6 +24,8 @@ JSON_COLUMNS = {
     "pattern",
     "validation",
     "document",
+    "subnets",
+    "security_groups",
 }
 
 
@@ -287,6 +289,40 @@ def _m10_observability(db: sqlite_utils.Database) -> None:
     db["observability_configurations"].create_index(["name", "revision"])
 
 
+def _m11_vpc(db: sqlite_utils.Database) -> None:
+    """VPC connectors (the Docker networks a service's instances join, by name and
+    revision) and VPC ingress connections (where a private service answers)."""
+    db["vpc_connectors"].create(
+        {
+            "arn": str,
+            "name": str,
+            "revision": int,
+            "status": str,  # ACTIVE | INACTIVE
+            "subnets": str,  # JSON: Docker network names
+            "security_groups": str,  # JSON: recorded, not enforced
+            "created_at": float,
+            "deleted_at": float,
+        },
+        pk="arn",
+    )
+    db["vpc_connectors"].create_index(["name", "revision"])
+    db["vpc_ingress_connections"].create(
+        {
+            "arn": str,
+            "name": str,
+            "service_arn": str,
+            "status": str,
+            "vpc_id": str,
+            "vpc_endpoint_id": str,
+            "domain_name": str,
+            "created_at": float,
+            "deleted_at": float,
+        },
+        pk="arn",
+    )
+    db["vpc_ingress_connections"].create_index(["service_arn"])
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -299,4 +335,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m8_audit_request_id,
     _m9_principals,
     _m10_observability,
+    _m11_vpc,
 ]
