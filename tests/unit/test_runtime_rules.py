@@ -410,7 +410,7 @@ def test_render_layer_order(builder: Builder, runtimes: dict[str, Runtime]) -> N
 
 
 def json_cmd(script: str) -> str:
-    return "CMD " + json.dumps(["/bin/sh", "-ec", script])
+    return "CMD " + json.dumps(["/bin/bash", "-ec", script])
 
 
 def test_render_keeps_run_env_and_secrets_out(builder: Builder, runtimes: dict[str, Runtime]):
