@@ -215,6 +215,67 @@ def test_complete_example_every_key() -> None:
     assert isinstance(config.build, tuple) and isinstance(config.env, dict)
 
 
+# The current guide's complete file (English edition, newer than the Spanish copy in
+# shared/reference): every key, run.pre-run and run.secrets included, with its own
+# "my-secret" name and the three reference forms.
+CURRENT_COMPLETE = """\
+version: 1.0
+runtime: python311
+build:
+  commands:
+    pre-build:
+      - wget -c https://s3.amazonaws.com/DOC-EXAMPLE-BUCKET/test-lib.tar.gz -O - | tar -xz
+    build:
+      - pip3 install pipenv
+      - pipenv install
+    post-build:
+      - python3 manage.py test
+  env:
+    - name: DJANGO_SETTINGS_MODULE
+      value: "django_apprunner.settings"
+    - name: MY_VAR_EXAMPLE
+      value: "example"
+run:
+  runtime-version: 3.11
+  pre-run:
+    - pip3 install pipenv
+    - pipenv install
+    - python3 copy-global-files.py
+  command: pipenv run gunicorn django_apprunner.wsgi --log-file -
+  network:
+    port: 8000
+    env: MY_APP_PORT
+  env:
+    - name: MY_VAR_EXAMPLE
+      value: "example"
+  secrets:
+    - name: my-secret
+      value-from: "arn:aws:secretsmanager:us-east-1:123456789012:secret:\
+testingstackAppRunnerConstr-kJFXde2ULKbT-S7t8xR:username::"
+    - name: my-parameter
+      value-from: "arn:aws:ssm:us-east-1:123456789012:parameter/parameter-name"
+    - name: my-parameter-only-name
+      value-from: "parameter-name"
+"""
+
+
+def test_current_guide_complete_example_every_key() -> None:
+    config = parse_apprunner_yaml(CURRENT_COMPLETE)
+    assert (config.runtime, config.runtime_version) == ("python311", "3.11")
+    assert config.pre_run == (
+        "pip3 install pipenv",
+        "pipenv install",
+        "python3 copy-global-files.py",
+    )
+    assert (config.port, config.port_env) == (8000, "MY_APP_PORT")
+    assert [s.name for s in config.secrets] == [
+        "my-secret",
+        "my-parameter",
+        "my-parameter-only-name",
+    ]
+    assert config.secrets[2].value_from == "parameter-name"
+
+
 def test_node_examples() -> None:
     extended = parse_apprunner_yaml(NODE_EXTENDED)
     assert extended.runtime == "nodejs12" and extended.runtime_version == "12.18.4"
