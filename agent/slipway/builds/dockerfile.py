@@ -25,8 +25,9 @@ Layer layout, in order:
 6. ``ENV PORT`` (and run.network.env), ``EXPOSE``, and ``CMD /bin/bash -ec "<pre-run> &&
    exec <command>"``. Run env and secrets are never baked: the deployment passes them to
    the container. bash, not sh: Debian's sh (dash) drops variables whose names are not
-   a shell's (``my-secret``) from what it execs, and App Runner's names need not be. Last, one ``LABEL`` line (``slipway.build.*``): the API's ``labels=``
-   would cost the classic builder a step per label.
+   a shell's (``my-secret``) from what it execs, and App Runner's names need not be.
+   Last, one ``LABEL`` line (``slipway.build.*``): the API's ``labels=`` would cost the
+   classic builder a step per label.
 """
 
 from __future__ import annotations
