@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from slipway.builds.runtimes import Runtime, load_runtimes
 from testkit.gitserver import GitServer
@@ -152,3 +153,22 @@ def test_what_this_host_cannot_build_fails_before_the_build(
     assert words in log, log
     assert "[Build]" not in log, log  # no build step ran
     assert service_containers(created["ServiceId"]) == []
+
+
+def test_an_api_configuration_it_cannot_build_is_refused(agent: Any, git: GitServer) -> None:
+    """CreateService with CodeConfigurationValues.Runtime DOTNET_6: InvalidRequestException
+    naming the runtime and why, and no service stored."""
+    git.create_repo("api-dotnet", {"app.cs": "class App {}\n"})
+    source = code_source(git.url("api-dotnet"))
+    source["CodeRepository"]["CodeConfiguration"] = {
+        "ConfigurationSource": "API",
+        "CodeConfigurationValues": {"Runtime": "DOTNET_6", "StartCommand": "dotnet app.dll"},
+    }
+    client = agent.client()
+    with pytest.raises(ClientError) as caught:
+        client.create_service(ServiceName="api-dotnet", SourceConfiguration=source)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidRequestException"
+    assert "Runtime: DOTNET_6: runtime dotnet6 is an App Runner runtime" in error["Message"]
+    names = [s["ServiceName"] for s in client.list_services()["ServiceSummaryList"]]
+    assert "api-dotnet" not in names
