@@ -47,7 +47,12 @@ from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_imag
 
 # The longest files (minutes each, serially), started first: a parallel run then does
 # not wait for one of them at its end.
-LONGEST_FIRST = ("test_rollouts.py", "test_triggers.py", "test_code_services.py")
+LONGEST_FIRST = (
+    "test_runtimes.py",
+    "test_rollouts.py",
+    "test_triggers.py",
+    "test_code_services.py",
+)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -126,7 +126,7 @@ def test_example_builds_and_answers(
     example: Example = request.getfixturevalue(name.replace("-", "_"))
     result = example.result
     assert result.image == f"{image_repository(example.service)}:1111111"
-    assert result.runtime_version == ("3.11.2" if name == "python-hello" else "18.20.4")
+    assert result.runtime_version == ("3.11.2" if name == "python-hello" else "18.20.8")
     assert "[AppRunner] Build started" in example.log[0]
     assert example.log[-1].startswith("[AppRunner] Build finished in ")
     url = run_image(result.image, example.config.port, dict(example.config.env))

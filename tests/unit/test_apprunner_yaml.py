@@ -215,6 +215,67 @@ def test_complete_example_every_key() -> None:
     assert isinstance(config.build, tuple) and isinstance(config.env, dict)
 
 
+# The current guide's complete file (English edition, newer than the Spanish copy in
+# shared/reference): every key, run.pre-run and run.secrets included, with its own
+# "my-secret" name and the three reference forms.
+CURRENT_COMPLETE = """\
+version: 1.0
+runtime: python311
+build:
+  commands:
+    pre-build:
+      - wget -c https://s3.amazonaws.com/DOC-EXAMPLE-BUCKET/test-lib.tar.gz -O - | tar -xz
+    build:
+      - pip3 install pipenv
+      - pipenv install
+    post-build:
+      - python3 manage.py test
+  env:
+    - name: DJANGO_SETTINGS_MODULE
+      value: "django_apprunner.settings"
+    - name: MY_VAR_EXAMPLE
+      value: "example"
+run:
+  runtime-version: 3.11
+  pre-run:
+    - pip3 install pipenv
+    - pipenv install
+    - python3 copy-global-files.py
+  command: pipenv run gunicorn django_apprunner.wsgi --log-file -
+  network:
+    port: 8000
+    env: MY_APP_PORT
+  env:
+    - name: MY_VAR_EXAMPLE
+      value: "example"
+  secrets:
+    - name: my-secret
+      value-from: "arn:aws:secretsmanager:us-east-1:123456789012:secret:\
+testingstackAppRunnerConstr-kJFXde2ULKbT-S7t8xR:username::"
+    - name: my-parameter
+      value-from: "arn:aws:ssm:us-east-1:123456789012:parameter/parameter-name"
+    - name: my-parameter-only-name
+      value-from: "parameter-name"
+"""
+
+
+def test_current_guide_complete_example_every_key() -> None:
+    config = parse_apprunner_yaml(CURRENT_COMPLETE)
+    assert (config.runtime, config.runtime_version) == ("python311", "3.11")
+    assert config.pre_run == (
+        "pip3 install pipenv",
+        "pipenv install",
+        "python3 copy-global-files.py",
+    )
+    assert (config.port, config.port_env) == (8000, "MY_APP_PORT")
+    assert [s.name for s in config.secrets] == [
+        "my-secret",
+        "my-parameter",
+        "my-parameter-only-name",
+    ]
+    assert config.secrets[2].value_from == "parameter-name"
+
+
 def test_node_examples() -> None:
     extended = parse_apprunner_yaml(NODE_EXTENDED)
     assert extended.runtime == "nodejs12" and extended.runtime_version == "12.18.4"
@@ -455,11 +516,50 @@ def test_unknown_runtime_lists_the_known_names() -> None:
     for name in ("python3", "python311", "nodejs22", "corretto11", "go1", "dotnet6", "ruby31"):
         assert name in str(err)
     _assert_error(
-        "version: 1.0\nruntime: Python3\nrun:\n  command: x\n",
+        "version: 1.0\nruntime: pyhton3\nrun:\n  command: x\n",
         2,
         "runtime",
         "did you mean 'python3'?",
     )
+
+
+@pytest.mark.parametrize("written", ["Python3", "PYTHON3", "NodeJS22", " go1 "])
+def test_runtime_names_match_without_regard_to_case(written: str) -> None:
+    """The guide's runtime tables write "Python3", its examples "python3": App Runner
+    reads both; slipway keeps the lowercase name."""
+    text = f"version: 1.0\nruntime: {written}\nrun:\n  command: x\n"
+    assert parse_apprunner_yaml(text).runtime == written.strip().lower()
+
+
+def test_api_names_with_app_runner_rules_are_accepted() -> None:
+    config = from_api_values(
+        {
+            "Runtime": "NODEJS_18",
+            "RuntimeEnvironmentVariables": {"my-var": "x"},
+            "RuntimeEnvironmentSecrets": {
+                "my-secret": "arn:aws:ssm:us-east-1:123456789012:parameter/p"
+            },
+        }
+    )
+    assert config.env == {"my-var": "x"} and config.secrets[0].name == "my-secret"
+
+
+@pytest.mark.parametrize(
+    "network", ["  network:\n", "  network: ~\n", "  network: null\n", "  network:\n  env:\n"]
+)
+def test_null_sections_are_absent(network: str) -> None:
+    """``network:`` with nothing under it is as if not written (port 8080, PORT only)."""
+    config = parse_apprunner_yaml(_file("  command: x\n" + network))
+    assert (config.port, config.port_env, dict(config.env)) == (8080, None, {})
+
+
+def test_null_network_keys_are_absent() -> None:
+    config = parse_apprunner_yaml(_file("  command: x\n  network:\n    port:\n    env:\n"))
+    assert (config.port, config.port_env) == (8080, None)
+
+
+def test_a_null_required_key_is_still_missing() -> None:
+    _assert_error(_file("  command:\n"), 4, "run.command", "expected a string, got nothing")
 
 
 @pytest.mark.parametrize("runtime", sorted(set(RUNTIME_NAMES.values())))
@@ -500,23 +600,56 @@ def test_bad_runtime_version(written: str) -> None:
 @pytest.mark.parametrize(
     ("text", "line", "key"),
     [
-        (_file("  command: x\n  env:\n    - name: 1ABC\n      value: b\n"), 6, "run.env[0].name"),
-        (_file("  command: x\n  env:\n    - name: MY-VAR\n      value: b\n"), 6, "run.env[0].name"),
         (
             _file(build="  commands:\n    build: [a]\n  env:\n    - name: A B\n      value: c\n"),
             7,
             "build.env[0].name",
         ),
         (_file("  command: x\n  network:\n    env: APP.PORT\n"), 6, "run.network.env"),
-        (
-            _file("  command: x\n  secrets:\n    - name: DB-URL\n      value-from: arn:x\n"),
-            6,
-            "run.secrets[0].name",
-        ),
     ],
 )
-def test_bad_env_var_name(text: str, line: int, key: str) -> None:
+def test_build_time_names_follow_the_shell(text: str, line: int, key: str) -> None:
+    """build.env and run.network.env are read by the build's shell and Dockerfile."""
     _assert_error(text, line, key, "is not an environment variable name")
+
+
+def test_run_names_follow_app_runner_not_a_shell() -> None:
+    """The configuration-file reference's own example: ``name: my-secret`` reaches the
+    app's environment as ``my-secret``; run.env names follow the same rule."""
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:testing-AbCdEf:username::"
+    text = _file(
+        "  command: x\n  env:\n    - {name: 1ABC, value: a}\n    - {name: my.var, value: b}\n"
+        f'  secrets:\n    - name: my-secret\n      value-from: "{arn}"\n'
+        "    - name: my-parameter\n"
+        "      value-from: arn:aws:ssm:us-east-1:123456789012:parameter/parameter-name\n"
+    )
+    config = parse_apprunner_yaml(text)
+    assert config.env == {"1ABC": "a", "my.var": "b"}
+    assert [s.name for s in config.secrets] == ["my-secret", "my-parameter"]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ('"A=B"', "holds '='"),
+        ('"A\\tB"', "control character"),
+        ('""', "cannot be empty"),
+        ("AWSAPPRUNNER_X", "reserved by App Runner"),
+        ("awsapprunnerX", "reserved by App Runner"),
+    ],
+)
+def test_run_names_an_environment_cannot_carry(name: str, words: str) -> None:
+    env = _file(f"  command: x\n  env:\n    - name: {name}\n      value: b\n")
+    _assert_error(env, 6, "run.env[0].name", words)
+    secret = _file(f"  command: x\n  secrets:\n    - name: {name}\n      value-from: s\n")
+    _assert_error(secret, 6, "run.secrets[0].name", words)
+
+
+def test_secret_name_length_is_the_models() -> None:
+    ok = _file("  command: x\n  secrets:\n    - name: " + "S" * 2048 + "\n      value-from: s\n")
+    assert parse_apprunner_yaml(ok).secrets[0].name == "S" * 2048
+    long = _file("  command: x\n  secrets:\n    - name: " + "S" * 2049 + "\n      value-from: s\n")
+    _assert_error(long, 6, "run.secrets[0].name", "at most 2048 characters")
 
 
 def test_env_values_keep_their_literal_text() -> None:
@@ -728,11 +861,11 @@ def test_from_api_values_bad_port(port: object) -> None:
     [
         ({"Runtime": "PYTHON_2"}, "Runtime"),
         (
-            {"Runtime": "NODEJS_18", "RuntimeEnvironmentVariables": {"MY-VAR": "x"}},
+            {"Runtime": "NODEJS_18", "RuntimeEnvironmentVariables": {"MY=VAR": "x"}},
             "RuntimeEnvironmentVariables",
         ),
         (
-            {"Runtime": "NODEJS_18", "RuntimeEnvironmentSecrets": {"1X": "arn"}},
+            {"Runtime": "NODEJS_18", "RuntimeEnvironmentSecrets": {"AWSAPPRUNNER_X": "arn"}},
             "RuntimeEnvironmentSecrets",
         ),
         (

@@ -455,6 +455,20 @@ def test_code_service_api_configuration(env):
     )
 
 
+def test_a_runtime_this_host_cannot_build_is_refused_storing_nothing(env):
+    """DOTNET_6 is App Runner's, but no registry here provides .NET 6: CreateService says
+    so (InvalidRequestException), rather than a deployment failing later."""
+    values = {"Runtime": "DOTNET_6", "StartCommand": "dotnet app.dll"}
+    source = code_source(
+        CodeConfiguration={"ConfigurationSource": "API", "CodeConfigurationValues": values}
+    )
+    with pytest.raises(
+        InvalidRequest, match=r"CodeConfigurationValues\.Runtime: DOTNET_6: .*\.NET 6"
+    ):
+        env.services.create_service({"ServiceName": "dotnet", "SourceConfiguration": source})
+    assert env.store.list_services() == []
+
+
 def test_source_directory_cannot_escape(env):
     with pytest.raises(InvalidRequest, match="SourceDirectory"):
         env.services.create_service(

@@ -7,10 +7,17 @@
 
 A broken file is a terminal failure of the deployment (STYLE.md #6), so every error is a
 ``ConfigFileError`` that names the file, the line and the dotted key, e.g.
-``apprunner.yaml line 7, key run.network.port: 'abc' is not a port number (1-65535)``.
-To keep line numbers, the YAML is composed into nodes (``yaml.compose`` semantics) and
-walked here, never ``safe_load``-ed. Walking nodes also lets a value keep its literal
-text: ``runtime-version: 3.10`` is "3.10", not the float 3.1, and ``value: yes`` is "yes".
+``apprunner.yaml line 7, key run.network.port: 'abc' is not a port number (1-65535)``
+(the YAML side, and its safety limits, are ``yamlnodes.py``'s).
+
+As App Runner reads the file:
+
+* ``runtime`` is matched without regard to case (the guide's runtime tables write
+  ``Python3``, its examples ``python3``); ``CodeConfig.runtime`` is the lowercase name.
+* An optional key written with no value (``network:`` alone) is absent, as in any YAML
+  reader that maps null to "not set"; a required one is still missing.
+* ``run.env`` and ``run.secrets`` names follow App Runner's rule, not a shell's
+  (``envnames.py``): ``name: my-secret`` reaches the app as ``my-secret``.
 
 Decisions the guide leaves open:
 
@@ -23,9 +30,6 @@ Decisions the guide leaves open:
   with a hint showing the list form. Each command is one shell line (like the API's
   ``BuildCommand``/``StartCommand`` pattern); a plain scalar wrapped over several lines
   folds into one line, as YAML defines.
-* Safety: files over ``MAX_CONFIG_BYTES`` are refused unread; anchors and aliases (the
-  "billion laughs" bomb) are refused at the first one, before anything expands; nesting
-  deeper than ``MAX_DEPTH`` is refused before PyYAML's recursive composer gets deep.
 """
 
 from __future__ import annotations
@@ -40,6 +44,17 @@ import yaml
 from ..errors import InvalidRequest
 from ..secretrefs import parse_reference
 from . import CodeConfig, SecretRef
+from .envnames import MAX_SECRET_NAME, MAX_VARIABLE_NAME, env_name_problem
+from .yamlnodes import (
+    MAX_CONFIG_BYTES,
+    TAG,
+    ConfigFileError,
+    Walker,
+    compose,
+    decode,
+    describe,
+    port_number,
+)
 
 __all__ = [
     "KNOWN_RUNTIMES",
@@ -50,11 +65,6 @@ __all__ = [
     "is_node_runtime",
     "parse_apprunner_yaml",
 ]
-
-MAX_CONFIG_BYTES = 64 * 1024
-#: An apprunner.yaml is at most 5 levels deep (run.env[0].name); 16 leaves room for
-#: honest mistakes and keeps PyYAML's recursion far from Python's limit.
-MAX_DEPTH = 16
 
 #: botocore's ``Runtime`` enum -> the apprunner.yaml runtime name.
 RUNTIME_NAMES: dict[str, str] = {
@@ -75,17 +85,9 @@ RUNTIME_NAMES: dict[str, str] = {
 #: Every runtime name App Runner knows; whether slipway has it is ``runtimes.py``'s say.
 KNOWN_RUNTIMES: tuple[str, ...] = tuple(sorted(RUNTIME_NAMES.values()))
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RUNTIME_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+){0,2}")
-_PORT = re.compile(r"[1-9][0-9]{0,4}")
 _VERSION = re.compile(r"1(?:\.0+)?")
 _API = "SourceConfiguration.CodeRepository.CodeConfiguration.CodeConfigurationValues"
-
-_TAG = "tag:yaml.org,2002:"
-_NULL = _TAG + "null"
-#: Scalars whose literal text is a usable string. Others (``!!binary``, ``!custom``,
-#: ``!!python/...``) are refused: nothing in apprunner.yaml needs them.
-_TEXT_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "timestamp")}
 
 
 def is_node_runtime(runtime: str) -> bool:
@@ -93,282 +95,39 @@ def is_node_runtime(runtime: str) -> bool:
     return runtime.startswith("nodejs")
 
 
-class ConfigFileError(InvalidRequest):
-    """A broken apprunner.yaml; names the file, the line and the dotted key."""
-
-    def __init__(self, filename: str, line: int | None, key: str | None, problem: str) -> None:
-        where = filename
-        if line is not None:
-            where += f" line {line}"
-        if key:
-            where += f", key {key}"
-        super().__init__(f"{where}: {problem}")
-        self.filename = filename
-        self.line = line
-        self.key = key
-        self.problem = problem
-
-
-# --- reading the YAML -----------------------------------------------------------
-
-
-class _Refused(Exception):
-    def __init__(self, mark: yaml.Mark, problem: str) -> None:
-        super().__init__(problem)
-        self.line = mark.line + 1
-        self.problem = problem
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader's composer, refusing anchors, aliases and deep nesting as it goes."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise _Refused(
-                event.start_mark,
-                "YAML anchors and aliases (&name, *name) are not allowed in apprunner.yaml",
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise _Refused(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _decode(text: str | bytes, filename: str) -> str:
-    """The file as text, refusing oversized files before any parsing."""
-    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigFileError(
-            filename,
-            None,
-            None,
-            f"file is {size} bytes; the limit is {MAX_CONFIG_BYTES} bytes",
-        )
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = text[: exc.start].count(b"\n") + 1
-            raise ConfigFileError(filename, line, None, "the file is not UTF-8 text") from exc
-    return text.removeprefix("\ufeff")
-
-
-def _compose(text: str, filename: str) -> yaml.Node | None:
-    loader: _Loader | None = None
-    try:
-        loader = _Loader(text)  # the reader checks for unprintable characters here
-        return loader.get_single_node()
-    except _Refused as exc:
-        raise ConfigFileError(filename, exc.line, None, exc.problem) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        context = exc.context or ""
-        if context and exc.context_mark and exc.context_mark.line + 1 != line:
-            context += f" (line {exc.context_mark.line + 1})"
-        problem = " ".join(p for p in (context, exc.problem) if p)
-        raise ConfigFileError(filename, line, None, f"invalid YAML: {problem}") from exc
-    except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
-        position = getattr(exc, "position", None)
-        line = text[:position].count("\n") + 1 if position is not None else None
-        raise ConfigFileError(filename, line, None, f"invalid YAML: {exc}") from exc
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-# --- walking the nodes ------------------------------------------------------------
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    if node.tag == _NULL:
-        return "nothing"
-    return repr(node.value)
-
-
-class _Walker:
-    """Reads typed values out of nodes; every failure names file, line and key."""
-
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.key_lines: dict[str, int] = {}  # dotted key -> line, for "missing key" errors
-
-    def fail(self, node: yaml.Node | int | None, key: str | None, problem: str) -> ConfigFileError:
-        line = _line(node) if isinstance(node, yaml.Node) else node
-        return ConfigFileError(self.filename, line, key, problem)
-
-    def mapping(
-        self,
-        node: yaml.Node,
-        path: str,
-        known: tuple[str, ...],
-        required: tuple[str, ...] = (),
-    ) -> dict[str, yaml.Node]:
-        """The mapping's values by key: no unknown, duplicate or missing keys."""
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, path or None, f"expected a mapping, got {_describe(node)}")
-        out: dict[str, yaml.Node] = {}
-        lines: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL:
-                raise self.fail(key_node, path or None, f"{_describe(key_node)} is not a key name")
-            key = key_node.value
-            dotted = f"{path}.{key}" if path else key
-            if key not in known:
-                raise self.fail(key_node, dotted, _unknown(key, known))
-            if key in out:
-                raise self.fail(
-                    key_node, dotted, f"duplicate key '{key}' (first given at line {lines[key]})"
-                )
-            out[key] = value_node
-            lines[key] = self.key_lines[dotted] = _line(key_node)
-        for key in required:
-            if key not in out:
-                dotted = f"{path}.{key}" if path else key
-                line = self.key_lines.get(path, _line(node))
-                raise self.fail(line, dotted, f"missing required key '{key}'")
-        return out
-
-    def text(self, node: yaml.Node, key: str, *, allow_empty: bool = False) -> str:
-        """A scalar's literal text, whatever YAML would have typed it as."""
-        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
-            hint = ""
-            if isinstance(node, yaml.MappingNode) and len(node.value) == 1:
-                hint = "; quote the value if it contains ': '"
-            if node.tag == _NULL and allow_empty:
-                hint = '; write "" for an empty string'
-            raise self.fail(node, key, f"expected a string, got {_describe(node)}{hint}")
-        if node.tag not in _TEXT_TAGS:
-            raise self.fail(node, key, f"YAML tag {node.tag} is not allowed here")
-        if not allow_empty and not node.value.strip():
-            raise self.fail(node, key, "must not be empty")
-        return node.value
-
-    def command(self, node: yaml.Node, key: str) -> str:
-        command = self.text(node, key).strip()
-        if "\n" in command or "\r" in command:
-            raise self.fail(
-                node,
-                key,
-                "a command is one shell line; split it into list items or join with &&",
-            )
-        return command
-
-    def commands(self, node: yaml.Node, key: str, *, required: bool = False) -> tuple[str, ...]:
-        if isinstance(node, yaml.ScalarNode) and node.tag != _NULL:
-            raise self.fail(
-                node,
-                key,
-                f"expected a list of commands, got {_describe(node)}; write it as a list item:"
-                f"  - {node.value.strip()}",
-            )
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, key, f"expected a list of commands, got {_describe(node)}")
-        if required and not node.value:
-            raise self.fail(node, key, "needs at least one command")
-        return tuple(self.command(item, f"{key}[{i}]") for i, item in enumerate(node.value))
-
-    def env_name(self, node: yaml.Node, key: str) -> str:
-        name = self.text(node, key)
-        if not _ENV_NAME.fullmatch(name):
-            raise self.fail(node, key, f"{name!r} is not an environment variable name {_ENV_RULE}")
-        return name
-
-    def pairs(self, node: yaml.Node, key: str, value_key: str) -> list[tuple[str, str, int]]:
-        """A list of ``{name, <value_key>}`` as (name, value, line), names unique."""
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(
-                node, key, f"expected a list of name/{value_key} pairs, got {_describe(node)}"
-            )
-        out: list[tuple[str, str, int]] = []
-        seen: dict[str, int] = {}
-        for i, item in enumerate(node.value):
-            path = f"{key}[{i}]"
-            fields = self.mapping(item, path, ("name", value_key), ("name", value_key))
-            name = self.env_name(fields["name"], f"{path}.name")
-            value = self.text(fields[value_key], f"{path}.{value_key}", allow_empty=True)
-            if name in seen:
-                raise self.fail(
-                    fields["name"], f"{path}.name", f"duplicate name '{name}' (line {seen[name]})"
-                )
-            seen[name] = _line(item)
-            out.append((name, value, _line(item)))
-        return out
-
-    def port(self, node: yaml.Node, key: str) -> int:
-        if isinstance(node, yaml.ScalarNode) and node.tag in (_TAG + "int", _TAG + "str"):
-            number = _port_number(node.value)
-            if number is not None:
-                return number
-        shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else _describe(node)
-        raise self.fail(node, key, f"{shown} is not a port number (1-65535)")
-
-
-_ENV_RULE = "(letters, digits and _, not starting with a digit)"
-
-
-def _unknown(key: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key '{key}'; did you mean '{close[0]}'?"
-    return f"unknown key '{key}'; expected one of: {', '.join(known)}"
-
-
-def _port_number(text: str) -> int | None:
-    """1-65535 in plain decimal: no sign, spaces, leading zeros (YAML 1.1 octal) or 0x."""
-    if _PORT.fullmatch(text) and int(text) <= 65535:
-        return int(text)
-    return None
-
-
 # --- apprunner.yaml ------------------------------------------------------------------
 
 
 def parse_apprunner_yaml(text: str | bytes, filename: str = "apprunner.yaml") -> CodeConfig:
     """Parse and validate an apprunner.yaml; raise ``ConfigFileError`` on any flaw."""
-    source = _decode(text, filename)
+    source = decode(text, filename)
     if not source.strip():
         raise ConfigFileError(filename, None, None, "the file is empty")
-    root = _compose(source, filename)
+    root = compose(source, filename)
     if root is None:
         raise ConfigFileError(filename, None, None, "the file is empty (only comments)")
-    w = _Walker(filename)
+    w = Walker(filename)
     if not isinstance(root, yaml.MappingNode):
-        raise w.fail(root, None, f"expected a mapping of keys at the top, got {_describe(root)}")
+        raise w.fail(root, None, f"expected a mapping of keys at the top, got {describe(root)}")
     top = w.mapping(root, "", ("version", "runtime", "build", "run"), ("version", "runtime", "run"))
 
     version = top["version"]
     if not (
         isinstance(version, yaml.ScalarNode)
-        and version.tag in (_TAG + "float", _TAG + "int", _TAG + "str")
+        and version.tag in (TAG + "float", TAG + "int", TAG + "str")
         and _VERSION.fullmatch(version.value.strip())
     ):
-        raise w.fail(version, "version", f"unsupported version {_describe(version)}; use 1.0")
+        raise w.fail(version, "version", f"unsupported version {describe(version)}; use 1.0")
 
-    runtime = w.text(top["runtime"], "runtime").strip()
+    written = w.text(top["runtime"], "runtime").strip()
+    runtime = written.lower()
     if runtime not in KNOWN_RUNTIMES:
-        close = difflib.get_close_matches(runtime.lower(), KNOWN_RUNTIMES, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(runtime, KNOWN_RUNTIMES, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise w.fail(
             top["runtime"],
             "runtime",
-            f"unknown runtime {runtime!r}; {hint}known runtimes: {', '.join(KNOWN_RUNTIMES)}",
+            f"unknown runtime {written!r}; {hint}known runtimes: {', '.join(KNOWN_RUNTIMES)}",
         )
 
     fields: dict[str, Any] = {"runtime": runtime}
@@ -378,7 +137,7 @@ def parse_apprunner_yaml(text: str | bytes, filename: str = "apprunner.yaml") ->
     return CodeConfig(**fields)
 
 
-def _build_section(w: _Walker, node: yaml.Node) -> dict[str, Any]:
+def _build_section(w: Walker, node: yaml.Node) -> dict[str, Any]:
     build = w.mapping(node, "build", ("commands", "env"), ("commands",))
     commands = w.mapping(
         build["commands"], "build.commands", ("pre-build", "build", "post-build"), ("build",)
@@ -395,7 +154,7 @@ def _build_section(w: _Walker, node: yaml.Node) -> dict[str, Any]:
     return out
 
 
-def _run_section(w: _Walker, node: yaml.Node, runtime: str) -> dict[str, Any]:
+def _run_section(w: Walker, node: yaml.Node, runtime: str) -> dict[str, Any]:
     known = ("runtime-version", "pre-run", "command", "network", "env", "secrets")
     required = () if is_node_runtime(runtime) else ("command",)
     run = w.mapping(node, "run", known, required)
@@ -419,9 +178,13 @@ def _run_section(w: _Walker, node: yaml.Node, runtime: str) -> dict[str, Any]:
         if "port" in network:
             out["port"] = w.port(network["port"], "run.network.port")
         if "env" in network:
-            out["port_env"] = w.env_name(network["env"], "run.network.env")
-    env = w.pairs(run["env"], "run.env", "value") if "env" in run else []
-    secrets = w.pairs(run["secrets"], "run.secrets", "value-from") if "secrets" in run else []
+            out["port_env"] = w.shell_name(network["env"], "run.network.env")
+    env = w.pairs(run["env"], "run.env", "value", MAX_VARIABLE_NAME) if "env" in run else []
+    secrets = (
+        w.pairs(run["secrets"], "run.secrets", "value-from", MAX_SECRET_NAME)
+        if "secrets" in run
+        else []
+    )
     env_lines = {name: line for name, _, line in env}
     for i, (name, _, line) in enumerate(secrets):
         if name in env_lines:
@@ -457,20 +220,19 @@ def from_api_values(values: Mapping[str, Any]) -> CodeConfig:
             " default to npm start"
         )
     port_text = values.get("Port", "8080")
-    port = _port_number(port_text) if isinstance(port_text, str) else None
+    port = port_number(port_text) if isinstance(port_text, str) else None
     if port is None:
         raise InvalidRequest(f"{_API}.Port: {port_text!r} is not a port number (1-65535)")
     env = dict(values.get("RuntimeEnvironmentVariables") or {})
     secrets = dict(values.get("RuntimeEnvironmentSecrets") or {})
-    for member, names in (
-        ("RuntimeEnvironmentVariables", env),
-        ("RuntimeEnvironmentSecrets", secrets),
+    for member, names, limit in (
+        ("RuntimeEnvironmentVariables", env, MAX_VARIABLE_NAME),
+        ("RuntimeEnvironmentSecrets", secrets, MAX_SECRET_NAME),
     ):
         for name in names:
-            if not _ENV_NAME.fullmatch(name):
-                raise InvalidRequest(
-                    f"{_API}.{member}: {name!r} is not an environment variable name {_ENV_RULE}"
-                )
+            problem = env_name_problem(name, limit=limit)
+            if problem:
+                raise InvalidRequest(f"{_API}.{member}: {problem}")
     for name in secrets:
         if name in env:
             raise InvalidRequest(

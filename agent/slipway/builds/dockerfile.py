@@ -22,10 +22,12 @@ Layer layout, in order:
    source copy, App Runner's own order, and that result stands.
 5. ``COPY source/ ./``, then one ``RUN`` per remaining pre-build, build and post-build
    command, each ``/bin/sh -ec`` in exec form so the failing one is named.
-6. ``ENV PORT`` (and run.network.env), ``EXPOSE``, and ``CMD /bin/sh -ec "<pre-run> &&
+6. ``ENV PORT`` (and run.network.env), ``EXPOSE``, and ``CMD /bin/bash -ec "<pre-run> &&
    exec <command>"``. Run env and secrets are never baked: the deployment passes them to
-   the container. Last, one ``LABEL`` line (``slipway.build.*``): the API's ``labels=``
-   would cost the classic builder a step per label.
+   the container. bash, not sh: Debian's sh (dash) drops variables whose names are not
+   a shell's (``my-secret``) from what it execs, and App Runner's names need not be.
+   Last, one ``LABEL`` line (``slipway.build.*``): the API's ``labels=`` would cost the
+   classic builder a step per label.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def make_plan(
     run = [
         "ENV " + " ".join(port_env),
         f"EXPOSE {config.port}",
-        "CMD " + json.dumps(["/bin/sh", "-ec", start]),
+        "CMD " + json.dumps(["/bin/bash", "-ec", start]),
     ]
     if labels:
         # One LABEL line, last: the API's labels= costs the classic builder a step

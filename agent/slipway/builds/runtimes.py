@@ -1,9 +1,14 @@
 """Managed runtimes: what ``runtimes/<name>/`` offers and which version a build gets.
 
-Each runtime directory holds ``runtime.yaml`` (language, exact versions and their base
-images, default start command, dependency manifests, dependency-install commands) and
-``Dockerfile.template``, which ``builder.py`` renders. Everything here is pure: files in,
-data out; no docker.
+Each runtime directory holds ``runtime.yaml`` (language, versions and their base images,
+what the runtime is made of, default start command, dependency manifests,
+dependency-install commands) and ``Dockerfile.template``, which ``builder.py`` renders.
+A runtime App Runner has but this host cannot build says why in ``unavailable`` and has
+no template. Everything here is pure: files in, data out; no docker.
+
+A version key is exact (``"3.11.2"``) or, where the base image's source moves the patch
+level under it (Debian's security updates of PHP and OpenJDK), a major.minor line
+(``"8.2"``): then runtime-version may lock the major or the line, not a patch.
 
 Errors (both terminal: retrying cannot help)::
 
@@ -62,6 +67,7 @@ PLACEHOLDERS = (
 _REQUIRED = frozenset(PLACEHOLDERS) - {"runtime_version"}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 _EXACT = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
+_VERSION_KEY = re.compile(r"[0-9]+\.[0-9]+(?:\.[0-9]+)?")
 _WANTED = re.compile(r"[0-9]+(?:\.[0-9]+){0,2}")
 # A command with any of these does more than one thing (or reads files); it never
 # counts as a dependency install, whatever the patterns say.
@@ -80,11 +86,13 @@ class EnginesConflict(InvalidRequest):
 class Runtime:
     name: str
     language: str
-    versions: dict[str, str]  # exact version -> base image
+    versions: dict[str, str]  # exact version or major.minor line -> base image
     default_command: str | None
     manifests: tuple[str, ...]
     dependency_commands: tuple[str, ...]  # regexes, matched against a whole command
     template: str
+    provides: str = ""  # what it is made of here, e.g. "PHP 8.2 (Debian bookworm's php-cli)"
+    unavailable: str | None = None  # why this host cannot build it; then no versions
 
     def is_dependency_command(self, command: str) -> bool:
         """Whether ``command`` only installs dependencies, so it may run before the source copy."""
@@ -110,16 +118,26 @@ def _load_one(directory: Path) -> Runtime:
     name = str(spec.get("name") or "")
     if name != directory.name:
         raise InvalidRequest(f"{spec_file}: name {name!r} must be the directory name")
+    language = str(spec.get("language") or "")
+    unavailable = spec.get("unavailable")
+    if unavailable is not None:
+        if not isinstance(unavailable, str) or not unavailable.strip() or spec.get("versions"):
+            raise InvalidRequest(f"{spec_file}: unavailable must be a reason, with no versions")
+        return Runtime(name, language, {}, None, (), (), "", unavailable=unavailable.strip())
     versions_raw = spec.get("versions")
     if not isinstance(versions_raw, dict) or not versions_raw:
         raise InvalidRequest(f"{spec_file}: versions must map exact versions to base images")
     versions: dict[str, str] = {}
     for version, image in versions_raw.items():
-        version = str(version)
-        if not _EXACT.fullmatch(version) or not isinstance(image, str) or not image:
+        if (
+            not isinstance(version, str)
+            or not _VERSION_KEY.fullmatch(version)
+            or not isinstance(image, str)
+            or not image
+        ):
             raise InvalidRequest(
                 f"{spec_file}: versions: {version!r}: {image!r} must be an exact quoted "
-                'version ("3.11.2") mapped to an image name'
+                'version ("3.11.2"), or a quoted major.minor line ("8.2"), mapped to an image name'
             )
         versions[version] = image
     patterns = tuple(str(p) for p in spec.get("dependency_commands") or ())
@@ -143,12 +161,13 @@ def _load_one(directory: Path) -> Runtime:
     default_command = spec.get("default_command")
     return Runtime(
         name=name,
-        language=str(spec.get("language") or ""),
+        language=language,
         versions=versions,
         default_command=str(default_command) if default_command else None,
         manifests=tuple(str(m) for m in spec.get("manifests") or ()),
         dependency_commands=patterns,
         template=template,
+        provides=str(spec.get("provides") or ""),
     )
 
 
@@ -172,9 +191,16 @@ def load_runtimes(
         name, _, version = key.partition(":")
         if name not in runtimes:
             raise InvalidRequest(f"base image override {key!r}: no runtime named {name!r}")
+        if runtimes[name].unavailable:
+            raise InvalidRequest(
+                f"base image override {key!r}: runtime {name} cannot be built here"
+                f" ({runtimes[name].unavailable}): it has no template"
+            )
         if version and not _EXACT.fullmatch(version):
             raise InvalidRequest(f"base image override {key!r}: {version!r} is not x.y.z")
     for name, runtime in list(runtimes.items()):
+        if runtime.unavailable:
+            continue
         versions = dict(runtime.versions)
         if name in overrides:
             versions = dict.fromkeys(versions, overrides[name])
@@ -187,21 +213,32 @@ def load_runtimes(
 
 
 def get_runtime(runtimes: Mapping[str, Runtime], name: str) -> Runtime:
-    """The runtime called ``name`` (apprunner.yaml spelling), or RuntimeUnavailable."""
-    try:
-        return runtimes[name]
-    except KeyError:
-        available = ", ".join(sorted(runtimes)) or "none"
+    """The runtime called ``name`` (apprunner.yaml spelling), or RuntimeUnavailable
+    (no such runtime, or one this host cannot build, saying why)."""
+    available = ", ".join(sorted(n for n, r in runtimes.items() if not r.unavailable)) or "none"
+    runtime = runtimes.get(name)
+    if runtime is None:
         raise RuntimeUnavailable(
             f"runtime {name} is not available on this host; available: {available}"
-        ) from None
+        )
+    if runtime.unavailable:
+        raise RuntimeUnavailable(
+            f"runtime {name} is an App Runner runtime this host cannot build:"
+            f" {runtime.unavailable}; available: {available}"
+        )
+    return runtime
+
+
+def _ships(runtime: Runtime) -> str:
+    return f"; on this host it is {runtime.provides}" if runtime.provides else ""
 
 
 def resolve_version(runtime: Runtime, wanted: str | None) -> tuple[str, str]:
     """(exact version, base image) for run.runtime-version, locking as the guide says.
 
     None: the newest version. "3": newest 3.x.y (major locked). "3.11": newest 3.11.y
-    (major and minor locked, patches float). "3.11.2": exactly that version.
+    (major and minor locked, patches float). "3.11.2": exactly that version. A line key
+    ("8.2") answers "8" and "8.2", never a patch: its patch level is not this host's to fix.
     """
     ordered = sorted(runtime.versions, key=_version_key, reverse=True)
     available = ", ".join(ordered)
@@ -215,11 +252,19 @@ def resolve_version(runtime: Runtime, wanted: str | None) -> tuple[str, str]:
         )
     prefix = _version_key(wanted)
     for version in ordered:
-        if _version_key(version)[: len(prefix)] == prefix:
+        key = _version_key(version)
+        if len(prefix) <= len(key) and key[: len(prefix)] == prefix:
             return version, runtime.versions[version]
+    lines = [v for v in ordered if not _EXACT.fullmatch(v)]
+    if len(prefix) == 3 and any(_version_key(v) == prefix[:2] for v in lines):
+        line = wanted.rsplit(".", 1)[0]
+        raise RuntimeUnavailable(
+            f"runtime-version {wanted}: runtime {runtime.name} follows the {line} line's patch"
+            f" releases{_ships(runtime)}, so a patch level cannot be locked; write {line}"
+        )
     raise RuntimeUnavailable(
-        f"runtime {runtime.name} has no version {wanted} on this host; "
-        f"versions available: {available}"
+        f"runtime-version {wanted}: runtime {runtime.name} has no such version"
+        f"{_ships(runtime)}; versions available: {available}"
     )
 
 

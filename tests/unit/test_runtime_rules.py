@@ -10,6 +10,7 @@ import pytest
 
 from slipway.builds import CodeConfig, SecretRef
 from slipway.builds.builder import Builder, image_repository, image_tag
+from slipway.builds.config import KNOWN_RUNTIMES
 from slipway.builds.dockerfile import CA_ENV, CA_PATH, Plan, Step
 from slipway.builds.errors import BuildFailed
 from slipway.builds.progress import Progress
@@ -41,12 +42,13 @@ def with_versions(runtime: Runtime, *versions: str) -> Runtime:
 
 
 def test_load_runtimes(runtimes: dict[str, Runtime]) -> None:
-    assert sorted(runtimes) == ["nodejs18", "python3", "python311"]
+    """Every runtime App Runner has is here; each buildable one names its base images."""
+    assert sorted(runtimes) == sorted(KNOWN_RUNTIMES)
     python, node = runtimes["python3"], runtimes["nodejs18"]
     assert python.language == "python" and node.language == "nodejs"
     assert python.versions == {"3.11.2": "slipway/base-python:3.11.2"}
     assert runtimes["python311"].versions == python.versions
-    assert node.versions == {"18.20.4": "slipway/base-nodejs:18.20.4"}
+    assert node.versions == {"18.20.8": "slipway/base-nodejs:18.20.8"}
     assert python.default_command is None
     assert node.default_command == "npm start"
     assert {"requirements.txt", "Pipfile", "Pipfile.lock"} <= set(python.manifests)
@@ -56,11 +58,54 @@ def test_load_runtimes(runtimes: dict[str, Runtime]) -> None:
     assert "{{ base_image }}" in python.template
 
 
+@pytest.mark.parametrize(
+    ("name", "language", "major"),
+    [
+        ("nodejs12", "nodejs", "12"),
+        ("nodejs14", "nodejs", "14"),
+        ("nodejs16", "nodejs", "16"),
+        ("nodejs18", "nodejs", "18"),
+        ("nodejs22", "nodejs", "22"),
+        ("python3", "python", "3"),
+        ("python311", "python", "3.11"),
+        ("go1", "go", "1"),
+        ("ruby31", "ruby", "3.1"),
+        ("php81", "php", "8"),  # PHP 8.2: no registry here has 8.1
+        ("corretto8", "java", "11"),  # OpenJDK 11: no registry here has a Java 8 JDK
+        ("corretto11", "java", "11"),
+    ],
+)
+def test_each_runtime_ships_its_language(
+    runtimes: dict[str, Runtime], name: str, language: str, major: str
+) -> None:
+    """Node.js majors are exact; the others the closest a registry here provides, and
+    each says what it is made of (the errors quote it)."""
+    runtime = runtimes[name]
+    assert runtime.language == language and runtime.unavailable is None
+    assert runtime.provides
+    for version, image in runtime.versions.items():
+        assert version == major or version.startswith(major + ".")
+        assert image.startswith(f"slipway/base-{language}:") and image.endswith(":" + version)
+    assert (runtime.default_command == "npm start") == (language == "nodejs")
+
+
+def test_dotnet6_is_known_but_refused_saying_why(runtimes: dict[str, Runtime]) -> None:
+    with pytest.raises(RuntimeUnavailable) as caught:
+        get_runtime(runtimes, "dotnet6")
+    message = str(caught.value)
+    assert message.startswith("runtime dotnet6 is an App Runner runtime this host cannot build:")
+    assert ".NET 6 SDK" in message and "available: corretto11, corretto8, go1" in message
+    with pytest.raises(InvalidRequest, match="cannot be built here"):
+        load_runtimes(base_image_overrides={"dotnet6": "mcr/dotnet:6"})
+
+
 def test_unknown_runtime_lists_the_available_ones(runtimes: dict[str, Runtime]) -> None:
     with pytest.raises(RuntimeUnavailable) as caught:
-        get_runtime(runtimes, "nodejs16")
+        get_runtime(runtimes, "nodejs20")
     assert str(caught.value) == (
-        "runtime nodejs16 is not available on this host; available: nodejs18, python3, python311"
+        "runtime nodejs20 is not available on this host; available: corretto11, corretto8,"
+        " go1, nodejs12, nodejs14, nodejs16, nodejs18, nodejs22, php81, python3, python311,"
+        " ruby31"
     )
     assert isinstance(caught.value, InvalidRequest)
     assert get_runtime(runtimes, "python311").name == "python311"
@@ -70,12 +115,12 @@ def test_base_image_overrides() -> None:
     runtimes = load_runtimes(
         base_image_overrides={
             "python3": "python:3.11-slim",
-            "nodejs18:18.20.4": "node:18.20.4-slim",
+            "nodejs18:18.20.8": "node:18.20.8-slim",
             "python311:3.12.1": "python:3.12-slim",
         }
     )
     assert runtimes["python3"].versions == {"3.11.2": "python:3.11-slim"}
-    assert runtimes["nodejs18"].versions == {"18.20.4": "node:18.20.4-slim"}
+    assert runtimes["nodejs18"].versions == {"18.20.8": "node:18.20.8-slim"}
     # an exact key for a version the runtime lacks adds it; the others stay as shipped
     assert runtimes["python311"].versions == {
         "3.11.2": "slipway/base-python:3.11.2",
@@ -88,7 +133,7 @@ def test_base_image_overrides() -> None:
     assert both["python3"].versions == {"3.11.2": "mirror/py:3.11.2"}  # exact key wins
 
 
-@pytest.mark.parametrize("key", ["ruby31", "python3:3.11"])
+@pytest.mark.parametrize("key", ["ruby2", "python3:3.11"])
 def test_bad_override_keys(key: str) -> None:
     with pytest.raises(InvalidRequest):
         load_runtimes(base_image_overrides={key: "x"})
@@ -139,6 +184,33 @@ def test_resolve_version_missing_lists_versions(runtimes: dict[str, Runtime], wa
     with pytest.raises(RuntimeUnavailable) as caught:
         resolve_version(runtime, wanted)
     assert "3.12.1, 3.11.9, 3.11.2" in str(caught.value)
+
+
+def test_python3_asking_for_3_9_names_what_it_ships(runtimes: dict[str, Runtime]) -> None:
+    with pytest.raises(RuntimeUnavailable) as caught:
+        resolve_version(runtimes["python3"], "3.9")
+    assert str(caught.value) == (
+        "runtime-version 3.9: runtime python3 has no such version; on this host it is"
+        " Python 3.11 (Debian bookworm's python3; App Runner's python3 is Python 3.8);"
+        " versions available: 3.11.2"
+    )
+
+
+@pytest.mark.parametrize(("wanted", "found"), [(None, "8.2"), ("8", "8.2"), ("8.2", "8.2")])
+def test_a_line_key_locks_major_and_minor(
+    runtimes: dict[str, Runtime], wanted: str | None, found: str
+) -> None:
+    assert resolve_version(runtimes["php81"], wanted) == (found, "slipway/base-php:8.2")
+
+
+def test_a_line_key_cannot_lock_a_patch(runtimes: dict[str, Runtime]) -> None:
+    with pytest.raises(RuntimeUnavailable, match=r"so a patch level cannot be locked; write 8\.2$"):
+        resolve_version(runtimes["php81"], "8.2.10")
+    with pytest.raises(RuntimeUnavailable, match="on this host it is PHP 8.2") as caught:
+        resolve_version(runtimes["php81"], "8.1")
+    assert "versions available: 8.2" in str(caught.value)
+    with pytest.raises(RuntimeUnavailable, match="no registry here provides a Java 8 JDK"):
+        resolve_version(runtimes["corretto8"], "8")
 
 
 def test_resolve_version_compares_numbers_not_text(runtimes: dict[str, Runtime]) -> None:
@@ -338,7 +410,7 @@ def test_render_layer_order(builder: Builder, runtimes: dict[str, Runtime]) -> N
 
 
 def json_cmd(script: str) -> str:
-    return "CMD " + json.dumps(["/bin/sh", "-ec", script])
+    return "CMD " + json.dumps(["/bin/bash", "-ec", script])
 
 
 def test_render_keeps_run_env_and_secrets_out(builder: Builder, runtimes: dict[str, Runtime]):
@@ -469,12 +541,13 @@ def test_progress_reports_a_reused_dependency_layer() -> None:
 @pytest.mark.parametrize(
     ("config", "package", "message"),
     [
-        (CodeConfig("nodejs16", build=("npm ci",)), None, "runtime nodejs16 is not available"),
-        (CodeConfig("python3", "3.9", command="python app.py"), None, "no version 3.9"),
+        (CodeConfig("nodejs20", build=("npm ci",)), None, "runtime nodejs20 is not available"),
+        (CodeConfig("dotnet6", command="dotnet app.dll"), None, "provides the .NET 6 SDK"),
+        (CodeConfig("python3", "3.9", command="python app.py"), None, "no such version"),
         (
             CodeConfig("nodejs18", "18", build=("npm ci",)),
             {"engines": {"node": "16.x"}},
-            "conflicts with the runtime version 18.20.4",
+            "conflicts with the runtime version 18.20.8",
         ),
         (CodeConfig("nodejs18"), "{not json", "package.json is not valid JSON"),
     ],

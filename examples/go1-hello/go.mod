@@ -1,0 +1,3 @@
+module example.com/go1-hello
+
+go 1.18
