@@ -14,6 +14,7 @@ from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
 from .backends.docker_networks import Networks
 from .backends.fence import Isolation
+from .backends.swarm import SwarmEngine
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
@@ -141,17 +142,16 @@ class Agent:
                 allow_ports=settings.fence_allow_ports,
             )
         )
-        self.backend = DockerEngine(
-            instance_network=settings.instance_network,
-            instance_port=settings.instance_port,
-            confinement=Confinement(
+        self.backend = self._backend(
+            settings,
+            Confinement(
                 pids_limit=settings.instance_pids_limit,
                 log_max_mb=settings.instance_log_max_mb,
                 log_files=settings.instance_log_files,
                 capabilities=settings.instance_capabilities,
                 user=settings.instance_user,
             ),
-            networks=self.networks,
+            self.networks,
         )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
@@ -247,6 +247,23 @@ class Agent:
             self.journal,
         )
         self.services.ensure_default_auto_scaling()
+
+    @staticmethod
+    def _backend(
+        settings: Settings, confinement: Confinement, networks: Networks
+    ) -> DockerEngine | SwarmEngine:
+        """The one place that picks the container engine (``backend``): this host's
+        Docker Engine, or a Swarm cluster through its manager (``backends/swarm.py``)."""
+        cluster = settings.cluster
+        cluster.check()
+        if cluster.backend == "swarm":
+            return SwarmEngine(cluster, confinement)
+        return DockerEngine(
+            instance_network=settings.instance_network,
+            instance_port=settings.instance_port,
+            confinement=confinement,
+            networks=networks,
+        )
 
     @staticmethod
     def _router(

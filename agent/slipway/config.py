@@ -20,6 +20,7 @@ from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
+from .backends.swarm_config import Cluster
 from .domains.ondemand import OnDemandLimits
 from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
@@ -138,6 +139,16 @@ class Settings:
     # (``domains.ondemand.OnDemandLimits``), only for hosts that resolve here.
     outbound_allow: tuple[str, ...] = ()
     ondemand_certs_per_hour: int = OnDemandLimits.per_hour
+    # The container engine (issue 16, ``backends.swarm_config.Cluster``): "docker" runs
+    # instances on this host's Docker Engine; "swarm" runs each as a Swarm service on the
+    # cluster whose manager answers at swarm_docker_host ("" = DOCKER_HOST, or the
+    # default socket), published in host mode on a port of swarm_ports ("first-last",
+    # unique in the cluster) of the node it lands on, placed by swarm_constraints
+    # ("node.role==worker", "node.labels.zone==a", ...). Builds stay on this host's daemon.
+    backend: str = Cluster.backend
+    swarm_docker_host: str = Cluster.docker_host
+    swarm_ports: str = Cluster.ports
+    swarm_constraints: tuple[str, ...] = Cluster.constraints
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -294,6 +305,16 @@ class Settings:
             kind=self.data_plane,
             haproxy_backends=self.haproxy_backends,
             haproxy_bin=self.haproxy_bin,
+        )
+
+    @property
+    def cluster(self) -> Cluster:
+        """Which engine runs instances, and the Swarm backend's settings (``backend``)."""
+        return Cluster(
+            backend=self.backend,
+            docker_host=self.swarm_docker_host,
+            ports=self.swarm_ports,
+            constraints=self.swarm_constraints,
         )
 
     @property
