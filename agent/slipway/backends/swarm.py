@@ -24,6 +24,8 @@ pulls, a ``RegistryError`` subclass.
 
 from __future__ import annotations
 
+import re
+import secrets
 import threading
 import time
 from collections.abc import Iterable
@@ -50,12 +52,14 @@ from .docker_engine import container_name, nano_cpus
 from .docker_networks import network_name
 from .docker_pulls import pull_error
 from .swarm_config import Cluster
-from .swarm_tasks import free_port, published_port, to_instance
+from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
 
+_INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
 STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL this long after
 RESTART_DELAY_SECONDS = 1  # Swarm's default of 5 s would leave a crashed instance out longer
 NETWORK_REMOVE_SECONDS = 10.0  # a stopped task's endpoint leaves its network a bit later
+PLACE_SECONDS = 10.0  # a task no node takes by then never will without a change
 
 
 def _explain(exc: BaseException) -> str:
@@ -145,6 +149,7 @@ class SwarmEngine:
         labels = {
             **dict(spec.extra_labels),
             LABEL_MANAGED: "true",
+            LABEL_INSTANCE: secrets.token_hex(32),
             LABEL_SERVICE_ID: spec.service_id,
             LABEL_SERVICE_NAME: spec.service_name,
             LABEL_DEPLOYMENT_ID: spec.deployment_id,
@@ -174,10 +179,30 @@ class SwarmEngine:
             raise BackendError(f"creating swarm service {name} failed: {_explain(exc)}") from exc
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"creating swarm service {name} failed: {_explain(exc)}") from exc
-        found = self.get_instance(created["ID"])
-        if found is None:
-            raise BackendError(f"swarm service {name} vanished as it was created")
-        return found
+        return self._placed(created["ID"], name)
+
+    def _placed(self, service: str, name: str) -> Instance:
+        """The new instance once a node took its task (so its address is known); if none
+        does within ``PLACE_SECONDS`` it is removed, and the error says why (a constraint
+        no node meets, a service larger than any node's room)."""
+        deadline = time.monotonic() + PLACE_SECONDS
+        while True:
+            try:
+                tasks = self.client.api.tasks(filters={"service": service})
+            except _DOCKER_ERRORS as exc:
+                raise BackendError(
+                    f"inspecting swarm service {name} failed: {_explain(exc)}"
+                ) from exc
+            why = unplaced(tasks)
+            if why is None:
+                found = self.get_instance(service)
+                if found is None:
+                    raise BackendError(f"swarm service {name} vanished as it was created")
+                return found
+            if time.monotonic() > deadline:
+                self.stop_instance(service, timeout=0)
+                raise BackendError(f"no node can run instance {name}: {why}")
+            time.sleep(0.2)
 
     def _task_template(self, spec: InstanceSpec, labels: dict[str, str]) -> TaskTemplate:
         box = self.confinement
@@ -242,13 +267,23 @@ class SwarmEngine:
             )
         return name
 
+    def _inspect(self, instance_id: str) -> dict[str, Any]:
+        """The Swarm service of an instance id (``LABEL_INSTANCE``), or of a Swarm service
+        id or name; NotFound when there is none."""
+        if _INSTANCE_ID.fullmatch(instance_id):
+            found = self.client.api.services(filters={"label": f"{LABEL_INSTANCE}={instance_id}"})
+            if not found:
+                raise docker.errors.NotFound(f"no swarm service of instance {instance_id}")
+            return found[0]
+        return self.client.api.inspect_service(instance_id)
+
     def _nodes(self) -> dict[str, dict[str, Any]]:
         return {n["ID"]: n for n in self.client.api.nodes()}
 
     def get_instance(self, instance_id: str) -> Instance | None:
         """The instance with this Swarm service id or name, or None if it is gone."""
         try:
-            service = self.client.api.inspect_service(instance_id)
+            service = self._inspect(instance_id)
             tasks = self.client.api.tasks(filters={"service": service["ID"]})
             nodes = self._nodes()
         except docker.errors.NotFound:
@@ -289,7 +324,7 @@ class SwarmEngine:
         for its task to end on every node that answers, then remove it; a missing one
         is fine. Its service's network goes with its last instance."""
         try:
-            service = self.client.api.inspect_service(instance_id)
+            service = self._inspect(instance_id)
         except docker.errors.NotFound:
             return
         except _DOCKER_ERRORS as exc:
@@ -348,7 +383,8 @@ class SwarmEngine:
     def logs(self, instance_id: str, tail: int = 50) -> str:
         """The last ``tail`` lines of the instance's tasks' stdout and stderr."""
         try:
-            raw = self.client.api.service_logs(instance_id, stdout=True, stderr=True, tail=tail)
+            service = self._inspect(instance_id)["ID"]
+            raw = self.client.api.service_logs(service, stdout=True, stderr=True, tail=tail)
             data = raw if isinstance(raw, bytes) else b"".join(raw)
         except docker.errors.NotFound as exc:
             raise BackendError(f"swarm service {instance_id} not found") from exc
@@ -369,7 +405,7 @@ class SwarmEngine:
         limits: dict[str, float | None] = {}
         for instance_id in instance_ids:
             try:
-                service = self.client.api.inspect_service(instance_id)
+                service = self._inspect(instance_id)
             except docker.errors.NotFound:
                 continue
             except _DOCKER_ERRORS as exc:

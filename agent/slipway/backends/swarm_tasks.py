@@ -14,6 +14,10 @@ from typing import Any
 
 from . import LABEL_DEPLOYMENT_ID, LABEL_REVISION, LABEL_SERVICE_ID, Instance
 
+# An instance's id: 64 hex digits like a container's (log streams are named by it), on
+# its Swarm service as a label; Swarm's own service ids are not hex.
+LABEL_INSTANCE = "slipway.instance-id"
+
 # Task states on the way to running (Swarm's task lifecycle).
 _STARTING = {
     "new",
@@ -85,12 +89,14 @@ def to_instance(
             state = "restarting"
         elif task_state in _STARTING:
             state = "created"
+            if node_ready:  # placed: where it will answer is known before it starts
+                host_ip, host_port = node_status.get("Addr") or None, published_port(service)
         elif task.get("DesiredState") == "running" or restarts:
             state = "restarting"
         else:
             state = "exited"
     return Instance(
-        id=service.get("ID") or "",
+        id=labels.get(LABEL_INSTANCE) or service.get("ID") or "",
         name=spec.get("Name") or "",
         service_id=labels.get(LABEL_SERVICE_ID, ""),
         deployment_id=labels.get(LABEL_DEPLOYMENT_ID, ""),
@@ -102,6 +108,17 @@ def to_instance(
         restart_count=restarts,
         host_ip=host_ip,
     )
+
+
+def unplaced(tasks: Iterable[Mapping[str, Any]]) -> str | None:
+    """Why the newest task waits for a node (Swarm's "no suitable node (...)", naming the
+    constraint or resource no node meets), or None once one took it."""
+    task = current_task(tasks)
+    if task is None:
+        return "the manager has not made its task yet"
+    if task.get("NodeID"):
+        return None
+    return (task.get("Status") or {}).get("Err") or "no node has taken it yet"
 
 
 def free_port(taken: Iterable[int], span: range, after: int | None = None) -> int | None:
