@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -112,24 +113,29 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     with Load(agent, "spread", workers=4, slow_ms=100) as load:
         wait_for(lambda: len(load.instances_since(0)) == 3, 30, "answers from all three")
         lost_at = len(load.answers)
+        lost = time.monotonic()
         cluster.kill(3)  # a worker node's daemon: kill -9
 
         def replaced() -> bool:
+            # Swarm moves the lost node's task; while it moves, the scaler may add one
+            # more (it counts routed instances), so three or more.
             nodes = running_nodes(cluster, service_id)
-            return len(nodes) == 3 and "slwc-n3" not in nodes
+            return len(nodes) >= 3 and "slwc-n3" not in nodes
 
         wait_for(replaced, 120, "three instances again, none on the lost node")
         mark = len(load.answers)
-        wait_for(lambda: len(load.instances_since(mark)) == 3, 60, "answers from all three")
+        wait_for(lambda: len(load.instances_since(mark)) >= 3, 60, "answers from three")
+        restored = time.monotonic() - lost
     failed = Counter(status for status, _ in load.answers[lost_at:] if status != 200)
     print(
         f"node loss under load: {len(load.answers) - lost_at} answers after the kill,"
-        f" {sum(failed.values())} failed {dict(failed)}, {len(load.errors)} errors"
+        f" {sum(failed.values())} failed {dict(failed)}, {len(load.errors)} errors;"
+        f" full capacity again {restored:.1f} s after the kill"
     )
     # At most the requests in flight on the lost node: one per client at the instant.
     assert sum(failed.values()) + len(load.errors) <= 4
-    events = agent.cli("events", "spread").stdout
-    assert "restarted it" in events or "replac" in events
+    said = agent.cli("logs", "spread").stdout  # the service's events stream
+    assert "exited; the engine restarted it" in said
 
 
 @pytest.mark.parametrize(("node", "said"), [(2, "is a worker")])
