@@ -144,11 +144,13 @@ class Settings:
     # cluster whose manager answers at swarm_docker_host ("" = DOCKER_HOST, or the
     # default socket), published in host mode on a port of swarm_ports ("first-last",
     # unique in the cluster) of the node it lands on, placed by swarm_constraints
-    # ("node.role==worker", "node.labels.zone==a", ...). Builds stay on this host's daemon.
+    # ("node.role==worker", "node.labels.zone==a", ...). Builds run on this host's daemon
+    # and are pushed to swarm_registry (host[:port], reached by every node) to run.
     backend: str = Cluster.backend
     swarm_docker_host: str = Cluster.docker_host
     swarm_ports: str = Cluster.ports
     swarm_constraints: tuple[str, ...] = Cluster.constraints
+    swarm_registry: str = Cluster.registry
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -315,6 +317,7 @@ class Settings:
             docker_host=self.swarm_docker_host,
             ports=self.swarm_ports,
             constraints=self.swarm_constraints,
+            registry=self.swarm_registry,
         )
 
     @property

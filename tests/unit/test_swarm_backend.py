@@ -11,6 +11,7 @@ import pytest
 from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_REVISION, LABEL_SERVICE_ID
 from slipway.backends.swarm import SwarmEngine
 from slipway.backends.swarm_config import Cluster
+from slipway.backends.swarm_images import BuildPusher, is_local_build
 from slipway.backends.swarm_tasks import current_task, free_port, to_instance
 from slipway.config import load_settings
 from slipway.errors import BackendError, InvalidRequest
@@ -138,3 +139,24 @@ def test_a_manager_is_accepted():
         Cluster(backend="swarm"),
         client=_Daemon({"LocalNodeState": "active", "ControlAvailable": True}),
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "local"),
+    [
+        ("slipway/web:abc1234", True),  # a build: only the daemon that made it has it
+        ("127.0.0.1:5000/examples/hello@sha256:" + "a" * 64, False),
+        ("registry.example.com/team/app:v1", False),
+        ("slipway/web@sha256:" + "b" * 64, False),
+    ],
+)
+def test_only_local_builds_are_pushed_for_the_nodes(image, local):
+    assert is_local_build(image) is local
+
+
+def test_a_build_without_a_registry_for_the_nodes_is_refused_saying_which_setting():
+    with pytest.raises(BackendError, match="swarm_registry"):
+        BuildPusher("").shareable("slipway/web:abc1234")
+    assert BuildPusher("").shareable("127.0.0.1:5000/x@sha256:" + "c" * 64).startswith("127.")
+    with pytest.raises(InvalidRequest, match="swarm_registry"):
+        Cluster(registry="http://127.0.0.1:5000").check()

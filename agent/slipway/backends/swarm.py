@@ -18,8 +18,9 @@ Confinement is the single host's: CPU and memory as limits and reservations (Swa
 places a task only where they fit), pids, capabilities, log rotation, user.
 
 Images: the nodes pull the instance's image themselves, so it must name a registry
-every node reaches. Docker errors are translated here, into ``BackendError`` or, for
-pulls, a ``RegistryError`` subclass.
+every node reaches; a code service's build is pushed there first (``swarm_images.py``,
+``swarm_registry``). Builds run on the agent's own daemon. Docker errors are
+translated here, into ``BackendError`` or, for pulls, a ``RegistryError`` subclass.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -52,6 +54,7 @@ from .docker_engine import container_name, nano_cpus
 from .docker_networks import network_name
 from .docker_pulls import pull_error
 from .swarm_config import Cluster
+from .swarm_images import BuildPusher
 from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
 
 _INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
@@ -81,6 +84,7 @@ class SwarmEngine:
         self.cluster = cluster
         self.confinement = confinement or Confinement()
         self.confinement.check()
+        self.builds = BuildPusher(cluster.registry)
         where = cluster.docker_host or "DOCKER_HOST"
         if client is None:
             try:
@@ -155,6 +159,7 @@ class SwarmEngine:
             LABEL_DEPLOYMENT_ID: spec.deployment_id,
             LABEL_REVISION: spec.revision,
         }
+        spec = replace(spec, image=self.builds.shareable(spec.image))
         try:
             with self._lock:
                 network = self._network(spec.service_id)

@@ -26,12 +26,14 @@ class Cluster:
     """``backend: swarm``: every instance a Swarm service on the cluster whose manager
     answers at ``docker_host`` ("" = the agent's DOCKER_HOST, or the default socket),
     publishing its app port in host mode on a port of ``ports`` (first-last, unique in
-    the cluster: two instances may land on one node) and placed by ``constraints``."""
+    the cluster: two instances may land on one node) and placed by ``constraints``; code
+    services' builds are pushed to ``registry`` (host[:port]) for the nodes to pull."""
 
     backend: str = "docker"
     docker_host: str = ""
     ports: str = "30000-32767"
     constraints: tuple[str, ...] = ()
+    registry: str = ""  # host[:port] code services' builds are pushed to for the nodes
 
     @property
     def port_range(self) -> range:
@@ -55,6 +57,8 @@ class Cluster:
             raise InvalidRequest(
                 f"swarm_docker_host: {self.docker_host!r} is not unix://, tcp:// or ssh://"
             )
+        if self.registry and not re.fullmatch(r"[\w.-]+(:\d{1,5})?", self.registry):
+            raise InvalidRequest(f"swarm_registry: {self.registry!r} is not host or host:port")
         for constraint in self.constraints:
             if not _CONSTRAINT.fullmatch(constraint.strip()):
                 raise InvalidRequest(
