@@ -153,6 +153,8 @@ class Agent:
             ),
             self.networks,
         )
+        # The cluster view (``slipway nodes``), only when instances run on a cluster.
+        self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
         self.metrics_collector = MetricsCollector(

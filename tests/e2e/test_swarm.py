@@ -5,6 +5,7 @@ the host; the router reaches instances at ``<node address>:<published port>``.""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -109,6 +110,14 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     service_id = service["ServiceId"]
     wait_for(lambda: len(running_nodes(cluster, service_id)) == 3, 60, "three instances")
     assert sorted(running_nodes(cluster, service_id)) == ["slwc-n1", "slwc-n2", "slwc-n3"]
+    view = json.loads(agent.cli("nodes", "--json").stdout)
+    assert [(n["Name"], n["Role"], n["State"], n["Instances"]) for n in view] == [
+        ("slwc-n1", "manager", "ready", 1),
+        ("slwc-n2", "worker", "ready", 1),
+        ("slwc-n3", "worker", "ready", 1),
+    ]
+    assert all(n["CpuReserved"] >= 256 and n["CpuTotal"] > 0 for n in view)
+    assert "slwc-n2" in agent.cli("nodes").stdout
 
     with Load(agent, "spread", workers=4, slow_ms=100) as load:
         wait_for(lambda: len(load.instances_since(0)) == 3, 30, "answers from all three")

@@ -12,6 +12,7 @@ from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_REVISION, LABEL_SERVICE_
 from slipway.backends.swarm import SwarmEngine
 from slipway.backends.swarm_config import Cluster
 from slipway.backends.swarm_images import BuildPusher, is_local_build
+from slipway.backends.swarm_nodes import node_rows
 from slipway.backends.swarm_tasks import current_task, free_port, to_instance
 from slipway.config import load_settings
 from slipway.errors import BackendError, InvalidRequest
@@ -160,3 +161,40 @@ def test_a_build_without_a_registry_for_the_nodes_is_refused_saying_which_settin
     assert BuildPusher("").shareable("127.0.0.1:5000/x@sha256:" + "c" * 64).startswith("127.")
     with pytest.raises(InvalidRequest, match="swarm_registry"):
         Cluster(registry="http://127.0.0.1:5000").check()
+
+
+def test_the_cluster_view_sums_reservations_and_instances_per_node():
+    nodes = [
+        {
+            "ID": "n1",
+            "Description": {
+                "Hostname": "b",
+                "Resources": {"NanoCPUs": 2 * 10**9, "MemoryBytes": 4 << 30},
+            },
+            "Spec": {"Role": "manager", "Availability": "active"},
+            "ManagerStatus": {"Leader": True},
+            "Status": {"State": "ready", "Addr": "10.0.0.11"},
+        },
+        {"ID": "n2", "Description": {"Hostname": "a"}, "Spec": {"Role": "worker"}},
+    ]
+    half = {"Resources": {"Reservations": {"NanoCPUs": 5 * 10**8, "MemoryBytes": 256 << 20}}}
+    tasks = [
+        {"NodeID": "n1", "DesiredState": "running", "ServiceID": "mine", "Spec": half},
+        {"NodeID": "n1", "DesiredState": "running", "ServiceID": "other", "Spec": half},
+        {"NodeID": "n1", "DesiredState": "shutdown", "ServiceID": "mine", "Spec": half},
+    ]
+    a, b = node_rows(nodes, tasks, {"mine"})
+    assert (a["Name"], a["Instances"], a["CpuReserved"], a["CpuTotal"]) == ("a", 0, 0, 0)
+    assert (b["Role"], b["Leader"], b["State"], b["Availability"]) == (
+        "manager",
+        True,
+        "ready",
+        "active",
+    )
+    assert (b["CpuReserved"], b["CpuTotal"], b["MemoryReservedMb"], b["MemoryTotalMb"]) == (
+        1024,
+        2048,
+        512,
+        4096,
+    )
+    assert b["Instances"] == 1

@@ -55,6 +55,7 @@ from .docker_networks import network_name
 from .docker_pulls import pull_error
 from .swarm_config import Cluster
 from .swarm_images import BuildPusher
+from .swarm_nodes import node_rows
 from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
 
 _INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
@@ -382,6 +383,16 @@ class SwarmEngine:
                     if time.monotonic() > deadline:
                         return
             time.sleep(0.5)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster view: every node, its reservations and slipway instances."""
+        try:
+            nodes = self.client.api.nodes()
+            tasks = self.client.api.tasks(filters={"desired-state": "running"})
+            mine = self.client.api.services(filters={"label": f"{LABEL_MANAGED}=true"})
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        return node_rows(nodes, tasks, {s["ID"] for s in mine})
 
     # --- logs and stats ------------------------------------------------------------
 
