@@ -88,10 +88,10 @@ def _locked(path: Path, mode: int) -> Iterator[int]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def docker_host() -> Iterator[int]:
-    """The docker daemon, held shared for the module (a file lock's descriptor). New
-    holders pass the turnstile first, so one waiting to be alone is not starved."""
+@contextlib.contextmanager
+def _host_shared() -> Iterator[int]:
+    """The docker daemon held shared (a file lock's descriptor). New holders pass the
+    turnstile first, so one waiting to be alone is not starved."""
     with _locked(TURNSTILE, fcntl.LOCK_EX):
         shared = HOST_LOCK.open("a")
         fcntl.flock(shared, fcntl.LOCK_SH)
@@ -99,6 +99,14 @@ def docker_host() -> Iterator[int]:
         yield shared.fileno()
     finally:
         shared.close()  # releases the lock
+
+
+@pytest.fixture(scope="module", autouse=True)
+def docker_host() -> Iterator[int]:
+    """The daemon held shared for the module: a test alone (one that restarts dockerd)
+    runs while no other module's test does."""
+    with _host_shared() as held:
+        yield held
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +129,8 @@ def alone(request: pytest.FixtureRequest, docker_host: int) -> Iterator[None]:
 def docker_client() -> Iterator[docker.DockerClient]:
     try:
         client = docker.from_env()
-        client.ping()
+        with _host_shared():  # session fixtures start before a module's hold
+            client.ping()
     except docker.errors.DockerException as exc:
         pytest.skip(f"no docker daemon: {exc}")
     yield client
@@ -130,7 +139,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture(scope="session")
 def busybox_image(docker_client: docker.DockerClient) -> str:
-    return images.busybox_image(docker_client)
+    with _host_shared():
+        return images.busybox_image(docker_client)
 
 
 @pytest.fixture(scope="session")
@@ -169,11 +179,12 @@ def caddy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProc
 
 @pytest.fixture(scope="session")
 def hello_local(docker_client: docker.DockerClient) -> str:
-    try:
-        docker_client.images.get(BASE_PYTHON)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"{BASE_PYTHON} is missing: scripts/setup-host builds it")
-    docker_client.images.build(path=str(EXAMPLES / "hello"), tag=HELLO_LOCAL, rm=True)
+    with _host_shared():
+        try:
+            docker_client.images.get(BASE_PYTHON)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"{BASE_PYTHON} is missing: scripts/setup-host builds it")
+        docker_client.images.build(path=str(EXAMPLES / "hello"), tag=HELLO_LOCAL, rm=True)
     return HELLO_LOCAL
 
 

@@ -205,7 +205,7 @@ def test_kill_9_during_route_switch(agent, deployed, push_variant):
 @pytest.mark.alone  # every container on the host stops with dockerd
 def test_dockerd_restart_brings_instances_and_routes_back(agent, deployed):
     arn, _ = deployed("dockerd")
-    pid = int(subprocess.check_output(["pidof", "dockerd"]).split()[0])
+    pid = int(Path("/run/docker.pid").read_text())  # the host's: not a test cluster's
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 60, "dockerd to stop")

@@ -73,12 +73,16 @@ class Rollout:
         kind = op.type
         spec = service.spec
         if kind == "PAUSE_SERVICE":
-            # Out of the route and drained first: from here the host answers 503, never
-            # 502 from an instance stopping under it.
-            yield from self.routes.leave(self.backend.list_instances(service.id))
-            self.store.update_service(service.id, status="PAUSED")
+            # Answered as paused first, then drained and stopped: no request meets an
+            # instance stopping under it (a 502), none a route not yet paused.
+            self.routes.pause(service.id)
+            try:
+                yield from self.routes.leave(self.backend.list_instances(service.id))
+                self.store.update_service(service.id, status="PAUSED")
+            finally:  # PAUSED keeps it paused from here; a failed pause gets its route back
+                self.routes.restore(service.id)
+                self.routes.apply()
             self.journal.service_status(service, service.status, "PAUSED")
-            self.routes.apply()
             return "service paused"
         if kind == "DELETE_SERVICE":
             return self._delete(service, spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Set
+from dataclasses import replace
 
 from ..backends import Backend, Instance
 from ..config import Settings
@@ -86,6 +87,7 @@ class Routes:
         self._joining: set[str] = set()
         self._leaving: set[str] = set()
         self._withdrawn: set[str] = set()  # services out of the router, whatever the store says
+        self._pausing: set[str] = set()  # services answered as paused, whatever it says
 
     def withdraw(self, service_id: str) -> None:
         """Take the service's route out now and keep it out of every apply (a reconcile
@@ -95,9 +97,17 @@ class Routes:
             self._withdrawn.add(service_id)
         self.apply()
 
+    def pause(self, service_id: str) -> None:
+        """Answer for the service as paused now, before its instances go and before the
+        store says PAUSED, until ``restore``: no request meets an instance stopping."""
+        with self._lock:
+            self._pausing.add(service_id)
+        self.apply()
+
     def restore(self, service_id: str) -> None:
         with self._lock:
             self._withdrawn.discard(service_id)
+            self._pausing.discard(service_id)
 
     def apply(self, *, instances: list[Instance] | None = None) -> None:
         """Make the router match the store, less the withdrawn services. ``instances``:
@@ -105,7 +115,11 @@ class Routes:
         once."""
         with self._lock:
             withdrawn = self._withdrawn
-            services = [s for s in self.store.list_services() if s.id not in withdrawn]
+            services = [
+                replace(s, status="PAUSED") if s.id in self._pausing else s
+                for s in self.store.list_services()
+                if s.id not in withdrawn
+            ]
             if instances is None:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
