@@ -64,6 +64,13 @@ def test_boto3_lifecycle(agent, cluster, hello_image, push_variant):  # noqa: F8
     assert answer.status_code == 200
     assert answer.text.strip() == "Hello from slipway! GREETING=one"
     assert len(cluster.services(service_id)) == 1  # one Swarm service per instance
+    # The app's output reaches its log streams from whichever node runs it.
+    agent.get("lifecycle", "/from-the-node")
+    wait_for(
+        lambda: "GET /from-the-node" in agent.cli("logs", "lifecycle", "--app").stdout,
+        30,
+        "the app's log line",
+    )
 
     client.update_service(
         ServiceArn=arn,

@@ -55,6 +55,7 @@ from .docker_networks import network_name
 from .docker_pulls import pull_error
 from .swarm_config import Cluster
 from .swarm_images import BuildPusher
+from .swarm_logs import follow_service
 from .swarm_nodes import node_rows
 from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
 
@@ -409,8 +410,18 @@ class SwarmEngine:
         return data.decode("utf-8", errors="replace")
 
     def follow_logs(self, instance_id: str, since_ns: int) -> LogStream | None:
-        """Not followed on a cluster yet: None, as for an instance that is gone."""
-        return None
+        """The instance's stdout and stderr from ``since_ns`` on, through the manager
+        (``swarm_logs.py``); None when the instance is gone."""
+        try:
+            service = self._inspect(instance_id)
+        except docker.errors.NotFound:
+            return None
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(
+                f"inspecting swarm service {instance_id} failed: {_explain(exc)}"
+            ) from exc
+        found = self.get_instance(service["ID"])
+        return follow_service(self.client, service["ID"], since_ns, bool(found and found.running))
 
     def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """No samples on a cluster yet (each node's daemon holds its own)."""
