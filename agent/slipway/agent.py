@@ -296,6 +296,8 @@ class Agent:
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
         )
+        if isinstance(self.backend, SwarmEngine):  # lost nodes or quorum degrade /healthz
+            self.jobs.every("cluster", s.reconcile_interval, self.backend.check_cluster)
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {

@@ -11,6 +11,7 @@ import sys
 import time
 from collections import Counter
 
+import httpx
 import pytest
 
 from testkit.cluster import TestCluster, cluster  # noqa: F401 - the fixture, for this file
@@ -139,6 +140,12 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
             return len(nodes) >= 3 and "slwc-n3" not in nodes
 
         wait_for(replaced, 120, "three instances again, none on the lost node")
+
+        def degraded() -> list[str]:
+            health = httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()
+            return [p for p in health["problems"] if "swarm node slwc-n3" in p]
+
+        assert wait_for(degraded, 30, "/healthz to name the lost node")
         mark = len(load.answers)
         wait_for(lambda: len(load.instances_since(mark)) >= 3, 60, "answers from three")
         restored = time.monotonic() - lost

@@ -12,7 +12,7 @@ from slipway.backends import LABEL_DEPLOYMENT_ID, LABEL_REVISION, LABEL_SERVICE_
 from slipway.backends.swarm import SwarmEngine
 from slipway.backends.swarm_config import Cluster
 from slipway.backends.swarm_images import BuildPusher, is_local_build
-from slipway.backends.swarm_nodes import node_rows
+from slipway.backends.swarm_nodes import cluster_problems, node_rows
 from slipway.backends.swarm_tasks import current_task, free_port, to_instance
 from slipway.config import load_settings
 from slipway.errors import BackendError, InvalidRequest
@@ -198,3 +198,25 @@ def test_the_cluster_view_sums_reservations_and_instances_per_node():
         4096,
     )
     assert b["Instances"] == 1
+
+
+def test_lost_nodes_and_quorum_are_named_for_healthz():
+    def node(name, state="ready", reach=None):
+        found = {"Description": {"Hostname": name}, "Status": {"State": state, "Addr": "10.0.0.1"}}
+        if reach:
+            found["ManagerStatus"] = {"Reachability": reach}
+        return found
+
+    assert cluster_problems([node("m1", reach="reachable"), node("w1")]) == []
+    assert cluster_problems([node("m1", reach="reachable"), node("w1", "down")]) == [
+        "swarm node w1 (10.0.0.1) is down"
+    ]
+    lost = cluster_problems(
+        [
+            node("m1", reach="reachable"),
+            node("m2", "down", "unreachable"),
+            node("m3", "down", "unreachable"),
+        ]
+    )
+    assert "swarm manager m2 is unreachable" in lost
+    assert lost[-1] == "swarm quorum lost: 1 of 3 managers reachable"

@@ -56,7 +56,7 @@ from .docker_pulls import pull_error
 from .swarm_config import Cluster
 from .swarm_images import BuildPusher
 from .swarm_logs import follow_service
-from .swarm_nodes import node_rows
+from .swarm_nodes import cluster_problems, node_rows
 from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
 
 _INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
@@ -394,6 +394,17 @@ class SwarmEngine:
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
         return node_rows(nodes, tasks, {s["ID"] for s in mine})
+
+    def check_cluster(self) -> None:
+        """Raise, naming them, when nodes are lost or the managers' quorum is: a job of
+        the agent's, so ``/healthz`` says the cluster is degraded."""
+        try:
+            nodes = self.client.api.nodes()
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        problems = cluster_problems(nodes)
+        if problems:
+            raise BackendError("; ".join(problems))
 
     # --- logs and stats ------------------------------------------------------------
 

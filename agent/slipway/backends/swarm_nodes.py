@@ -50,3 +50,26 @@ def node_rows(
             }
         )
     return sorted(rows, key=lambda r: r["Name"])
+
+
+def cluster_problems(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What ``/healthz`` should say about the cluster: each node not ready (its instances
+    are being moved), each manager unreachable, and a lost quorum (fewer than a majority
+    of managers reachable: the cluster can change nothing until they are back)."""
+    problems, managers, reachable = [], 0, 0
+    for node in nodes:
+        name = (node.get("Description") or {}).get("Hostname") or node.get("ID")
+        status = node.get("Status") or {}
+        if status.get("State") != "ready":
+            address = status.get("Addr") or "no address"
+            problems.append(f"swarm node {name} ({address}) is {status.get('State') or 'unknown'}")
+        manager = node.get("ManagerStatus")
+        if manager is not None:
+            managers += 1
+            if manager.get("Reachability") == "reachable":
+                reachable += 1
+            else:
+                problems.append(f"swarm manager {name} is {manager.get('Reachability')}")
+    if managers and reachable <= managers // 2:
+        problems.append(f"swarm quorum lost: {reachable} of {managers} managers reachable")
+    return problems
