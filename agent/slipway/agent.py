@@ -14,6 +14,7 @@ from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
 from .backends.docker_vpc import VpcNetworks
 from .backends.fence import Isolation
+from .backends.swarm import SwarmEngine
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
@@ -148,18 +149,19 @@ class Agent:
                 allow_ports=settings.fence_allow_ports,
             )
         )
-        self.backend = DockerEngine(
-            instance_network=settings.instance_network,
-            instance_port=settings.instance_port,
-            confinement=Confinement(
+        self.backend = self._backend(
+            settings,
+            Confinement(
                 pids_limit=settings.instance_pids_limit,
                 log_max_mb=settings.instance_log_max_mb,
                 log_files=settings.instance_log_files,
                 capabilities=settings.instance_capabilities,
                 user=settings.instance_user,
             ),
-            networks=self.networks,
+            self.networks,
         )
+        # The cluster view (``slipway nodes``), only when instances run on a cluster.
+        self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
         self.router_spans = RouterSpans(access_log, settings.trace_settings, self._traced_hosts)
@@ -260,6 +262,23 @@ class Agent:
         self.services.ensure_default_auto_scaling()
 
     @staticmethod
+    def _backend(
+        settings: Settings, confinement: Confinement, networks: VpcNetworks
+    ) -> DockerEngine | SwarmEngine:
+        """The one place that picks the container engine (``backend``): this host's
+        Docker Engine, or a Swarm cluster through its manager (``backends/swarm.py``)."""
+        cluster = settings.cluster
+        cluster.check()
+        if cluster.backend == "swarm":
+            return SwarmEngine(cluster, confinement)
+        return DockerEngine(
+            instance_network=settings.instance_network,
+            instance_port=settings.instance_port,
+            confinement=confinement,
+            networks=networks,
+        )
+
+    @staticmethod
     def _router(
         plane: DataPlane, directory: Path, caddy_http: Path | None, caddy: Router
     ) -> Router | HaproxyRouter:
@@ -290,6 +309,8 @@ class Agent:
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
         )
+        if isinstance(self.backend, SwarmEngine):  # lost nodes or quorum degrade /healthz
+            self.jobs.every("cluster", s.reconcile_interval, self.backend.check_cluster)
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {

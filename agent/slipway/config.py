@@ -7,7 +7,6 @@ environment for settings.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field, fields
@@ -20,6 +19,7 @@ from .access_limits import AccessLimits
 from .backends import PUBLISHED_PORT, Confinement
 from .backends.build_box import BuildLimits
 from .backends.fence import Isolation
+from .backends.swarm_config import Cluster
 from .domains.ondemand import OnDemandLimits
 from .edgelimits import EdgeLimits
 from .errors import InvalidRequest
@@ -32,6 +32,7 @@ from .routing.admin import DEFAULT_ADMIN
 from .routing.caddyconfig import TlsSettings
 from .routing.haproxyconfig import DataPlane
 from .secretrefs import SecretLimits
+from .settingvalues import coerce
 from .sources.git_limits import GitLimits
 from .vpc.limits import VpcLimits
 
@@ -183,6 +184,18 @@ class Settings:
     private_listen: str = VpcLimits.private_listen
     vpc_connector_quota: int = VpcLimits.connector_quota
     vpc_ingress_quota: int = VpcLimits.ingress_quota
+    # The container engine (issue 16, ``backends.swarm_config.Cluster``): "docker" runs
+    # instances on this host's Docker Engine; "swarm" runs each as a Swarm service on the
+    # cluster whose manager answers at swarm_docker_host ("" = DOCKER_HOST, or the
+    # default socket), published in host mode on a port of swarm_ports ("first-last",
+    # unique in the cluster) of the node it lands on, placed by swarm_constraints
+    # ("node.role==worker", "node.labels.zone==a", ...). Builds run on this host's daemon
+    # and are pushed to swarm_registry (host[:port], reached by every node) to run.
+    backend: str = Cluster.backend
+    swarm_docker_host: str = Cluster.docker_host
+    swarm_ports: str = Cluster.ports
+    swarm_constraints: tuple[str, ...] = Cluster.constraints
+    swarm_registry: str = Cluster.registry
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json
@@ -377,6 +390,17 @@ class Settings:
         )
 
     @property
+    def cluster(self) -> Cluster:
+        """Which engine runs instances, and the Swarm backend's settings (``backend``)."""
+        return Cluster(
+            backend=self.backend,
+            docker_host=self.swarm_docker_host,
+            ports=self.swarm_ports,
+            constraints=self.swarm_constraints,
+            registry=self.swarm_registry,
+        )
+
+    @property
     def access_limits(self) -> AccessLimits:
         return AccessLimits(
             last_used_interval=self.key_last_used_interval,
@@ -404,41 +428,6 @@ class Settings:
     def service_url(self, hostname_label: str) -> str:
         port = "" if self.http_port == 80 else f":{self.http_port}"
         return f"{self.service_host(hostname_label)}{port}"
-
-
-def _coerce(name: str, typ: Any, value: Any) -> Any:
-    typ = str(typ)
-    if name == "notify_targets":  # a list of mappings (YAML), or JSON text (environment)
-        from .observe.notify import parse_config_targets
-
-        return tuple(parse_config_targets(value))
-    try:
-        if typ == "Path":
-            return Path(str(value))
-        if typ == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError(value)
-            return text in ("true", "1", "yes", "on")
-        if typ == "int":
-            return int(value)
-        if typ == "float":
-            return float(value)
-        if typ.startswith("dict"):
-            if isinstance(value, str):
-                value = json.loads(value)
-            if not isinstance(value, dict):
-                raise TypeError(value)
-            return {str(k): str(v) for k, v in value.items()}
-        if typ.startswith("tuple"):
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v]
-            return tuple(str(v) for v in value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(f"setting {name}: {value!r} is not a valid {typ}") from exc
 
 
 def settings_file(config_file: Path | None = None, environ: dict[str, str] | None = None) -> Path:
@@ -478,5 +467,5 @@ def load_settings(
         if env_value is not None:
             values[name] = env_value
     values.update({k: v for k, v in overrides.items() if v is not None})
-    coerced = {k: _coerce(k, known[k].type, v) for k, v in values.items()}
+    coerced = {k: coerce(k, known[k].type, v) for k, v in values.items()}
     return dataclasses.replace(Settings(), **coerced)

@@ -56,6 +56,7 @@ SLIPWAY_ACTIONS = frozenset(
         "ReadMetrics",
         "ReadEvents",
         "ReadAudit",
+        "ListNodes",
         "AddNotifyTarget",
         "ListNotifyTargets",
         "RemoveNotifyTarget",

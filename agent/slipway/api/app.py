@@ -25,6 +25,7 @@ from .edge import Edge, client_address
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
 from .keys import keys_router
+from .nodes import nodes_router
 from .observe import (
     audit_router,
     audited_call,
@@ -351,6 +352,7 @@ def create_app(agent: Agent) -> FastAPI:
     )
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
+    app.include_router(nodes_router(agent.nodes, authenticate))
     app.include_router(
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import access, keys, observe, secrets, serve, services, state
+from . import access, keys, nodes, observe, secrets, serve, services, state
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -24,6 +24,7 @@ app.command()(services.rollback)
 app.command()(observe.events)
 app.command()(observe.audit)
 app.command()(observe.metrics)
+app.command()(nodes.nodes)
 app.command()(state.backup)
 app.command()(state.restore)
 app.add_typer(services.services_app, name="services")

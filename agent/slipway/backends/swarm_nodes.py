@@ -1,0 +1,75 @@
+"""The cluster view (``slipway nodes``): each node's name, role, state, availability, the
+CPU and memory its tasks reserve against its total, and the slipway instances on it.
+A pure function over the manager's listings, so a unit test feeds it plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_NANO_PER_UNIT = 1_000_000_000 // 1024  # App Runner CPU units: 1024 = 1 vCPU
+_MB = 1024 * 1024
+
+
+def node_rows(
+    nodes: Iterable[Mapping[str, Any]],
+    tasks: Iterable[Mapping[str, Any]],
+    instance_services: set[str],
+) -> list[dict[str, Any]]:
+    """One row per node, in the API's casing. ``tasks`` are every task of the cluster;
+    those the manager wants running count as reserved; those of ``instance_services``
+    (slipway's Swarm services) as instances."""
+    reserved: dict[str, list[int]] = {}
+    for task in tasks:
+        if task.get("DesiredState") != "running" or not task.get("NodeID"):
+            continue
+        spec = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
+        row = reserved.setdefault(task["NodeID"], [0, 0, 0])
+        row[0] += int(spec.get("NanoCPUs") or 0)
+        row[1] += int(spec.get("MemoryBytes") or 0)
+        row[2] += task.get("ServiceID") in instance_services
+    rows = []
+    for node in nodes:
+        cpu, memory, instances = reserved.get(node.get("ID") or "", [0, 0, 0])
+        description = node.get("Description") or {}
+        total = description.get("Resources") or {}
+        spec = node.get("Spec") or {}
+        rows.append(
+            {
+                "Name": description.get("Hostname") or node.get("ID"),
+                "Role": spec.get("Role") or "",
+                "Leader": bool((node.get("ManagerStatus") or {}).get("Leader")),
+                "State": (node.get("Status") or {}).get("State") or "",
+                "Address": (node.get("Status") or {}).get("Addr") or "",
+                "Availability": spec.get("Availability") or "",
+                "CpuReserved": cpu // _NANO_PER_UNIT,
+                "CpuTotal": int(total.get("NanoCPUs") or 0) // _NANO_PER_UNIT,
+                "MemoryReservedMb": memory // _MB,
+                "MemoryTotalMb": int(total.get("MemoryBytes") or 0) // _MB,
+                "Instances": instances,
+            }
+        )
+    return sorted(rows, key=lambda r: r["Name"])
+
+
+def cluster_problems(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What ``/healthz`` should say about the cluster: each node not ready (its instances
+    are being moved), each manager unreachable, and a lost quorum (fewer than a majority
+    of managers reachable: the cluster can change nothing until they are back)."""
+    problems, managers, reachable = [], 0, 0
+    for node in nodes:
+        name = (node.get("Description") or {}).get("Hostname") or node.get("ID")
+        status = node.get("Status") or {}
+        if status.get("State") != "ready":
+            address = status.get("Addr") or "no address"
+            problems.append(f"swarm node {name} ({address}) is {status.get('State') or 'unknown'}")
+        manager = node.get("ManagerStatus")
+        if manager is not None:
+            managers += 1
+            if manager.get("Reachability") == "reachable":
+                reachable += 1
+            else:
+                problems.append(f"swarm manager {name} is {manager.get('Reachability')}")
+    if managers and reachable <= managers // 2:
+        problems.append(f"swarm quorum lost: {reachable} of {managers} managers reachable")
+    return problems

@@ -1,0 +1,180 @@
+"""``backend: swarm`` on a real 3-node Swarm (``scripts/test-cluster``): the boto3
+image-service lifecycle, MinSize 3 spread over the nodes, a node's daemon killed under
+load, and the refusal of a daemon that is not a manager. The router and the agent run on
+the host; the router reaches instances at ``<node address>:<published port>``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from testkit.cluster import TestCluster, cluster  # noqa: F401 - the fixture, for this file
+from testkit.harness import (
+    Load,
+    image_source,
+    operations,
+    scaled_service,
+    wait_for,
+    wait_status,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
+    running: TestCluster = request.getfixturevalue("cluster")
+    return {
+        "backend": "swarm",
+        "swarm_docker_host": running.manager_socket,
+        "drain_seconds": 2,
+        "scale_in_cooldown": 3600,  # the node-loss test counts instances: no scale-in
+    }
+
+
+def running_nodes(running: TestCluster, service_id: str) -> list[str]:
+    """The node host names the service's instances run on, one per running instance."""
+    names = running.node_names()
+    return [
+        names[t["NodeID"]]
+        for s in running.services(service_id)
+        for t in s.tasks(filters={"desired-state": "running"})
+        if t["Status"]["State"] == "running"
+    ]
+
+
+def test_boto3_lifecycle(agent, cluster, hello_image, push_variant):  # noqa: F811
+    client = agent.client()
+    created = client.create_service(
+        ServiceName="lifecycle",
+        SourceConfiguration=image_source(
+            hello_image, RuntimeEnvironmentVariables={"GREETING": "one"}
+        ),
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+        InstanceConfiguration={"Cpu": "256", "Memory": "512"},
+    )
+    arn = created["Service"]["ServiceArn"]
+    service_id = created["Service"]["ServiceId"]
+    wait_status(client, arn, "RUNNING")
+    answer = agent.get("lifecycle")
+    assert answer.status_code == 200
+    assert answer.text.strip() == "Hello from slipway! GREETING=one"
+    assert len(cluster.services(service_id)) == 1  # one Swarm service per instance
+    # The app's output reaches its log streams from whichever node runs it.
+    agent.get("lifecycle", "/from-the-node")
+    wait_for(
+        lambda: "GET /from-the-node" in agent.cli("logs", "lifecycle", "--app").stdout,
+        30,
+        "the app's log line",
+    )
+
+    client.update_service(
+        ServiceArn=arn,
+        SourceConfiguration=image_source(
+            hello_image, RuntimeEnvironmentVariables={"GREETING": "two"}
+        ),
+    )
+    wait_status(client, arn, "RUNNING")
+    assert agent.get("lifecycle").text.strip() == "Hello from slipway! GREETING=two"
+    assert [(o["Type"], o["Status"]) for o in operations(client, arn)] == [
+        ("UPDATE_SERVICE", "SUCCEEDED"),
+        ("CREATE_SERVICE", "SUCCEEDED"),
+    ]
+    assert len(running_nodes(cluster, service_id)) == 1  # the old instance is gone
+
+    client.pause_service(ServiceArn=arn)
+    wait_status(client, arn, "PAUSED")
+    paused = agent.get("lifecycle")
+    assert paused.status_code == 503 and "paused" in paused.text
+    assert cluster.services(service_id) == []
+
+    push_variant(hello_image, APP_VERSION="2")  # resume brings back the paused revision
+    client.resume_service(ServiceArn=arn)
+    wait_status(client, arn, "RUNNING")
+    assert agent.get("lifecycle").text.strip() == "Hello from slipway! GREETING=two"
+    assert agent.get("lifecycle", "/env/APP_VERSION").status_code == 404
+
+    client.delete_service(ServiceArn=arn)
+    wait_status(client, arn, "DELETED")
+    assert cluster.services(service_id) == []
+    assert agent.get("lifecycle").status_code == 404
+    assert not cluster.manager.networks.list(names=[f"slipway-svc-{service_id}"])
+
+
+def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
+    agent,
+    cluster,  # noqa: F811
+    hello_image,
+):
+    client = agent.client()
+    service = scaled_service(
+        client, "spread", hello_image, MaxConcurrency=100, MinSize=3, MaxSize=3
+    )
+    service_id = service["ServiceId"]
+    wait_for(lambda: len(running_nodes(cluster, service_id)) == 3, 60, "three instances")
+    assert sorted(running_nodes(cluster, service_id)) == ["slwc-n1", "slwc-n2", "slwc-n3"]
+    view = json.loads(agent.cli("nodes", "--json").stdout)
+    assert [(n["Name"], n["Role"], n["State"], n["Instances"]) for n in view] == [
+        ("slwc-n1", "manager", "ready", 1),
+        ("slwc-n2", "worker", "ready", 1),
+        ("slwc-n3", "worker", "ready", 1),
+    ]
+    assert all(n["CpuReserved"] >= 256 and n["CpuTotal"] > 0 for n in view)
+    assert "slwc-n2" in agent.cli("nodes").stdout
+
+    with Load(agent, "spread", workers=4, slow_ms=100) as load:
+        wait_for(lambda: len(load.instances_since(0)) == 3, 30, "answers from all three")
+        lost_at = len(load.answers)
+        lost = time.monotonic()
+        cluster.kill(3)  # a worker node's daemon: kill -9
+
+        def replaced() -> bool:
+            # Swarm moves the lost node's task; while it moves, the scaler may add one
+            # more (it counts routed instances), so three or more.
+            nodes = running_nodes(cluster, service_id)
+            return len(nodes) >= 3 and "slwc-n3" not in nodes
+
+        wait_for(replaced, 120, "three instances again, none on the lost node")
+
+        def degraded() -> list[str]:
+            health = httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()
+            return [p for p in health["problems"] if "swarm node slwc-n3" in p]
+
+        assert wait_for(degraded, 30, "/healthz to name the lost node")
+        mark = len(load.answers)
+        wait_for(lambda: len(load.instances_since(mark)) >= 3, 60, "answers from three")
+        restored = time.monotonic() - lost
+    failed = Counter(status for status, _ in load.answers[lost_at:] if status != 200)
+    print(
+        f"node loss under load: {len(load.answers) - lost_at} answers after the kill,"
+        f" {sum(failed.values())} failed {dict(failed)}, {len(load.errors)} errors;"
+        f" full capacity again {restored:.1f} s after the kill"
+    )
+    # At most the requests in flight on the lost node: one per client at the instant.
+    assert sum(failed.values()) + len(load.errors) <= 4
+    said = agent.cli("logs", "spread").stdout  # the service's events stream
+    assert "exited; the engine restarted it" in said
+
+
+@pytest.mark.parametrize(("node", "said"), [(2, "is a worker")])
+def test_a_daemon_that_is_not_a_manager_is_refused(agent, cluster, node, said):  # noqa: F811
+    env = {
+        **agent.env,
+        "SLIPWAY_SWARM_DOCKER_HOST": f"unix:///run/slipway-cluster/n{node}/docker.sock",
+        "SLIPWAY_DATA_DIR": str(agent.root / f"refused-{node}"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "slipway", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert said in done.stderr and "docker swarm init" in done.stderr
