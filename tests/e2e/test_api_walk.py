@@ -11,9 +11,7 @@ the model lists for that operation: a request the model itself refuses (members 
 or a number below its minimum), built from the model; and each call of the first pass
 again with its ARNs pointing at nothing.
 
-``PENDING`` names the operations other parts of issue 17 are building now (observability
-configurations, VPC connectors, VPC ingress connections): their valid requests are
-written below but not sent. Remove an operation from ``PENDING`` when its part lands.
+``PENDING`` would name operations the walk does not send yet; it is empty: all 37 answer.
 """
 
 from __future__ import annotations
@@ -28,34 +26,14 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from testkit.harness import image_source, operations, wait_for, wait_status
+from testkit.harness import free_port, image_source, operations, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
 MODEL = botocore.session.get_session().get_service_model("apprunner")
 
-#: Operations whose part of issue 17 is being built elsewhere; the integrator removes
-#: them from here when it lands, and the walk then sends them too.
-PENDING = frozenset(
-    {
-        # item 1: observability configurations
-        "CreateObservabilityConfiguration",
-        "DescribeObservabilityConfiguration",
-        "ListObservabilityConfigurations",
-        "DeleteObservabilityConfiguration",
-        # item 2: VPC connectors
-        "CreateVpcConnector",
-        "DescribeVpcConnector",
-        "ListVpcConnectors",
-        "DeleteVpcConnector",
-        # item 3: VPC ingress connections
-        "CreateVpcIngressConnection",
-        "DescribeVpcIngressConnection",
-        "ListVpcIngressConnections",
-        "UpdateVpcIngressConnection",
-        "DeleteVpcIngressConnection",
-    }
-)
+#: Operations the walk does not send yet (none: all 37 answer).
+PENDING: frozenset[str] = frozenset()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
@@ -65,7 +43,18 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         "tls_issuer": "internal",
         "https_port": request.getfixturevalue("caddy_server").https_port,
         "dns_resolver": request.getfixturevalue("dns_server").address,
+        "private_listen": f"127.0.0.1:{free_port()}",  # VPC ingress connections need one
     }
+
+
+@pytest.fixture(scope="module")
+def vpc_network(docker_client) -> Iterator[str]:
+    """A user-defined network for the walk's VPC connector to name."""
+    network = docker_client.networks.create(f"walk-{uuid.uuid4().hex[:8]}", driver="bridge")
+    try:
+        yield network.name
+    finally:
+        network.remove()
 
 
 @dataclass
@@ -196,8 +185,8 @@ STEPS: list[tuple[str, Request, Then | None]] = [
         "CreateVpcConnector",
         lambda w: {
             "VpcConnectorName": "walk",
-            "Subnets": ["bridge"],
-            "SecurityGroups": ["sg-walk"],
+            "Subnets": [w.ids["network"]],
+            "SecurityGroups": ["sg-0123abcd"],
         },
         _keep("connector", "VpcConnector", "VpcConnectorArn"),
     ),
@@ -276,9 +265,10 @@ STEPS: list[tuple[str, Request, Then | None]] = [
 
 
 @pytest.fixture(scope="module")
-def walk(agent, push_hello) -> Iterator[Walk]:
+def walk(agent, push_hello, vpc_network: str) -> Iterator[Walk]:
     """The first pass, once for the module's tests: every call and its answer."""
     walk = Walk(agent.client(), push_hello())
+    walk.ids["network"] = vpc_network
     for operation, request, then in STEPS:
         if operation in PENDING:
             continue
