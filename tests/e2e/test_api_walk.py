@@ -10,8 +10,6 @@ Second pass: each operation with an invalid request, and its answer must be an e
 the model lists for that operation: a request the model itself refuses (members missing,
 or a number below its minimum), built from the model; and each call of the first pass
 again with its ARNs pointing at nothing.
-
-``PENDING`` would name operations the walk does not send yet; it is empty: all 37 answer.
 """
 
 from __future__ import annotations
@@ -31,9 +29,6 @@ from testkit.harness import free_port, image_source, operations, wait_for, wait_
 pytestmark = pytest.mark.e2e
 
 MODEL = botocore.session.get_session().get_service_model("apprunner")
-
-#: Operations the walk does not send yet (none: all 37 answer).
-PENDING: frozenset[str] = frozenset()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
@@ -270,8 +265,6 @@ def walk(agent, push_hello, vpc_network: str) -> Iterator[Walk]:
     walk = Walk(agent.client(), push_hello())
     walk.ids["network"] = vpc_network
     for operation, request, then in STEPS:
-        if operation in PENDING:
-            continue
         call = walk.send(operation, request(walk))
         if call.error is not None:
             break  # what follows builds on it; the test names the failure
@@ -285,14 +278,13 @@ def walk(agent, push_hello, vpc_network: str) -> Iterator[Walk]:
 def test_the_walk_covers_the_whole_model() -> None:
     assert len(MODEL.operation_names) == 37
     assert {op for op, _, _ in STEPS} == set(MODEL.operation_names)
-    assert set(MODEL.operation_names) >= PENDING
 
 
 def test_every_operation_answers_a_valid_request(walk: Walk) -> None:
     failed = [(c.operation, c.error) for c in walk.calls if c.error is not None and not c.probe]
     assert failed == []
     answered = {c.operation for c in walk.calls if c.error is None}
-    assert answered == set(MODEL.operation_names) - PENDING
+    assert answered == set(MODEL.operation_names)
     for call in walk.calls:  # every answer carries the members the model gives it
         if call.answer is not None:
             metadata = call.answer["ResponseMetadata"]
@@ -329,8 +321,7 @@ def test_a_malformed_request_gets_an_error_the_model_lists(agent, operation: str
     call = walk.send(operation, _malformed(operation))
     assert call.error is not None, f"{operation} accepted {call.request}"
     assert call.error["Code"] in _listed(operation), call.error
-    if operation not in PENDING:
-        assert "not supported" not in call.error["Message"]
+    assert "not supported" not in call.error["Message"]
 
 
 def _gone(arn: str) -> str:
