@@ -258,7 +258,7 @@ def test_revisions_latest_tags_and_quotas(agent):
     expect_error(
         lambda: client.create_observability_configuration(ObservabilityConfigurationName=name),
         "ServiceQuotaExceededException",
-        "2 revisions",
+        "2 active revisions",
     )
     deleted = client.delete_observability_configuration(
         ObservabilityConfigurationArn=partial_arn(agent, name)

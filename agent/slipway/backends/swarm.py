@@ -438,6 +438,10 @@ class SwarmEngine:
         """No samples on a cluster yet (each node's daemon holds its own)."""
         return {}
 
+    def network_problems(self, names: list[str]) -> dict[str, str]:
+        """VPC connectors name networks of one host: none can be joined on a cluster yet."""
+        return dict.fromkeys(names, "cannot be joined by instances with backend: swarm")
+
     def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
         """Cores each instance may use, from its service's resource limits."""
         limits: dict[str, float | None] = {}
