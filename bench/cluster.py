@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,16 +26,13 @@ from typing import Any
 
 import docker
 from common import ROOT, example_service, record
-from zero_downtime import ERRORS, phase, summary
+from zero_downtime import ERRORS, build_variants, deploy_under_load, phase, summary
 
 from testkit.harness import (
     AgentProcess,
     CaddyProcess,
     LocalRegistry,
-    operations,
-    push_image,
     stop_haproxy,
-    wait_status,
 )
 
 SCRIPT = ROOT / "scripts" / "test-cluster"
@@ -125,28 +120,9 @@ def main() -> None:
                 steady = asyncio.run(
                     phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds))
                 )
-                variants = []
-                for n in range(args.deployments):
-                    local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
-                    client.images.build(
-                        fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
-                    )
-                    push_image(client, local, f"{registry.host}/bench/zero:round{n}")
-                    variants.append(local)
-
-                def deployments() -> None:
-                    for local in variants:
-                        push_image(client, local, image)
-                        api.start_deployment(ServiceArn=arn)
-                        time.sleep(1)
-                        wait_status(api, arn, "RUNNING", timeout=180)
-
-                started = time.monotonic()
-                during = asyncio.run(phase(url, host, args.rate, deployments))
-                elapsed = time.monotonic() - started
-                ops = operations(api, arn)
-                succeeded = sum(
-                    o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops
+                variants = build_variants(client, registry.host, image, args.deployments)
+                during, elapsed, succeeded = deploy_under_load(
+                    api, client, arn, image, variants, (url, host, args.rate), timeout=180
                 )
                 deploy_errors = dict(ERRORS)
                 ERRORS.clear()

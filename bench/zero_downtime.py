@@ -20,6 +20,7 @@ import io
 import statistics
 import time
 import uuid
+from typing import Any
 
 import docker
 import httpx
@@ -78,6 +79,45 @@ async def phase(url: str, host: str, rate: float, work) -> list[tuple[float, boo
     return await task
 
 
+def build_variants(client: docker.DockerClient, registry: str, image: str, count: int) -> list[str]:
+    """``count`` revisions of ``image``, built and pushed first: during the load only a
+    tag moves (a manifest push)."""
+    variants = []
+    for n in range(count):
+        local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
+        client.images.build(fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local)
+        push_image(client, local, f"{registry}/bench/zero:round{n}")
+        variants.append(local)
+    return variants
+
+
+def deploy_under_load(
+    api: Any,
+    client: docker.DockerClient,
+    arn: str,
+    image: str,
+    variants: list[str],
+    load: tuple[str, str, float],
+    timeout: float,
+) -> tuple[list[tuple[float, bool]], float, int]:
+    """Each variant deployed in turn under ``load`` (url, host, req/s): the answers, the
+    seconds it took and how many deployments succeeded."""
+
+    def deployments() -> None:
+        for local in variants:
+            push_image(client, local, image)
+            api.start_deployment(ServiceArn=arn)
+            time.sleep(1)
+            wait_status(api, arn, "RUNNING", timeout=timeout)
+
+    started = time.monotonic()
+    during = asyncio.run(phase(*load, deployments))
+    elapsed = time.monotonic() - started
+    ops = operations(api, arn)
+    succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
+    return during, elapsed, succeeded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0)
@@ -102,28 +142,10 @@ def main() -> None:
 
         steady = asyncio.run(phase(url, host, args.rate, lambda: time.sleep(args.steady_seconds)))
 
-        # Build the revisions first: during the load only a tag moves (a manifest push).
-        variants = []
-        for n in range(args.deployments):
-            local = f"slipway-bench/zero:{uuid.uuid4().hex[:8]}"
-            client.images.build(
-                fileobj=io.BytesIO(f"FROM {image}\nENV ROUND={n}".encode()), tag=local
-            )
-            push_image(client, local, f"{registry.host}/bench/zero:round{n}")
-            variants.append(local)
-
-        def deployments() -> None:
-            for local in variants:
-                push_image(client, local, image)
-                api.start_deployment(ServiceArn=arn)
-                time.sleep(1)
-                wait_status(api, arn, "RUNNING", timeout=120)
-
-        started = time.monotonic()
-        during = asyncio.run(phase(url, host, args.rate, deployments))
-        elapsed = time.monotonic() - started
-        ops = operations(api, arn)
-        succeeded = sum(o["Type"] == "START_DEPLOYMENT" and o["Status"] == "SUCCEEDED" for o in ops)
+        variants = build_variants(client, registry.host, image, args.deployments)
+        during, elapsed, succeeded = deploy_under_load(
+            api, client, arn, image, variants, (url, host, args.rate), timeout=120
+        )
 
     s, d = summary(steady), summary(during)
     lines = [

@@ -581,3 +581,21 @@ def scaled_service(client: Any, name: str, image: str, **scaling: int) -> dict[s
         AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
     )["Service"]["ServiceArn"]
     return wait_status(client, arn, "RUNNING")
+
+
+def curl_https(agent: Any, ca_root: Path, host: str, path: str = "/") -> str:
+    """What ``host`` answers over HTTPS on the agent's Caddy, its certificate checked
+    against ``ca_root`` (curl: the name is the one asked for, whatever it resolves to)."""
+    port = agent.caddy.https_port
+    done = subprocess.run(
+        [
+            "curl", "--silent", "--show-error", "--fail", "--max-time", "10",
+            "--cacert", str(ca_root),
+            "--resolve", f"{host}:{port}:127.0.0.1",
+            f"https://{host}:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()

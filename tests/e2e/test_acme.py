@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,14 @@ import pytest
 from cryptography import x509
 
 from testkit.dnsserver import DnsServer
-from testkit.harness import CaddyProcess, image_source, stop_haproxy, wait_for, wait_status
+from testkit.harness import (
+    CaddyProcess,
+    curl_https,
+    image_source,
+    stop_haproxy,
+    wait_for,
+    wait_status,
+)
 from testkit.pebble import Pebble
 
 pytestmark = pytest.mark.e2e
@@ -116,22 +122,6 @@ def served_certificate(agent, name: str, root: Path) -> x509.Certificate:
         return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
 
 
-def curl(agent, name: str, root: Path) -> str:
-    port = agent.caddy.https_port
-    done = subprocess.run(
-        [
-            "curl", "--silent", "--show-error", "--fail", "--max-time", "10",
-            "--cacert", str(root),
-            "--resolve", f"{name}:{port}:127.0.0.1",
-            f"https://{name}:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def challenges_tried(caddy: CaddyProcess, name: str) -> set[str]:
     """The challenge types Caddy's ACME client tried for ``name``, from its log."""
     found = set()
@@ -170,7 +160,7 @@ def test_pebble_issues_the_domain_a_certificate_and_caddy_renews_it(
 
     domain = wait_for(active, 120, f"{name} ACTIVE")
     assert [r["Status"] for r in domain["CertificateValidationRecords"]] == ["SUCCESS"]
-    assert f"GREETING={service}" in curl(agent, name, pebble_root)
+    assert f"GREETING={service}" in curl_https(agent, pebble_root, name)
     first = served_certificate(agent, name, pebble_root)
     assert first.issuer != first.subject and "Pebble" in first.issuer.rfc4514_string()
     lifetime = first.not_valid_after_utc - first.not_valid_before_utc
@@ -188,5 +178,5 @@ def test_pebble_issues_the_domain_a_certificate_and_caddy_renews_it(
         "Caddy to renew the certificate (a new serial)",
     )
     assert renewed.not_valid_after_utc > first.not_valid_after_utc
-    assert f"GREETING={service}" in curl(agent, name, pebble_root)
+    assert f"GREETING={service}" in curl_https(agent, pebble_root, name)
     assert client.describe_custom_domains(ServiceArn=arn)["CustomDomains"][0]["Status"] == "ACTIVE"

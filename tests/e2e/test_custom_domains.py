@@ -4,7 +4,6 @@ answers with a certificate from Caddy's CA (checked with curl --cacert --resolve
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import botocore.exceptions
@@ -13,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.harness import image_source, wait_for, wait_status
+from testkit.harness import curl_https, image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -63,22 +62,6 @@ def ca_root(agent, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ca") / "root.pem"
     path.write_text(pem["root_certificate"])
     return path
-
-
-def curl_https(agent, ca_root: Path, host: str, path: str = "/") -> str:
-    port = agent.caddy.https_port
-    done = subprocess.run(
-        [
-            "curl", "--silent", "--show-error", "--fail", "--max-time", "10",
-            "--cacert", str(ca_root),
-            "--resolve", f"{host}:{port}:127.0.0.1",
-            f"https://{host}:{port}{path}",
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def http_get(agent, host: str, path: str = "/") -> httpx.Response:

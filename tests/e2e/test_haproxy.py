@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from testkit.dnsserver import DnsServer
 from testkit.harness import (
     Load,
+    curl_https,
     haproxy_pids,
     image_source,
     live_containers,
@@ -223,19 +223,7 @@ def test_custom_domain_https_by_caddy_and_redirect_through_haproxy(
     pem = httpx.get(f"{agent.caddy.admin_url}/pki/ca/local", timeout=5).json()
     ca_root = tmp_path / "root.pem"
     ca_root.write_text(pem["root_certificate"])
-    https_port = agent.caddy.https_port
-    done = subprocess.run(
-        [
-            "curl", "--silent", "--show-error", "--fail", "--max-time", "10",
-            "--cacert", str(ca_root),
-            "--resolve", f"shop.example.test:{https_port}:127.0.0.1",
-            f"https://shop.example.test:{https_port}/",
-        ],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "GREETING=shop" in done.stdout
+    assert "GREETING=shop" in curl_https(agent, ca_root, "shop.example.test")
     # Plain HTTP for the custom domain reaches HAProxy, which hands it to Caddy.
     before = frontend_requests(agent)
     redirect = httpx.get(
@@ -244,7 +232,10 @@ def test_custom_domain_https_by_caddy_and_redirect_through_haproxy(
         timeout=10,
     )
     assert redirect.status_code == 308
-    assert redirect.headers["location"] == f"https://shop.example.test:{https_port}/health?x=1"
+    assert (
+        redirect.headers["location"]
+        == f"https://shop.example.test:{agent.caddy.https_port}/health?x=1"
+    )
     assert frontend_requests(agent) == before + 1
 
 
