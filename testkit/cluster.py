@@ -8,7 +8,9 @@ cluster's own daemons are in swarm mode; the host's dockerd is never touched.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from .harness import LocalRegistry
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "test-cluster"
 STATE = Path("/run/slipway-cluster")
+LOCK = Path(tempfile.gettempdir()) / "slipway-test-cluster.lock"
 NODES = 3
 
 
@@ -71,6 +74,14 @@ class TestCluster:
 
 @pytest.fixture(scope="module")
 def cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
+    # One cluster per host (fixed names, namespaces, bridge): test files that use it take
+    # turns, whichever run or worker they belong to.
+    with LOCK.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield from _cluster(registry)
+
+
+def _cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
     port = registry.host.rpartition(":")[2]
     try:
         _run("up", "--registry-port", port)
