@@ -8,6 +8,12 @@ import typer
 
 from ..errors import SlipwayError
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
+from .follow import wait_for
+
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="follow the operation to its end; exit 1 if it fails")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="with --wait: every log line")]
 
 services_app = typer.Typer(help="Create and manage services.", no_args_is_help=True)
 
@@ -120,6 +126,8 @@ def services_create(
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
     public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
     manual: Annotated[bool, typer.Option("--manual", help="deploy only when asked")] = False,
+    wait: WaitOpt = False,
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -145,7 +153,10 @@ def services_create(
         _print_json(result)
     else:
         typer.echo(f"Creating {name}: operation {result['OperationId']}")
-        typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+        if not wait:
+            typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+    if wait:
+        wait_for(client, name, result["Service"]["ServiceArn"], result["OperationId"], verbose)
 
 
 @services_app.command("list")
@@ -191,13 +202,23 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
 def _service_action(operation: str, verb: str, doc: str | None = None) -> Any:
     """A command that calls ``operation`` on the service NAME and prints its operation id."""
 
-    def command(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    def command(
+        name: str,
+        wait: WaitOpt = False,
+        verbose: VerboseOpt = False,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+    ) -> None:
         client = _client(config)
-        result = _run(lambda: client.call(operation, ServiceArn=client.service_arn(name)))
+        arn = _run(lambda: client.service_arn(name))
+        result = _run(lambda: client.call(operation, ServiceArn=arn))
         if as_json:
             _print_json(result)
         else:
             typer.echo(f"{verb} {name}: operation {result['OperationId']}")
+        if wait:
+            shown = operation not in ("DeleteService", "PauseService")
+            wait_for(client, name, arn, result["OperationId"], verbose, show_url=shown)
 
     command.__doc__ = doc or f"{verb} a service."
     return command
@@ -279,14 +300,17 @@ def rollback(
     to: Annotated[
         str | None, typer.Option("--to", help="revision (or its prefix); default: the previous")
     ] = None,
+    wait: WaitOpt = False,
+    verbose: VerboseOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Deploy an earlier revision again from its kept image, without a rebuild."""
     client = _client(config)
     body: dict[str, Any] = {"Revision": to} if to else {}
+    arn = _run(lambda: client.service_arn(name))
     result = _run(
-        lambda: client.signed(
-            "POST", "/slipway/v1/rollback", {"ServiceArn": client.service_arn(name), **body}
-        )
+        lambda: client.signed("POST", "/slipway/v1/rollback", {"ServiceArn": arn, **body})
     )
     typer.echo(f"Rolling back {name}: operation {result['OperationId']}")
+    if wait:
+        wait_for(client, name, arn, result["OperationId"], verbose)
