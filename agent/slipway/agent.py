@@ -23,6 +23,7 @@ from .domains.rules import Domains, agent_address, domain_checker, tls_settings
 from .errors import SlipwayError
 from .feedback import GitHubFeedback
 from .filemodes import StateAccess, secure_data_dir
+from .idle import WakeLimits, waker_address
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -37,11 +38,13 @@ from .observe.tracing import resource_attributes
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .operations.wake import Idler
 from .paging import Pager
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
+from .routing.waker import Waker
 from .scaling import Scaler
 from .secretrefs import SecretLimits
 from .service_secrets import Secrets
@@ -259,6 +262,26 @@ class Agent:
             self.operations.reconciler,
             self.journal,
         )
+        self.idler = Idler(
+            self.store,
+            settings,
+            self.services,
+            self.backend,
+            self.router,
+            self.operations.routes,
+            self.operations.reconciler,
+            self.journal,
+            self.queue,
+            self.operations.runner,
+            waker=waker_address(settings.instance_network, settings.instance_port),
+            requests=self.metrics.requests_total,
+            hosts=self._metric_hosts,
+        )
+        self.waker = Waker(
+            self.idler.waker,
+            self.idler.wake_host,
+            WakeLimits(hold_max=settings.wake_hold_max, timeout=settings.wake_timeout),
+        )
         self.services.ensure_default_auto_scaling()
 
     @staticmethod
@@ -306,6 +329,7 @@ class Agent:
         self.metrics_collector.schedule(self.jobs)
         self.router_spans.schedule(self.jobs)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
+        self.idler.schedule(self.jobs)
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
         )
@@ -361,6 +385,7 @@ class Agent:
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
+        self.waker.start()
         self.networks.prepare()
         try:
             self.router.keep_route_dns()
@@ -371,6 +396,7 @@ class Agent:
         self.jobs.start()
 
     def stop(self) -> None:
+        self.waker.stop()
         self.tracker.poller.stop()
         self.jobs.stop()
         self.operations.stop()

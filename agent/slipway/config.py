@@ -266,6 +266,10 @@ class Settings(SettingGroups):
     scale_interval: float = 1.0
     scale_out_window: float = 2.0
     scale_in_cooldown: float = 60.0
+    # Scale to zero (tag slipway:idle-timeout): requests held per waking service (more
+    # get 503), and seconds one is held before 503.
+    wake_hold_max: int = 100
+    wake_timeout: float = 60.0
     # What all instances together may reserve (1024 CPU units = 1 vCPU; MB); 0 means
     # this host's cores and memory. Scaling out beyond it is refused.
     capacity_cpu: int = 0

@@ -129,6 +129,11 @@ class ResourceTables(StoreBase):
         )
         return {r["key"]: r["value"] for r in rows}
 
+    def tag_values(self, key: str) -> dict[str, str]:
+        """Every resource's value of the tag ``key``, by ARN: one query for all services."""
+        rows = self._rows("SELECT resource_arn, value FROM tags WHERE key = ?", (key,))
+        return {r["resource_arn"]: r["value"] for r in rows}
+
     # -- registry credentials ----------------------------------------------------
 
     def put_registry_credentials(self, row: dict[str, Any]) -> None:
