@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import SlipwayError
+from ..idle import TAG_IDLE_TIMEOUT
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
 from .follow import wait_for
 
@@ -46,9 +47,12 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
             ("Branch", code["SourceCodeVersion"]["Value"]),
             ("Config", code.get("CodeConfiguration", {}).get("ConfigurationSource", "")),
         ]
+    status = service["Status"]
+    if service.get("IdleSince") is not None:
+        status += f" (idle since {_when(service['IdleSince'])}: the next request wakes it)"
     rows = [
         ("Name", service["ServiceName"]),
-        ("Status", service["Status"]),
+        ("Status", status),
         ("URL", f"http://{service.get('ServiceUrl', '')}"),
         *origin,
         ("Arn", service["ServiceArn"]),
@@ -126,6 +130,10 @@ def services_create(
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
     public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
     manual: Annotated[bool, typer.Option("--manual", help="deploy only when asked")] = False,
+    scale_to_zero: Annotated[
+        str | None,
+        typer.Option(help="stop its instances after this long without requests (90s, 10m, 1h)"),
+    ] = None,
     wait: WaitOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
@@ -145,9 +153,15 @@ def services_create(
         public,
         manual,
     )
+    tags = [{"Key": TAG_IDLE_TIMEOUT, "Value": scale_to_zero}] if scale_to_zero else []
     client = _client(config)
     result = _run(
-        lambda: client.call("CreateService", ServiceName=name, SourceConfiguration=source)
+        lambda: client.call(
+            "CreateService",
+            ServiceName=name,
+            SourceConfiguration=source,
+            **({"Tags": tags} if tags else {}),
+        )
     )
     if as_json:
         _print_json(result)
@@ -190,10 +204,13 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
         arn = client.service_arn(name)
         service = client.call("DescribeService", ServiceArn=arn)["Service"]
         revs = client.signed("GET", "/slipway/v1/revisions", params={"ServiceArn": arn})
+        idle = client.signed("GET", "/slipway/v1/idle", params={"Service": name})
         return {
             **service,
             "RunningRevision": revs["RunningRevision"],
             "NewestRevision": revs["NewestRevision"],
+            "IdleTimeout": idle["IdleTimeout"],
+            "IdleSince": idle["IdleSince"],
         }
 
     _show_service(_run(fetch), as_json)
