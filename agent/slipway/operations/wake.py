@@ -245,9 +245,10 @@ class Idler:
                 return self._serving_now(service_id)
             if asleep.waking is None:
                 asleep.waking = Future()
+            future = asleep.waking  # kept: a wake that fails at once clears it
             if asleep.phase == "idle":  # while it drains, the drain's end starts it
                 self._start_wake(service_id, "a request came in")
-            return asleep.waking
+            return future
 
     def _serving_now(self, service_id: str) -> Future[str]:
         future: Future[str] = Future()
