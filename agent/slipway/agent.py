@@ -276,6 +276,7 @@ class Agent:
             waker=waker_address(settings.instance_network, settings.instance_port),
             requests=self.metrics.requests_total,
             hosts=self._metric_hosts,
+            networks=None if isinstance(self.backend, SwarmEngine) else self.networks,
         )
         self.waker = Waker(
             self.idler.waker,

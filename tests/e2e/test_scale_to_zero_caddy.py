@@ -8,8 +8,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from test_scale_to_zero import events, get, wait_idle
+
 from testkit.harness import image_source, live_containers, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e

@@ -208,7 +208,22 @@ class _Clock:
         return self.now
 
 
-def _idler(env: Env, counts: dict[str, int], clock: _Clock) -> Idler:
+class _Networks:
+    """Records what the Idler asks of the services' networks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def keep_service(self, service_id: str, keep: bool) -> None:
+        self.calls.append(("keep" if keep else "let go", service_id))
+
+    def release_service(self, service_id: str) -> None:
+        self.calls.append(("release", service_id))
+
+
+def _idler(
+    env: Env, counts: dict[str, int], clock: _Clock, networks: _Networks | None = None
+) -> Idler:
     return Idler(
         env.store,
         env.settings,
@@ -225,6 +240,7 @@ def _idler(env: Env, counts: dict[str, int], clock: _Clock) -> Idler:
         hosts=lambda: {
             env.settings.service_host(s.hostname).lower(): s.name for s in env.store.list_services()
         },
+        networks=networks,
         clock=clock,
     )
 
@@ -235,8 +251,8 @@ def test_a_quiet_service_goes_idle_and_its_first_request_wakes_it(tmp_path: Path
     other = env.create("busy")  # no tag: never idle
     env.drain()
     env.routes.apply()
-    counts, clock = {"dozy": 3}, _Clock()
-    idler = _idler(env, counts, clock)
+    counts, clock, networks = {"dozy": 3}, _Clock(), _Networks()
+    idler = _idler(env, counts, clock, networks)
     host = env.settings.service_host(env.store.get_service(service.id).hostname).lower()
 
     idler.check_once()
@@ -254,6 +270,7 @@ def test_a_quiet_service_goes_idle_and_its_first_request_wakes_it(tmp_path: Path
     assert idler.state("dozy")["timeout"] == 10
     assert idler.state("busy")["timeout"] is None
     assert [i for i in env.backend.list_instances(other.id) if i.running]
+    assert networks.calls == [("keep", service.id)]  # its wake makes no network
     assert service.id in env.reconciler.busy()  # neither kept up to MinSize nor scaled
     env.reconciler.reconcile_once()
     assert [i for i in env.backend.list_instances(service.id) if i.running] == []
@@ -264,6 +281,7 @@ def test_a_quiet_service_goes_idle_and_its_first_request_wakes_it(tmp_path: Path
     assert env.router.routed()[host] == (address,)
     assert idler.state("dozy")["idle_since"] is None
     assert service.id not in env.reconciler.busy()
+    assert networks.calls[1:] == [("let go", service.id)]
     stream = _events(env, service.id)
     assert "Service went idle: no request for 10s" in stream
     assert "Service woke: a request came in; 1 instance(s) healthy" in stream
@@ -300,6 +318,10 @@ def test_a_service_paused_while_idle_is_no_longer_parked(tmp_path: Path):
     idler.check_once()
     assert service.id in env.routes.parked()
     env.services.pause_service(service.arn)
+    env.drain()
+    idler.check_once()
+    assert env.routes.parked() == set()
+    env.services.delete_service(service.arn)
     env.drain()
     idler.check_once()
     assert env.routes.parked() == set()

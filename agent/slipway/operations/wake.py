@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..backends import Backend
 from ..config import Settings
@@ -49,6 +49,15 @@ log = logging.getLogger("slipway.idle")
 
 IDLE_JOB = "idle"
 CLAIM_POLL = 0.1  # seconds between tries to take a busy service for its wake
+
+
+class KeptNetworks(Protocol):
+    """Services' networks (``backends/docker_networks.py``): an idle service keeps its
+    own, so its wake does not make one again."""
+
+    def keep_service(self, service_id: str, keep: bool) -> None: ...
+
+    def release_service(self, service_id: str) -> None: ...
 
 
 @dataclass
@@ -88,10 +97,12 @@ class Idler:
         waker: str,
         requests: Callable[[], Mapping[str, int]],
         hosts: Callable[[], Mapping[str, str]],
+        networks: KeptNetworks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``waker``: the waker's address; ``requests``: requests counted so far per
-        service name; ``hosts``: host -> service name (custom domains too)."""
+        service name; ``hosts``: host -> service name (custom domains too); ``networks``:
+        None where instances have no network of their own (a cluster)."""
         self.store = store
         self.settings = settings
         self.services = services
@@ -105,6 +116,7 @@ class Idler:
         self.waker = waker
         self.requests = requests
         self.hosts = hosts
+        self.networks = networks
         self.clock = clock
         self.quiet = Quiet()
         self._asleep: dict[str, _Asleep] = {}
@@ -135,7 +147,7 @@ class Idler:
         """One look at every service that may scale to zero."""
         view = self._look()
         for service_id in set(self._asleep) - set(view.services):
-            self._drop(service_id, "the service is gone")
+            self._drop(service_id, "the service is gone", release=True)
         if not view.timeouts and not self._asleep:
             return
         in_flight = self.router.upstream_requests()
@@ -200,6 +212,7 @@ class Idler:
     def _go_idle(self, service: Service, reason: str) -> Task:
         try:
             self.routes.park(service.id, self.waker)
+            self._keep_network(service.id, True)
             serving = self.routes.serving(service, self.backend.list_instances(service.id))
             yield from self.routes.leave(serving)
             self.routes.apply()
@@ -223,11 +236,20 @@ class Idler:
 
         self.runner.spawn(task, ended)
 
-    def _drop(self, service_id: str, why: str) -> None:
-        """Forget the idle state: the service serves again, or cannot be woken."""
+    def _keep_network(self, service_id: str, keep: bool) -> None:
+        if self.networks is not None:
+            self.networks.keep_service(service_id, keep)
+
+    def _drop(self, service_id: str, why: str, *, release: bool = False) -> None:
+        """Forget the idle state: the service serves again, or cannot be woken
+        (``release``: it is gone, and its kept network with it)."""
         with self._lock:
             asleep = self._asleep.pop(service_id, None)
             self.routes.unpark(service_id)
+        if asleep is not None:
+            self._keep_network(service_id, False)
+            if release and self.networks is not None:
+                self.networks.release_service(service_id)
         if asleep is not None and asleep.waking is not None and not asleep.waking.done():
             asleep.waking.set_exception(SlipwayError(why))
 
@@ -300,6 +322,7 @@ class Idler:
         with self._lock:
             self._asleep.pop(service_id, None)
             self.routes.unpark(service_id)
+        self._keep_network(service_id, False)
         self.quiet.restart(service_id, self.clock())
         took = self.clock() - begun
         self.journal.woke(
