@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import health
@@ -252,9 +253,17 @@ class Reconciler:
         except SlipwayError as exc:
             self.journal.note(service.id, f"cannot replace instances: {exc.message}")
 
-    def start_live(self, service: Service, spec: ServiceSpec, count: int, what: str) -> Task:
+    def start_live(
+        self,
+        service: Service,
+        spec: ServiceSpec,
+        count: int,
+        what: str,
+        ready: Callable[[Instance], None] | None = None,
+    ) -> Task:
         """Start ``count`` instances of the live revision side by side; each joins the
-        route once healthy. Returns those that did; one that fails is stopped and said."""
+        route once healthy (``ready`` is told at once: a wake's held requests need not
+        wait for the route). Returns those that did; one that fails is stopped and said."""
         rows = [
             r
             for r in self.store.list_revisions(service.id)
@@ -284,6 +293,8 @@ class Reconciler:
             try:
                 yield from self.rollout.wait_healthy(inst, spec, release.port, service.id)
                 healthy.append(inst)
+                if ready is not None:
+                    ready(inst)
             except SlipwayError as exc:
                 self.backend.stop_instance(inst.id, timeout=2)
                 self.journal.note(service.id, f"{what} instance failed: {exc.message}")

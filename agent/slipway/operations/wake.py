@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..backends import Backend
+from ..backends import Backend, Instance
 from ..config import Settings
 from ..errors import ResourceNotFound, SlipwayError
 from ..idle import TAG_IDLE_TIMEOUT, Quiet, goes_idle, idle_timeout
@@ -310,7 +310,7 @@ class Idler:
             if not serving:
                 count = max(1, self.services.auto_scaling_for(service.spec)["min_size"])
                 serving = yield from self.reconciler.start_live(
-                    service, service.spec, count, "waking"
+                    service, service.spec, count, "waking", ready=lambda i: _answer(asleep, i)
                 )
             if not serving or not serving[0].address:
                 raise SlipwayError("no instance became healthy")
@@ -330,8 +330,7 @@ class Idler:
             len(serving),
             f"{asleep.reason}; {len(serving)} instance(s) healthy in {took:.1f}s",
         )
-        if asleep.waking is not None:
-            asleep.waking.set_result(serving[0].address)
+        _answer(asleep, serving[0])
 
     def _wake_failed(self, service_id: str, asleep: _Asleep, message: str) -> None:
         with self._lock:
@@ -341,6 +340,13 @@ class Idler:
         self.journal.wake_failed(service, message)
         if future is not None:
             future.set_exception(SlipwayError(message))
+
+
+def _answer(asleep: _Asleep, instance: Instance) -> None:
+    """The held requests go to ``instance`` (healthy), whether or not the route has
+    reached it yet."""
+    if asleep.waking is not None and not asleep.waking.done() and instance.address:
+        asleep.waking.set_result(instance.address)
 
 
 def _span(seconds: float) -> str:
