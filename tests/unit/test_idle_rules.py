@@ -327,6 +327,30 @@ def test_a_service_paused_while_idle_is_no_longer_parked(tmp_path: Path):
     assert env.routes.parked() == set()
 
 
+def test_a_deployment_of_an_idle_service_keeps_it_parked_then_wakes_it(tmp_path: Path):
+    env = Env(tmp_path)
+    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
+    env.drain()
+    env.routes.apply()
+    clock = _Clock()
+    idler = _idler(env, {}, clock)
+    idler.check_once()
+    clock.now += 2
+    idler.check_once()
+    host = env.settings.service_host(env.store.get_service(service.id).hostname).lower()
+    env.services.start_deployment(service.arn)
+    assert env.status(service) == "OPERATION_IN_PROGRESS"
+    idler.check_once()
+    env.routes.apply()
+    assert env.router.routed()[host] == (WAKER,)  # still answered by the waker
+    env.drain()
+    env.routes.apply()
+    idler.check_once()
+    assert env.routes.parked() == set()
+    assert WAKER not in env.router.routed()[host]
+    assert "Service woke: an operation started its instances" in _events(env, service.id)
+
+
 def _until(check, seconds: float = 5) -> None:
     end = threading.Event()
     for _ in range(int(seconds / 0.01)):

@@ -158,6 +158,8 @@ class Idler:
         for service in view.services.values():
             timeout = view.timeouts.get(service.id)
             upstreams = routed.get(self.settings.service_host(service.hostname).lower(), ())
+            if service.status == "OPERATION_IN_PROGRESS":  # an idle one stays parked
+                continue
             if service.status != "RUNNING" or not service.live_deployment_id:
                 self.quiet.forget(service.id)
                 self._drop(service.id, f"the service is {service.status}")
