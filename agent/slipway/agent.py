@@ -23,7 +23,7 @@ from .domains.rules import Domains, agent_address, domain_checker, tls_settings
 from .errors import SlipwayError
 from .feedback import GitHubFeedback
 from .filemodes import StateAccess, secure_data_dir
-from .idle import WakeLimits, waker_address
+from .idle import WakeLimits, waker_addresses
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -44,7 +44,6 @@ from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
-from .routing.waker import Waker
 from .scaling import Scaler
 from .secretrefs import SecretLimits
 from .service_secrets import Secrets
@@ -273,15 +272,11 @@ class Agent:
             self.journal,
             self.queue,
             self.operations.runner,
-            waker=waker_address(settings.instance_network, settings.instance_port),
+            waker=waker_addresses(settings.instance_network, settings.instance_port),
+            limits=WakeLimits(hold_max=settings.wake_hold_max, timeout=settings.wake_timeout),
             requests=self.metrics.requests_total,
             hosts=self._metric_hosts,
             networks=None if isinstance(self.backend, SwarmEngine) else self.networks,
-        )
-        self.waker = Waker(
-            self.idler.waker,
-            self.idler.wake_host,
-            WakeLimits(hold_max=settings.wake_hold_max, timeout=settings.wake_timeout),
         )
         self.services.ensure_default_auto_scaling()
 
@@ -386,7 +381,7 @@ class Agent:
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
-        self.waker.start()
+        self.idler.start()
         self.networks.prepare()
         try:
             self.router.keep_route_dns()
@@ -397,7 +392,7 @@ class Agent:
         self.jobs.start()
 
     def stop(self) -> None:
-        self.waker.stop()
+        self.idler.stop()
         self.tracker.poller.stop()
         self.jobs.stop()
         self.operations.stop()

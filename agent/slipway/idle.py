@@ -5,7 +5,7 @@ none in flight, its instances drain and stop, and the first request wakes it aga
 
 Pure parts only: what the tag means (``parse_idle_timeout``), when a service has been
 quiet long enough (``Quiet``), the limits of holding requests (``WakeLimits``), and
-where the waker listens (``waker_address``). ``operations/wake.py`` acts on them and
+where the waker may listen (``waker_addresses``). ``operations/wake.py`` acts on them and
 ``routing/waker.py`` holds the requests.
 """
 
@@ -43,12 +43,19 @@ def idle_timeout(tags: Mapping[str, str]) -> float | None:
         return None
 
 
-def waker_address(instance_network: str, instance_port: int) -> str:
-    """Where the waker listens: the instance network's own address (no instance is given
-    it) on the instances' port, so an idle service's route is one more A record for Caddy's
+WAKER_CANDIDATES = 8  # addresses the waker tries, for agents that share an instance network
+
+
+def waker_addresses(instance_network: str, instance_port: int) -> list[str]:
+    """Where the waker may listen, in order: the instance network's own address (no
+    instance is given it), then its broadcast address, then the top of its range (one an
+    instance took is skipped; one the waker took costs an instance start one retry), all
+    on the instances' port, so an idle service's route is one more A record for Caddy's
     route DNS and one more server for HAProxy, never a config load."""
     network = ipaddress.IPv4Network(instance_network)
-    return f"{network.network_address}:{instance_port}"
+    tops = [network.broadcast_address - n for n in range(WAKER_CANDIDATES - 1)]
+    picks = [network.network_address, *tops][: min(WAKER_CANDIDATES, network.num_addresses)]
+    return [f"{address}:{instance_port}" for address in picks]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from slipway.idle import (
     goes_idle,
     idle_timeout,
     parse_idle_timeout,
-    waker_address,
+    waker_addresses,
 )
 from slipway.operations.routes import desired_routes
 from slipway.operations.wake import Idler
@@ -54,8 +54,28 @@ def test_only_a_valid_tag_makes_a_service_scale_to_zero():
     assert idle_timeout({TAG_IDLE_TIMEOUT: "never"}) is None  # stored unchecked: ignored
 
 
-def test_the_waker_listens_on_the_instance_networks_own_address():
-    assert waker_address("127.77.16.0/20", 28080) == "127.77.16.0:28080"
+def test_the_waker_listens_on_an_address_no_instance_is_given_first():
+    addresses = waker_addresses("127.77.16.0/20", 28080)
+    assert addresses[:3] == ["127.77.16.0:28080", "127.77.31.255:28080", "127.77.31.254:28080"]
+    assert len(addresses) == 8
+    assert waker_addresses("127.77.0.0/30", 1) == [
+        "127.77.0.0:1", "127.77.0.3:1", "127.77.0.2:1", "127.77.0.1:1"
+    ]  # fmt: skip
+
+
+def test_the_waker_takes_the_first_free_address():
+    first = Waker(["127.0.0.1:0"], lambda host: Future(), WakeLimits())
+    first.start()
+    try:
+        taken = f"127.0.0.1:{first._server.server_address[1]}"
+        second = Waker([taken, "127.0.0.1:0"], lambda host: Future(), WakeLimits())
+        second.start()
+        assert second.address == "127.0.0.1:0"
+        second.stop()
+        with pytest.raises(SlipwayError, match=f"the waker cannot listen: {taken}"):
+            Waker([taken], lambda host: Future(), WakeLimits()).start()
+    finally:
+        first.stop()
 
 
 def test_quiet_time_counts_from_the_last_request_or_request_in_flight():
@@ -117,7 +137,7 @@ def test_an_idle_route_leads_to_the_waker_until_an_instance_serves(tmp_path: Pat
 
 def test_the_waker_holds_up_to_its_bound_then_refuses():
     waking: Future[str] = Future()
-    waker = Waker(WAKER, lambda host: waking, WakeLimits(hold_max=2, timeout=5))
+    waker = Waker([WAKER], lambda host: waking, WakeLimits(hold_max=2, timeout=5))
     results: list[str | Refusal] = []
     held = [threading.Thread(target=lambda: results.append(waker.hold("a"))) for _ in range(2)]
     for thread in held:
@@ -137,15 +157,15 @@ def test_the_waker_holds_up_to_its_bound_then_refuses():
 def test_a_wake_that_fails_or_takes_too_long_is_refused():
     failed: Future[str] = Future()
     failed.set_exception(SlipwayError("no instance became healthy"))
-    waker = Waker(WAKER, lambda host: failed, WakeLimits(timeout=0.1))
+    waker = Waker([WAKER], lambda host: failed, WakeLimits(timeout=0.1))
     assert waker.hold("a") == Refusal(503, "a could not wake: no instance became healthy")
-    slow = Waker(WAKER, lambda host: Future(), WakeLimits(timeout=0.1))
+    slow = Waker([WAKER], lambda host: Future(), WakeLimits(timeout=0.1))
     assert "did not wake within 0.1s (wake_timeout)" in slow.hold("a").message
 
     def unknown(host: str) -> Future[str]:
         raise SlipwayError(f"no service answers for {host}")
 
-    assert Waker(WAKER, unknown, WakeLimits()).hold("b").message == "no service answers for b"
+    assert Waker([WAKER], unknown, WakeLimits()).hold("b").message == "no service answers for b"
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -178,7 +198,7 @@ def test_the_waker_proxies_a_held_request_with_its_body_and_host():
     woken: Future[str] = Future()
     woken.set_result(address)
     asked: list[str] = []
-    waker = Waker("127.0.0.1:0", lambda host: asked.append(host) or woken, WakeLimits())
+    waker = Waker(["127.0.0.1:0"], lambda host: asked.append(host) or woken, WakeLimits())
     waker.start()
     try:
         port = waker._server.server_address[1]
@@ -235,7 +255,8 @@ def _idler(
         env.journal,
         env.queue,
         env.operations.runner,
-        waker=WAKER,
+        waker=[WAKER],
+        limits=WakeLimits(),
         requests=lambda: counts,
         hosts=lambda: {
             env.settings.service_host(s.hostname).lower(): s.name for s in env.store.list_services()

@@ -33,10 +33,11 @@ from typing import Any, Protocol
 from ..backends import Backend, Instance
 from ..config import Settings
 from ..errors import ResourceNotFound, SlipwayError
-from ..idle import TAG_IDLE_TIMEOUT, Quiet, goes_idle, idle_timeout
+from ..idle import TAG_IDLE_TIMEOUT, Quiet, WakeLimits, goes_idle, idle_timeout
 from ..jobs import Jobs
 from ..records import Service
 from ..routing.router import Router
+from ..routing.waker import Waker
 from ..services import Services
 from ..store import Store
 from .journal import Journal
@@ -94,13 +95,15 @@ class Idler:
         queue: OperationQueue,
         runner: Runner,
         *,
-        waker: str,
+        waker: list[str],
+        limits: WakeLimits,
         requests: Callable[[], Mapping[str, int]],
         hosts: Callable[[], Mapping[str, str]],
         networks: KeptNetworks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``waker``: the waker's address; ``requests``: requests counted so far per
+        """``waker``: where the waker may listen (``idle.waker_addresses``), ``limits``
+        its bound and timeout; ``requests``: requests counted so far per
         service name; ``hosts``: host -> service name (custom domains too); ``networks``:
         None where instances have no network of their own (a cluster)."""
         self.store = store
@@ -113,7 +116,7 @@ class Idler:
         self.journal = journal
         self.queue = queue
         self.runner = runner
-        self.waker = waker
+        self.waker = Waker(waker, self.wake_host, limits)  # the listener: start()
         self.requests = requests
         self.hosts = hosts
         self.networks = networks
@@ -126,6 +129,13 @@ class Idler:
     def schedule(self, jobs: Jobs) -> None:
         interval = self.settings.scale_interval
         jobs.every(IDLE_JOB, interval, self.check_once, first=interval)
+
+    def start(self) -> None:
+        """Listen for idle services' requests (before any route leads to the waker)."""
+        self.waker.start()
+
+    def stop(self) -> None:
+        self.waker.stop()
 
     def state(self, name: str) -> dict[str, Any]:
         """The service ``name``'s idle timeout (None: it does not scale to zero) and
@@ -204,7 +214,7 @@ class Idler:
     ) -> None:
         if asleep.phase != "idle":
             return
-        if any(a != self.waker for a in upstreams):  # a deployment or resume started some
+        if any(a != self.waker.address for a in upstreams):  # a deployment or resume started some
             self._drop(service.id, "")
             self.quiet.restart(service.id, self.clock())
             self.journal.woke(service, len(upstreams), "an operation started its instances")
@@ -213,7 +223,7 @@ class Idler:
 
     def _go_idle(self, service: Service, reason: str) -> Task:
         try:
-            self.routes.park(service.id, self.waker)
+            self.routes.park(service.id, self.waker.address)
             self._keep_network(service.id, True)
             serving = self.routes.serving(service, self.backend.list_instances(service.id))
             yield from self.routes.leave(serving)

@@ -72,9 +72,11 @@ def request_host(header: str) -> str:
 class Waker:
     """Holds requests for idle services until ``wake`` gives an instance's address."""
 
-    def __init__(self, address: str, wake: Wake, limits: WakeLimits) -> None:
+    def __init__(self, addresses: list[str], wake: Wake, limits: WakeLimits) -> None:
+        """``addresses``: where it may listen, the first free one taken at ``start``."""
         limits.check()
-        self.address = address
+        self.addresses = addresses
+        self.address = addresses[0]
         self.wake = wake
         self.limits = limits
         self._lock = threading.Lock()
@@ -113,11 +115,20 @@ class Waker:
                     self._held[future] = left
 
     def start(self) -> None:
-        host, _, port = self.address.rpartition(":")
-        try:
-            self._server = _Server((host, int(port)), _Handler, self)
-        except OSError as exc:
-            raise RouterError(f"the waker cannot listen on {self.address}: {exc}") from exc
+        """Listen on the first of ``addresses`` that is free (another agent sharing the
+        instance network may hold one)."""
+        refusals = []
+        for address in self.addresses:
+            host, _, port = address.rpartition(":")
+            try:
+                self._server = _Server((host, int(port)), _Handler, self)
+            except OSError as exc:
+                refusals.append(f"{address}: {exc.strerror or exc}")
+                continue
+            self.address = address
+            break
+        else:
+            raise RouterError(f"the waker cannot listen: {'; '.join(refusals)}")
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="slipway-waker", daemon=True
         )
