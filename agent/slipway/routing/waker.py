@@ -169,11 +169,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(answer, Refusal):
             self._refuse(answer)
             return
+        self._answering = False
         try:
             self._proxy(answer)
         except (OSError, http.client.HTTPException) as exc:
             log.warning("waker: proxying to %s failed: %s", answer, exc)
-            if not self.wfile.closed:
+            if not self._answering:  # else the client sees the answer cut short
                 self._refuse(Refusal(502, f"the woken instance at {answer} failed: {exc}"))
 
     def _refuse(self, refusal: Refusal) -> None:
@@ -205,6 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.command, self.path, body=body, headers=headers, encode_chunked=chunked
             )
             response = upstream.getresponse()
+            self._answering = True
             self.send_response_only(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in HOP_BY_HOP or key.lower() == "content-length":
