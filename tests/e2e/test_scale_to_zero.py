@@ -4,19 +4,22 @@ answer, and a burst of 50 requests on an idle service are all answered."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from test_observe import Receiver
 
-from testkit.harness import image_source, live_containers, wait_for, wait_status
+from testkit.harness import free_port, image_source, live_containers, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {
     "metrics_interval": 0.5,
     "metrics_stats_interval": 1,  # ActiveInstances is set with the docker stats
     "scale_interval": 0.5,
+    "outbound_allow": "127.0.0.1",  # the notification target below
 }
 IDLE_TIMEOUT = "3s"
 
@@ -56,7 +59,17 @@ def get(agent, name: str, client: httpx.Client | None = None) -> httpx.Response:
     )
 
 
-def test_an_idle_service_wakes_on_its_first_request(agent, hello_image):
+def scaling_messages(receiver: Receiver, service: str) -> list[str]:
+    details = [json.loads(body)["detail"] for _, body in receiver.received]
+    return [d["message"] for d in details if d["serviceName"] == service]
+
+
+def test_an_idle_service_wakes_on_its_first_request(agent, hello_image, registry, tmp_path):
+    receiver = Receiver(free_port())
+    receiver.start()
+    pattern = tmp_path / "pattern.json"
+    pattern.write_text(json.dumps({"detail-type": ["AppRunner Service Scaling Change"]}))
+    agent.cli("notify", "add", f"http://127.0.0.1:{receiver.port}/hook", "--pattern", str(pattern))
     service = idle_service(agent, "dozy", hello_image)
     client = agent.client()
     assert get(agent, "dozy").text == "Hello from slipway!\n"
@@ -71,11 +84,22 @@ def test_an_idle_service_wakes_on_its_first_request(agent, hello_image):
     assert described["Status"] == "RUNNING"  # App Runner has no idle status
     assert "idle since" in agent.cli("services", "describe", "dozy").stdout
 
+    pulls = len(registry.requests())
     answer = get(agent, "dozy")  # held while an instance starts, then served
     assert answer.status_code == 200
     assert answer.text == "Hello from slipway!\n"
     assert len(live_containers(service["ServiceId"])) == 1
+    assert len(registry.requests()) == pulls  # the image was on the host: no pull
     wait_for(lambda: "Service woke" in events(agent, "dozy"), 20, "the woke event")
+    wait_for(
+        lambda: (
+            [m.split(":")[0] for m in scaling_messages(receiver, "dozy")]
+            == ["Service went idle", "Service woke"]
+        ),
+        30,
+        "the went idle and woke notifications",
+    )
+    receiver.stop()
     assert "idle since" not in agent.cli("services", "describe", "dozy").stdout
     wait_for(
         lambda: agent.metric("slipway_active_instances", service="dozy") == 1,
