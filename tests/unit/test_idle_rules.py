@@ -242,7 +242,11 @@ class _Networks:
 
 
 def _idler(
-    env: Env, counts: dict[str, int], clock: _Clock, networks: _Networks | None = None
+    env: Env,
+    counts: dict[str, int],
+    clock: _Clock,
+    networks: _Networks | None = None,
+    waker: str = WAKER,
 ) -> Idler:
     return Idler(
         env.store,
@@ -255,7 +259,7 @@ def _idler(
         env.journal,
         env.queue,
         env.operations.runner,
-        waker=[WAKER],
+        waker=[waker],
         limits=WakeLimits(),
         requests=lambda: counts,
         hosts=lambda: {
@@ -369,7 +373,37 @@ def test_a_deployment_of_an_idle_service_keeps_it_parked_then_wakes_it(tmp_path:
     idler.check_once()
     assert env.routes.parked() == set()
     assert WAKER not in env.router.routed()[host]
-    assert "Service woke: an operation started its instances" in _events(env, service.id)
+    assert "Service woke: an operation started its instances again" in _events(env, service.id)
+
+
+def test_an_agent_that_restarts_leaves_idle_services_idle(tmp_path: Path):
+    env = Env(tmp_path)
+    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
+    env.drain()
+    env.routes.apply()
+    clock = _Clock()
+    before = _idler(env, {}, clock)
+    before.check_once()
+    clock.now += 2
+    before.check_once()
+    since = before.state("dozy")["idle_since"]
+    assert since is not None
+
+    again = Env(tmp_path)  # the same store, a new agent
+    networks = _Networks()
+    after = _idler(again, {}, _Clock(), networks, waker="127.0.0.1:0")
+    after.start()
+    try:
+        assert after.state("dozy")["idle_since"] == since
+        assert networks.calls == [("keep", service.id)]
+        again.reconciler.reconcile_once()  # MinSize 1, but no instance is started
+        assert [i for i in again.backend.list_instances(service.id) if i.running] == []
+        host = again.settings.service_host(again.store.get_service(service.id).hostname)
+        assert again.router.routed()[host] == (after.waker.address,)
+        assert after.wake_host(host.lower()).result(timeout=5)
+        assert again.store.idle_services() == {}
+    finally:
+        after.stop()
 
 
 def _until(check, seconds: float = 5) -> None:

@@ -131,8 +131,17 @@ class Idler:
         jobs.every(IDLE_JOB, interval, self.check_once, first=interval)
 
     def start(self) -> None:
-        """Listen for idle services' requests (before any route leads to the waker)."""
+        """Listen for idle services' requests, and park again the services that were
+        idle when the agent stopped: before any job runs, so none of them is started."""
         self.waker.start()
+        running = {s.id for s in self.store.list_services() if s.status == "RUNNING"}
+        for service_id, since in self.store.idle_services().items():
+            if service_id not in running:
+                self.store.clear_idle(service_id)
+                continue
+            self._asleep[service_id] = _Asleep("idle", since)
+            self.routes.park(service_id, self.waker.address)
+            self._keep_network(service_id, True)
 
     def stop(self) -> None:
         self.waker.stop()
@@ -217,7 +226,7 @@ class Idler:
         if any(a != self.waker.address for a in upstreams):  # a deployment or resume started some
             self._drop(service.id, "")
             self.quiet.restart(service.id, self.clock())
-            self.journal.woke(service, len(upstreams), "an operation started its instances")
+            self.journal.woke(service, len(upstreams), "an operation started its instances again")
         elif timeout is None:  # no longer scales to zero: back to MinSize at once
             self._start_wake(service.id, f"{TAG_IDLE_TIMEOUT} was removed")
 
@@ -236,6 +245,7 @@ class Idler:
         with self._lock:
             asleep = self._asleep[service.id]
             asleep.phase, asleep.since = "idle", time.time()
+            self.store.mark_idle(service.id, asleep.since)
             return asleep.waking  # a request came while it drained: wake once released
 
     def _spawn(self, service_id: str, task: Task) -> None:
@@ -259,6 +269,7 @@ class Idler:
             asleep = self._asleep.pop(service_id, None)
             self.routes.unpark(service_id)
         if asleep is not None:
+            self.store.clear_idle(service_id)
             self._keep_network(service_id, False)
             if release and self.networks is not None:
                 self.networks.release_service(service_id)
@@ -334,6 +345,7 @@ class Idler:
         with self._lock:
             self._asleep.pop(service_id, None)
             self.routes.unpark(service_id)
+        self.store.clear_idle(service_id)
         self._keep_network(service_id, False)
         self.quiet.restart(service_id, self.clock())
         took = self.clock() - begun
