@@ -140,3 +140,22 @@ def test_a_malformed_idle_timeout_is_refused_and_nothing_is_stored(agent, hello_
         ok=False,
     )  # fmt: skip
     assert "slipway:idle-timeout '-1m'" in cli.stdout + cli.stderr
+
+
+def test_an_idle_service_stays_idle_across_an_agent_restart(agent, hello_image):
+    service = idle_service(agent, "sleeper", hello_image)
+    wait_idle(agent, "sleeper", service["ServiceId"])
+    agent.kill()
+    agent.start()
+
+    def reconciled_twice() -> bool:
+        jobs = httpx.get(f"{agent.endpoint}/healthz", timeout=5).json()["jobs"]
+        return jobs.get("reconcile", {}).get("runs", 0) >= 2
+
+    wait_for(reconciled_twice, 30, "two reconcile passes of the new agent")
+    assert not live_containers(service["ServiceId"])  # MinSize 1, yet nothing started
+    assert "idle since" in agent.cli("services", "describe", "sleeper").stdout
+    answer = get(agent, "sleeper")
+    assert (answer.status_code, answer.text) == (200, "Hello from slipway!\n")
+    woke = [line for line in events(agent, "sleeper").splitlines() if "Service woke" in line]
+    assert len(woke) == 1 and "a request came in" in woke[0]
