@@ -17,6 +17,7 @@ cold start within 1.5x of the median floor and under 2 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -26,6 +27,7 @@ import docker
 import httpx
 from common import example_service, local_stack, record
 
+from slipway.backends.docker_networks import network_name
 from testkit.harness import free_port, wait_for
 
 NAME = "cold"
@@ -34,6 +36,10 @@ TIMEOUT = "2s"
 
 def went_idle(agent, times: int) -> bool:
     return agent.cli("events", NAME).stdout.count("Service went idle") >= times
+
+
+def instances(client: docker.DockerClient) -> list:
+    return client.containers.list(filters={"label": f"slipway.service-name={NAME}"})
 
 
 def cold_request(agent, host: str) -> float:
@@ -73,34 +79,35 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     colds: list[float] = []
     floors: list[float] = []
-    with (
-        local_stack(metrics_interval=0.5, scale_interval=0.5, data_plane=args.data_plane) as (
-            registry,
-            _caddy,
-            agent,
-        ),
-        example_service(
-            client,
-            registry,
-            agent,
-            NAME,
-            "bench/cold",
-            Tags=[{"Key": "slipway:idle-timeout", "Value": TIMEOUT}],
-        ) as (image, _arn),
-    ):
-        host = f"{NAME}.localhost:{agent.http_port}"
-        for n in range(1, args.rounds + 1):
-            wait_for(lambda n=n: went_idle(agent, n), 120, f"going idle, round {n}")
-            wait_for(
-                lambda: (
-                    not client.containers.list(filters={"label": f"slipway.service-name={NAME}"})
-                ),
-                60,
-                "its instances to stop",
-            )
-            colds.append(cold_request(agent, host))
-            floors.append(docker_floor(client, image))
-            print(f"round {n}: cold start {colds[-1]:.3f} s, docker run floor {floors[-1]:.3f} s")
+    service_ids: list[str] = []
+    try:
+        with (
+            local_stack(metrics_interval=0.5, scale_interval=0.5, data_plane=args.data_plane) as (
+                registry,
+                _caddy,
+                agent,
+            ),
+            example_service(
+                client,
+                registry,
+                agent,
+                NAME,
+                "bench/cold",
+                Tags=[{"Key": "slipway:idle-timeout", "Value": TIMEOUT}],
+            ) as (image, arn),
+        ):
+            service_ids.append(arn.rsplit("/", 1)[1])
+            host = f"{NAME}.localhost:{agent.http_port}"
+            for n in range(1, args.rounds + 1):
+                wait_for(lambda n=n: went_idle(agent, n), 120, f"going idle, round {n}")
+                wait_for(lambda: not instances(client), 60, "its instances to stop")
+                colds.append(cold_request(agent, host))
+                floors.append(docker_floor(client, image))
+                print(f"round {n}: cold start {colds[-1]:.3f} s, floor {floors[-1]:.3f} s")
+    finally:  # an idle service keeps its network: it goes with the service here
+        for service_id in service_ids:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.networks.get(network_name(service_id)).remove()
     load_after = os.getloadavg()[0]
     cold, floor = statistics.median(colds), statistics.median(floors)
     ratio = cold / floor
