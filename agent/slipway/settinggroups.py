@@ -108,4 +108,3 @@ class SettingGroups:
             max_files=self.git_max_files,
             fetch_timeout=self.git_fetch_timeout,
         )
-
