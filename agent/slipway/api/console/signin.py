@@ -44,9 +44,12 @@ def signin_router(
 
     @router.get(f"{p}/signin")
     async def signin_form(request: Request) -> Response:
-        return console.page(
-            request, "signin.html", {"error": None, "next": _next(request.query_params.get("next"))}
-        )
+        try:  # signed in already: the page keeps its header (and sign-out)
+            session = console.session(request)
+        except SessionExpired:
+            session = None
+        context = {"error": None, "next": _next(request.query_params.get("next"))}
+        return console.page(request, "signin.html", context, session)
 
     @router.post(f"{p}/signin")
     async def signin(request: Request) -> Response:

@@ -68,12 +68,13 @@ class Console:
         return local and request.headers.get("x-forwarded-proto") == "https"
 
     def sign_in(self, request: Request, key_id: str, to: str) -> Response:
+        """A new session's cookie: kept by the browser until it closes, while the server
+        ends the session at ``console_session_ttl`` (and says so when it is sent later)."""
         token, _ = self.sessions.start(key_id)
         response = RedirectResponse(to, status_code=303)
         response.set_cookie(
             COOKIE,
             token,
-            max_age=int(self.settings.console_session_ttl),
             path=pages.PREFIX,
             httponly=True,
             secure=self.secure(request),
