@@ -92,8 +92,8 @@ def services_router(console: Console) -> APIRouter:
         except SlipwayError as exc:
             errors = pages.field_errors(exc.message, forms.FIELDS)
         else:
-            svc = answer["Service"]
-            return redirect(f"{p}/services/{svc['ServiceName']}/{svc['ServiceId']}")
+            svc, op = answer["Service"], answer["OperationId"]
+            return redirect(f"{p}/services/{svc['ServiceName']}/{svc['ServiceId']}/operations/{op}")
         context = await _create_context(console, session, fields, errors)
         return console.page(request, "create.html", context, session, 400)
 
