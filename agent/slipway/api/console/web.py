@@ -159,7 +159,11 @@ class Console:
         status = exc.status if exc.status >= 500 or isinstance(exc, AuthError) else 404
         if not isinstance(exc, ResourceNotFound) and status == 404:
             status = 400
-        return self.page(request, "error.html", {"error": exc.message}, None, status)
+        try:  # a refusal inside a live session keeps the page's header
+            session: Session | None = self.session(request)
+        except SessionExpired:
+            session = None
+        return self.page(request, "error.html", {"error": exc.message}, session, status)
 
 
 def redirect(to: str) -> RedirectResponse:
