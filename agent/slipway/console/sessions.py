@@ -57,7 +57,8 @@ class Sessions:
         self._lock = threading.Lock()
 
     def _prune(self, now: float) -> None:
-        self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
+        # An expired session is kept as long again, to say "expired" rather than "ended".
+        self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at + self.ttl > now}
         self._links = {k: v for k, v in self._links.items() if v[1] > now}
 
     def start(self, key_id: str) -> tuple[str, Session]:
@@ -77,9 +78,8 @@ class Sessions:
         now = self.clock()
         with self._lock:
             session = self._sessions.get(_digest(token))
-            if session is not None and session.expires_at <= now:
-                del self._sessions[_digest(token)]
-                raise SessionExpired("Your session expired: sign in again")
+        if session is not None and session.expires_at <= now:
+            raise SessionExpired("Your session expired: sign in again")
         if session is None:
             raise SessionExpired("Your session ended: sign in again")
         if not self.key_usable(session.key_id):
