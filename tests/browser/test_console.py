@@ -68,6 +68,11 @@ def test_an_image_service_from_create_to_delete(console, hello_image, push_varia
     expect(status_of(page, "web-console")).to_have_text("RUNNING")
     expect(page.locator(".tag").first).to_have_text(f"team={SCRIPT}")
     console.shoot("services")
+    page.get_by_label("Name").fill("zzz")  # filtered in place (htmx), then back
+    expect(page.locator("#service-rows")).to_contain_text("No services match this filter")
+    page.get_by_label("Tag").fill("team")
+    page.get_by_label("Name").fill("web")
+    expect(status_of(page, "web-console")).to_have_text("RUNNING")
 
     # its URL answers, with the planted env value as the app's text
     page.get_by_role("link", name="web-console", exact=True).click()
@@ -136,6 +141,8 @@ def test_an_image_service_from_create_to_delete(console, hello_image, push_varia
     console.shoot("events")
     page.get_by_role("link", name="Logs").click()
     expect(page.locator("#app-log")).to_be_visible()
+    assert console.agent.get("web-console", "/env/follow-marker").status_code == 404
+    expect(page.locator("#app-log")).to_contain_text("/env/follow-marker", timeout=60_000)
     console.shoot("logs")
 
     # delete: the button waits for the typed name; the operation shows it going
