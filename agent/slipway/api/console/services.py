@@ -25,7 +25,7 @@ def sparkline(values: list[int], width: int = 90, height: int = 20) -> str:
     top = max(values) or 1
     step = width / max(len(values) - 1, 1)
     return " ".join(
-        f"{i * step:.1f},{height - (v / top) * (height - 2) - 1:.1f}" for i, v in enumerate(values)
+        f"{i * step:.0f},{height - (v / top) * (height - 2) - 1:.0f}" for i, v in enumerate(values)
     )
 
 
