@@ -177,6 +177,19 @@ def test_a_forged_csrf_token_and_sign_out(console) -> None:
     page.get_by_role("button", name="Create").click()
     expect(page.locator("table")).to_contain_text("burst")
 
+    page.get_by_role("link", name="Connections").click()
+    page.get_by_label("Connection name").fill("gh-console")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("table")).to_contain_text("PENDING_HANDSHAKE")
+    console.shoot("connections")
+    page.get_by_role("link", name="Notifications").click()
+    page.get_by_label("URL").fill("http://127.0.0.1:9/hook")  # loopback: refused by outbound
+    page.get_by_label("Event pattern (EventBridge JSON)").fill('{"source": ["aws.apprunner"]}')
+    page.get_by_role("button", name="Add").click()
+    expect(page.locator("#form-error")).to_be_visible()
+    expect(page.get_by_label("URL")).to_have_value("http://127.0.0.1:9/hook")
+    console.shoot("notifications")
+
     page.get_by_role("link", name="Audit trail").click()
     page.get_by_label("Action").fill("CreateAutoScaling")
     page.get_by_role("button", name="Filter").click()

@@ -122,11 +122,6 @@ class Console:
             lambda: self.calls.app_runner(session.key_id, operation, params),
         )
 
-    async def read(self, session: Session, operation: str, params: dict[str, Any]) -> Any:
-        """A read-only App Runner call (not audited: pages and their live updates read
-        often; every change is audited)."""
-        return await run_in_threadpool(self.calls.app_runner, session.key_id, operation, params)
-
     def service_arn(self, name: str, service_id: str) -> str:
         s = self.settings
         return f"arn:aws:apprunner:{s.region}:{s.account_id}:service/{name}/{service_id}"
