@@ -109,6 +109,20 @@ def test_an_image_service_from_create_to_delete(console, hello_image, push_varia
     expect(page.locator("#op-status")).to_have_text("SUCCEEDED", timeout=RUNNING_TIMEOUT)
     assert console.agent.get("web-console", "/env/VERSION").status_code == 404
 
+    # edit the configuration: a bad port is named next to its field, then a new env value
+    page.get_by_role("link", name=re.compile("web-console")).first.click()
+    page.get_by_role("link", name="Settings").click()
+    expect(page.get_by_label("Environment variables")).to_have_value(f"GREETING={IMG}")
+    page.get_by_label("Port").fill("not-a-port")
+    page.get_by_role("button", name="Save and deploy").click()
+    expect(page.locator("#port-error")).to_contain_text("Port")
+    page.get_by_label("Port").fill("8080")
+    page.get_by_label("Environment variables").fill(f"GREETING={IMG}\nEDITED=yes")
+    page.get_by_role("button", name="Save and deploy").click()
+    expect(page.get_by_role("heading", name=re.compile("UPDATE_SERVICE"))).to_be_visible()
+    expect(page.locator("#op-status")).to_have_text("SUCCEEDED", timeout=RUNNING_TIMEOUT)
+    assert console.agent.get("web-console", "/env/EDITED").text.strip() == "yes"
+
     # a custom domain and the records to create
     page.get_by_role("link", name=re.compile("web-console")).first.click()
     page.get_by_role("link", name="Overview").click()
