@@ -27,7 +27,9 @@ from slipway.vault import Vault
 
 
 class Door:
-    def __init__(self, tmp_path: Path, **settings: float) -> None:
+    def __init__(
+        self, tmp_path: Path, client: tuple[str, int] = ("testclient", 50000), **settings: float
+    ) -> None:
         vault = Vault(tmp_path / "vault.key")
         store = Store(tmp_path / "db.sqlite", vault)
         self.access = Access(store, vault, AccessLimits(), region="us-east-1", account="0" * 12)
@@ -55,7 +57,7 @@ class Door:
             audit=self.audit,
             **unused,
         )
-        self.client = TestClient(create_app(agent), base_url="http://testserver")
+        self.client = TestClient(create_app(agent), base_url="http://testserver", client=client)
 
     def sign_in(self, secret: str | None = None):
         return self.client.post(
@@ -103,6 +105,15 @@ def test_signing_in_sets_a_strict_http_only_cookie_and_every_page_a_strict_csp(d
     assert [(r["operation"], r["access_key_id"]) for r in door.audit.list()] == [
         ("slipway:ConsoleSignIn", door.key_id)
     ]
+
+
+def test_the_cookie_is_secure_behind_caddy_over_https_only(tmp_path: Path) -> None:
+    behind = Door(tmp_path / "a", client=("127.0.0.1", 40000))  # Caddy on loopback
+    behind.client.headers["X-Forwarded-Proto"] = "https"
+    assert "secure" in behind.sign_in().headers["set-cookie"].lower()
+    outside = Door(tmp_path / "b", client=("203.0.113.9", 40000))  # not Caddy: not trusted
+    outside.client.headers["X-Forwarded-Proto"] = "https"
+    assert "secure" not in outside.sign_in().headers["set-cookie"].lower()
 
 
 def test_a_forged_csrf_token_is_refused_and_sign_out_ends_the_session_on_the_server(
