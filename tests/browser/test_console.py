@@ -7,6 +7,7 @@ that runs it opens a dialog, which fails the test: ``console`` fixture)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -204,6 +205,18 @@ def test_a_forged_csrf_token_and_sign_out(console) -> None:
     expect(page.get_by_label("URL")).to_have_value("http://127.0.0.1:9/hook")
     console.shoot("notifications")
 
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("Principal").fill("root")
+    page.get_by_label("Description").fill(SCRIPT)
+    page.get_by_role("button", name="Create key").click()
+    new_key = page.locator("#new-key-id").inner_text()
+    expect(page.locator("#new-key-secret")).not_to_be_empty()
+    row = page.locator("table.keys tr", has=page.get_by_text(new_key, exact=True))
+    expect(row).to_contain_text(SCRIPT)
+    row.get_by_role("button", name=f"Disable {new_key}").click()
+    expect(row.locator(".status")).to_have_text("Inactive")
+    console.shoot("keys")
+
     page.get_by_role("link", name="Audit trail").click()
     page.get_by_label("Action").fill("CreateAutoScaling")
     page.get_by_role("button", name="Filter").click()
@@ -233,3 +246,20 @@ def test_a_console_link_signs_in_once(console) -> None:
         )
     finally:
         other.close()
+
+
+def test_a_read_only_principal_is_refused_as_the_api_refuses_it(console) -> None:
+    cli = console.agent.cli
+    cli("principals", "create", "viewer")
+    cli("principals", "attach-policy", "viewer", "read-only")
+    created = json.loads(cli("keys", "create", "--principal", "viewer", "--json").stdout)
+    page = console.page
+    console.sign_in(created["AccessKeyId"], created["SecretAccessKey"])
+    expect(page.get_by_role("heading", name="Services")).to_be_visible()
+    expect(page.locator(".who")).to_have_text("viewer")
+    page.get_by_role("link", name="Auto scaling").click()
+    page.get_by_label("Name").fill("viewer-made")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#form-error")).to_contain_text(
+        "user/viewer is not authorized to perform: apprunner:CreateAutoScalingConfiguration"
+    )

@@ -137,6 +137,55 @@ def admin_router(console: Console) -> APIRouter:
             return await show(request, "notifications", {"shown": shown})
         return redirect(f"{p}/notifications")
 
+    @router.get(f"{p}/keys")
+    async def keys_page(request: Request) -> Response:
+        return await keys_answer(request, {})
+
+    async def keys_answer(request: Request, extra: dict[str, Any], status: int = 200) -> Response:
+        session = console.session(request)
+
+        def load() -> dict[str, Any]:
+            console.calls.authorize_route(session.key_id, "GET", "/slipway/v1/keys", {})
+            console.calls.authorize_route(session.key_id, "GET", "/slipway/v1/principals", {})
+            return {"keys": agent.access.list_keys(), "principals": agent.access.list_principals()}
+
+        context = await run_in_threadpool(load)
+        context |= {"errors": {}, "form": {}, "shown": None, **extra}
+        return console.page(request, "keys.html", context, session, status)
+
+    @router.post(f"{p}/keys")
+    async def keys_change(request: Request) -> Response:
+        """A new key (its secret shown once), or a key enabled or disabled."""
+        session = console.session(request)
+        f = await console.form(request, session)
+        key = session.key_id
+        try:
+            if f.get("key_id"):
+                params: dict[str, Any] = {"Status": f.get("status", "")}
+
+                def set_status() -> Any:
+                    console.calls.authorize_route(
+                        key,
+                        "PUT",
+                        "/slipway/v1/keys/{key_id}/status",
+                        params,
+                        {"key_id": f["key_id"]},
+                    )
+                    return agent.access.set_key_status(f["key_id"], params["Status"])
+
+                await console.act(request, session, "slipway:UpdateKey", params, set_status)
+                return redirect(f"{p}/keys")
+            params = {"Principal": f.get("principal", ""), "Description": f.get("description", "")}
+
+            def create() -> dict[str, Any]:
+                console.calls.authorize_route(key, "POST", "/slipway/v1/keys", params)
+                return agent.access.create_key(params["Principal"], params["Description"])
+
+            shown = await console.act(request, session, "slipway:CreateKey", params, create)
+        except SlipwayError as exc:
+            return await keys_answer(request, {"errors": {"": [exc.message]}, "form": f}, 400)
+        return await keys_answer(request, {"shown": shown})
+
     @router.get(f"{p}/audit")
     async def audit(request: Request) -> Response:
         session = console.session(request)
