@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...console import pages
-from ...console.sessions import SessionExpired
+from ...console.sessions import COOKIE, SessionExpired
 from ...errors import InvalidRequest, SlipwayError
 from ...observe.metrics import KEEP_MINUTES
 from .web import Console
@@ -36,12 +36,12 @@ def live_router(console: Console) -> APIRouter:
     def stream(request: Request, step: Callable[[], list[str] | None]) -> StreamingResponse:
         """Run ``step`` in a thread once a second and send what it returns, until it
         returns None (done), the browser leaves, or the session ends."""
-        token = request.cookies
+        token = request.cookies.get(COOKIE)
 
         async def run() -> AsyncIterator[str]:
             while not await request.is_disconnected():
                 try:
-                    console.sessions.get(token.get("slipway_console"))
+                    console.sessions.get(token)
                     out = await run_in_threadpool(step)
                 except (SessionExpired, SlipwayError) as exc:
                     yield event("end", {"message": exc.message})
@@ -102,9 +102,11 @@ def live_router(console: Console) -> APIRouter:
         op = agent.store.get_operation(op_id)
         if op is None or op.service_id != sid:
             raise InvalidRequest(f"Operation {op_id} is not one of {name}'s")
-        state = {"offset": 0, "status": None}
+        state: dict[str, Any] = {"offset": 0, "status": None, "done": False}
 
         def step() -> list[str] | None:
+            if state["done"]:  # "done" was sent: the stream ends
+                return None
             current = agent.store.get_operation(op_id)
             status = current.status if current else "FAILED"
             lines, state["offset"] = agent.logs.read(
@@ -117,10 +119,10 @@ def live_router(console: Console) -> APIRouter:
             if status in TERMINAL and not lines:
                 svc = agent.store.service_by_arn(arn)
                 out.append(event("done", {"service": svc.status if svc else "DELETED"}))
-                return out or None
+                state["done"] = True
             return out
 
-        return stream(request, _once_done(step))
+        return stream(request, step)
 
     @router.get(f"{p}/live/services/{{name}}/{{sid}}/logs")
     async def app_logs(name: str, sid: str, request: Request) -> Response:
@@ -167,18 +169,3 @@ def live_router(console: Console) -> APIRouter:
         return JSONResponse(columns, headers=pages.HEADERS)
 
     return router
-
-
-def _once_done(step: Callable[[], list[str] | None]) -> Callable[[], list[str] | None]:
-    """A step whose "done" chunk ends the stream on the next turn."""
-    finished = {"done": False}
-
-    def wrapped() -> list[str] | None:
-        if finished["done"]:
-            return None
-        out = step()
-        if out and out[-1].startswith("event: done"):
-            finished["done"] = True
-        return out
-
-    return wrapped

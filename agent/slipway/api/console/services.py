@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ...console import forms, pages
+from ...console.sessions import Session
 from ...errors import InvalidRequest, SlipwayError
 from ...observe.metrics import KEEP_MINUTES
 from .web import Console, redirect
@@ -239,7 +240,7 @@ def services_router(console: Console) -> APIRouter:
 
 
 async def _create_context(
-    console: Console, session: Any, form: dict[str, str], errors: dict[str, list[str]]
+    console: Console, session: Session, form: dict[str, str], errors: dict[str, list[str]]
 ) -> dict[str, Any]:
     def load() -> dict[str, Any]:
         key = session.key_id

@@ -27,7 +27,7 @@ FORM_FIELDS_MAX = 200  # a console form has a few dozen fields at most
 
 
 class CsrfRefused(AuthError):
-    code = "AccessDeniedException"
+    """A console form without its session's CSRF token (AccessDeniedException, 403)."""
 
 
 class Console:
