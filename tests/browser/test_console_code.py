@@ -4,9 +4,12 @@ script are shown as text."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 from playwright.sync_api import expect
 
@@ -37,6 +40,16 @@ WATCH = """() => {
   new MutationObserver(() => window.seen.push(log.querySelectorAll(".line").length))
     .observe(log, {childList: true});
 }"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_images(docker_client) -> Iterator[None]:
+    """The images the agent builds for code-console go once the module's agent (and its
+    containers) are gone: set up first, so torn down last."""
+    yield
+    for image in docker_client.images.list(name="slipway/code-console"):
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.images.remove(image.id, force=True)
 
 
 @pytest.fixture(scope="module")
