@@ -229,6 +229,9 @@ class Settings(SettingGroups):
     hook_burst: int = EdgeLimits.hook_burst
     hooks_per_minute: float = EdgeLimits.hooks_per_minute
     route_dns: str = "127.0.0.1:8753"
+    # Console (console/sessions.py): seconds a sign-in lasts; seconds a console-link works.
+    console_session_ttl: float = 28800.0
+    console_link_ttl: float = 600.0
     # Seconds a build may take before it is stopped and the deployment fails.
     build_timeout: float = 1200.0
     # Built images kept per service for rollback.

@@ -241,7 +241,7 @@ def test_nonsense_settings_are_refused_by_name(tmp_path: Path, name: str, value:
 def test_every_signed_route_has_an_action() -> None:
     api = Path(authz.__file__).parent
     found = set()
-    for path in api.glob("*.py"):
+    for path in api.rglob("*.py"):
         for method, route in re.findall(
             r'@(?:app|router)\.(get|post|put|delete)\(\s*"(/slipway/v1[^"]*)"', path.read_text()
         ):

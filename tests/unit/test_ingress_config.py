@@ -61,7 +61,7 @@ def test_api_domain_serves_the_api_and_slipway_routes_but_not_the_ask() -> None:
     routes = ingress_route(config(INGRESS), "api.example.com")
     assert routes[0]["match"] == [{"path": ["/slipway/v1/domains/ask"]}]
     assert routes[0]["handle"][0]["status_code"] == 404
-    assert routes[1]["match"] == [{"path": ["/", "/slipway/v1/*"]}]
+    assert routes[1]["match"] == [{"path": ["/", "/slipway/v1/*", "/console", "/console/*"]}]
     assert routes[1]["handle"][0]["handler"] == "reverse_proxy"
     assert routes[2]["handle"][0]["status_code"] == 404  # /metrics, /healthz, ...
 
@@ -71,7 +71,16 @@ def test_one_name_for_both_serves_both() -> None:
         config(Ingress("both.example.com", "both.example.com")), "both.example.com"
     )
     assert routes[1]["match"] == [
-        {"path": ["/hooks/github", "/hooks/registry", "/", "/slipway/v1/*"]}
+        {
+            "path": [
+                "/hooks/github",
+                "/hooks/registry",
+                "/",
+                "/slipway/v1/*",
+                "/console",
+                "/console/*",
+            ]
+        }
     ]
 
 

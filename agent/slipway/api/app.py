@@ -21,8 +21,10 @@ from ..observe.applogs import instance_stream
 from ..policies import AccessRequest
 from ..sources.github_app import AppCredentials
 from . import authz, shapes, sigv4
+from .calls import Calls
+from .console import mount_console
+from .console.web import Console
 from .edge import Edge, client_address
-from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
 from .idle import idle_router
 from .keys import keys_router
@@ -36,7 +38,7 @@ from .observe import (
     record_request,
 )
 from .secrets import secrets_router
-from .validate import operation_names, validate_input
+from .validate import operation_names
 from .wire_errors import UnknownOperation, for_operation
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ def _decode(body: bytes, max_depth: int) -> Any:
 def create_app(agent: Agent) -> FastAPI:
     app = FastAPI(title="slipway", docs_url=None, redoc_url=None, openapi_url=None)
     supported = set(operation_names())
-    rules = Rules(agent.services, agent.domains, agent.connections)
+    calls = Calls(agent)
     limits: EdgeLimits = agent.settings.edge_limits  # checked by the Agent at its start
     app.add_middleware(Edge, limits=limits)
     failures = TokenBuckets(limits.auth_failure_burst, limits.auth_failures_per_minute)
@@ -176,23 +178,8 @@ def create_app(agent: Agent) -> FastAPI:
             return Response(json.dumps(result), media_type=AMZ_JSON)
 
     async def answer(operation: str, params: Any, caller: sigv4.Caller) -> dict[str, Any]:
-        """One App Runner call, its parameters read: checked against the model, then
-        against the caller's policies, then carried out by its handler."""
-        handler = HANDLERS.get(operation)
-        if handler is None:
-            raise InvalidRequest(f"{operation} is not supported by slipway yet")
-        validate_input(operation, params)
-        await check_access(
-            caller,
-            lambda: authz.operation_request(
-                operation,
-                params,
-                region=agent.settings.region,
-                account=agent.settings.account_id,
-                tags_of=tags_of,
-            ),
-        )
-        return await run_in_threadpool(handler, rules, params)
+        """One App Runner call, its parameters read (``calls.Calls.app_runner``)."""
+        return await run_in_threadpool(calls.app_runner, caller.access_key_id, operation, params)
 
     async def signed_call(request: Request, operation: str, work: Any) -> Any:
         """A signed slipway call with a JSON object body: ``work(params)`` runs in a
@@ -358,6 +345,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)
     )
+    mount_console(app, Console(agent, calls), failures, authenticate)
     return app
 
 

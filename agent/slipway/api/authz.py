@@ -89,6 +89,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", f"{V1}/notify/{{target_id}}"): Route(
         "slipway:RemoveNotifyTarget", "notify-target", "target_id"
     ),
+    ("POST", f"{V1}/console/links"): Route("slipway:CreateConsoleLink", "key"),
     ("PUT", f"{V1}/secrets"): Route("slipway:PutSecret", "secret", "Name"),
     ("GET", f"{V1}/secrets"): Route("slipway:ListSecrets", "secret"),
     ("DELETE", f"{V1}/secrets"): Route("slipway:DeleteSecret", "secret", "Name"),

@@ -206,3 +206,16 @@ def principals_detach(principal: str, policy: str, config: ConfigOpt = None) -> 
     client = _client(config)
     _run(lambda: client.signed("DELETE", f"/slipway/v1/principals/{principal}/policies/{policy}"))
     typer.echo(f"Detached {policy} from {principal}")
+
+
+def console_link(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """Print a one-time link that signs a browser into the web console as this CLI's key
+    (it works once, for console_link_ttl seconds)."""
+    client = _client(config)
+    result = _run(lambda: client.signed("POST", "/slipway/v1/console/links", {}))
+    url = f"{client.endpoint}{result['Path']}"
+    if as_json:
+        _print_json({"Url": url, "ExpiresAt": result["ExpiresAt"]})
+        return
+    typer.echo(url)
+    typer.echo(f"It works once, until {_when(result['ExpiresAt'])}.", err=True)

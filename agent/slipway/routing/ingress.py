@@ -21,7 +21,7 @@ from ..errors import InvalidRequest
 # Set by Caddy on every proxied request: the client's address as Caddy saw it.
 CLIENT_HEADER = "X-Slipway-Client-Address"
 HOOK_PATHS = ("/hooks/github", "/hooks/registry")
-API_PATHS = ("/", "/slipway/v1/*")
+API_PATHS = ("/", "/slipway/v1/*", "/console", "/console/*")
 # Under API_PATHS but not for the internet: Caddy's own on-demand TLS question.
 API_HIDDEN_PATHS = ("/slipway/v1/domains/ask",)
 NOT_HERE_BODY = "Not found"

@@ -1,0 +1,116 @@
+"""Console sessions: who signed in (an access key), until when, and the CSRF token of
+each session; and the one-time sign-in links ``slipway console-link`` prints.
+
+Kept in memory on purpose: a session is a convenience over a key the store keeps, so an
+agent restart only asks people to sign in again, and nothing secret lands on disk. A
+session is only as good as its key: it ends when the key stops being usable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import AuthError
+
+COOKIE = "slipway_console"
+
+
+@dataclass(frozen=True)
+class Session:
+    """One signed-in browser: the key it acts as, its CSRF token, when it ends."""
+
+    key_id: str
+    csrf: str
+    expires_at: float
+
+
+class SessionExpired(AuthError):
+    """A console session that ended (expired, signed out, or its key was disabled)."""
+
+
+def _digest(token: str) -> str:
+    # Only digests are kept, so a memory dump does not hand out live sessions.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Sessions:
+    def __init__(
+        self,
+        ttl: float,
+        link_ttl: float,
+        key_usable: Callable[[str], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl <= 0 or link_ttl <= 0:
+            raise ValueError("console_session_ttl and console_link_ttl must be positive")
+        self.ttl = ttl
+        self.link_ttl = link_ttl
+        self.key_usable = key_usable
+        self.clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._links: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _prune(self, now: float) -> None:
+        # An expired session is kept as long again, to say "expired" rather than "ended".
+        self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at + self.ttl > now}
+        self._links = {k: v for k, v in self._links.items() if v[1] > now}
+
+    def start(self, key_id: str) -> tuple[str, Session]:
+        """A new session for a key whose secret was just proven: its cookie value."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        session = Session(key_id, secrets.token_urlsafe(32), now + self.ttl)
+        with self._lock:
+            self._prune(now)
+            self._sessions[_digest(token)] = session
+        return token, session
+
+    def get(self, token: str | None) -> Session:
+        """The live session of a cookie; ``SessionExpired`` says why there is none."""
+        if not token:
+            raise SessionExpired("Sign in to use the console")
+        now = self.clock()
+        with self._lock:
+            session = self._sessions.get(_digest(token))
+        if session is not None and session.expires_at <= now:
+            raise SessionExpired("Your session expired: sign in again")
+        if session is None:
+            raise SessionExpired("Your session ended: sign in again")
+        if not self.key_usable(session.key_id):
+            self.end(token)
+            raise SessionExpired(f"Access key {session.key_id} is no longer active: sign in again")
+        return session
+
+    def end(self, token: str | None) -> None:
+        """Sign-out: the cookie's session is gone on the server, whatever the browser keeps."""
+        if token:
+            with self._lock:
+                self._sessions.pop(_digest(token), None)
+
+    @staticmethod
+    def csrf_ok(session: Session, sent: str | None) -> bool:
+        return bool(sent) and hmac.compare_digest(session.csrf, sent or "")
+
+    def new_link(self, key_id: str) -> tuple[str, float]:
+        """A one-time sign-in token for ``key_id`` and when it stops working."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        expires = now + self.link_ttl
+        with self._lock:
+            self._prune(now)
+            self._links[_digest(token)] = (key_id, expires)
+        return token, expires
+
+    def redeem(self, token: str) -> str:
+        """The key a link signs in as; the link is spent whether or not it still works."""
+        with self._lock:
+            found = self._links.pop(_digest(token), None)
+        if found is None or found[1] <= self.clock():
+            raise SessionExpired("This sign-in link was used already or has expired")
+        return found[0]
