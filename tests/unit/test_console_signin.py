@@ -47,6 +47,7 @@ class Door:
                 "notifier",
                 "secrets",
                 "nodes",
+                "idler",
                 "events",
             )
         )
