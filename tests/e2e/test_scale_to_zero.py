@@ -4,8 +4,11 @@ answer, and a burst of 50 requests on an idle service are all answered."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,6 +25,25 @@ AGENT_SETTINGS = {
     "outbound_allow": "127.0.0.1",  # the notification target below
 }
 IDLE_TIMEOUT = "3s"
+
+
+@contextlib.contextmanager
+def kept_awake(agent, name: str) -> Iterator[None]:
+    """A request every half second, so the service stays awake while it is looked at."""
+    done = threading.Event()
+
+    def ping() -> None:
+        while not done.wait(0.5):
+            with contextlib.suppress(httpx.HTTPError):
+                get(agent, name)
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    try:
+        yield
+    finally:
+        done.set()
+        pinger.join()
 
 
 def idle_service(agent, name: str, image: str) -> dict:
@@ -90,6 +112,12 @@ def test_an_idle_service_wakes_on_its_first_request(agent, hello_image, registry
     assert answer.text == "Hello from slipway!\n"
     assert len(live_containers(service["ServiceId"])) == 1
     assert len(registry.requests()) == pulls  # the image was on the host: no pull
+    with kept_awake(agent, "dozy"):  # the checks below take longer than IDLE_TIMEOUT
+        check_awake(agent, service, receiver)
+
+
+def check_awake(agent, service: dict, receiver: Receiver) -> None:
+    """What a woken service shows: its events and notifications, not idle, one instance."""
     wait_for(lambda: "Service woke" in events(agent, "dozy"), 20, "the woke event")
     wait_for(
         lambda: (
