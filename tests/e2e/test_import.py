@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,6 +91,16 @@ def slipway_import(agent: AgentProcess, account: AgentProcess, env: dict, *args:
     )  # fmt: skip
 
 
+def rows(output: str) -> dict[tuple[str, str], list[str]]:
+    """The printed table's rows by (KIND, NAME): its other columns."""
+    table = {}
+    for line in output.split("\n\n")[0].splitlines()[1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 3:
+            table[cells[0], cells[1]] = cells[2:]
+    return table
+
+
 def example_files(name: str) -> dict[str, str]:
     root = EXAMPLES / name
     return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
@@ -130,9 +141,9 @@ def populated(account: AgentProcess, git: GitServer, push_hello) -> dict[str, st
             Tags=[{"Key": "team", "Value": name}],
             **({"AutoScalingConfigurationArn": asc} if asc else {}),
         )["Service"]["ServiceArn"]
-    client.associate_custom_domain(ServiceArn=arns["web-a"], DomainName="shop.example.test")
     for arn in arns.values():
         wait_status(client, arn, "RUNNING", timeout=BUILD_SECONDS)
+    client.associate_custom_domain(ServiceArn=arns["web-a"], DomainName="shop.example.test")
     return arns
 
 
@@ -151,8 +162,10 @@ def test_import_recreates_the_account_and_a_second_run_has_nothing_to_do(
 
     dry = slipway_import(agent, account, env, "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    for line in ("service       web-a", "service       code-c", "custom domain shop.example.test"):
-        assert line in dry.stdout
+    plan = rows(dry.stdout)
+    for kind, name in (("service", "web-a"), ("service", "code-c"), ("auto scaling", "bursty")):
+        assert plan[kind, name][0] == "create", plan
+    assert plan["custom domain", "shop.example.test"][0] == "create"
     assert "revision 1: MaxConcurrency 10, MinSize 1, MaxSize 3; revision 2:" in dry.stdout
     assert client.list_services()["ServiceSummaryList"] == []  # the dry run changed nothing
     assert not client.list_auto_scaling_configurations(AutoScalingConfigurationName="bursty")[
@@ -191,7 +204,7 @@ def test_import_recreates_the_account_and_a_second_run_has_nothing_to_do(
     again = slipway_import(agent, account, env)
     assert again.returncode == 0, again.stderr
     assert "Nothing to do" in again.stdout
-    assert "create" not in again.stdout.split("\n", 1)[1]
+    assert {r[0] for r in rows(again.stdout.split("\n", 1)[1]).values()} == {"nothing to do"}
 
 
 def test_a_changed_service_is_skipped_with_what_differs(agent, account, populated, tmp_path):
