@@ -250,3 +250,26 @@ def test_a_region_without_app_runner_is_refused(agent, tmp_path):
     )
     assert done.returncode == 1
     assert "--region mars-east-1: App Runner is not offered there" in done.stderr
+
+
+def test_push_images_copies_the_image_to_this_hosts_registry(
+    agent, account, populated, registry, push_hello, tmp_path
+):
+    source = account.client()
+    image = push_hello()
+    arn = source.create_service(ServiceName="web-d", SourceConfiguration=image_source(image))[
+        "Service"
+    ]["ServiceArn"]
+    wait_status(source, arn, "RUNNING")
+
+    done = slipway_import(
+        agent, account, aws_profile(tmp_path, account),
+        "--only", "web-d", "--push-images", "--registry", f"{registry.host}/imported",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    copied = f"{registry.host}/imported/examples/hello:{image.rsplit(':', 1)[1]}"
+    assert f"pushed {image} to {copied}" in done.stdout
+    here = agent.client().describe_service(ServiceArn=agent_arn(agent, "web-d"))["Service"]
+    assert here["SourceConfiguration"]["ImageRepository"]["ImageIdentifier"] == copied
+    assert here["Status"] == "RUNNING"
+    assert "Hello from slipway" in agent.get("web-d").text
