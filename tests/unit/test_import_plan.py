@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from slipway.errors import InvalidRequest, SlipwayError
-from slipway.importer.account import Account, Connection, Domain, Revision, ServiceView
+from slipway.importer.account import (
+    Account,
+    Connection,
+    Domain,
+    Revision,
+    ServiceView,
+    SourceAccount,
+)
 from slipway.importer.apply import FAILED, Importer
 from slipway.importer.plan import (
     AUTO_SCALING,
@@ -196,3 +203,19 @@ def test_a_name_whose_second_revision_fails_is_undone():
         "DeleteAutoScalingConfiguration",
         {"AutoScalingConfigurationArn": f"{HERE}:autoscalingconfiguration/b/1/n"},
     )
+
+
+def test_the_account_is_refused_before_any_call_for_a_bad_profile_or_region(monkeypatch, tmp_path):
+    empty = tmp_path / "aws"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    with pytest.raises(InvalidRequest, match="--profile nobody: no such AWS profile"):
+        SourceAccount("nobody", "us-east-1", None)
+    with pytest.raises(InvalidRequest, match="--region mars-east-1: App Runner is not offered"):
+        SourceAccount(None, "mars-east-1", None)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    with pytest.raises(InvalidRequest, match="no AWS region"):
+        SourceAccount(None, None, None)
+    assert SourceAccount(None, "mars-east-1", "http://127.0.0.1:1").region == "mars-east-1"
