@@ -226,6 +226,7 @@ def test_a_changed_service_is_skipped_with_what_differs(agent, account, populate
 
     done = slipway_import(agent, account, env, "--only", "web-b")
     assert done.returncode == 0, done.stderr
+    assert "Nothing to create: 1 item(s) skipped" in done.stdout
     assert "a service named web-b exists here with another configuration" in done.stdout
     assert "ImageConfiguration.RuntimeEnvironmentVariables.GREETING" in done.stdout
     after = agent.client().describe_service(ServiceArn=before["ServiceArn"])["Service"]

@@ -11,7 +11,7 @@ import typer
 from ..errors import SlipwayError
 from ..importer.account import SourceAccount, read_account
 from ..importer.apply import FAILED, Importer, Outcome
-from ..importer.plan import CREATE, Options, Plan, make_plan
+from ..importer.plan import CREATE, SKIP, Options, Plan, make_plan
 from .base import ConfigOpt, _client, _fail, _run, _table
 
 
@@ -64,8 +64,11 @@ def import_account(
 
 
 def _print_plan(plan: Plan) -> None:
-    if not plan.pending():
+    skipped = sum(i.action == SKIP for i in plan.items)
+    if not plan.pending() and not skipped:
         typer.echo(f"Nothing to do: {len(plan.items)} item(s) checked.")
+    elif not plan.pending():
+        typer.echo(f"Nothing to create: {skipped} item(s) skipped, as DETAIL says.")
     _table(
         [
             {"KIND": i.kind, "NAME": i.name, "ACTION": i.action, "DETAIL": i.detail}
