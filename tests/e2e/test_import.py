@@ -110,7 +110,7 @@ def example_files(name: str) -> dict[str, str]:
 def populated(account: AgentProcess, git: GitServer, push_hello) -> dict[str, str]:
     """The account: three services (two images, one branch), two auto scaling
     configurations (one with two revisions), an observability configuration, a custom
-    domain and tags. Returns the services' ARNs by name."""
+    domain, a connection and tags. Returns the services' ARNs by name."""
     client = account.client()
     steady = client.create_auto_scaling_configuration(
         AutoScalingConfigurationName="steady", MaxConcurrency=50, MinSize=1, MaxSize=2
@@ -124,6 +124,7 @@ def populated(account: AgentProcess, git: GitServer, push_hello) -> dict[str, st
     client.create_observability_configuration(
         ObservabilityConfigurationName="traces", TraceConfiguration={"Vendor": "AWSXRAY"}
     )
+    client.create_connection(ConnectionName="github-main", ProviderType="GITHUB")
     health = {"Protocol": "HTTP", "Path": "/health", "Interval": 1}
     git.create_repo("python-hello", example_files("python-hello"))
     arns = {}
@@ -198,6 +199,11 @@ def test_import_recreates_the_account_and_a_second_run_has_nothing_to_do(
     domains = client.describe_custom_domains(ServiceArn=web_a["ServiceArn"])
     assert [d["DomainName"] for d in domains["CustomDomains"]] == ["shop.example.test"]
     assert f"DNS: shop.example.test CNAME {domains['DNSTarget']}" in done.stdout
+    connections = client.list_connections()["ConnectionSummaryList"]
+    assert [(c["ConnectionName"], c["Status"]) for c in connections] == [
+        ("github-main", "PENDING_HANDSHAKE")
+    ]
+    assert "github-main: authorize it: slipway connections authorize github-main" in done.stdout
     traces = client.list_observability_configurations(ObservabilityConfigurationName="traces")
     assert len(traces["ObservabilityConfigurationSummaryList"]) == 1
 
