@@ -4,6 +4,7 @@ sees is the plan, what came over, and the services answering here."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from testkit.gitserver import GitServer
@@ -57,6 +59,17 @@ def account(
             yield process
     finally:
         caddy.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def images_made(docker_client) -> Iterator[None]:
+    """The images this module's agents build or pull that no other test makes, removed."""
+    yield
+    for image in docker_client.images.list():
+        for name in image.tags + image.attrs.get("RepoDigests", []):
+            if name.startswith("slipway/code-c:") or "/imported/examples/hello" in name:
+                with contextlib.suppress(docker.errors.APIError):  # by name: layers shared
+                    docker_client.images.remove(name)
 
 
 @pytest.fixture(scope="module")
