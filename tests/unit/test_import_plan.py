@@ -219,3 +219,44 @@ def test_the_account_is_refused_before_any_call_for_a_bad_profile_or_region(monk
     with pytest.raises(InvalidRequest, match="no AWS region"):
         SourceAccount(None, None, None)
     assert SourceAccount(None, "mars-east-1", "http://127.0.0.1:1").region == "mars-east-1"
+
+
+class DomainTarget:
+    """This host's API for a service that is here already."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def service_arn(self, name: str) -> str:
+        return f"{HERE}:service/{name}/1"
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        self.calls.append((operation, params))
+        return {"DNSTarget": "web.apps.example"}
+
+
+def test_a_new_domain_goes_on_a_service_that_is_here_already_and_says_the_dns_change():
+    source_asc, here_asc = asc(ACCOUNT, "b", 1, 10), asc(HERE, "b", 1, 10)
+    source = Account(
+        auto_scaling=[source_asc],
+        services=[service(ACCOUNT, "web", source_asc.arn, domains=("shop.example",))],
+    )
+    target = Account(auto_scaling=[here_asc], services=[service(HERE, "web", here_asc.arn)])
+    fake = DomainTarget()
+    outcomes = Importer(None, fake).apply(make_plan(source, target))  # type: ignore[arg-type]
+    domain = next(o for o in outcomes if o.item.kind == "custom domain")
+    assert (domain.result, domain.reason) == ("created", "")
+    assert fake.calls == [
+        (
+            "AssociateCustomDomain",
+            {
+                "ServiceArn": f"{HERE}:service/web/1",
+                "DomainName": "shop.example",
+                "EnableWWWSubdomain": True,
+            },
+        )
+    ]
+    assert domain.item.todo == [
+        "DNS: shop.example CNAME web.apps.example (was web.awsapprunner.com)",
+        "DNS: www.shop.example CNAME web.apps.example (was web.awsapprunner.com)",
+    ]

@@ -15,7 +15,18 @@ from ..client import Client
 from ..errors import SlipwayError
 from .account import SourceAccount
 from .images import copy_image
-from .plan import AUTO_SCALING, CONNECTION, CREATE, DOMAIN, SERVICE, SKIP, Item, Plan, translate
+from .plan import (
+    AUTO_SCALING,
+    CONNECTION,
+    CREATE,
+    DOMAIN,
+    NOTHING,
+    SERVICE,
+    SKIP,
+    Item,
+    Plan,
+    translate,
+)
 
 CREATED, FAILED = "created", "failed"
 
@@ -79,7 +90,8 @@ class Importer:
                 outcomes.append(Outcome(item, CREATED))
             except SlipwayError as exc:
                 outcomes.append(Outcome(item, FAILED, exc.message))
-        running = set()
+        # Custom domains go on services that run here: those made now, and those that were.
+        running = {i.name for i in plan.items if i.kind == SERVICE and i.action == NOTHING}
         for item, arn, secrets in started:
             try:
                 self._wait_running(item, arn)
@@ -91,7 +103,7 @@ class Importer:
         failed = {o.item.name for o in outcomes if o.item.kind == SERVICE and o.result == FAILED}
         for item in plan.items:
             if item.kind == DOMAIN and item.action == CREATE:
-                outcomes.append(self._domain(item, plan, running, failed))
+                outcomes.append(self._domain(item, running, failed))
         return outcomes
 
     # -- configurations and connections -----------------------------------------------
@@ -170,7 +182,7 @@ class Importer:
 
     # -- custom domains ---------------------------------------------------------------
 
-    def _domain(self, item: Item, plan: Plan, running: set[str], failed: set[str]) -> Outcome:
+    def _domain(self, item: Item, running: set[str], failed: set[str]) -> Outcome:
         if item.service not in running:
             why = "failed" if item.service in failed else "was not created"
             return Outcome(item, SKIP, f"its service {item.service} {why}")
@@ -179,11 +191,10 @@ class Importer:
             answer = self.target.call("AssociateCustomDomain", ServiceArn=arn, **item.requests[0])
         except SlipwayError as exc:
             return Outcome(item, FAILED, exc.message)
-        was = item.todo[0].rpartition("(was ")[2].rstrip(")") if item.todo else ""
+        www = ["www." + item.name] if item.requests[0].get("EnableWWWSubdomain") else []
         item.todo = [
-            f"DNS: {name} CNAME {answer['DNSTarget']} (was {was})"
-            for name in [item.name]
-            + (["www." + item.name] if item.requests[0].get("EnableWWWSubdomain") else [])
+            f"DNS: {name} CNAME {answer['DNSTarget']} (was {item.was})"
+            for name in [item.name, *www]
         ]
         return Outcome(item, CREATED)
 

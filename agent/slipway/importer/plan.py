@@ -54,6 +54,7 @@ class Item:
     requests: list[dict[str, Any]] = field(default_factory=list)  # Create calls, in order
     source_arns: list[str] = field(default_factory=list)  # what each request recreates
     service: str = ""  # a custom domain's service
+    was: str = ""  # a custom domain's DNS target in the account
     image_copy: tuple[str, str] | None = None  # (account's image, this host's), to push
     secrets: list[SecretNeed] = field(default_factory=list)
 
@@ -459,7 +460,7 @@ def _domain_items(view: ServiceView, here: Any, service: Item) -> list[Item]:
     have = {d.name for d in here.domains} if here is not None else set()
     items = []
     for domain in view.domains:
-        item = Item(DOMAIN, domain.name, CREATE, service=view.name)
+        item = Item(DOMAIN, domain.name, CREATE, service=view.name, was=view.dns_target)
         item.requests = [{"DomainName": domain.name, "EnableWWWSubdomain": domain.enable_www}]
         if domain.name in have:
             item.action = NOTHING
