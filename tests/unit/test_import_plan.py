@@ -260,3 +260,37 @@ def test_a_new_domain_goes_on_a_service_that_is_here_already_and_says_the_dns_ch
         "DNS: shop.example CNAME web.apps.example (was web.awsapprunner.com)",
         "DNS: www.shop.example CNAME web.apps.example (was web.awsapprunner.com)",
     ]
+
+
+class SecretSource:
+    """The account: one secret readable, the other not."""
+
+    def secret_value(self, reference: str) -> str:
+        if reference.endswith("token"):
+            raise SlipwayError(f"cannot read {reference} from the account: AccessDenied")
+        return "s3cret"
+
+
+class ServiceTarget(DomainTarget):
+    def signed(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((f"{method} {path}", body))
+        return {}
+
+
+def test_a_service_whose_secret_cannot_be_read_is_not_created_and_its_put_secrets_go():
+    view = service(
+        ACCOUNT, "web", asc(ACCOUNT, "DefaultConfiguration", 1, 100).arn,
+        RuntimeEnvironmentSecrets={"A_DB": "db", "B_TOKEN": "token"},
+    )  # fmt: skip
+    source = Account(auto_scaling=[asc(ACCOUNT, "DefaultConfiguration", 1, 100)], services=[view])
+    target = Account(auto_scaling=[asc(HERE, "DefaultConfiguration", 1, 100)])
+    fake = ServiceTarget()
+    outcomes = Importer(SecretSource(), fake).apply(make_plan(source, target))  # type: ignore[arg-type]
+    web = next(o for o in outcomes if o.item.kind == "service")
+    assert web.result == FAILED
+    assert "secret token (B_TOKEN): cannot read token from the account: AccessDenied" in web.reason
+    assert "slipway secrets put token --service web" in web.reason
+    assert fake.calls == [
+        ("PUT /slipway/v1/secrets", {"Name": "db", "SecretString": "s3cret", "Services": ["web"]}),
+        ("DELETE /slipway/v1/secrets", {"Name": "db"}),
+    ]
