@@ -22,12 +22,14 @@ from typing import Any
 
 import boto3
 import docker
+import docker.errors
 import httpx
 import pytest
 from botocore.config import Config
 
 from slipway import keys
 from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
+from slipway.backends.docker_networks import network_name
 
 
 def worker_network() -> str:
@@ -599,3 +601,34 @@ def curl_https(agent: Any, ca_root: Path, host: str, path: str = "/") -> str:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def running_agent(root: Path, caddy: CaddyProcess, **settings: Any) -> Any:
+    """An agent on ``caddy``, started; on the way out it is killed with what it started
+    to outlive it, and its services' containers and networks are removed."""
+    process = AgentProcess(root, caddy.admin_url, caddy.http_port, **settings)
+    process.caddy = caddy
+    try:
+        process.start()
+    except BaseException:
+        process.kill()
+        process.stop_children()
+        raise
+    try:
+        yield process
+    finally:
+        service_ids = []
+        if process.proc and process.proc.poll() is None:
+            client = process.client()
+            service_ids = [s["ServiceId"] for s in client.list_services()["ServiceSummaryList"]]
+        process.kill()
+        process.stop_children()
+        engine = docker.from_env()
+        for service_id in service_ids:
+            for container in engine.containers.list(
+                all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
+            ):
+                container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):  # its network goes with them
+                engine.networks.get(network_name(service_id)).remove()

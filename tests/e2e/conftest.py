@@ -39,11 +39,9 @@ import docker
 import docker.errors
 import pytest
 
-from slipway.backends import LABEL_SERVICE_ID
-from slipway.backends.docker_networks import network_name
 from testkit import images
 from testkit.dnsserver import DnsServer
-from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image
+from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image, running_agent
 
 # The longest files (minutes each, serially), started first: a parallel run then does
 # not wait for one of them at its end.
@@ -241,35 +239,8 @@ def agent(
     settings = getattr(request.module, "AGENT_SETTINGS", {})
     if callable(settings):  # settings that depend on other fixtures (ports, URLs)
         settings = settings(request)
-    process = AgentProcess(
-        tmp_path_factory.mktemp("agent"),
-        caddy_server.admin_url,
-        caddy_server.http_port,
-        **settings,
-    )
-    process.caddy = caddy_server
-    try:
-        process.start()
-    except BaseException:
-        process.kill()
-        process.stop_children()
-        raise
-    try:
+    with running_agent(tmp_path_factory.mktemp("agent"), caddy_server, **settings) as process:
         yield process
-    finally:
-        service_ids = []
-        if process.proc and process.proc.poll() is None:
-            client = process.client()
-            service_ids = [s["ServiceId"] for s in client.list_services()["ServiceSummaryList"]]
-        process.kill()
-        process.stop_children()
-        for service_id in service_ids:
-            for container in docker_client.containers.list(
-                all=True, filters={"label": f"{LABEL_SERVICE_ID}={service_id}"}
-            ):
-                container.remove(force=True)
-            with contextlib.suppress(docker.errors.NotFound):  # its network goes with them
-                docker_client.networks.get(network_name(service_id)).remove()
 
 
 @pytest.fixture(scope="module")

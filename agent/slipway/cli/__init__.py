@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import access, keys, nodes, observe, secrets, serve, services, state
+from . import access, importer, keys, nodes, observe, secrets, serve, services, state
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -28,6 +28,7 @@ app.command()(nodes.nodes)
 app.command("console-link")(keys.console_link)
 app.command()(state.backup)
 app.command()(state.restore)
+app.command("import")(importer.import_account)
 app.add_typer(services.services_app, name="services")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(keys.principals_app, name="principals")
