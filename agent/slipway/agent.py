@@ -38,6 +38,7 @@ from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
 from .paging import Pager
+from .previews import Previews
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
@@ -50,6 +51,7 @@ from .sources.check import SourceCheck
 from .sources.credentials import PullCredentials
 from .sources.git import GitSource
 from .sources.github import GitHub
+from .sources.github_pulls import PullRequests
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
 from .store import Store, sealed_sample
@@ -210,6 +212,15 @@ class Agent:
             scheduler=self.jobs.scheduler,
             trail=self.audit,
         )
+        self.previews = Previews(
+            self.store,
+            settings,
+            self.services,
+            self.connections,
+            PullRequests(settings.github_api_url, hosts=settings.github_hosts),
+            self.secrets,
+            self.journal.note,
+        )
         builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
             timeout=settings.build_timeout,
@@ -245,6 +256,7 @@ class Agent:
                 settings.github_hosts,
                 lambda service: f"http://{settings.service_url(service.hostname)}",
                 self.journal.note,
+                transient=self.previews.is_preview,
             ),
             credentials=self.credentials,
             secrets=self.secrets,
@@ -305,6 +317,7 @@ class Agent:
         self.retention.schedule(self.jobs)
         self.metrics_collector.schedule(self.jobs)
         self.router_spans.schedule(self.jobs)
+        self.jobs.every("previews", s.preview_interval, self.previews.sweep)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
