@@ -1,0 +1,220 @@
+"""Preview environments: each pull request of a code service gets a service of its own,
+built from the pull request's branch, announced in one comment that is edited in place,
+redeployed by a push, removed when the pull request closes or its TTL passes. GitHub's
+REST API is faked at the HTTP boundary (with pull requests); git is served by dulwich."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from slipway.builds.builder import image_repository
+from slipway.cli import app
+from testkit.fakepulls import FakeGitHubPulls
+from testkit.gitserver import GitServer
+from testkit.harness import code_source, wait_for, wait_status
+
+pytestmark = pytest.mark.e2e
+TOKEN = "ghp_" + uuid.uuid4().hex
+GLOBAL_SECRET = "global-" + uuid.uuid4().hex
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+HELLO = {p.name: p.read_text() for p in (EXAMPLES / "python-hello").iterdir() if p.is_file()}
+HELLO["apprunner.yaml"] = HELLO["apprunner.yaml"].replace('"set in apprunner.yaml"', "main")
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHubPulls]:
+    with FakeGitHubPulls() as fake:
+        fake.add_user(TOKEN, "octocat")
+        fake.add_repo("acme/app")
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    with GitServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
+
+
+def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - the fixture's name
+    github = request.getfixturevalue("github")
+    git = request.getfixturevalue("git")
+    return {
+        "github_api_url": github.url,
+        "github_hosts": f"127.0.0.1:{git.port}",
+        "github_webhook_secret": GLOBAL_SECRET,
+        "preview_interval": 1,
+        "service_quota": 20,
+    }
+
+
+def message_file(value: str) -> dict[str, str]:
+    return {"apprunner.yaml": HELLO["apprunner.yaml"].replace("main", value)}
+
+
+def pull_event(git, action: str, number: int, repo: str = "acme/app") -> dict:
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {"number": number, "head": {"sha": "0" * 40}},
+        "repository": {"full_name": repo, "clone_url": git.url(repo) + ".git"},
+    }
+
+
+def send(agent, payload: dict, secret: str) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    return httpx.post(
+        f"{agent.endpoint}/hooks/github",
+        content=body,
+        headers={
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256="
+            + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+
+
+def serves(agent, name: str) -> str:
+    try:
+        return agent.get(name, "/env/MESSAGE").text.strip()
+    except httpx.HTTPError:
+        return ""
+
+
+def live_names(client) -> set[str]:
+    return {s["ServiceName"] for s in client.list_services()["ServiceSummaryList"]}
+
+
+def comment_calls(github, method: str, number: int) -> int:
+    if method == "POST":
+        return sum(
+            1
+            for r in github.requests
+            if r.method == "POST" and r.path == f"/repos/acme/app/issues/{number}/comments"
+        )
+    return sum(
+        1 for r in github.requests if r.method == "PATCH" and "/issues/comments/" in r.path
+    )
+
+
+def the_comment(github, number: int) -> str:
+    (only,) = github.comments_on("acme/app", number)
+    return only["body"]
+
+
+def test_pull_requests_get_previews(agent, github, git):
+    runner = CliRunner()
+
+    def slipway(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(app, list(args), env=agent.env, input=stdin)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    git.create_repo("acme/app", HELLO)
+    slipway("connections", "create", "github-acme")
+    authorized = json.loads(
+        slipway("connections", "authorize", "github-acme", "--json", stdin=TOKEN + "\n")
+    )
+    secret = authorized["WebhookSecret"]
+    client = agent.client()
+    connection = client.list_connections()["ConnectionSummaryList"][0]["ConnectionArn"]
+    parent = client.create_service(
+        ServiceName="web",
+        SourceConfiguration={
+            **code_source(git.url("acme/app"), auto=True),
+            "AuthenticationConfiguration": {"ConnectionArn": connection},
+        },
+        Tags=[{"Key": "slipway:poll-interval", "Value": "1h"}],
+    )["Service"]["ServiceArn"]
+    wait_status(client, parent, "RUNNING", timeout=300)
+    assert "Previews of web: ttl=1h,max=3,forks=no,poll=no" in slipway(
+        "previews", "enable", "web", "--ttl", "1h", "--max", "3", "--no-poll"
+    )
+
+    # Opening a pull request makes a preview that serves the pull request's commit.
+    git.create_branch("acme/app", "feature")
+    first = git.commit("acme/app", message_file("seven"), branch="feature")
+    github.open_pull("acme/app", 7, head_ref="feature", head_sha=first)
+    reply = send(agent, pull_event(git, "opened", 7), secret)
+    assert reply.status_code == 202 and reply.json()["services"] == ["web-pr-7"], reply.text
+    wait_for(lambda: serves(agent, "web-pr-7") == "seven", 300, "the preview to serve PR 7")
+    assert serves(agent, "web") == "main"
+    wait_for(lambda: f"serving commit {first}" in the_comment(github, 7), 60, "the comment")
+    body = the_comment(github, 7)
+    assert "ready" in body and f"http://web-pr-7.localhost:{agent.http_port}" in body
+    (deployment,) = [d for d in github.deployments.values() if d["environment"] == "web-pr-7"]
+    assert deployment["transient_environment"] is True
+    wait_for(
+        lambda: any(
+            s["state"] == "success" and s["environment_url"].startswith("http://web-pr-7.")
+            for s in github.deployment_statuses[deployment["id"]]
+        ),
+        60,
+        "the deployment's success with its environment_url",
+    )
+    listed = slipway("previews", "list")
+    assert "web-pr-7" in listed and "ttl=1h" in listed
+
+    # A push to the pull request redeploys it; the one comment is edited, not repeated.
+    second = git.commit("acme/app", message_file("eight"), branch="feature")
+    github.push_pull("acme/app", 7, second)
+    assert send(agent, pull_event(git, "synchronize", 7), secret).json()["status"] == "accepted"
+    wait_for(lambda: serves(agent, "web-pr-7") == "eight", 300, "the push to be deployed")
+    wait_for(lambda: f"serving commit {second}" in the_comment(github, 7), 60, "the edit")
+    assert comment_calls(github, "POST", 7) == 1
+    assert comment_calls(github, "PATCH", 7) >= 2  # building -> ready -> deploying -> ready
+
+    # A fork's pull request is refused, and told why.
+    github.open_pull("acme/app", 8, head_ref="main", head_sha=second, head_repo="mallory/app")
+    refused = send(agent, pull_event(git, "opened", 8), secret).json()
+    assert refused["status"] == "refused" and "fork" in refused["reason"], refused
+    assert "--allow-forks" in the_comment(github, 8)
+    assert "web-pr-8" not in live_names(client)
+
+    # Bad input is ignored with a reason, and audited.
+    stranger = send(agent, pull_event(git, "opened", 3, repo="acme/unknown"), GLOBAL_SECRET)
+    assert stranger.status_code == 202 and stranger.json()["status"] == "ignored"
+    assert "no service with previews enabled" in stranger.json()["reason"]
+    missing = send(agent, pull_event(git, "opened", 99), secret).json()
+    assert missing["status"] == "ignored" and "#99 does not exist" in missing["reason"]
+
+    # Closing (merging) deletes the preview, its images and its deployment.
+    github.close_pull("acme/app", 7, merged=True)
+    closed = send(agent, pull_event(git, "closed", 7), secret).json()
+    assert closed["status"] == "accepted", closed
+    wait_for(lambda: "web-pr-7" not in live_names(client), 120, "the preview to be deleted")
+    assert serves(agent, "web") == "main"
+    wait_for(
+        lambda: not docker.from_env().images.list(name=image_repository("web-pr-7")),
+        60,
+        "the preview's images to be removed",
+    )
+    assert "removed" in the_comment(github, 7) and "merged" in the_comment(github, 7)
+    assert comment_calls(github, "POST", 7) == 1
+    assert any(s["state"] == "inactive" for s in github.deployment_statuses[deployment["id"]])
+    again = send(agent, pull_event(git, "closed", 7), secret).json()
+    assert again["status"] == "ignored" and "no preview web-pr-7 is left" in again["reason"]
+    audit = json.loads(slipway("audit", "--json"))
+    ignored = [r for r in audit if r["Operation"] == "webhook:github" and r["Outcome"] == "ignored"]
+    assert len(ignored) >= 3
+
+    # A preview past its TTL is removed, and its comment says so.
+    github.open_pull("acme/app", 9, head_ref="feature", head_sha=second)
+    assert send(agent, pull_event(git, "opened", 9), secret).json()["status"] == "accepted"
+    wait_for(lambda: serves(agent, "web-pr-9") == "eight", 300, "the preview of PR 9")
+    slipway("previews", "enable", "web", "--ttl", "1s", "--no-poll")
+    wait_for(lambda: "web-pr-9" not in live_names(client), 60, "the TTL to remove PR 9's preview")
+    wait_for(lambda: "TTL" in the_comment(github, 9), 30, "the comment to name the TTL")
+    assert "web" in live_names(client) and serves(agent, "web") == "main"
