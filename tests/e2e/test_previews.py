@@ -131,7 +131,7 @@ def test_pull_requests_get_previews(agent, github, git):
     client = agent.client()
     connection = client.list_connections()["ConnectionSummaryList"][0]["ConnectionArn"]
     parent = client.create_service(
-        ServiceName="web",
+        ServiceName="site",
         SourceConfiguration={
             **code_source(git.url("acme/app"), auto=True),
             "AuthenticationConfiguration": {"ConnectionArn": connection},
@@ -139,8 +139,8 @@ def test_pull_requests_get_previews(agent, github, git):
         Tags=[{"Key": "slipway:poll-interval", "Value": "1h"}],
     )["Service"]["ServiceArn"]
     wait_status(client, parent, "RUNNING", timeout=300)
-    assert "Previews of web: ttl=1h,max=3,forks=no,poll=no" in slipway(
-        "previews", "enable", "web", "--ttl", "1h", "--max", "3", "--no-poll"
+    assert "Previews of site: ttl=1h,max=3,forks=no,poll=no" in slipway(
+        "previews", "enable", "site", "--ttl", "1h", "--max", "3", "--no-poll"
     )
 
     # Opening a pull request makes a preview that serves the pull request's commit.
@@ -148,30 +148,30 @@ def test_pull_requests_get_previews(agent, github, git):
     first = git.commit("acme/app", message_file("seven"), branch="feature")
     github.open_pull("acme/app", 7, head_ref="feature", head_sha=first)
     reply = send(agent, pull_event(git, "opened", 7), secret)
-    assert reply.status_code == 202 and reply.json()["services"] == ["web-pr-7"], reply.text
-    wait_for(lambda: serves(agent, "web-pr-7") == "seven", 300, "the preview to serve PR 7")
-    assert serves(agent, "web") == "main"
+    assert reply.status_code == 202 and reply.json()["services"] == ["site-pr-7"], reply.text
+    wait_for(lambda: serves(agent, "site-pr-7") == "seven", 300, "the preview to serve PR 7")
+    assert serves(agent, "site") == "main"
     wait_for(lambda: f"serving commit {first}" in the_comment(github, 7), 60, "the comment")
     body = the_comment(github, 7)
-    assert "ready" in body and f"http://web-pr-7.localhost:{agent.http_port}" in body
-    (deployment,) = [d for d in github.deployments.values() if d["environment"] == "web-pr-7"]
+    assert "ready" in body and f"http://site-pr-7.localhost:{agent.http_port}" in body
+    (deployment,) = [d for d in github.deployments.values() if d["environment"] == "site-pr-7"]
     assert deployment["transient_environment"] is True
     wait_for(
         lambda: any(
-            s["state"] == "success" and s["environment_url"].startswith("http://web-pr-7.")
+            s["state"] == "success" and s["environment_url"].startswith("http://site-pr-7.")
             for s in github.deployment_statuses[deployment["id"]]
         ),
         60,
         "the deployment's success with its environment_url",
     )
     listed = slipway("previews", "list")
-    assert "web-pr-7" in listed and "ttl=1h" in listed
+    assert "site-pr-7" in listed and "ttl=1h" in listed
 
     # A push to the pull request redeploys it; the one comment is edited, not repeated.
     second = git.commit("acme/app", message_file("eight"), branch="feature")
     github.push_pull("acme/app", 7, second)
     assert send(agent, pull_event(git, "synchronize", 7), secret).json()["status"] == "accepted"
-    wait_for(lambda: serves(agent, "web-pr-7") == "eight", 300, "the push to be deployed")
+    wait_for(lambda: serves(agent, "site-pr-7") == "eight", 300, "the push to be deployed")
     wait_for(lambda: f"serving commit {second}" in the_comment(github, 7), 60, "the edit")
     assert comment_calls(github, "POST", 7) == 1
     assert comment_calls(github, "PATCH", 7) >= 2  # building -> ready -> deploying -> ready
@@ -181,7 +181,7 @@ def test_pull_requests_get_previews(agent, github, git):
     refused = send(agent, pull_event(git, "opened", 8), secret).json()
     assert refused["status"] == "refused" and "fork" in refused["reason"], refused
     assert "--allow-forks" in the_comment(github, 8)
-    assert "web-pr-8" not in live_names(client)
+    assert "site-pr-8" not in live_names(client)
 
     # Bad input is ignored with a reason, and audited.
     stranger = send(agent, pull_event(git, "opened", 3, repo="acme/unknown"), GLOBAL_SECRET)
@@ -194,10 +194,10 @@ def test_pull_requests_get_previews(agent, github, git):
     github.close_pull("acme/app", 7, merged=True)
     closed = send(agent, pull_event(git, "closed", 7), secret).json()
     assert closed["status"] == "accepted", closed
-    wait_for(lambda: "web-pr-7" not in live_names(client), 120, "the preview to be deleted")
-    assert serves(agent, "web") == "main"
+    wait_for(lambda: "site-pr-7" not in live_names(client), 120, "the preview to be deleted")
+    assert serves(agent, "site") == "main"
     wait_for(
-        lambda: not docker.from_env().images.list(name=image_repository("web-pr-7")),
+        lambda: not docker.from_env().images.list(name=image_repository("site-pr-7")),
         60,
         "the preview's images to be removed",
     )
@@ -205,7 +205,7 @@ def test_pull_requests_get_previews(agent, github, git):
     assert comment_calls(github, "POST", 7) == 1
     assert any(s["state"] == "inactive" for s in github.deployment_statuses[deployment["id"]])
     again = send(agent, pull_event(git, "closed", 7), secret).json()
-    assert again["status"] == "ignored" and "no preview web-pr-7 is left" in again["reason"]
+    assert again["status"] == "ignored" and "no preview site-pr-7 is left" in again["reason"]
     audit = json.loads(slipway("audit", "--json"))
     ignored = [r for r in audit if r["Operation"] == "webhook:github" and r["Outcome"] == "ignored"]
     assert len(ignored) >= 3
@@ -213,8 +213,8 @@ def test_pull_requests_get_previews(agent, github, git):
     # A preview past its TTL is removed, and its comment says so.
     github.open_pull("acme/app", 9, head_ref="feature", head_sha=second)
     assert send(agent, pull_event(git, "opened", 9), secret).json()["status"] == "accepted"
-    wait_for(lambda: serves(agent, "web-pr-9") == "eight", 300, "the preview of PR 9")
-    slipway("previews", "enable", "web", "--ttl", "1s", "--no-poll")
-    wait_for(lambda: "web-pr-9" not in live_names(client), 60, "the TTL to remove PR 9's preview")
+    wait_for(lambda: serves(agent, "site-pr-9") == "eight", 300, "the preview of PR 9")
+    slipway("previews", "enable", "site", "--ttl", "1s", "--no-poll")
+    wait_for(lambda: "site-pr-9" not in live_names(client), 60, "the TTL to remove PR 9's preview")
     wait_for(lambda: "TTL" in the_comment(github, 9), 30, "the comment to name the TTL")
-    assert "web" in live_names(client) and serves(agent, "web") == "main"
+    assert "site" in live_names(client) and serves(agent, "site") == "main"
