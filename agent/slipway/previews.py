@@ -78,6 +78,10 @@ class Previews:
         self._lock = threading.RLock()  # one reconciliation at a time: webhook or job
         self._said: dict[tuple[str, int], str] = {}  # (parent id, number) -> comment body
         self._trouble: dict[str, str] = {}  # parent id -> the last problem noted
+        # (parent id, number) -> the commit of a preview removed for its TTL or the maximum:
+        # polls do not bring it back while the pull request's head stays there (kept in
+        # memory: after a restart such a preview is made once more, then judged again).
+        self._retired: dict[tuple[str, int], str | None] = {}
 
     # -- who is what ----------------------------------------------------------------
 
@@ -142,7 +146,10 @@ class Previews:
             if not parents:
                 named = min(urls) if urls else "this repository"
                 return PullOutcome("ignored", f"no service with previews enabled builds {named}")
-            outcomes = [self._converge(p, policy, number) for p, policy in parents]
+            prompted = action != "closed"
+            outcomes = [
+                self._converge(p, policy, number, prompted=prompted) for p, policy in parents
+            ]
         for kind in ("accepted", "refused"):
             if any(o.outcome == kind for o in outcomes):
                 services = [s for o in outcomes for s in o.services]
@@ -153,8 +160,17 @@ class Previews:
     # -- one pull request -------------------------------------------------------------
 
     def _converge(
-        self, parent: Service, policy: PreviewPolicy, number: int, pull: Pull | None = None
+        self,
+        parent: Service,
+        policy: PreviewPolicy,
+        number: int,
+        pull: Pull | None = None,
+        *,
+        prompted: bool = False,
     ) -> PullOutcome:
+        """Make the preview of pull request ``number`` what GitHub says it should be.
+        ``prompted``: a delivery asked for it (opened, reopened, a push), so a preview
+        retired for its TTL or the maximum comes back."""
         code = parent.spec.source.code
         if pull is None:
             pull = self.pulls.pull(self._token(parent), code.repository_url, number)
@@ -175,6 +191,10 @@ class Previews:
             self._say(parent, number, comment(marker(parent.name), name, "not built", None, why))
             return PullOutcome("refused", why)
         if existing is None:
+            retired = (parent.id, number)
+            if not prompted and self._retired.get(retired, "") == pull.head_sha:
+                return PullOutcome("ignored", f"{name} was retired; a push brings it back")
+            self._retired.pop(retired, None)
             self._create(parent, pull, name)
             self._say(
                 parent,
@@ -359,4 +379,7 @@ class Previews:
             for n, s in mine.items()
         ]
         for preview, why in to_remove(live, policy, self.clock()):
-            self._remove(parent, mine[preview.number], preview.number, why)
+            service = mine[preview.number]
+            built = service.live_revision or service.latest_revision
+            self._retired[(parent.id, preview.number)] = built
+            self._remove(parent, service, preview.number, why)

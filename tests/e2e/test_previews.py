@@ -57,6 +57,23 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - the 
     }
 
 
+@pytest.fixture(scope="module")
+def connection(agent) -> tuple[str, str]:
+    """The GitHub connection both tests use: its ARN and its webhook secret."""
+    runner = CliRunner()
+    created = runner.invoke(app, ["connections", "create", "github-acme"], env=agent.env)
+    assert created.exit_code == 0, created.output
+    authorized = runner.invoke(
+        app,
+        ["connections", "authorize", "github-acme", "--json"],
+        env=agent.env,
+        input=TOKEN + "\n",
+    )
+    assert authorized.exit_code == 0, authorized.output
+    summary = agent.client().list_connections()["ConnectionSummaryList"][0]
+    return summary["ConnectionArn"], json.loads(authorized.output)["WebhookSecret"]
+
+
 def message_file(value: str) -> dict[str, str]:
     return {"apprunner.yaml": HELLO["apprunner.yaml"].replace("main", value)}
 
@@ -104,9 +121,7 @@ def comment_calls(github, method: str, number: int) -> int:
             for r in github.requests
             if r.method == "POST" and r.path == f"/repos/acme/app/issues/{number}/comments"
         )
-    return sum(
-        1 for r in github.requests if r.method == "PATCH" and "/issues/comments/" in r.path
-    )
+    return sum(1 for r in github.requests if r.method == "PATCH" and "/issues/comments/" in r.path)
 
 
 def the_comment(github, number: int) -> str:
@@ -114,7 +129,7 @@ def the_comment(github, number: int) -> str:
     return only["body"]
 
 
-def test_pull_requests_get_previews(agent, github, git):
+def test_pull_requests_get_previews(agent, github, git, connection):
     runner = CliRunner()
 
     def slipway(*args: str, stdin: str | None = None) -> str:
@@ -123,13 +138,8 @@ def test_pull_requests_get_previews(agent, github, git):
         return result.output
 
     git.create_repo("acme/app", HELLO)
-    slipway("connections", "create", "github-acme")
-    authorized = json.loads(
-        slipway("connections", "authorize", "github-acme", "--json", stdin=TOKEN + "\n")
-    )
-    secret = authorized["WebhookSecret"]
     client = agent.client()
-    connection = client.list_connections()["ConnectionSummaryList"][0]["ConnectionArn"]
+    connection, secret = connection
     parent = client.create_service(
         ServiceName="site",
         SourceConfiguration={
@@ -218,3 +228,46 @@ def test_pull_requests_get_previews(agent, github, git):
     wait_for(lambda: "site-pr-9" not in live_names(client), 60, "the TTL to remove PR 9's preview")
     wait_for(lambda: "TTL" in the_comment(github, 9), 30, "the comment to name the TTL")
     assert "site" in live_names(client) and serves(agent, "site") == "main"
+
+
+def test_without_webhooks_open_pull_requests_are_polled(agent, github, git, connection):
+    """No delivery at all: the agent lists open pull requests through the connection."""
+    github.add_repo("acme/polled")
+    git.create_repo("acme/polled", HELLO)
+    client = agent.client()
+    parent = client.create_service(
+        ServiceName="polled",
+        SourceConfiguration={
+            **code_source(git.url("acme/polled"), auto=True),
+            "AuthenticationConfiguration": {"ConnectionArn": connection[0]},
+        },
+        Tags=[
+            {"Key": "slipway:poll-interval", "Value": "1h"},
+            {"Key": "slipway:previews", "Value": "max=1"},
+        ],
+    )["Service"]["ServiceArn"]
+    wait_status(client, parent, "RUNNING", timeout=300)
+    git.create_branch("acme/polled", "topic")
+    sha = git.commit("acme/polled", message_file("polled"), branch="topic")
+    github.open_pull("acme/polled", 4, head_ref="topic", head_sha=sha)
+    wait_for(lambda: serves(agent, "polled-pr-4") == "polled", 300, "the polled preview")
+
+    # A second pull request is past the maximum of one: the oldest preview goes.
+    github.open_pull("acme/polled", 5, head_ref="topic", head_sha=sha)
+    wait_for(lambda: serves(agent, "polled-pr-5") == "polled", 300, "the second preview")
+    wait_for(lambda: "polled-pr-4" not in live_names(client), 60, "the oldest to be removed")
+    # ... and stays removed while its pull request is unchanged, however often it is polled.
+    wait_for(lambda: "more than 1" in agent.log_text(), 30, "the removal to be logged")
+    polls = sum(1 for r in github.requests if r.path == "/repos/acme/polled/pulls")
+    wait_for(
+        lambda: sum(1 for r in github.requests if r.path == "/repos/acme/polled/pulls") > polls + 2,
+        60,
+        "three more polls",
+    )
+    assert "polled-pr-4" not in live_names(client)
+    (note,) = github.comments_on("acme/polled", 4)
+    assert "max" in note["body"] and "removed" in note["body"]
+
+    github.close_pull("acme/polled", 5)
+    wait_for(lambda: "polled-pr-5" not in live_names(client), 60, "the closed one to go")
+    assert "was closed" in github.comments_on("acme/polled", 5)[0]["body"]
