@@ -7,10 +7,13 @@ Pure functions over plain data, so every rule is unit tested without GitHub or d
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import InvalidRequest
+from .models import ServiceSpec
 
 TAG_PREVIEWS = "slipway:previews"  # on a parent: ttl=3d,max=5,forks=no,poll=yes
 TAG_PREVIEW_OF = "slipway:preview-of"  # on a preview: its parent's ARN
@@ -140,6 +143,48 @@ def refusal(pull: Pull, policy: PreviewPolicy, parent: str) -> str | None:
     if len(name) > NAME_MAX:
         return f"the preview's name {name} is longer than {NAME_MAX} characters (ServiceName)"
     return None
+
+
+def preview_params(
+    spec: ServiceSpec, parent_arn: str, tags: dict[str, str], pull: Pull, name: str
+) -> dict[str, Any]:
+    """CreateService's parameters for a preview: the parent's configuration on the pull
+    request's head branch, with the parent's ``slipway:preview-env:KEY`` overrides (for
+    API-configured sources). A fork's gets nothing of the parent's that is secret: its
+    own repository, no connection, no ``RuntimeEnvironmentSecrets``."""
+    source = copy.deepcopy(spec.source.to_api())
+    code = source["CodeRepository"]
+    code["SourceCodeVersion"] = {"Type": "BRANCH", "Value": pull.head_ref}
+    source["AutoDeploymentsEnabled"] = True
+    values = code["CodeConfiguration"].get("CodeConfigurationValues")
+    if pull.fork:
+        code["RepositoryUrl"] = pull.head_clone_url
+        source.pop("AuthenticationConfiguration", None)
+        if values:
+            values.pop("RuntimeEnvironmentSecrets", None)
+    overrides = {
+        k.removeprefix(TAG_PREVIEW_ENV): v for k, v in tags.items() if k.startswith(TAG_PREVIEW_ENV)
+    }
+    if overrides and values is not None:
+        values["RuntimeEnvironmentVariables"] = {
+            **(values.get("RuntimeEnvironmentVariables") or {}),
+            **overrides,
+        }
+    params: dict[str, Any] = {
+        "ServiceName": name,
+        "SourceConfiguration": source,
+        "InstanceConfiguration": spec.instance.to_api(),
+        "HealthCheckConfiguration": spec.health.to_api(),
+        "NetworkConfiguration": spec.network.to_api(),
+        "ObservabilityConfiguration": spec.observability_api(),
+        "Tags": [
+            {"Key": TAG_PREVIEW_OF, "Value": parent_arn},
+            {"Key": TAG_PREVIEW_PR, "Value": str(pull.number)},
+        ],
+    }
+    if spec.auto_scaling_arn:
+        params["AutoScalingConfigurationArn"] = spec.auto_scaling_arn
+    return params
 
 
 def to_remove(

@@ -18,12 +18,10 @@ names a secret fails its deployment instead of reading it.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .config import Settings
 from .connections import Connections, normalize_url
@@ -40,6 +38,7 @@ from .preview_rules import (
     marker,
     parse_policy,
     preview_name,
+    preview_params,
     refusal,
     to_remove,
 )
@@ -210,47 +209,16 @@ class Previews:
         return PullOutcome("accepted", f"{name} follows {pull.head_sha}", [name])
 
     def _create(self, parent: Service, pull: Pull, name: str) -> None:
-        spec = parent.spec
         tags = self.store.get_tags(parent.arn)
-        source = copy.deepcopy(spec.source.to_api())
-        code = source["CodeRepository"]
-        code["SourceCodeVersion"] = {"Type": "BRANCH", "Value": pull.head_ref}
-        source["AutoDeploymentsEnabled"] = True
+        params = preview_params(parent.spec, parent.arn, tags, pull, name)
+        code = params["SourceConfiguration"]["CodeRepository"]
         values = code["CodeConfiguration"].get("CodeConfigurationValues")
-        if pull.fork:  # nothing of the parent's that is secret: no connection, no secrets
-            code["RepositoryUrl"] = pull.head_clone_url
-            source.pop("AuthenticationConfiguration", None)
-            if values:
-                values.pop("RuntimeEnvironmentSecrets", None)
-        overrides = {
-            k.removeprefix(TAG_PREVIEW_ENV): v
-            for k, v in tags.items()
-            if k.startswith(TAG_PREVIEW_ENV)
-        }
-        if overrides and values is not None:
-            values["RuntimeEnvironmentVariables"] = {
-                **(values.get("RuntimeEnvironmentVariables") or {}),
-                **overrides,
-            }
-        params: dict[str, Any] = {
-            "ServiceName": name,
-            "SourceConfiguration": source,
-            "InstanceConfiguration": spec.instance.to_api(),
-            "HealthCheckConfiguration": spec.health.to_api(),
-            "NetworkConfiguration": spec.network.to_api(),
-            "ObservabilityConfiguration": spec.observability_api(),
-            "Tags": [
-                {"Key": TAG_PREVIEW_OF, "Value": parent.arn},
-                {"Key": TAG_PREVIEW_PR, "Value": str(pull.number)},
-            ],
-        }
-        if spec.auto_scaling_arn:
-            params["AutoScalingConfigurationArn"] = spec.auto_scaling_arn
+        overrides = any(k.startswith(TAG_PREVIEW_ENV) for k in tags)
+        service, _ = self.services.create_service(params)
         if not pull.fork:
             for row in self.secrets.list():
                 if parent.name in row["grants"]:
                     self.secrets.grant(row["name"], name)
-        service, _ = self.services.create_service(params)
         self.note(
             parent.id,
             f"preview {name} of pull request #{pull.number} created from {pull.head_sha}"

@@ -277,7 +277,10 @@ def handle_github(
         zen = payload.get("zen", "") if isinstance(payload, dict) else ""
         return Reply(200, "pong", zen=zen)
     if event == "pull_request" and pulls is not None:
-        return _pull_request(pulls, payload, urls, detail)
+        reply = _pull_request(pulls, payload, urls, detail)
+        if reply.status >= 500 and isinstance(sink, ForgetsDeliveries):
+            sink.forget_delivery(delivery)  # GitHub's redelivery is acted on
+        return reply
     if push is None:
         return Reply(202, "ignored", f"{event} events are not acted on")
     detail.update(ref=push.ref, sha=push.after)
