@@ -214,11 +214,18 @@ class Previews:
         code = params["SourceConfiguration"]["CodeRepository"]
         values = code["CodeConfiguration"].get("CodeConfigurationValues")
         overrides = any(k.startswith(TAG_PREVIEW_ENV) for k in tags)
-        service, _ = self.services.create_service(params)
-        if not pull.fork:
-            for row in self.secrets.list():
-                if parent.name in row["grants"]:
-                    self.secrets.grant(row["name"], name)
+        # Granted before the preview exists, so its first deployment reads them; taken
+        # back if it is not made after all.
+        rows = [] if pull.fork else self.secrets.list()
+        granted = [r["name"] for r in rows if parent.name in r["grants"]]
+        for secret in granted:
+            self.secrets.grant(secret, name)
+        try:
+            service, _ = self.services.create_service(params)
+        except SlipwayError:
+            for secret in granted:
+                self.secrets.revoke(secret, name)
+            raise
         self.note(
             parent.id,
             f"preview {name} of pull request #{pull.number} created from {pull.head_sha}"

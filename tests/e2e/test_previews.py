@@ -271,3 +271,69 @@ def test_without_webhooks_open_pull_requests_are_polled(agent, github, git, conn
     github.close_pull("acme/polled", 5)
     wait_for(lambda: "polled-pr-5" not in live_names(client), 60, "the closed one to go")
     assert "was closed" in github.comments_on("acme/polled", 5)[0]["body"]
+
+
+def test_a_fork_preview_never_reads_the_parents_secrets(agent, github, git, connection):
+    """Same repository: the preview is granted what its parent is. A fork (allowed): its
+    apprunner.yaml may name the secret, and its deployment fails instead of reading it."""
+    planted = "planted-" + uuid.uuid4().hex
+    secrets = '  secrets:\n    - name: DB_PASSWORD\n      value-from: "db-password"\n'
+
+    def with_secret(message: str) -> dict[str, str]:
+        return {"apprunner.yaml": message_file(message)["apprunner.yaml"] + secrets}
+
+    files = {**HELLO, **with_secret("main")}
+    github.add_repo("acme/vault")
+    git.create_repo("acme/vault", files)
+    git.create_repo("mallory/vault", files)
+    put = CliRunner().invoke(
+        app,
+        ["secrets", "put", "db-password", "--service", "vault"],
+        env=agent.env,
+        input=planted + "\n",
+    )
+    assert put.exit_code == 0, put.output
+    client = agent.client()
+    parent = client.create_service(
+        ServiceName="vault",
+        SourceConfiguration={
+            **code_source(git.url("acme/vault"), auto=True),
+            "AuthenticationConfiguration": {"ConnectionArn": connection[0]},
+        },
+        Tags=[
+            {"Key": "slipway:poll-interval", "Value": "1h"},
+            {"Key": "slipway:previews", "Value": "forks=yes"},
+        ],
+    )["Service"]["ServiceArn"]
+    wait_status(client, parent, "RUNNING", timeout=300)
+    assert agent.get("vault", "/env/DB_PASSWORD").text.strip() == planted
+
+    git.create_branch("acme/vault", "own")
+    own = git.commit("acme/vault", with_secret("own"), branch="own")
+    github.open_pull("acme/vault", 1, head_ref="own", head_sha=own)
+    wait_for(lambda: serves(agent, "vault-pr-1") == "own", 300, "the same-repository preview")
+    assert agent.get("vault-pr-1", "/env/DB_PASSWORD").text.strip() == planted
+
+    theirs = git.commit("mallory/vault", with_secret("theirs"))
+    github.open_pull(
+        "acme/vault",
+        2,
+        head_ref="main",
+        head_sha=theirs,
+        head_repo="mallory/vault",
+        clone_url=git.url("mallory/vault"),
+    )
+    wait_for(lambda: "vault-pr-2" in live_names(client), 60, "the fork's preview")
+    (fork,) = [
+        s for s in client.list_services()["ServiceSummaryList"] if s["ServiceName"] == "vault-pr-2"
+    ]
+    wait_status(client, fork["ServiceArn"], "CREATE_FAILED", timeout=300)
+    source = client.describe_service(ServiceArn=fork["ServiceArn"])["Service"]
+    assert "AuthenticationConfiguration" not in source["SourceConfiguration"]
+    wait_for(lambda: "failed" in the_comment_of(github, "acme/vault", 2), 60, "the comment")
+    assert planted not in the_comment_of(github, "acme/vault", 2)
+
+
+def the_comment_of(github, repo: str, number: int) -> str:
+    (only,) = github.comments_on(repo, number)
+    return only["body"]

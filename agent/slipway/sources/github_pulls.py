@@ -7,6 +7,7 @@ rest of the GitHub calls (``github_errors.translated``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -51,7 +52,7 @@ class PullRequests(GitHub):
         name = self._repo_name(repository_url)
         with self._client(token) as gh, translated(f"list pull requests of {name}", "token", token):
             pulls = gh.get_repo(name).get_pulls(state="open", sort="created", direction="desc")
-            return [_pull(p) for p in pulls[:limit]]
+            return [_pull(p) for p in itertools.islice(pulls, limit)]  # [:n] fails when empty
 
     def upsert_comment(
         self, token: str, repository_url: str, number: int, marker: str, body: str
