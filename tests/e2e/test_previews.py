@@ -333,6 +333,15 @@ def test_a_fork_preview_never_reads_the_parents_secrets(agent, github, git, conn
     wait_for(lambda: "failed" in the_comment_of(github, "acme/vault", 2), 60, "the comment")
     assert planted not in the_comment_of(github, "acme/vault", 2)
 
+    # Disabled: the previews go, the parent stays.
+    disabled = CliRunner().invoke(app, ["previews", "disable", "vault"], env=agent.env)
+    assert disabled.exit_code == 0, disabled.output
+    wait_for(
+        lambda: not {"vault-pr-1", "vault-pr-2"} & live_names(client), 60, "the previews to go"
+    )
+    assert "previews were disabled" in the_comment_of(github, "acme/vault", 1)
+    assert agent.get("vault", "/env/DB_PASSWORD").text.strip() == planted
+
 
 def the_comment_of(github, repo: str, number: int) -> str:
     (only,) = github.comments_on(repo, number)
