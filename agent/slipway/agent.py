@@ -40,6 +40,7 @@ from .operations.journal import Journal
 from .operations.queue import OperationQueue
 from .operations.wake import Idler
 from .paging import Pager
+from .previews import Previews
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
@@ -52,6 +53,7 @@ from .sources.check import SourceCheck
 from .sources.credentials import PullCredentials
 from .sources.git import GitSource
 from .sources.github import GitHub
+from .sources.github_pulls import PullRequests
 from .sources.images import ImageResolver
 from .sources.registry import RegistryClient
 from .store import Store, sealed_sample
@@ -212,6 +214,15 @@ class Agent:
             scheduler=self.jobs.scheduler,
             trail=self.audit,
         )
+        self.previews = Previews(
+            self.store,
+            settings,
+            self.services,
+            self.connections,
+            PullRequests(settings.github_api_url, hosts=settings.github_hosts),
+            self.secrets,
+            self.journal.note,
+        )
         builder = Builder(
             runtimes=load_runtimes(base_image_overrides=settings.base_images),
             timeout=settings.build_timeout,
@@ -247,6 +258,7 @@ class Agent:
                 settings.github_hosts,
                 lambda service: f"http://{settings.service_url(service.hostname)}",
                 self.journal.note,
+                transient=self.previews.is_preview,
             ),
             credentials=self.credentials,
             secrets=self.secrets,
@@ -324,6 +336,7 @@ class Agent:
         self.retention.schedule(self.jobs)
         self.metrics_collector.schedule(self.jobs)
         self.router_spans.schedule(self.jobs)
+        self.jobs.every("previews", s.preview_interval, self.previews.sweep)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
         self.idler.schedule(self.jobs)
         self.jobs.loop(

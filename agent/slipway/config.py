@@ -246,6 +246,11 @@ class Settings(SettingGroups):
     github_api_url: str = "https://api.github.com"
     # Hosts whose repositories get GitHub deployment feedback (GitHub Enterprise adds its own).
     github_hosts: tuple[str, ...] = ("github.com",)
+    # Preview environments (``previews.py``): defaults of the slipway:previews tag's
+    # ttl and max, and seconds between sweeps (polls, TTL, comments).
+    preview_ttl: float = 3 * 86400.0
+    preview_max: int = 5
+    preview_interval: float = 30.0
     # Secret for GitHub webhooks of repositories whose services have no connection.
     github_webhook_secret: str = ""
     # Bearer token the registry's notifications must carry (/hooks/registry).

@@ -44,8 +44,11 @@ class GitHubFeedback:
         hosts: tuple[str, ...],
         service_url: Callable[[Service], str],
         note: Callable[[str, str], None],
+        transient: Callable[[Service], bool] = lambda service: False,
     ) -> None:
+        """``transient``: whether a service's environment goes away (previews)."""
         self.github = github
+        self.transient = transient
         self.connections = connections
         self.hosts = hosts
         self.service_url = service_url
@@ -80,6 +83,7 @@ class GitHubFeedback:
                 sha,
                 service.name,
                 f"slipway {op.type} {op.id}",
+                transient=self.transient(service),
             )
         except SlipwayError as exc:
             deployment_id = getattr(exc, "deployment_id", None)

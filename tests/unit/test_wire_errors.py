@@ -136,6 +136,7 @@ def api(tmp_path: Path) -> Api:
             "domains",
             "connections",
             "tracker",
+            "previews",
             "metrics",
             "notifier",
             "secrets",

@@ -332,7 +332,7 @@ def create_app(agent: Agent) -> FastAPI:
         allowed = await run_in_threadpool(agent.domains.allows, domain)
         return Response(status_code=200 if allowed else 403)
 
-    app.include_router(webhook_router(agent.tracker, limits, failures))
+    app.include_router(webhook_router(agent.tracker, limits, failures, pulls=agent.previews))
     app.include_router(keys_router(agent.access, authenticate, signed_call))
     app.include_router(metrics_router(agent.metrics, authenticate))
     app.include_router(idle_router(agent.idler, authenticate))

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from ..edgelimits import EdgeLimits, TokenBuckets
+from ..triggers.pulls import PullSink
 from ..triggers.webhooks import Reply, WebhookSink, failure, handle_github, handle_registry
 from .edge import client_address, request_id
 
@@ -59,9 +60,11 @@ def webhook_router(
     failures: TokenBuckets | None = None,
     *,
     max_body: int | None = None,
+    pulls: PullSink | None = None,
 ) -> APIRouter:
     """``POST /hooks/github`` and ``POST /hooks/registry`` over ``sink``; ``failures`` is
-    the API's bucket of failed authentications (its own when not given)."""
+    the API's bucket of failed authentications (its own when not given); ``pulls`` takes
+    ``pull_request`` deliveries (preview environments)."""
     router = APIRouter()
     limits = limits or EdgeLimits()
     max_body = limits.max_hook_bytes if max_body is None else max_body
@@ -102,7 +105,7 @@ def webhook_router(
         return await answer(
             request,
             "github",
-            handle_github,
+            functools.partial(handle_github, pulls=pulls),
             event=headers.get("x-github-event", ""),
             delivery=headers.get("x-github-delivery", ""),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import access, importer, keys, nodes, observe, secrets, serve, services, state
+from . import access, importer, keys, nodes, observe, previews, secrets, serve, services, state
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -35,4 +35,5 @@ app.add_typer(keys.principals_app, name="principals")
 app.add_typer(access.registries_app, name="registries")
 app.add_typer(access.connections_app, name="connections")
 app.add_typer(secrets.secrets_app, name="secrets")
+app.add_typer(previews.previews_app, name="previews")
 app.add_typer(observe.notify_app, name="notify")

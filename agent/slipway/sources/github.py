@@ -222,9 +222,11 @@ class GitHub:
         sha: str,
         service_name: str,
         description: str,
+        transient: bool = False,
     ) -> int:
         """Create a Deployment of ``sha`` to environment ``service_name``, mark it in_progress
         and set commit status ``slipway/<service>`` pending; returns the deployment id.
+        ``transient``: the environment goes away (a pull request's preview).
 
         ``auto_merge`` is off (slipway deploys the commit it was given, never a merge) and
         ``required_contexts`` is empty (slipway's own pending status must not block it).
@@ -241,6 +243,7 @@ class GitHub:
                     auto_merge=False,
                     required_contexts=[],
                     description=text,
+                    **({"transient_environment": True} if transient else {}),
                 )
             deployment_id: int = deployment.id
             error = _attempt_all(

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..edgelimits import EdgeLimits, json_depth
 from ..errors import RegistryError, SlipwayError
+from .pulls import ACTIONS, PullSink, read_pull_event
 
 log = logging.getLogger("slipway.webhooks")
 
@@ -243,9 +244,11 @@ def handle_github(
     detail: dict[str, Any],
     *,
     max_json_depth: int = EdgeLimits.max_json_depth,
+    pulls: PullSink | None = None,
 ) -> Reply:
     """Verify, deduplicate and act on one GitHub delivery; ``detail`` gains audit fields.
-    The payload is only a hint: the sink looks at the source itself."""
+    The payload is only a hint: the sink looks at the source itself. ``pull_request``
+    deliveries go to ``pulls`` (preview environments) when there is one."""
     _check_depth(body, max_json_depth)
     event = headers.get("x-github-event", "")
     delivery = headers.get("x-github-delivery", "")
@@ -273,6 +276,11 @@ def handle_github(
     if event == "ping":
         zen = payload.get("zen", "") if isinstance(payload, dict) else ""
         return Reply(200, "pong", zen=zen)
+    if event == "pull_request" and pulls is not None:
+        reply = _pull_request(pulls, payload, urls, detail)
+        if reply.status >= 500 and isinstance(sink, ForgetsDeliveries):
+            sink.forget_delivery(delivery)  # GitHub's redelivery is acted on
+        return reply
     if push is None:
         return Reply(202, "ignored", f"{event} events are not acted on")
     detail.update(ref=push.ref, sha=push.after)
@@ -292,6 +300,23 @@ def handle_github(
         )
     detail["services"] = services
     return Reply(202, "accepted", services=services)
+
+
+def _pull_request(pulls: PullSink, payload: Any, urls: set[str], detail: dict[str, Any]) -> Reply:
+    read = read_pull_event(payload)
+    if isinstance(read, str):
+        return Reply(400, "bad_request", read)
+    action, number = read
+    detail.update(action=action, number=number)
+    if action not in ACTIONS:
+        return Reply(202, "ignored", f"pull_request {action} is not acted on")
+    try:
+        done = pulls.pull_changed(urls, number, action)
+    except Exception as exc:  # noqa: BLE001 - every failure is answered and audited
+        return failure(exc)
+    if done.services:
+        detail["services"] = done.services
+    return Reply(202, done.outcome, done.reason, services=done.services)
 
 
 @dataclass
