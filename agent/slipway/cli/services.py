@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import SlipwayError
+from ..workers import WORKER_TAG
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
 
 services_app = typer.Typer(help="Create and manage services.", no_args_is_help=True)
@@ -62,17 +63,17 @@ def _source(
     source_dir: str | None,
     runtime: str | None,
     build_command: str | None,
-    port: int,
+    port: int | None,
     env: dict[str, str],
     start_command: str | None,
     public: bool,
     manual: bool,
 ) -> dict[str, Any]:
     """SourceConfiguration from flags: an image, or a branch configured by its
-    apprunner.yaml or, with --runtime, by the flags."""
+    apprunner.yaml or, with --runtime, by the flags. No port: a worker's."""
     if bool(image) == bool(repo):
         _fail(SlipwayError("give exactly one of --image and --repo"))
-    values: dict[str, Any] = {"Port": str(port)}
+    values: dict[str, Any] = {"Port": str(port)} if port is not None else {}
     if env:
         values["RuntimeEnvironmentVariables"] = env
     if start_command:
@@ -115,15 +116,24 @@ def services_create(
         typer.Option(help="configure the build here (e.g. PYTHON_3), not in apprunner.yaml"),
     ] = None,
     build_command: Annotated[str | None, typer.Option(help="with --runtime")] = None,
-    port: Annotated[int, typer.Option(help="port the app listens on")] = 8080,
+    port: Annotated[
+        int | None, typer.Option(help="port the app listens on [default: 8080]")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
     public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
     manual: Annotated[bool, typer.Option("--manual", help="deploy only when asked")] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="no HTTP port, no route: a background worker")
+    ] = False,
+    single: Annotated[
+        bool, typer.Option("--single", help="with --worker: one instance, stopped before a new")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a service from an image or a git branch; it deploys at once."""
+    tags = _worker_tags(worker, single, port)
     source = _source(
         image,
         repo,
@@ -131,7 +141,7 @@ def services_create(
         source_dir,
         runtime,
         build_command,
-        port,
+        port if port is not None or worker else 8080,
         _parse_env(env or []),
         start_command,
         public,
@@ -139,13 +149,28 @@ def services_create(
     )
     client = _client(config)
     result = _run(
-        lambda: client.call("CreateService", ServiceName=name, SourceConfiguration=source)
+        lambda: client.call("CreateService", ServiceName=name, SourceConfiguration=source, **tags)
     )
     if as_json:
         _print_json(result)
     else:
         typer.echo(f"Creating {name}: operation {result['OperationId']}")
-        typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+        if worker:
+            typer.echo("Worker: no HTTP port, no URL")
+        else:
+            typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+
+
+def _worker_tags(worker: bool, single: bool, port: int | None) -> dict[str, Any]:
+    """CreateService's Tags for --worker (``workers.py``), or nothing."""
+    if not worker:
+        if single:
+            _fail(SlipwayError("--single applies to a worker: give --worker too"))
+        return {}
+    if port is not None:
+        _fail(SlipwayError("--worker: a worker service has no HTTP port; leave out --port"))
+    value = "single" if single else "true"
+    return {"Tags": [{"Key": WORKER_TAG, "Value": value}]}
 
 
 @services_app.command("list")
