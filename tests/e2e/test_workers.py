@@ -24,7 +24,7 @@ from testkit.harness import (
 )
 
 pytestmark = pytest.mark.e2e
-AGENT_SETTINGS = {"worker_up_seconds": 2, "build_timeout": 300}
+AGENT_SETTINGS = {"worker_up_seconds": 2, "build_timeout": 300, "metrics_stats_interval": 1}
 TICKER = (
     "trap 'echo stopping $VERSION; exit 0' TERM; echo started $VERSION;"
     " while true; do echo tick $VERSION; sleep 1 & wait $!; done"
@@ -44,6 +44,10 @@ def app_lines(agent, name: str) -> list[str]:
 
 def first(lines: list[str], text: str) -> int:
     return next(i for i, line in enumerate(lines) if line.endswith(text))
+
+
+def services(client) -> dict[str, dict]:
+    return {s["ServiceName"]: s for s in client.list_services()["ServiceSummaryList"]}
 
 
 def events(agent, name: str) -> str:
@@ -76,6 +80,10 @@ def test_a_worker_from_git_runs_crashes_is_restarted_and_replaced(agent, git):
     assert sum(line.endswith("worker version 1 started") for line in lines) == 2
     assert first(lines, "crashing on purpose") < len(lines) - 1
     assert client.describe_service(ServiceArn=arn)["Service"]["Status"] == "RUNNING"
+    labels = {"service": "ticks", "instance": container.name}
+    wait_for(lambda: agent.metric("slipway_instance_restarts", **labels) == 1, 30, "restarts")
+    memory = "slipway_instance_memory_utilization_percent"
+    wait_for(lambda: agent.metric(memory, **labels) > 0, 30, "the worker's memory use")
 
     # A new revision (an update with env) replaces it, the new up before the old stops.
     values = {
@@ -134,14 +142,14 @@ def test_an_image_worker_from_the_cli_rolls_out_stop_first(agent, ticker_image):
         with pytest.raises(botocore.exceptions.ClientError, match=message) as caught:
             client.create_service(ServiceName="badworker", Tags=tags, **params)
         assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
-    assert client.list_services()["ServiceSummaryList"] == []  # nothing stored
+    assert "badworker" not in services(client)  # nothing stored
 
     made = agent.cli(
         "services", "create", "tocks", "--image", ticker_image, "--worker", "--single",
         "--start-command", TICKER, "--env", "VERSION=1",
     )  # fmt: skip
     assert "Worker: no HTTP port, no URL" in made.stdout
-    arn = client.list_services()["ServiceSummaryList"][0]["ServiceArn"]
+    arn = services(client)["tocks"]["ServiceArn"]
     assert client.list_tags_for_resource(ResourceArn=arn)["Tags"] == tags
     wait_status(client, arn, "RUNNING")
     wait_for(lambda: "tick 1" in "\n".join(app_lines(agent, "tocks")), 60, "ticks")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_metrics import parse_prometheus, value
 from test_services_worker import IMAGE, Env
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ from slipway.builds.config import parse_apprunner_yaml
 from slipway.builds.yamlnodes import ConfigFileError
 from slipway.cli import app
 from slipway.errors import InvalidRequest
+from slipway.observe.metrics import Metrics
 from slipway.workers import PARALLEL, SINGLE, WORKER_TAG, check_network, check_request, mode_of
 
 NEWER = "sha256:" + "9" * 64
@@ -210,3 +212,13 @@ def test_pause_stops_a_worker_and_resume_starts_it(env):
 def test_the_cli_refuses_a_worker_with_a_port(args, message):
     result = CliRunner().invoke(app, ["services", "create", "w", "--image", IMAGE, *args])
     assert result.exit_code == 1 and message in result.output
+
+
+def test_restarts_are_a_gauge_per_live_instance(tmp_path: Path):
+    metrics = Metrics(tmp_path / "access.log")
+    metrics.set_restarts({("jobs", "i1"): 2})
+    samples = parse_prometheus(metrics.prometheus())
+    assert value(samples, "slipway_instance_restarts", service="jobs", instance="i1") == 2
+    metrics.set_restarts({})
+    samples = parse_prometheus(metrics.prometheus())
+    assert not any(name == "slipway_instance_restarts" for name, _ in samples)
