@@ -104,13 +104,17 @@ def test_a_worker_from_git_runs_crashes_is_restarted_and_replaced(agent, git):
     assert first(lines, "worker version 2 started") < first(lines, "worker version 1 stopping")
     (fresh,) = live_containers(service["ServiceId"])
     assert fresh.id != container.id
+    client.delete_service(ServiceArn=arn)  # its built images go with it
+    wait_status(client, arn, "DELETED")
 
 
 @pytest.fixture
-def ticker_image(docker_client, registry, busybox_image) -> str:
+def ticker_image(docker_client, registry, busybox_image) -> Iterator[str]:
     tag = f"t{uuid.uuid4().hex[:10]}"
     registry.push(docker_client, busybox_image, "examples/busybox", tag)
-    return f"{registry.host}/examples/busybox:{tag}"
+    image = f"{registry.host}/examples/busybox:{tag}"
+    yield image
+    docker_client.images.remove(image, noprune=True)
 
 
 def test_an_image_worker_from_the_cli_rolls_out_stop_first(agent, ticker_image):
@@ -175,3 +179,5 @@ def test_an_image_worker_from_the_cli_rolls_out_stop_first(agent, ticker_image):
     wait_status(client, arn, "RUNNING")
     (container,) = live_containers(service["ServiceId"])
     wait_for(lambda: b"tick 2" in container.logs(), 30, "the resumed worker's output")
+    client.delete_service(ServiceArn=arn)
+    wait_status(client, arn, "DELETED")
