@@ -23,6 +23,7 @@ from .domains.rules import Domains, agent_address, domain_checker, tls_settings
 from .errors import SlipwayError
 from .feedback import GitHubFeedback
 from .filemodes import StateAccess, secure_data_dir
+from .idle import WakeLimits, waker_addresses
 from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
@@ -37,6 +38,7 @@ from .observe.tracing import resource_attributes
 from .operations.engine import Operations
 from .operations.journal import Journal
 from .operations.queue import OperationQueue
+from .operations.wake import Idler
 from .paging import Pager
 from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
@@ -260,6 +262,23 @@ class Agent:
             self.operations.reconciler,
             self.journal,
         )
+        self.idler = Idler(
+            self.store,
+            settings,
+            self.services,
+            self.backend,
+            self.router,
+            self.operations.routes,
+            self.operations.reconciler,
+            self.journal,
+            self.queue,
+            self.operations.runner,
+            waker=waker_addresses(settings.instance_network, settings.instance_port),
+            limits=WakeLimits(hold_max=settings.wake_hold_max, timeout=settings.wake_timeout),
+            requests=self.metrics.requests_total,
+            hosts=self._metric_hosts,
+            networks=None if isinstance(self.backend, SwarmEngine) else self.networks,
+        )
         self.services.ensure_default_auto_scaling()
 
     @staticmethod
@@ -307,6 +326,7 @@ class Agent:
         self.metrics_collector.schedule(self.jobs)
         self.router_spans.schedule(self.jobs)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)
+        self.idler.schedule(self.jobs)
         self.jobs.loop(
             "domains", s.domain_check_interval, self.domains.check_once, self.domains.wakeup
         )
@@ -369,6 +389,7 @@ class Agent:
         self.ensure_root_key()
         self.secrets.import_files(self.settings.secrets_dir)
         self.backend.check_port()
+        self.idler.start()
         self.networks.prepare()
         try:
             self.router.keep_route_dns()
@@ -379,6 +400,7 @@ class Agent:
         self.jobs.start()
 
     def stop(self) -> None:
+        self.idler.stop()
         self.tracker.poller.stop()
         self.jobs.stop()
         self.operations.stop()

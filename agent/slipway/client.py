@@ -30,6 +30,10 @@ class ApiError(SlipwayError):
         self.code = code
 
 
+class Unreachable(SlipwayError):
+    """No answer from the agent (it is down or restarting): a follower may try again."""
+
+
 class Client:
     def __init__(self, endpoint: str, key_id: str, secret: str, region: str = "us-east-1") -> None:
         self.endpoint = endpoint.rstrip("/")
@@ -60,7 +64,7 @@ class Client:
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call an App Runner operation by its wire name, turning errors into ApiError."""
-        from botocore.exceptions import ClientError, EndpointConnectionError
+        from botocore.exceptions import ClientError, EndpointConnectionError, HTTPClientError
 
         method = getattr(self.apprunner, _snake(operation))
         try:
@@ -68,8 +72,8 @@ class Client:
         except ClientError as exc:
             err = exc.response.get("Error", {})
             raise ApiError(err.get("Code", "Unknown"), err.get("Message", str(exc))) from exc
-        except EndpointConnectionError as exc:
-            raise SlipwayError(f"cannot reach slipway at {self.endpoint}: {exc}") from exc
+        except (EndpointConnectionError, HTTPClientError) as exc:
+            raise Unreachable(f"cannot reach slipway at {self.endpoint}: {exc}") from exc
         result.pop("ResponseMetadata", None)
         return result
 
@@ -94,7 +98,7 @@ class Client:
                 method, url, content=data, headers=dict(request.headers.items()), timeout=30
             )
         except httpx.HTTPError as exc:
-            raise SlipwayError(f"cannot reach slipway at {self.endpoint}: {exc}") from exc
+            raise Unreachable(f"cannot reach slipway at {self.endpoint}: {exc}") from exc
         payload = response.json() if response.content else {}
         if response.status_code >= 400:
             raise ApiError(payload.get("__type", "Unknown"), payload.get("Message", ""))

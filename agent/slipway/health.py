@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .errors import HealthCheckFailed, InvalidRequest
 
 TCP_SETTLE = 0.2  # seconds a TCP check waits to see whether the peer hangs up
-BOOT_POLL = 0.5  # seconds between checks until an instance first answers
+BOOT_POLL = 0.1  # seconds between checks until an instance first answers (a wake waits on it)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """Tags of App Runner resources: the API's ``[{"Key", "Value"}]`` list checked and made a dict.
 
 Apart from ``services.py`` because every taggable resource is created with tags (services,
-auto scaling configurations), and slipway's own tags (a poll interval, tags to track)
-are checked here the same way for all of them.
+auto scaling configurations), and slipway's own tags (a poll interval, tags to track,
+an idle timeout) are checked here the same way for all of them.
 """
 
 from __future__ import annotations
 
 from .errors import InvalidRequest
+from .idle import TAG_IDLE_TIMEOUT, parse_idle_timeout
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 
 MAX_TAGS = 50
@@ -27,6 +28,11 @@ def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
             raise InvalidRequest(
                 f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
             )
+        if tag["Key"] == TAG_IDLE_TIMEOUT:
+            try:
+                parse_idle_timeout(value)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"Tags[{i}]: {exc.message}") from exc
         out[tag["Key"]] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")

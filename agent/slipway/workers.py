@@ -26,11 +26,16 @@ from typing import Any
 
 from .builds.yamlnodes import ConfigFileError
 from .errors import InvalidRequest
+from .idle import TAG_IDLE_TIMEOUT
 
 WORKER_TAG = "slipway:worker"
 PARALLEL = "parallel"  # start-first rollouts: instances of two revisions may overlap
 SINGLE = "single"  # stop-first rollouts, and never more than one instance
 _VALUES = {"": PARALLEL, "true": PARALLEL, "single": SINGLE}
+_NO_IDLE = (
+    f"Tags: {TAG_IDLE_TIMEOUT} does not apply to a worker service: no request ever wakes"
+    " it; it runs MinSize instances (pause it to stop them)"
+)
 
 
 def mode_of(tags: Mapping[str, str]) -> str:
@@ -48,9 +53,10 @@ def mode_of(tags: Mapping[str, str]) -> str:
 
 
 def check_request(mode: str, params: Mapping[str, Any], min_size: int) -> None:
-    """Refuse what a worker cannot have: a port, an HTTP health check, and, for a single
-    one, a MinSize above 1. ``params``: CreateService's or UpdateService's members;
-    ``min_size``: of the auto scaling configuration the service will use."""
+    """Refuse what a worker cannot have: a port, an HTTP health check, scale to zero
+    (no request ever wakes it) and, for a single one, a MinSize above 1. ``params``:
+    CreateService's or UpdateService's members; ``min_size``: of the auto scaling
+    configuration the service will use."""
     if not mode:
         return
     source = params.get("SourceConfiguration") or {}
@@ -74,6 +80,8 @@ def check_request(mode: str, params: Mapping[str, Any], min_size: int) -> None:
             "HealthCheckConfiguration: a worker service is healthy while its process stays"
             " up; an HTTP health check (Protocol HTTP, Path) does not apply"
         )
+    if any(tag.get("Key") == TAG_IDLE_TIMEOUT for tag in params.get("Tags") or []):
+        raise InvalidRequest(_NO_IDLE)
     if mode == SINGLE and min_size != 1:
         raise InvalidRequest(
             f"AutoScalingConfigurationArn: a {WORKER_TAG}=single service runs exactly one"
@@ -83,7 +91,11 @@ def check_request(mode: str, params: Mapping[str, Any], min_size: int) -> None:
 
 def check_tag_change(is_worker: bool, keys: Iterable[str]) -> None:
     """TagResource and UntagResource cannot make a service a worker or a web service:
-    that is fixed when it is created (its route, its health check, its rollouts)."""
+    that is fixed when it is created (its route, its health check, its rollouts). Nor
+    can a worker be given an idle timeout."""
+    keys = set(keys)
+    if is_worker and TAG_IDLE_TIMEOUT in keys:
+        raise InvalidRequest(_NO_IDLE)
     if WORKER_TAG in keys:
         kind = "a worker" if is_worker else "a web service"
         raise InvalidRequest(

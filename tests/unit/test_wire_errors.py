@@ -141,6 +141,7 @@ def api(tmp_path: Path) -> Api:
             "secrets",
             "nodes",
             "events",
+            "idler",
         )
     )
     agent = types.SimpleNamespace(

@@ -72,6 +72,17 @@ def test_a_worker_refuses_a_port_and_an_http_health_check(params, field):
         check_request(PARALLEL, params, 1)
 
 
+def test_a_worker_does_not_scale_to_zero(env):
+    idle = {"Key": "slipway:idle-timeout", "Value": "10m"}
+    with pytest.raises(InvalidRequest, match="slipway:idle-timeout does not apply to a worker"):
+        env.create("jobs", Tags=[{"Key": WORKER_TAG, "Value": "true"}, idle])
+    assert env.store.list_services() == []
+    jobs = worker(env)
+    env.drain()
+    with pytest.raises(InvalidRequest, match="no request ever wakes it"):
+        env.services.tag_resource(jobs.arn, [idle])
+
+
 def test_a_single_worker_runs_one_instance():
     check_request(PARALLEL, {}, 3)
     with pytest.raises(InvalidRequest, match="exactly one instance.*MinSize 3"):

@@ -24,6 +24,7 @@ from . import authz, shapes, sigv4
 from .edge import Edge, client_address
 from .handlers import HANDLERS, Rules
 from .hooks import webhook_router
+from .idle import idle_router
 from .keys import keys_router
 from .nodes import nodes_router
 from .observe import (
@@ -347,6 +348,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.include_router(webhook_router(agent.tracker, limits, failures))
     app.include_router(keys_router(agent.access, authenticate, signed_call))
     app.include_router(metrics_router(agent.metrics, authenticate))
+    app.include_router(idle_router(agent.idler, authenticate))
     app.include_router(
         notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)
     )

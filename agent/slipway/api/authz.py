@@ -81,6 +81,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", f"{V1}/logs"): Route("slipway:ReadLogs", "service"),
     ("GET", f"{V1}/events"): Route("slipway:ReadEvents", "service"),
     ("GET", f"{V1}/metrics"): Route("slipway:ReadMetrics", "metrics", "Service"),
+    ("GET", f"{V1}/idle"): Route("slipway:ReadMetrics", "metrics", "Service"),
     ("GET", f"{V1}/audit"): Route("slipway:ReadAudit", "audit"),
     ("GET", f"{V1}/nodes"): Route("slipway:ListNodes", "node"),
     ("POST", f"{V1}/notify"): Route("slipway:AddNotifyTarget", "notify-target"),

@@ -88,6 +88,7 @@ class Networks:
             self.fence = HostFence(isolation.ports())
         self._client = client
         self._lock = threading.Lock()
+        self._kept: set[str] = set()  # services whose network outlives their containers
 
     @property
     def client(self) -> docker.DockerClient:
@@ -115,9 +116,22 @@ class Networks:
         """The name of the service's network, made if missing."""
         return self.ensure(network_name(service_id), "service", {LABEL_SERVICE_ID: service_id})
 
+    def keep_service(self, service_id: str, keep: bool) -> None:
+        """Keep the service's network while it has no container (scaled to zero: making
+        a network and a bridge again would be most of its wake), or stop keeping it."""
+        with self._lock:
+            if keep:
+                self._kept.add(service_id)
+            else:
+                self._kept.discard(service_id)
+
     def release_service(self, service_id: str) -> None:
-        """Remove the service's network unless a container is still attached to it."""
+        """Remove the service's network unless a container is still attached to it or
+        it is kept."""
         name = network_name(service_id)
+        with self._lock:
+            if service_id in self._kept:
+                return
         try:
             self.client.api.remove_network(name)
         except docker.errors.NotFound:

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import SlipwayError
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
+from .follow import reconnecting
 
 notify_app = typer.Typer(help="Event notification targets.", no_args_is_help=True)
 
@@ -58,7 +59,9 @@ def logs(
             if not since:
                 params.update(Limit=1000, Newest="true")
     while True:
-        page = _run(lambda: client.signed("GET", "/slipway/v1/logs", params=dict(params)))
+        page = (reconnecting if follow else _run)(
+            lambda: client.signed("GET", "/slipway/v1/logs", params=dict(params))
+        )
         for event in page["Events"]:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["Timestamp"]))
             prefix = "" if single else f"{event['Stream']:<22} "
@@ -77,7 +80,7 @@ def _follow(fetch: Any, show: Any, follow: bool) -> None:
     """Print pages from a cursor endpoint; with ``follow``, keep polling for more."""
     after = None
     while True:
-        page = _run(lambda cursor=after: fetch(cursor))
+        page = (reconnecting if follow else _run)(lambda cursor=after: fetch(cursor))
         for row in page["rows"]:
             show(row)
         after = page["next"]

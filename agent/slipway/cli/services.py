@@ -7,8 +7,15 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import SlipwayError
+from ..idle import TAG_IDLE_TIMEOUT
 from ..workers import WORKER_TAG
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
+from .follow import wait_for
+
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="follow the operation to its end; exit 1 if it fails")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="with --wait: every log line")]
 
 services_app = typer.Typer(help="Create and manage services.", no_args_is_help=True)
 
@@ -41,9 +48,12 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
             ("Branch", code["SourceCodeVersion"]["Value"]),
             ("Config", code.get("CodeConfiguration", {}).get("ConfigurationSource", "")),
         ]
+    status = service["Status"]
+    if service.get("IdleSince") is not None:
+        status += f" (idle since {_when(service['IdleSince'])}: the next request wakes it)"
     rows = [
         ("Name", service["ServiceName"]),
-        ("Status", service["Status"]),
+        ("Status", status),
         ("URL", f"http://{service.get('ServiceUrl', '')}"),
         *origin,
         ("Arn", service["ServiceArn"]),
@@ -123,17 +133,25 @@ def services_create(
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
     public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
     manual: Annotated[bool, typer.Option("--manual", help="deploy only when asked")] = False,
+    scale_to_zero: Annotated[
+        str | None,
+        typer.Option(help="stop its instances after this long without requests (90s, 10m, 1h)"),
+    ] = None,
     worker: Annotated[
         bool, typer.Option("--worker", help="no HTTP port, no route: a background worker")
     ] = False,
     single: Annotated[
         bool, typer.Option("--single", help="with --worker: one instance, stopped before a new")
     ] = False,
+    wait: WaitOpt = False,
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a service from an image or a git branch; it deploys at once."""
     tags = _worker_tags(worker, single, port)
+    if scale_to_zero:
+        tags.append({"Key": TAG_IDLE_TIMEOUT, "Value": scale_to_zero})
     source = _source(
         image,
         repo,
@@ -149,7 +167,12 @@ def services_create(
     )
     client = _client(config)
     result = _run(
-        lambda: client.call("CreateService", ServiceName=name, SourceConfiguration=source, **tags)
+        lambda: client.call(
+            "CreateService",
+            ServiceName=name,
+            SourceConfiguration=source,
+            **({"Tags": tags} if tags else {}),
+        )
     )
     if as_json:
         _print_json(result)
@@ -157,20 +180,21 @@ def services_create(
         typer.echo(f"Creating {name}: operation {result['OperationId']}")
         if worker:
             typer.echo("Worker: no HTTP port, no URL")
-        else:
+        elif not wait:
             typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
+    if wait:
+        wait_for(client, name, result["Service"]["ServiceArn"], result["OperationId"], verbose)
 
 
-def _worker_tags(worker: bool, single: bool, port: int | None) -> dict[str, Any]:
-    """CreateService's Tags for --worker (``workers.py``), or nothing."""
+def _worker_tags(worker: bool, single: bool, port: int | None) -> list[dict[str, str]]:
+    """CreateService's tag for --worker (``workers.py``), or none."""
     if not worker:
         if single:
             _fail(SlipwayError("--single applies to a worker: give --worker too"))
-        return {}
+        return []
     if port is not None:
         _fail(SlipwayError("--worker: a worker service has no HTTP port; leave out --port"))
-    value = "single" if single else "true"
-    return {"Tags": [{"Key": WORKER_TAG, "Value": value}]}
+    return [{"Key": WORKER_TAG, "Value": "single" if single else "true"}]
 
 
 @services_app.command("list")
@@ -204,10 +228,13 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
         arn = client.service_arn(name)
         service = client.call("DescribeService", ServiceArn=arn)["Service"]
         revs = client.signed("GET", "/slipway/v1/revisions", params={"ServiceArn": arn})
+        idle = client.signed("GET", "/slipway/v1/idle", params={"Service": name})
         return {
             **service,
             "RunningRevision": revs["RunningRevision"],
             "NewestRevision": revs["NewestRevision"],
+            "IdleTimeout": idle["IdleTimeout"],
+            "IdleSince": idle["IdleSince"],
         }
 
     _show_service(_run(fetch), as_json)
@@ -216,13 +243,23 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
 def _service_action(operation: str, verb: str, doc: str | None = None) -> Any:
     """A command that calls ``operation`` on the service NAME and prints its operation id."""
 
-    def command(name: str, as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    def command(
+        name: str,
+        wait: WaitOpt = False,
+        verbose: VerboseOpt = False,
+        as_json: JsonOpt = False,
+        config: ConfigOpt = None,
+    ) -> None:
         client = _client(config)
-        result = _run(lambda: client.call(operation, ServiceArn=client.service_arn(name)))
+        arn = _run(lambda: client.service_arn(name))
+        result = _run(lambda: client.call(operation, ServiceArn=arn))
         if as_json:
             _print_json(result)
         else:
             typer.echo(f"{verb} {name}: operation {result['OperationId']}")
+        if wait:
+            shown = operation not in ("DeleteService", "PauseService")
+            wait_for(client, name, arn, result["OperationId"], verbose, show_url=shown)
 
     command.__doc__ = doc or f"{verb} a service."
     return command
@@ -304,14 +341,17 @@ def rollback(
     to: Annotated[
         str | None, typer.Option("--to", help="revision (or its prefix); default: the previous")
     ] = None,
+    wait: WaitOpt = False,
+    verbose: VerboseOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Deploy an earlier revision again from its kept image, without a rebuild."""
     client = _client(config)
     body: dict[str, Any] = {"Revision": to} if to else {}
+    arn = _run(lambda: client.service_arn(name))
     result = _run(
-        lambda: client.signed(
-            "POST", "/slipway/v1/rollback", {"ServiceArn": client.service_arn(name), **body}
-        )
+        lambda: client.signed("POST", "/slipway/v1/rollback", {"ServiceArn": arn, **body})
     )
     typer.echo(f"Rolling back {name}: operation {result['OperationId']}")
+    if wait:
+        wait_for(client, name, arn, result["OperationId"], verbose)

@@ -254,6 +254,12 @@ class Metrics(Collector):
                         tally.latency_sum += seconds * figures.weight
             self._prune()
 
+    def requests_total(self) -> dict[str, int]:
+        """Requests counted per service since the agent started (scale to zero reads
+        whether they moved)."""
+        with self._lock:
+            return {name: tally.requests for name, tally in self._totals.items()}
+
     def _tally(
         self,
         batch: bytes,

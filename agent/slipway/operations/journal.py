@@ -49,3 +49,19 @@ class Journal:
     def scaling_refused(self, service: Service, serving: int, wanted: int, message: str) -> None:
         self.note(service.id, message)
         self.events.service_scaled(service, serving, serving, message, wanted=wanted)
+
+    def went_idle(self, service: Service, before: int, reason: str) -> None:
+        """Scale to zero: a scaling change to 0 instances, said as such."""
+        message = f"Service went idle: {reason}; {before} instance(s) stopped"
+        self.note(service.id, message)
+        self.events.service_scaled(service, before, 0, message)
+
+    def woke(self, service: Service, after: int, reason: str) -> None:
+        message = f"Service woke: {reason}"
+        self.note(service.id, message)
+        self.events.service_scaled(service, 0, after, message)
+
+    def wake_failed(self, service: Service, message: str) -> None:
+        message = f"Service could not wake: {message}"
+        self.note(service.id, message)
+        self.events.service_scaled(service, 0, 0, message, wanted=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import health
@@ -94,14 +95,15 @@ class Reconciler:
         self._live: dict[str, list[Instance]] = {}
 
     def busy(self) -> set[str]:
-        """Services with an operation, replacement or scaling move under way."""
+        """Services with an operation, replacement or scaling move under way, and idle
+        ones (scaled to zero: neither kept up to MinSize nor scaled)."""
         mark = self.store.changes()
         if self._operating[0] != mark:  # the active operations as of the store's mark
             operating = {
                 op.service_id for op in self.store.operations_with_status(*ACTIVE_STATUSES)
             }
             self._operating = (mark, frozenset(operating))
-        return self.queue.busy() | self._operating[1]
+        return self.queue.busy() | self._operating[1] | self.routes.parked()
 
     def reconcile_once(self) -> None:
         """A full pass when anything it reads moved since the last one (the store, this
@@ -243,7 +245,7 @@ class Reconciler:
         """Fresh instances of the live revision join the route once healthy; then the
         bad ones leave it and stop."""
         try:
-            started = yield from self._start_live(service, spec, len(bad) + missing, "replacement")
+            started = yield from self.start_live(service, spec, len(bad) + missing, "replacement")
             for inst in started:
                 self.journal.note(service.id, f"instance {inst.name} replaces a lost one")
             if len(started) == len(bad) + missing:
@@ -251,9 +253,17 @@ class Reconciler:
         except SlipwayError as exc:
             self.journal.note(service.id, f"cannot replace instances: {exc.message}")
 
-    def _start_live(self, service: Service, spec: ServiceSpec, count: int, what: str) -> Task:
+    def start_live(
+        self,
+        service: Service,
+        spec: ServiceSpec,
+        count: int,
+        what: str,
+        ready: Callable[[Instance], None] | None = None,
+    ) -> Task:
         """Start ``count`` instances of the live revision side by side; each joins the
-        route once healthy. Returns those that did; one that fails is stopped and said."""
+        route once healthy (``ready`` is told at once: a wake's held requests need not
+        wait for the route). Returns those that did; one that fails is stopped and said."""
         rows = [
             r
             for r in self.store.list_revisions(service.id)
@@ -283,6 +293,8 @@ class Reconciler:
             try:
                 yield from self.rollout.wait_healthy(inst, spec, release.port, service.id)
                 healthy.append(inst)
+                if ready is not None:
+                    ready(inst)
             except SlipwayError as exc:
                 self.backend.stop_instance(inst.id, timeout=2)
                 self.journal.note(service.id, f"{what} instance failed: {exc.message}")
@@ -309,7 +321,7 @@ class Reconciler:
             serving = self.routes.serving(service, self.backend.list_instances(service.id))
             before = len(serving)
             if target > before:
-                started = yield from self._start_live(service, spec, target - before, "new")
+                started = yield from self.start_live(service, spec, target - before, "new")
                 after = before + len(started)
             elif target < before:
                 try:

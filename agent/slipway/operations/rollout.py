@@ -180,6 +180,9 @@ class Rollout:
                         instance_spec(service, spec, release, env, op_id, index)
                     )
                 )
+            self.journal.deploy_log(
+                op, f"[AppRunner] Waiting for {count} instance(s) to pass health checks"
+            )
             for inst in started:
                 yield from self.wait_healthy(inst, spec, release.port, service.id)
         except SlipwayError:
@@ -215,6 +218,7 @@ class Rollout:
         self.routes.apply()
         try:
             if previous["live_deployment_id"]:  # a first deployment has nothing to go back to
+                self.journal.deploy_log(op, "[AppRunner] Draining the previous instances")
                 yield from self._settle(started, service.id)
         except SlipwayError:
             self.store.update_service(service.id, **previous)

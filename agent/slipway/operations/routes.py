@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import replace
 
 from ..backends import Backend, Instance
@@ -62,11 +62,13 @@ def desired_routes(
     settings: Settings,
     exclude: frozenset[str] = frozenset(),
     ingress: Set[str] = frozenset(),
+    parked: Mapping[str, str] | None = None,
 ) -> list[Route]:
     """Which upstreams each service host should reach (``serving_instances``), and on
     which listener: a private service's only on the private one, and only with a VPC
-    ingress connection (``ingress``: the ARNs of services that have one). Pure, so the
-    rule is testable with plain data."""
+    ingress connection (``ingress``: the ARNs of services that have one). A ``parked``
+    service (idle: service id -> the waker's address) with no instance serving reaches
+    the waker. Pure, so the rule is testable with plain data."""
     routes = []
     grouped = by_service(instances)
     for service in services:
@@ -84,6 +86,8 @@ def desired_routes(
             continue
         serving = serving_instances(service, grouped.get(service.id, []), exclude)
         upstreams = sorted(i.address or "" for i in serving)
+        if not upstreams and parked and service.id in parked:
+            upstreams = [parked[service.id]]
         routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
     return routes
 
@@ -99,6 +103,7 @@ class Routes:
         self._leaving: set[str] = set()
         self._withdrawn: set[str] = set()  # services out of the router, whatever the store says
         self._pausing: set[str] = set()  # services answered as paused, whatever it says
+        self._parked: dict[str, str] = {}  # idle services -> the waker's address
 
     def withdraw(self, service_id: str) -> None:
         """Take the service's route out now and keep it out of every apply (a reconcile
@@ -120,6 +125,20 @@ class Routes:
             self._withdrawn.discard(service_id)
             self._pausing.discard(service_id)
 
+    def park(self, service_id: str, waker: str) -> None:
+        """Send the service's requests to ``waker`` whenever no instance of it serves
+        (scale to zero), from the next apply until ``unpark``."""
+        with self._lock:
+            self._parked[service_id] = waker
+
+    def unpark(self, service_id: str) -> None:
+        with self._lock:
+            self._parked.pop(service_id, None)
+
+    def parked(self) -> set[str]:
+        with self._lock:
+            return set(self._parked)
+
     def apply(self, *, instances: list[Instance] | None = None) -> None:
         """Make the router match the store, less the withdrawn services. ``instances``:
         a listing the caller has just taken, so a reconcile pass lists the containers
@@ -135,7 +154,9 @@ class Routes:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
             ingress = {r["service_arn"] for r in self.store.list_vpc_ingress()}
-            self.router.apply(desired_routes(services, instances, self.settings, out, ingress))
+            self.router.apply(
+                desired_routes(services, instances, self.settings, out, ingress, dict(self._parked))
+            )
 
     def serving(self, service: Service, instances: list[Instance]) -> list[Instance]:
         """The live instances in the service's route now."""

@@ -1,5 +1,5 @@
 """Queries of App Runner's resources and the agent's own: services, operations,
-revisions, tags, connections, custom domains, access keys,
+revisions, tags, services scaled to zero, connections, custom domains, access keys,
 registry credentials and webhook deliveries.
 
 Apart from ``observe.py`` because these rows are the desired state the rules and the
@@ -128,6 +128,28 @@ class ResourceTables(StoreBase):
             "SELECT key, value FROM tags WHERE resource_arn = ? ORDER BY key", (resource_arn,)
         )
         return {r["key"]: r["value"] for r in rows}
+
+    def tag_values(self, key: str) -> dict[str, str]:
+        """Every resource's value of the tag ``key``, by ARN: one query for all services."""
+        rows = self._rows("SELECT resource_arn, value FROM tags WHERE key = ?", (key,))
+        return {r["resource_arn"]: r["value"] for r in rows}
+
+    # -- services scaled to zero ------------------------------------------------------
+
+    def mark_idle(self, service_id: str, since: float) -> None:
+        with self.transaction():
+            self.db["idle_services"].upsert(
+                {"service_id": service_id, "since": since}, pk="service_id"
+            )
+
+    def clear_idle(self, service_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM idle_services WHERE service_id = ?", (service_id,))
+
+    def idle_services(self) -> dict[str, float]:
+        """Service id -> when it went idle (epoch seconds)."""
+        rows = self._rows("SELECT service_id, since FROM idle_services", ())
+        return {r["service_id"]: r["since"] for r in rows}
 
     # -- registry credentials ----------------------------------------------------
 

@@ -323,6 +323,12 @@ def _m11_vpc(db: sqlite_utils.Database) -> None:
     db["vpc_ingress_connections"].create_index(["service_arn"])
 
 
+def _m12_idle(db: sqlite_utils.Database) -> None:
+    """Services scaled to zero (``slipway:idle-timeout``), so an agent that restarts
+    leaves them idle instead of starting them all at once."""
+    db["idle_services"].create({"service_id": str, "since": float}, pk="service_id")
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -336,4 +342,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m9_principals,
     _m10_observability,
     _m11_vpc,
+    _m12_idle,
 ]
