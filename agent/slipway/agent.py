@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import keys, runlock
 from .access import Access
-from .backends import Confinement
+from .backends import Confinement, Instance
 from .backends.build_box import BuildLimits
 from .backends.docker_engine import DockerEngine
 from .backends.docker_vpc import VpcNetworks
@@ -175,6 +175,7 @@ class Agent:
             self._metric_instances,
             self.backend,
             served=self.router.served,
+            restarts=self._metric_restarts,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
         )
@@ -370,9 +371,16 @@ class Agent:
         return {host: traced[name] for host, name in hosts.items() if name in traced}
 
     def _metric_instances(self) -> list[tuple[str, str]]:
+        return [(name, i.name) for name, i in self._live_instances()]
+
+    def _metric_restarts(self) -> dict[tuple[str, str], int]:
+        return {(name, i.name): i.restart_count for name, i in self._live_instances()}
+
+    def _live_instances(self) -> list[tuple[str, Instance]]:
+        """(service name, instance) of every running instance of a live deployment."""
         live = {s.id: s for s in self.store.list_services()}
         return [
-            (live[i.service_id].name, i.name)
+            (live[i.service_id].name, i)
             for i in self.backend.list_instances()
             if i.running
             and i.service_id in live

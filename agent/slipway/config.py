@@ -83,6 +83,8 @@ class Settings(SettingGroups):
     settle_seconds: float = 30.0
     # Seconds a new instance has to pass its health check before the deployment fails.
     health_deadline: float = 120.0
+    # Seconds a new worker instance must run without exiting to count as started.
+    worker_up_seconds: float = 5.0
     # What operations may do at once: steps (Docker calls between waits; a waiting
     # operation holds none), builds and image pulls. Sized for a 2-core host.
     operation_steps: int = 8

@@ -301,6 +301,7 @@ class ServiceSpec:
     observability_arn: str | None = None
     tracing: bool = False
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    worker: str = ""  # "" for a web service, else its worker mode (``workers.py``)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -322,6 +323,7 @@ class ServiceSpec:
             observability_arn=data.get("observability_arn"),
             tracing=data.get("tracing", False),
             network=NetworkConfig.from_dict(data.get("network")),
+            worker=data.get("worker", ""),
         )
 
     def observability_api(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from .builds.config import MAX_CONFIG_BYTES, ConfigFileError, from_api_values, p
 from .models import CodeSource, ServiceSpec
 from .sources.git import Commit
 from .sources.registry import ImageRef
+from .workers import check_network
 
 CONFIG_FILE = "apprunner.yaml"
 
@@ -136,6 +137,7 @@ def code_release(
         summary = commit.message.splitlines()[0] if commit.message else ""
         log(f"[AppRunner] Commit {commit.sha[:7]} by {commit.author}: {summary}")
         config = read_config(code, root)
+        check_network(spec.worker, config.network, CONFIG_FILE)
         secrets.resolve(service_name, config.secrets)
         log(f"[AppRunner] Runtime {config.runtime}; building the image")
         result = builder.build(service_name, root, config, commit.sha, log)

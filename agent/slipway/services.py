@@ -11,7 +11,7 @@ import dataclasses
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .autoscaling import AutoScalingConfigurations
@@ -35,6 +35,7 @@ from .store.configurations import CONFIGURATION_TABLES
 from .tags import MAX_TAGS, tag_dict
 from .vpc.connectors import NetworkCheck, VpcConnectors
 from .vpc.ingress import VpcIngressConnections
+from .workers import check_request, check_tag_change, mode_of
 
 IMAGE_FIELD = "SourceConfiguration.ImageRepository.ImageIdentifier"
 
@@ -196,6 +197,8 @@ class Services:
             spec.auto_scaling_arn = self.auto_scaling_configs.default()["arn"]
         self.observability_configs.attach(spec)
         tags = tag_dict(params.get("Tags") or [])
+        spec.worker = mode_of(tags)
+        check_request(spec.worker, params, self.auto_scaling_for(spec)["min_size"])
         label = hostname_label(name)
         with self.store.transaction():
             for other in self.store.list_services():
@@ -259,6 +262,7 @@ class Services:
         if new.auto_scaling_arn:
             self.auto_scaling(new.auto_scaling_arn)
         self.observability_configs.attach(new)
+        check_request(new.worker, params, self.auto_scaling_for(new)["min_size"])
         digest = self._resolve(new, IMAGE_FIELD)
         with self.store.transaction():
             self._require_running(self.store.get_service(service.id), "update it")
@@ -458,13 +462,20 @@ class Services:
     def tag_resource(self, arn: str, tags: list[dict[str, str]]) -> None:
         self._taggable(arn)
         new = tag_dict(tags)
+        self._worker_tags(arn, new)
         if len({**self.store.get_tags(arn), **new}) > MAX_TAGS:
             raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
         self.store.put_tags(arn, new)
 
     def untag_resource(self, arn: str, keys: list[str]) -> None:
         self._taggable(arn)
+        self._worker_tags(arn, keys)
         self.store.remove_tags(arn, keys)
+
+    def _worker_tags(self, arn: str, keys: Iterable[str]) -> None:
+        service = self.store.service_by_arn(arn)
+        if service is not None:
+            check_tag_change(bool(service.spec.worker), keys)
 
     def list_tags(self, arn: str) -> dict[str, str]:
         self._taggable(arn)

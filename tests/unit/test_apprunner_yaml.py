@@ -210,6 +210,7 @@ def test_complete_example_every_key() -> None:
         command="pipenv run gunicorn django_apprunner.wsgi --log-file -",
         port=8000,
         port_env="MY_APP_PORT",
+        network=True,
         env={"MY_VAR_EXAMPLE": "example"},
     )
     assert isinstance(config.build, tuple) and isinstance(config.env, dict)

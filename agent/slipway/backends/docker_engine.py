@@ -225,7 +225,7 @@ class DockerEngine:
             LABEL_REVISION: spec.revision,
             LABEL_PORT: str(spec.port),
         }
-        environment = {**dict(spec.env), "PORT": str(spec.port)}
+        environment = {**dict(spec.env), **({"PORT": str(spec.port)} if spec.port else {})}
         options: dict[str, Any] = {}
         if spec.command:
             options["entrypoint"] = ["/bin/sh", "-c"]
@@ -240,7 +240,7 @@ class DockerEngine:
                         name=name,
                         labels=labels,
                         environment=environment,
-                        ports={f"{spec.port}/tcp": (address, self.port)},
+                        ports={f"{spec.port}/tcp": (address, self.port)} if spec.port else {},
                         restart_policy={"Name": "unless-stopped"},
                         nano_cpus=nano_cpus(spec.cpu_units),
                         mem_limit=f"{spec.memory_mb}m",

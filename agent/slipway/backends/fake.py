@@ -92,13 +92,13 @@ class FakeBackend:
             deployment_id=spec.deployment_id,
             revision=spec.revision,
             state="running" if code is None else "exited",
-            host_port=PUBLISHED_PORT if code is None else None,
+            host_port=PUBLISHED_PORT if code is None and spec.port else None,
             exit_code=code,
             started_at=datetime.now(UTC).isoformat(),
         )
         n = next(self._addresses)
         self._bound[instance.id] = f"127.77.{n // 254}.{n % 254 + 1}"
-        if code is None:
+        if code is None and spec.port:  # a worker's (port 0) publishes nothing
             instance = replace(instance, host_ip=self._bound[instance.id])
         self._instances[instance.id] = instance
         self.specs[instance.id] = spec
@@ -123,8 +123,8 @@ class FakeBackend:
         self._instances[instance_id] = replace(
             inst,
             state="running",
-            host_port=PUBLISHED_PORT,
-            host_ip=self._bound[instance_id],
+            host_port=PUBLISHED_PORT if self.specs[instance_id].port else None,
+            host_ip=self._bound[instance_id] if self.specs[instance_id].port else None,
             restart_count=inst.restart_count + 1,
         )
 

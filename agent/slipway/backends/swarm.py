@@ -175,7 +175,8 @@ class SwarmEngine:
                     labels=labels,
                     networks=[network],
                     endpoint_spec=EndpointSpec(
-                        mode="dnsrr", ports={port: (spec.port, "tcp", "host")}
+                        mode="dnsrr",
+                        ports={port: (spec.port, "tcp", "host")} if spec.port else {},
                     ),
                 )
         except docker.errors.APIError as exc:

@@ -34,5 +34,6 @@ class CodeConfig:
     command: str | None = None  # run.command; None: the runtime's default (nodejs: npm start)
     port: int = 8080
     port_env: str | None = None  # run.network.env: another env var that gets the port
+    network: bool = False  # run.network given (a worker service must not give it)
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[SecretRef, ...] = ()

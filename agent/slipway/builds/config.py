@@ -175,6 +175,7 @@ def _run_section(w: Walker, node: yaml.Node, runtime: str) -> dict[str, Any]:
         out["command"] = w.command(run["command"], "run.command")
     if "network" in run:
         network = w.mapping(run["network"], "run.network", ("port", "env"))
+        out["network"] = True
         if "port" in network:
             out["port"] = w.port(network["port"], "run.network.port")
         if "env" in network:

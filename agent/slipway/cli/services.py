@@ -8,6 +8,7 @@ import typer
 
 from ..errors import SlipwayError
 from ..idle import TAG_IDLE_TIMEOUT
+from ..workers import WORKER_TAG
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
 from .follow import wait_for
 
@@ -72,17 +73,17 @@ def _source(
     source_dir: str | None,
     runtime: str | None,
     build_command: str | None,
-    port: int,
+    port: int | None,
     env: dict[str, str],
     start_command: str | None,
     public: bool,
     manual: bool,
 ) -> dict[str, Any]:
     """SourceConfiguration from flags: an image, or a branch configured by its
-    apprunner.yaml or, with --runtime, by the flags."""
+    apprunner.yaml or, with --runtime, by the flags. No port: a worker's."""
     if bool(image) == bool(repo):
         _fail(SlipwayError("give exactly one of --image and --repo"))
-    values: dict[str, Any] = {"Port": str(port)}
+    values: dict[str, Any] = {"Port": str(port)} if port is not None else {}
     if env:
         values["RuntimeEnvironmentVariables"] = env
     if start_command:
@@ -125,7 +126,9 @@ def services_create(
         typer.Option(help="configure the build here (e.g. PYTHON_3), not in apprunner.yaml"),
     ] = None,
     build_command: Annotated[str | None, typer.Option(help="with --runtime")] = None,
-    port: Annotated[int, typer.Option(help="port the app listens on")] = 8080,
+    port: Annotated[
+        int | None, typer.Option(help="port the app listens on [default: 8080]")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE, repeatable")] = None,
     start_command: Annotated[str | None, typer.Option(help="command that starts the app")] = None,
     public: Annotated[bool, typer.Option("--public", help="anonymous pulls (ECR_PUBLIC)")] = False,
@@ -134,12 +137,21 @@ def services_create(
         str | None,
         typer.Option(help="stop its instances after this long without requests (90s, 10m, 1h)"),
     ] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker", help="no HTTP port, no route: a background worker")
+    ] = False,
+    single: Annotated[
+        bool, typer.Option("--single", help="with --worker: one instance, stopped before a new")
+    ] = False,
     wait: WaitOpt = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create a service from an image or a git branch; it deploys at once."""
+    tags = _worker_tags(worker, single, port)
+    if scale_to_zero:
+        tags.append({"Key": TAG_IDLE_TIMEOUT, "Value": scale_to_zero})
     source = _source(
         image,
         repo,
@@ -147,13 +159,12 @@ def services_create(
         source_dir,
         runtime,
         build_command,
-        port,
+        port if port is not None or worker else 8080,
         _parse_env(env or []),
         start_command,
         public,
         manual,
     )
-    tags = [{"Key": TAG_IDLE_TIMEOUT, "Value": scale_to_zero}] if scale_to_zero else []
     client = _client(config)
     result = _run(
         lambda: client.call(
@@ -167,10 +178,23 @@ def services_create(
         _print_json(result)
     else:
         typer.echo(f"Creating {name}: operation {result['OperationId']}")
-        if not wait:
+        if worker:
+            typer.echo("Worker: no HTTP port, no URL")
+        elif not wait:
             typer.echo(f"URL: http://{result['Service']['ServiceUrl']}")
     if wait:
         wait_for(client, name, result["Service"]["ServiceArn"], result["OperationId"], verbose)
+
+
+def _worker_tags(worker: bool, single: bool, port: int | None) -> list[dict[str, str]]:
+    """CreateService's tag for --worker (``workers.py``), or none."""
+    if not worker:
+        if single:
+            _fail(SlipwayError("--single applies to a worker: give --worker too"))
+        return []
+    if port is not None:
+        _fail(SlipwayError("--worker: a worker service has no HTTP port; leave out --port"))
+    return [{"Key": WORKER_TAG, "Value": "single" if single else "true"}]
 
 
 @services_app.command("list")

@@ -8,6 +8,7 @@
 | ActiveInstances              | ``slipway_active_instances{service}``                    |
 | CPUUtilization (instance)    | ``slipway_instance_cpu_utilization_percent{service,instance}``    |
 | MemoryUtilization (instance) | ``slipway_instance_memory_utilization_percent{service,instance}`` |
+| (none: slipway's own)        | ``slipway_instance_restarts{service,instance}``          |
 
 Request figures come from Caddy's JSON access log (``routing/caddyconfig.py`` sets it
 up), and with HAProxy as the data plane also from HAProxy's counters and sampled
@@ -194,6 +195,7 @@ class Metrics(Collector):
         self._active: dict[str, int] = {}
         self._cpu: dict[tuple[str, str], float] = {}
         self._memory: dict[tuple[str, str], float] = {}
+        self._restarts: dict[tuple[str, str], int] = {}
         self._previous_cpu: dict[str, Mapping[str, Any]] = {}
         self.lines_read = 0
         self.lines_unparsed = 0
@@ -318,6 +320,12 @@ class Metrics(Collector):
             for name, count in counts.items():
                 self._minute(name, minute).active = count
 
+    def set_restarts(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Times the engine restarted each (service, instance) live now: a crash that the
+        restart policy hides from the other figures; one left out loses its gauge."""
+        with self._lock:
+            self._restarts = dict(counts)
+
     def collect_resources(
         self,
         instances: Iterable[tuple[str, str, Mapping[str, Any]]],
@@ -430,7 +438,16 @@ class Metrics(Collector):
             "Memory used, in % of the instance's memory limit (App Runner: MemoryUtilization).",
             labels=["service", "instance"],
         )
-        for family, values in ((cpu, self._cpu), (memory, self._memory)):
+        restarts = GaugeMetricFamily(
+            "slipway_instance_restarts",
+            "Times the engine restarted the instance after it exited (a crash).",
+            labels=["service", "instance"],
+        )
+        for family, values in (
+            (cpu, self._cpu),
+            (memory, self._memory),
+            (restarts, self._restarts),
+        ):
             for (name, instance), value in sorted(values.items()):
                 family.add_metric([name, instance], round(value, 3))
         lines = CounterMetricFamily(
@@ -443,4 +460,4 @@ class Metrics(Collector):
             "Access-log lines the collector could not read (a Caddy log format it does not know).",
             value=self.lines_unparsed,
         )
-        return [requests, responses, latency, active, cpu, memory, lines, unparsed]
+        return [requests, responses, latency, active, cpu, memory, restarts, lines, unparsed]

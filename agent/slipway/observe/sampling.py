@@ -33,17 +33,20 @@ class MetricsCollector:
         backend: Backend,
         *,
         served: Callable[[], Mapping[str, Any]] = dict,
+        restarts: Callable[[], Mapping[tuple[str, str], int]] = dict,
         interval: float = 5.0,
         stats_interval: float = 15.0,
     ) -> None:
         """``hosts``: host -> service name, of every live service. ``instances``: (service
         name, container id or name) of every instance serving now. ``served``: what the
-        router counted itself per host since its last call (``Metrics.count_served``)."""
+        router counted itself per host since its last call (``Metrics.count_served``).
+        ``restarts``: (service name, container name) -> the engine's restarts of it."""
         self.metrics = metrics
         self.hosts = hosts
         self.instances = instances
         self.backend = backend
         self.served = served
+        self.restarts = restarts
         self.interval = interval
         self.stats_interval = stats_interval
         self._limits: dict[str, float | None] = {}
@@ -65,6 +68,7 @@ class MetricsCollector:
         counts = Counter(name for name, _ in pairs)
         names = set(self.hosts().values()) | set(counts)
         self.metrics.set_active_instances({name: counts[name] for name in names})
+        self.metrics.set_restarts(self.restarts())
         ids = [container for _, container in pairs]
         self._limits = {i: self._limits[i] for i in ids if i in self._limits}
         self._limits.update(self.backend.cpu_limits([i for i in ids if i not in self._limits]))

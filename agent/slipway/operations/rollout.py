@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from .. import health
 from ..backends import Backend, Instance, InstanceSpec
@@ -24,10 +25,12 @@ from ..services import Services
 from ..sources.credentials import PullCredentials
 from ..store import Store
 from ..triggers import Found
+from ..workers import SINGLE
 from .journal import Journal
 from .queue import OperationQueue
 from .routes import Routes, live_instances
 from .runner import Offload, Task, Wait
+from .worker_rollout import stays_up, stop_first
 
 SETTLE_POLL = 0.5  # seconds between looks at new instances in the settle window
 BUILD_LANE = "build"
@@ -162,6 +165,9 @@ class Rollout:
         self.queue.check(service.id)
         live = live_instances(service, self.backend.list_instances(service.id))
         serving = [i for i in live if i.running]
+        if spec.worker == SINGLE:  # stop-first: never two at once
+            stop_first(self.backend, serving)
+            serving = []
         count = max(self.services.auto_scaling_for(spec)["min_size"], len(serving))
         self.journal.deploy_log(
             op, f"[AppRunner] Starting {count} instance(s) of {release.revision}"
@@ -251,6 +257,11 @@ class Rollout:
             self.queue.check(service_id)
 
     def wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int, service_id: str) -> Task:
+        if spec.worker:  # no port: started once it stays up (``worker_rollout.py``)
+            up = self.settings.worker_up_seconds
+            check = partial(self.queue.check, service_id)
+            yield from stays_up(self.backend, inst, up, check, self.log_tail)
+            return
         hc = spec.health
         # An instance that keeps crashing is running again (exit code 0) as often as not
         # when it is looked at last: the code of any exit seen on the way is the one to say.
@@ -349,7 +360,7 @@ def instance_spec(
         deployment_id=deployment_id,
         revision=release.revision,
         image=release.image,
-        port=release.port,
+        port=0 if spec.worker else release.port,  # a worker publishes no port
         env=env,
         command=release.command,
         cpu_units=int(spec.instance.cpu),

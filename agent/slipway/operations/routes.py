@@ -72,6 +72,8 @@ def desired_routes(
     routes = []
     grouped = by_service(instances)
     for service in services:
+        if service.spec.worker:  # no port, no route (``workers.py``)
+            continue
         host = settings.service_host(service.hostname)
         public = service.spec.network.publicly_accessible
         where = {
