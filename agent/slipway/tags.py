@@ -8,6 +8,7 @@ are checked here the same way for all of them.
 from __future__ import annotations
 
 from .errors import InvalidRequest
+from .traffic import TAG_ROLLOUT, parse_policy
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 
 MAX_TAGS = 50
@@ -27,6 +28,11 @@ def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
             raise InvalidRequest(
                 f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
             )
+        if tag["Key"] == TAG_ROLLOUT:
+            try:
+                parse_policy(value)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"Tags[{i}]: {exc.message}") from exc
         out[tag["Key"]] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import replace
 
 from ..backends import Backend, Instance
@@ -19,6 +19,7 @@ from ..errors import SlipwayError
 from ..records import Service
 from ..routing.router import ROUTE_CHANGE_SECONDS, Route, Router
 from ..store import Store
+from ..traffic import TAG_SEPARATOR, Split, instance_weights
 from .runner import Task, Wait
 
 DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in flight
@@ -56,17 +57,50 @@ def serving_instances(
     ]
 
 
+def split_routes(
+    service: Service,
+    instances: list[Instance],
+    split: Split,
+    settings: Settings,
+    exclude: Set[str],
+    where: dict[str, bool],
+) -> list[Route]:
+    """The routes a service's ``split`` (``traffic.py``) adds or changes: its main host
+    over the deployments it shares, weighted by their percents (when none of them has
+    an instance in the route, the live one's instances take all), and each revision
+    tag's host over its deployment's instances."""
+    running: dict[str, list[str]] = {}
+    for inst in instances:
+        if inst.running and inst.address and inst.id not in exclude:
+            running.setdefault(inst.deployment_id, []).append(inst.address)
+    routes = []
+    if split.shares:
+        weights = instance_weights(split.shares, {d: running.get(d, []) for d in split.shares})
+        if weights:
+            upstreams = tuple(sorted(weights))
+            weighted = tuple(sorted(weights.items()))
+            host = settings.service_host(service.hostname)
+            routes.append(Route(host=host, upstreams=upstreams, weights=weighted, **where))
+    for tag, deployment in sorted(split.tags.items()):
+        host = settings.service_host(f"{tag}{TAG_SEPARATOR}{service.hostname}")
+        upstreams = tuple(sorted(running.get(deployment, [])))
+        routes.append(Route(host=host, upstreams=upstreams, **where))
+    return routes
+
+
 def desired_routes(
     services: list[Service],
     instances: list[Instance],
     settings: Settings,
     exclude: frozenset[str] = frozenset(),
     ingress: Set[str] = frozenset(),
+    splits: Mapping[str, Split] | None = None,
 ) -> list[Route]:
-    """Which upstreams each service host should reach (``serving_instances``), and on
-    which listener: a private service's only on the private one, and only with a VPC
-    ingress connection (``ingress``: the ARNs of services that have one). Pure, so the
-    rule is testable with plain data."""
+    """Which upstreams each service host should reach (``serving_instances``, or its
+    ``splits``' shares), and on which listener: a private service's only on the private
+    one, and only with a VPC ingress connection (``ingress``: the ARNs of services that
+    have one). Pure, so the rule is testable with plain data."""
+    splits = splits or {}
     routes = []
     grouped = by_service(instances)
     for service in services:
@@ -77,12 +111,20 @@ def desired_routes(
             "private": not public and service.arn in ingress,
             "traced": service.spec.tracing,
         }
+        split = splits.get(service.id, Split())
         if service.status == "PAUSED":
             routes.append(Route(host=host, upstreams=(), paused=True, **where))
+            for tag in sorted(split.tags):
+                tagged = settings.service_host(f"{tag}{TAG_SEPARATOR}{service.hostname}")
+                routes.append(Route(host=tagged, upstreams=(), paused=True, **where))
             continue
-        serving = serving_instances(service, grouped.get(service.id, []), exclude)
-        upstreams = sorted(i.address or "" for i in serving)
-        routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
+        mine = grouped.get(service.id, [])
+        extra = split_routes(service, mine, split, settings, exclude, where)
+        if not extra or extra[0].host != host:
+            serving = serving_instances(service, mine, exclude)
+            upstreams = sorted(i.address or "" for i in serving)
+            routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
+        routes += extra
     return routes
 
 
@@ -133,7 +175,10 @@ class Routes:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
             ingress = {r["service_arn"] for r in self.store.list_vpc_ingress()}
-            self.router.apply(desired_routes(services, instances, self.settings, out, ingress))
+            splits = self.store.list_splits()
+            self.router.apply(
+                desired_routes(services, instances, self.settings, out, ingress, splits)
+            )
 
     def serving(self, service: Service, instances: list[Instance]) -> list[Instance]:
         """The live instances in the service's route now."""

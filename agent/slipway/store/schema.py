@@ -26,6 +26,7 @@ JSON_COLUMNS = {
     "document",
     "subnets",
     "security_groups",
+    "split",
 }
 
 
@@ -323,6 +324,12 @@ def _m11_vpc(db: sqlite_utils.Database) -> None:
     db["vpc_ingress_connections"].create_index(["service_arn"])
 
 
+def _m12_traffic(db: sqlite_utils.Database) -> None:
+    """Traffic splits between a service's revisions and its revision tags
+    (``traffic.Split`` as JSON), one row per service that has one."""
+    db["traffic"].create({"service_id": str, "split": str, "updated_at": float}, pk="service_id")
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -336,4 +343,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m9_principals,
     _m10_observability,
     _m11_vpc,
+    _m12_traffic,
 ]
