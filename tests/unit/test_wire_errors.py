@@ -139,6 +139,7 @@ def api(tmp_path: Path) -> Api:
             "metrics",
             "notifier",
             "secrets",
+            "splits",
             "nodes",
             "events",
         )

@@ -43,7 +43,9 @@ def _set_traffic(splits: Splits, params: dict[str, Any]) -> dict[str, Any]:
     return splits.set_traffic(_text(params, "ServiceArn"), None if latest else to)
 
 
-def traffic_router(splits: Splits, authenticate: Authenticate, signed_call: SignedCall) -> APIRouter:
+def traffic_router(
+    splits: Splits, authenticate: Authenticate, signed_call: SignedCall
+) -> APIRouter:
     router = APIRouter()
 
     @router.get("/slipway/v1/traffic")

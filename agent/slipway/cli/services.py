@@ -53,7 +53,10 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
     ]
     if len(service.get("Traffic") or []) > 1:  # a split (``slipway traffic``)
         rows.append(
-            ("Traffic", ", ".join(f"{t['Revision'][:19]} {t['Percent']}%" for t in service["Traffic"]))
+            (
+                "Traffic",
+                ", ".join(f"{t['Revision'][:19]} {t['Percent']}%" for t in service["Traffic"]),
+            )
         )
     rows += [(f"Tag {t['Tag']}", t["Url"]) for t in service.get("RevisionTags") or []]
     for label, value in rows:

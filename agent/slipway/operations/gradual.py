@@ -94,8 +94,10 @@ class Gradual:
                 )
                 self.routes.apply()
                 self._say(
-                    service, op, f"rollout step {number} of {len(policy.steps)}: revision"
-                    f" {revision[:19]} takes {step}% of requests for {policy.pause:g}s"
+                    service,
+                    op,
+                    f"rollout step {number} of {len(policy.steps)}: revision"
+                    f" {revision[:19]} takes {step}% of requests for {policy.pause:g}s",
                 )
                 yield Wait(min(policy.pause, ROUTE_CHANGE_SECONDS))  # the router moved
                 since = time.monotonic()
@@ -120,8 +122,11 @@ class Gradual:
         except BaseException:
             self._restore(service.id, base)
             raise
-        self._say(service, op, f"rollout step {len(policy.steps)}: revision {revision[:19]}"
-                  " takes all requests")
+        self._say(
+            service,
+            op,
+            f"rollout step {len(policy.steps)}: revision {revision[:19]} takes all requests",
+        )
 
     def _passed(self, number: int, step: int, new: Figures, old: Figures) -> str:
         if not new.requests and not old.requests:

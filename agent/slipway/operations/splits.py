@@ -137,7 +137,9 @@ class Splits:
             raise InvalidRequest(f"{service.name} has no revision tag {tag!r}; its tags: {known}")
         tags = {t: d for t, d in split.tags.items() if t != tag}
         names = {d: r for d, r in split.revisions.items() if d in {*split.shares, *tags.values()}}
-        self._carry_out(service, Split(dict(split.shares), tags, names), f"revision tag {tag} removed")
+        self._carry_out(
+            service, Split(dict(split.shares), tags, names), f"revision tag {tag} removed"
+        )
         return self.describe(arn)
 
     # -- rules -----------------------------------------------------------------------

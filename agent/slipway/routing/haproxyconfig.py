@@ -258,9 +258,10 @@ def plan(
 ) -> list[str]:
     """Runtime API commands from what HAProxy serves (``mapped``, ``servers``) to
     ``routes``, in an order that never leaves a host without an instance it had: new
-    servers first (with their weights: a traffic split's shares), then the map, then the servers that leave (maintenance: no new
-    requests, the ones in flight finish), then the deletion of those in maintenance
-    (which HAProxy refuses while they still carry a connection: tried again later)."""
+    servers first (with their weights: a traffic split's shares), then the map, then
+    the servers that leave (maintenance: no new requests, the ones in flight finish),
+    then the deletion of those in maintenance (which HAProxy refuses while they still
+    carry a connection: tried again later)."""
     routes = [r for r in routes if r.public]
     servers = list(servers)
     wanted = assign(routes, mapped, servers, backends)
