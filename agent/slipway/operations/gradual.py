@@ -2,7 +2,8 @@
 ``slipway:rollout``, e.g. ``10,50,100/60s``): once the new revision's instances are
 healthy they take 10% of the route's requests, then 50%, a pause each, while the new
 revision's 5xx rate and p99 stay within bounds of the previous one's over the same
-pause (``traffic.judge``, from the router's per-instance counters and latency samples);
+pause (``traffic.judge``, from the router's per-instance counters and latency samples;
+a step that saw too few requests to judge goes on, up to ``EXTENSIONS`` pauses more);
 then the rollout switches the route to it as any deployment does. Out of bounds, the
 split goes back, the new instances drain and stop, and the deployment fails saying why.
 Every step and its figures go to the events stream and the deployment's log.
@@ -40,6 +41,9 @@ from .routes import Routes
 from .runner import Task, Wait
 
 STEP_POLL = 0.5  # seconds between looks at the new instances during a step
+# Pauses a step is extended by while the new revision has too few requests to judge;
+# then it advances on time (a service nobody calls must still deploy).
+EXTENSIONS = 2
 
 
 class RolledBack(SlipwayError):
@@ -102,10 +106,22 @@ class Gradual:
                 yield Wait(min(policy.pause, ROUTE_CHANGE_SECONDS))  # the router moved
                 since = time.monotonic()
                 before = self.router.upstream_served(since)
-                yield from self._pause(policy.pause, service.id, started)
-                after = self.router.upstream_served(since)
                 olds = [i.address for i in self._instances(service.id, old) if i.address]
-                new_figures, old_figures = figures(before, after, new), figures(before, after, olds)
+                for extension in range(EXTENSIONS + 1):
+                    yield from self._pause(policy.pause, service.id, started)
+                    after = self.router.upstream_served(since)
+                    new_figures = figures(before, after, new)
+                    old_figures = figures(before, after, olds)
+                    short = new_figures.requests < self.bounds.min_requests
+                    if not short or extension == EXTENSIONS or not after:
+                        break
+                    self._say(
+                        service,
+                        op,
+                        f"rollout step {number} ({step}%): the new revision got"
+                        f" {new_figures.requests} requests, fewer than rollout_min_requests"
+                        f" ({self.bounds.min_requests}): the step goes on {policy.pause:g}s more",
+                    )
                 reason = judge(new_figures, old_figures, self.bounds)
                 if reason is not None:
                     raise RolledBack(
