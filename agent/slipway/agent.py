@@ -265,6 +265,7 @@ class Agent:
             secrets=self.secrets,
             applogs=self.applogs if settings.app_logs else None,
         )
+        self.splits = self.operations.splits  # traffic splits and revision tags
         self.scaler = Scaler(
             self.store,
             settings,

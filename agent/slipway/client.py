@@ -94,8 +94,9 @@ class Client:
         )
         SigV4Auth(self._credentials, "apprunner", self.region).add_auth(request)
         try:
+            # A traffic change answers once its instances are healthy (health_deadline).
             response = httpx.request(
-                method, url, content=data, headers=dict(request.headers.items()), timeout=30
+                method, url, content=data, headers=dict(request.headers.items()), timeout=150
             )
         except httpx.HTTPError as exc:
             raise Unreachable(f"cannot reach slipway at {self.endpoint}: {exc}") from exc

@@ -85,6 +85,13 @@ class Settings(SettingGroups):
     health_deadline: float = 120.0
     # Seconds a new worker instance must run without exiting to count as started.
     worker_up_seconds: float = 5.0
+    # Rollout steps (tag slipway:rollout): the new revision is rolled back when its 5xx
+    # rate exceeds the old's by these points, or its p99 the old's times the ratio plus
+    # the slack; judged once it answered min_requests in the step.
+    rollout_max_5xx_points: float = 1.0
+    rollout_max_p99_ratio: float = 2.0
+    rollout_p99_slack_ms: int = 50
+    rollout_min_requests: int = 20
     # What operations may do at once: steps (Docker calls between waits; a waiting
     # operation holds none), builds and image pulls. Sized for a 2-core host.
     operation_steps: int = 8

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from .errors import InvalidRequest
 from .idle import TAG_IDLE_TIMEOUT, parse_idle_timeout
+from .traffic import TAG_ROLLOUT, parse_policy
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 
 MAX_TAGS = 50
+# slipway's tags whose values have a grammar: each parser raises InvalidRequest.
+VALUE_PARSERS = {TAG_IDLE_TIMEOUT: parse_idle_timeout, TAG_ROLLOUT: parse_policy}
 
 
 def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
@@ -28,9 +31,9 @@ def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
             raise InvalidRequest(
                 f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
             )
-        if tag["Key"] == TAG_IDLE_TIMEOUT:
+        if tag["Key"] in VALUE_PARSERS:
             try:
-                parse_idle_timeout(value)
+                VALUE_PARSERS[tag["Key"]](value)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"Tags[{i}]: {exc.message}") from exc
         out[tag["Key"]] = value

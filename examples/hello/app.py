@@ -4,6 +4,7 @@ GET /            "Hello from slipway!" plus GREETING when that env var is set
 GET /env/<NAME>  the value of env var NAME (404 when unset)
 GET /health      200 "ok"
 GET /slow?ms=N   sleeps N milliseconds (at most 60000), then answers
+FAIL_EVERY=N     every N-th request but /health answers 500 (a bad revision, for tests)
 
 Listens on $PORT (default 8080), logs one line per request to stdout and
 shuts down cleanly on SIGTERM or SIGINT.
@@ -11,6 +12,7 @@ shuts down cleanly on SIGTERM or SIGINT.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -21,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 INSTANCE = socket.gethostname()
+FAIL_EVERY = int(os.environ.get("FAIL_EVERY") or 0)
+_served = itertools.count(1)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,6 +37,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         url = urlsplit(self.path)
         path = url.path
+        if FAIL_EVERY and path != "/health" and next(_served) % FAIL_EVERY == 0:
+            self.reply(500, "failing on purpose (FAIL_EVERY)")
+            return
         if path == "/":
             body = "Hello from slipway!"
             greeting = os.environ.get("GREETING")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,13 @@ from slipway.access import Access
 from slipway.access_limits import AccessLimits
 from slipway.api.app import create_app
 from slipway.api.validate import validate_input
-from slipway.config import Settings
 from slipway.console import forms, pages
 from slipway.console.sessions import SessionExpired, Sessions
 from slipway.errors import InvalidRequest
 from slipway.observe.audit import AuditTrail
 from slipway.store import Store
 from slipway.vault import Vault
+from testkit.apiagent import app_agent
 
 
 class Door:
@@ -37,27 +36,7 @@ class Door:
         assert created is not None
         self.key_id, self.secret = created
         self.audit = AuditTrail(store)
-        unused = dict.fromkeys(
-            (
-                "services",
-                "domains",
-                "connections",
-                "tracker",
-                "metrics",
-                "notifier",
-                "secrets",
-                "nodes",
-                "idler",
-                "events",
-            )
-        )
-        agent = types.SimpleNamespace(
-            settings=Settings(data_dir=tmp_path, config_dir=tmp_path, **settings),
-            store=store,
-            access=self.access,
-            audit=self.audit,
-            **unused,
-        )
+        agent = app_agent(tmp_path, store, self.access, self.audit, **settings)
         self.client = TestClient(create_app(agent), base_url="http://testserver", client=client)
 
     def sign_in(self, secret: str | None = None):

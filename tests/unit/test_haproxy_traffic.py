@@ -123,7 +123,7 @@ def test_config_samples_latency_only_when_asked() -> None:
     }
     text = render_config(**common, samples=Path("/d/samples.sock"), sample=10)
     assert "    log /d/samples.sock format raw sample 1:10 local0 info\n" in text
-    assert '    log-format "%b %ST %Ta"\n' in text
+    assert '    log-format "%b %ST %Ta %s"\n' in text
     assert "samples.sock" not in render_config(**common, samples=Path("/d/s.sock"), sample=0)
     with pytest.raises(InvalidRequest, match="haproxy_latency_sample"):
         DataPlane(latency_sample=-1).check()

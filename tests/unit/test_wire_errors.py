@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +26,11 @@ from slipway.api.app import create_app
 from slipway.api.edge import REQUEST_ID_HEADER
 from slipway.api.validate import operation_errors, operation_names
 from slipway.api.wire_errors import COMMON, for_operation
-from slipway.config import Settings
 from slipway.errors import InvalidState, ResourceNotFound, SlipwayError
 from slipway.observe.audit import AuditTrail
 from slipway.store import Store
 from slipway.vault import Vault
+from testkit.apiagent import app_agent
 
 
 def _every_error_class() -> list[type[SlipwayError]]:
@@ -130,28 +129,7 @@ def api(tmp_path: Path) -> Api:
     created = access.ensure_root_key()
     assert created is not None
     audit = AuditTrail(store)
-    unused = dict.fromkeys(
-        (
-            "services",
-            "domains",
-            "connections",
-            "tracker",
-            "previews",
-            "metrics",
-            "notifier",
-            "secrets",
-            "nodes",
-            "events",
-            "idler",
-        )
-    )
-    agent = types.SimpleNamespace(
-        settings=Settings(data_dir=tmp_path, config_dir=tmp_path),
-        store=store,
-        access=access,
-        audit=audit,
-        **unused,
-    )
+    agent = app_agent(tmp_path, store, access, audit)
     return Api(TestClient(create_app(agent)), audit, Credentials(*created))  # type: ignore[arg-type]
 
 

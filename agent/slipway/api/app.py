@@ -38,6 +38,7 @@ from .observe import (
     record_request,
 )
 from .secrets import secrets_router
+from .traffic import traffic_router
 from .validate import operation_names
 from .wire_errors import UnknownOperation, for_operation
 
@@ -341,6 +342,7 @@ def create_app(agent: Agent) -> FastAPI:
     )
     app.include_router(audit_router(agent.audit, authenticate))
     app.include_router(secrets_router(agent.secrets, authenticate, signed_call))
+    app.include_router(traffic_router(agent.splits, authenticate, signed_call))
     app.include_router(nodes_router(agent.nodes, authenticate))
     app.include_router(
         events_router(agent.events, authenticate, lambda arn: agent.services.service(arn).id)

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 import typer
 
-from . import access, importer, keys, nodes, observe, previews, secrets, serve, services, state
+from . import (
+    access,
+    importer,
+    keys,
+    nodes,
+    observe,
+    previews,
+    secrets,
+    serve,
+    services,
+    state,
+    traffic,
+)
 
 app = typer.Typer(
     help="slipway: a self-hosted, wire-compatible AWS App Runner.", no_args_is_help=True
@@ -19,8 +31,9 @@ app.command()(serve.serve)
 app.command("deploy")(services.deploy)
 app.command()(services.operations)
 app.command()(observe.logs)
-app.command()(services.revisions)
+app.command()(traffic.revisions)
 app.command()(services.rollback)
+app.command()(traffic.traffic)
 app.command()(observe.events)
 app.command()(observe.audit)
 app.command()(observe.metrics)

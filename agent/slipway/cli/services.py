@@ -62,6 +62,14 @@ def _show_service(service: dict[str, Any], as_json: bool) -> None:
         ("Created", _when(service.get("CreatedAt"))),
         ("Updated", _when(service.get("UpdatedAt"))),
     ]
+    if len(service.get("Traffic") or []) > 1:  # a split (``slipway traffic``)
+        rows.append(
+            (
+                "Traffic",
+                ", ".join(f"{t['Revision'][:19]} {t['Percent']}%" for t in service["Traffic"]),
+            )
+        )
+    rows += [(f"Tag {t['Tag']}", t["Url"]) for t in service.get("RevisionTags") or []]
     for label, value in rows:
         typer.echo(f"{label + ':':<9}{value}")
 
@@ -229,12 +237,15 @@ def services_describe(name: str, as_json: JsonOpt = False, config: ConfigOpt = N
         service = client.call("DescribeService", ServiceArn=arn)["Service"]
         revs = client.signed("GET", "/slipway/v1/revisions", params={"ServiceArn": arn})
         idle = client.signed("GET", "/slipway/v1/idle", params={"Service": name})
+        split = client.signed("GET", "/slipway/v1/traffic", params={"ServiceArn": arn})
         return {
             **service,
             "RunningRevision": revs["RunningRevision"],
             "NewestRevision": revs["NewestRevision"],
             "IdleTimeout": idle["IdleTimeout"],
             "IdleSince": idle["IdleSince"],
+            "Traffic": split["Traffic"],
+            "RevisionTags": split["RevisionTags"],
         }
 
     _show_service(_run(fetch), as_json)

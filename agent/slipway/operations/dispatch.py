@@ -83,9 +83,13 @@ class Dispatcher:
             service = self.store.get_service(op.service_id)
             if service and service.live_deployment_id == op.id:
                 # The route already switched: only the old instances were left to stop.
-                self.rollout.stop_instances(service.id, keep=op.id)
+                kept = self.store.get_split(service.id).kept()
+                self.rollout.stop_instances(service.id, keep={op.id, *kept})
                 self.finish(op, service, ok=True, message="completed after an agent restart")
                 continue
+            split = self.store.get_split(op.service_id)
+            if op.id in split.shares:  # cut off in a rollout step: the old one takes all
+                self.store.put_split(op.service_id, split.without_shares())
             for inst in self.backend.list_instances(op.service_id):
                 if inst.deployment_id == op.id:
                     self.backend.stop_instance(inst.id, timeout=2)

@@ -1,6 +1,6 @@
 """The operation machinery wired together once, for the agent and for tests alike:
-the runner its tasks wait on, the routes, the rollout, the dispatcher and the
-reconciler, and the jobs that drive them."""
+the runner its tasks wait on, the routes, the rollout (with its gradual steps), the
+traffic splits, the dispatcher and the reconciler, and the jobs that drive them."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ from ..sources.credentials import PullCredentials
 from ..store import Store
 from ..triggers import Found
 from .dispatch import Dispatcher
+from .gradual import Gradual
 from .journal import Journal
 from .queue import OperationQueue
 from .reconcile import Reconciler
 from .rollout import BUILD_LANE, PULL_LANE, Rollout
 from .routes import Routes
 from .runner import Runner
+from .splits import Splits
 
 DISPATCH_JOB = "dispatch"
 RECONCILE_JOB = "reconcile"
@@ -77,6 +79,18 @@ class Operations:
             credentials=credentials,
             secrets=secrets,
             until_healthy=until_healthy,
+            gradual=Gradual(store, settings, backend, router, self.routes, journal, queue),
+        )
+        self.splits = Splits(
+            store,
+            settings,
+            services,
+            backend,
+            self.routes,
+            self.rollout,
+            self.runner,
+            queue,
+            journal,
         )
         self.dispatcher = Dispatcher(
             store, settings, backend, queue, journal, self.rollout, self.runner, feedback

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import health
@@ -35,10 +35,15 @@ PROBES = 16  # health checks of live instances at once
 
 
 def stray_instances(
-    services: list[Service], instances: list[Instance], busy: set[str]
+    services: list[Service],
+    instances: list[Instance],
+    busy: set[str],
+    kept: Mapping[str, set[str]] | None = None,
 ) -> list[Instance]:
     """Instances that nothing should be running: of deleted or paused services, or of a
-    deployment that is not live, for services with no operation under way."""
+    deployment that is neither live nor ``kept`` (service id -> the deployments its
+    traffic split or revision tags reach), for services with no operation under way."""
+    kept = kept or {}
     by_id = {s.id: s for s in services}
     strays = []
     for inst in instances:
@@ -47,6 +52,7 @@ def stray_instances(
             continue
         if service.status in ("DELETED", "PAUSED") or (
             inst.deployment_id != service.live_deployment_id
+            and inst.deployment_id not in kept.get(service.id, ())
         ):
             strays.append(inst)
     return strays
@@ -148,7 +154,8 @@ class Reconciler:
         self._own = frozenset(s.id for s in services)
         if self.applogs is not None:  # this agent's instances only, not the host's
             self.applogs.sync([i for i in instances if i.service_id in self._own])
-        for inst in stray_instances(services, instances, busy):
+        kept = {sid: split.kept() for sid, split in self.store.list_splits().items()}
+        for inst in stray_instances(services, instances, busy, kept):
             log.info("stopping stray instance %s", inst.name)
             self.backend.stop_instance(inst.id, timeout=10)
         kept = [

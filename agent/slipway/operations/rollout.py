@@ -26,6 +26,7 @@ from ..sources.credentials import PullCredentials
 from ..store import Store
 from ..triggers import Found
 from ..workers import SINGLE
+from .gradual import Gradual
 from .journal import Journal
 from .queue import OperationQueue
 from .routes import Routes, live_instances
@@ -56,7 +57,9 @@ class Rollout:
         credentials: PullCredentials,
         secrets: SecretReader,
         until_healthy: Callable[..., Iterator[float]] = health.until_healthy,
+        gradual: Gradual | None = None,
     ) -> None:
+        self.gradual = gradual  # rollout policies' steps (``gradual.py``)
         self.credentials = credentials
         self.secrets = secrets
         self.until_healthy = until_healthy  # probes, yielding the waits between them
@@ -185,6 +188,8 @@ class Rollout:
             )
             for inst in started:
                 yield from self.wait_healthy(inst, spec, release.port, service.id)
+            if self.gradual is not None:  # the steps of a rollout policy, if it has one
+                yield from self.gradual.advance(service, op, release.revision, started)
         except SlipwayError:
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
@@ -205,6 +210,9 @@ class Rollout:
                 latest_revision=service.latest_revision or release.revision,
                 spec=spec,
             )
+            # The new revision takes every request of the main route; tags stay.
+            split = self.store.get_split(service.id)
+            self.store.put_split(service.id, split.without_shares())
             self.store.add_revision(
                 Revision(
                     service_id=service.id,
@@ -221,12 +229,14 @@ class Rollout:
                 self.journal.deploy_log(op, "[AppRunner] Draining the previous instances")
                 yield from self._settle(started, service.id)
         except SlipwayError:
-            self.store.update_service(service.id, **previous)
+            with self.store.transaction():
+                self.store.update_service(service.id, **previous)
+                self.store.put_split(service.id, split)
             self.routes.apply()
             for inst in started:
                 self.backend.stop_instance(inst.id, timeout=2)
             raise
-        self.stop_instances(service.id, keep=op_id)
+        self.stop_instances(service.id, keep={op_id, *self.store.get_split(service.id).kept()})
         if not release.pull:
             self.builder.prune(service.name, keep=[release.image])
 
@@ -314,9 +324,10 @@ class Rollout:
 
     # -- stopping ---------------------------------------------------------------------
 
-    def stop_instances(self, service_id: str, keep: str | None = None) -> None:
+    def stop_instances(self, service_id: str, keep: set[str] | None = None) -> None:
+        """Stop the service's instances, but those of the deployments ``keep``."""
         for inst in self.backend.list_instances(service_id):
-            if keep is None or inst.deployment_id != keep:
+            if keep is None or inst.deployment_id not in keep:
                 self.backend.stop_instance(inst.id, timeout=10)
 
     def _delete(self, service: Service, spec: ServiceSpec) -> str:

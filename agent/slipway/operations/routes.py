@@ -19,6 +19,7 @@ from ..errors import SlipwayError
 from ..records import Service
 from ..routing.router import ROUTE_CHANGE_SECONDS, Route, Router
 from ..store import Store
+from ..traffic import TAG_SEPARATOR, Split, instance_weights
 from .runner import Task, Wait
 
 DRAIN_POLL = 0.25  # seconds between looks at a leaving instance's requests in flight
@@ -56,6 +57,37 @@ def serving_instances(
     ]
 
 
+def split_routes(
+    service: Service,
+    instances: list[Instance],
+    split: Split,
+    settings: Settings,
+    exclude: Set[str],
+    where: dict[str, bool],
+) -> list[Route]:
+    """The routes a service's ``split`` (``traffic.py``) adds or changes: its main host
+    over the deployments it shares, weighted by their percents (when none of them has
+    an instance in the route, the live one's instances take all), and each revision
+    tag's host over its deployment's instances."""
+    running: dict[str, list[str]] = {}
+    for inst in instances:
+        if inst.running and inst.address and inst.id not in exclude:
+            running.setdefault(inst.deployment_id, []).append(inst.address)
+    routes = []
+    if split.shares:
+        weights = instance_weights(split.shares, {d: running.get(d, []) for d in split.shares})
+        if weights:
+            upstreams = tuple(sorted(weights))
+            weighted = tuple(sorted(weights.items()))
+            host = settings.service_host(service.hostname)
+            routes.append(Route(host=host, upstreams=upstreams, weights=weighted, **where))
+    for tag, deployment in sorted(split.tags.items()):
+        host = settings.service_host(f"{tag}{TAG_SEPARATOR}{service.hostname}")
+        upstreams = tuple(sorted(running.get(deployment, [])))
+        routes.append(Route(host=host, upstreams=upstreams, **where))
+    return routes
+
+
 def desired_routes(
     services: list[Service],
     instances: list[Instance],
@@ -63,12 +95,14 @@ def desired_routes(
     exclude: frozenset[str] = frozenset(),
     ingress: Set[str] = frozenset(),
     parked: Mapping[str, str] | None = None,
+    splits: Mapping[str, Split] | None = None,
 ) -> list[Route]:
-    """Which upstreams each service host should reach (``serving_instances``), and on
-    which listener: a private service's only on the private one, and only with a VPC
-    ingress connection (``ingress``: the ARNs of services that have one). A ``parked``
-    service (idle: service id -> the waker's address) with no instance serving reaches
-    the waker. Pure, so the rule is testable with plain data."""
+    """Which upstreams each service host should reach (``serving_instances``, or its
+    ``splits``' shares), and on which listener: a private service's only on the private
+    one, and only with a VPC ingress connection (``ingress``: the ARNs of services that
+    have one). A ``parked`` service (idle: service id -> the waker's address) with no
+    instance serving reaches the waker. Pure, so the rule is testable with plain data."""
+    splits = splits or {}
     routes = []
     grouped = by_service(instances)
     for service in services:
@@ -81,14 +115,22 @@ def desired_routes(
             "private": not public and service.arn in ingress,
             "traced": service.spec.tracing,
         }
+        split = splits.get(service.id, Split())
         if service.status == "PAUSED":
             routes.append(Route(host=host, upstreams=(), paused=True, **where))
+            for tag in sorted(split.tags):
+                tagged = settings.service_host(f"{tag}{TAG_SEPARATOR}{service.hostname}")
+                routes.append(Route(host=tagged, upstreams=(), paused=True, **where))
             continue
-        serving = serving_instances(service, grouped.get(service.id, []), exclude)
-        upstreams = sorted(i.address or "" for i in serving)
-        if not upstreams and parked and service.id in parked:
-            upstreams = [parked[service.id]]
-        routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
+        mine = grouped.get(service.id, [])
+        extra = split_routes(service, mine, split, settings, exclude, where)
+        if not extra or extra[0].host != host:
+            serving = serving_instances(service, mine, exclude)
+            upstreams = sorted(i.address or "" for i in serving)
+            if not upstreams and parked and service.id in parked:
+                upstreams = [parked[service.id]]
+            routes.append(Route(host=host, upstreams=tuple(upstreams), **where))
+        routes += extra
     return routes
 
 
@@ -154,8 +196,10 @@ class Routes:
                 instances = self.backend.list_instances()
             out = frozenset(self._joining | self._leaving)
             ingress = {r["service_arn"] for r in self.store.list_vpc_ingress()}
+            splits = self.store.list_splits()
+            parked = dict(self._parked)
             self.router.apply(
-                desired_routes(services, instances, self.settings, out, ingress, dict(self._parked))
+                desired_routes(services, instances, self.settings, out, ingress, parked, splits)
             )
 
     def serving(self, service: Service, instances: list[Instance]) -> list[Instance]:

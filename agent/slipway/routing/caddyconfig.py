@@ -25,8 +25,10 @@ Caddy's default log. Checked against Caddy 2.6.2.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,13 @@ class Route:
     traced: bool = False
     public: bool = True  # served on http_port (and its custom domains on https_port)
     private: bool = False  # served on the private listener (``private.py``)
+    # (upstream, weight 1..256) when the upstreams take unequal shares (a traffic split
+    # between revisions, ``traffic.py``); empty: equal shares.
+    weights: tuple[tuple[str, int], ...] = ()
+
+    def weight(self, upstream: str) -> int:
+        """The upstream's weight: 1 unless the route splits its requests unequally."""
+        return dict(self.weights).get(upstream, 1)
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,9 @@ def _text_response(status: int, body: str) -> dict[str, Any]:
     }
 
 
-def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, Any]:
+def _proxy(
+    host: str, upstreams: list[str], route_dns: str | None, weighted: bool = False
+) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial} for dial in upstreams],
@@ -152,7 +163,9 @@ def _proxy(host: str, upstreams: list[str], route_dns: str | None) -> dict[str, 
     }
     ports = {dial.rpartition(":")[2] for dial in upstreams}
     addresses = ipv4_hosts(upstreams)
-    if route_dns and len(ports) == 1 and addresses:  # instances that differ by address only
+    # Instances that differ by address only; A records carry no weights, so a weighted
+    # route lists its upstreams (each as often as its share, ``_in_proportion``).
+    if route_dns and len(ports) == 1 and addresses and not weighted:
         handler["dynamic_upstreams"] = {
             "source": "a",
             "name": route_name(host),
@@ -174,11 +187,23 @@ def _handlers(route: Route, route_dns: str | None = None) -> list[dict[str, Any]
     upstreams = sorted(set(route.upstreams))
     if not upstreams:
         return [_text_response(503, UNAVAILABLE_BODY)]
-    proxy = _proxy(route.host, upstreams, route_dns)
+    weighted = len({route.weight(u) for u in upstreams}) > 1
+    if weighted:
+        upstreams = _in_proportion(upstreams, route)
+    proxy = _proxy(route.host, upstreams, route_dns, weighted)
     if not route.traced:
         return [proxy]
     proxy["headers"] = {"request": {"delete": [SCRATCH]}}
     return [trace_context(), proxy]
+
+
+def _in_proportion(upstreams: list[str], route: Route) -> list[str]:
+    """Each upstream as many times as its weight, reduced by their common divisor: Caddy
+    2.6 has no weighted selection policy (``weighted_round_robin`` came in 2.7), and
+    round robin over this list gives each its share."""
+    weights = [route.weight(u) for u in upstreams]
+    common = functools.reduce(math.gcd, weights)
+    return [u for u, w in zip(upstreams, weights, strict=True) for _ in range(w // common)]
 
 
 def ipv4_hosts(upstreams: Iterable[str]) -> list[str] | None:

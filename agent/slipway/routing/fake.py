@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .haproxytraffic import UpstreamServed
 from .router import Route
 
 
@@ -11,6 +12,7 @@ class FakeRouter:
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self.flights: dict[str, int] = {}  # requests in flight per upstream address
+        self.answers: dict[str, UpstreamServed] = {}  # what each upstream answered
 
     def apply(self, routes: Iterable[Route]) -> bool:
         self.routes = list(routes)
@@ -27,3 +29,6 @@ class FakeRouter:
 
     def served(self) -> dict[str, object]:
         return {}
+
+    def upstream_served(self, since: float) -> dict[str, UpstreamServed]:
+        return dict(self.answers)

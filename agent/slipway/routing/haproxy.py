@@ -50,7 +50,15 @@ from .haproxyconfig import (
     render_config,
     server_name,
 )
-from .haproxytraffic import Deltas, SampleSocket, Served, parse_counters, served
+from .haproxytraffic import (
+    Deltas,
+    SampleSocket,
+    Served,
+    UpstreamServed,
+    parse_counters,
+    parse_server_counters,
+    served,
+)
 from .keeper import _tail
 from .router import Router
 
@@ -388,6 +396,20 @@ class HaproxyRouter:
         for address, count in self.caddy.upstream_requests().items():
             flights[address] = flights.get(address, 0) + count
         return flights
+
+    def upstream_served(self, since: float) -> dict[str, UpstreamServed]:
+        """Per instance address: requests and 5xx since its server was added (HAProxy's
+        server counters), and its latencies sampled since ``since`` (monotonic): what a
+        rollout compares between revisions. Nothing while Caddy serves http_port."""
+        if not self._serving:
+            return self.caddy.upstream_served(since)
+        counters = parse_server_counters(self._ask(STAT_SERVERS))
+        return {
+            address: UpstreamServed(
+                requests, errors, self.samples.recent(server_name(address), since)
+            )
+            for address, (requests, errors) in counters.items()
+        }
 
     def set_weight(self, host: str, address: str, weight: int) -> None:
         """Give one instance of ``host``'s route the share ``weight`` (0 to 256; 0: no

@@ -74,12 +74,14 @@ class DataPlane:
 
 @dataclass(frozen=True)
 class Server:
-    """One server HAProxy reports in a backend; ``enabled``: not in maintenance."""
+    """One server HAProxy reports in a backend; ``enabled``: not in maintenance;
+    ``weight``: its share of the backend's requests (``set weight``)."""
 
     backend: str
     name: str
     address: str
     enabled: bool
+    weight: int = 1
 
 
 def pool_name(index: int) -> str:
@@ -167,15 +169,15 @@ def parse_map(text: str) -> dict[str, str]:
 
 def parse_servers(text: str) -> list[Server]:
     """``show servers state`` (format 1) -> servers; bit 0x1 of the admin state is
-    maintenance forced by the API."""
+    maintenance forced by the API; the user weight follows it."""
     servers = []
     for line in text.splitlines():
         parts = line.split()
         if len(parts) < 19 or not parts[0].isdigit():
             continue  # the version line, the header, blanks
-        _, backend, _, name, addr, _, admin = parts[:7]
+        _, backend, _, name, addr, _, admin, weight = parts[:8]
         port = parts[18]
-        servers.append(Server(backend, name, f"{addr}:{port}", not int(admin) & 1))
+        servers.append(Server(backend, name, f"{addr}:{port}", not int(admin) & 1, int(weight)))
     return servers
 
 
@@ -256,17 +258,20 @@ def plan(
 ) -> list[str]:
     """Runtime API commands from what HAProxy serves (``mapped``, ``servers``) to
     ``routes``, in an order that never leaves a host without an instance it had: new
-    servers first, then the map, then the servers that leave (maintenance: no new
-    requests, the ones in flight finish), then the deletion of those in maintenance
-    (which HAProxy refuses while they still carry a connection: tried again later)."""
+    servers first (with their weights: a traffic split's shares), then the map, then
+    the servers that leave (maintenance: no new requests, the ones in flight finish),
+    then the deletion of those in maintenance (which HAProxy refuses while they still
+    carry a connection: tried again later)."""
     routes = [r for r in routes if r.public]
     servers = list(servers)
     wanted = assign(routes, mapped, servers, backends)
     members: dict[str, set[str]] = {}
+    weights: dict[str, Route] = {}
     for route in routes:
         backend = wanted.get(route.host.lower(), FALLBACK)
         if is_pool(backend):
             members[backend] = set(route.upstreams)
+            weights[backend] = route
     have: dict[str, dict[str, Server]] = {}
     for s in servers:
         if is_pool(s.backend):
@@ -280,8 +285,12 @@ def plan(
         for address in sorted(wanted_here):
             server = present.get(address)
             target = f"{backend}/{server.name if server else server_name(address)}"
+            weight = weights[backend].weight(address)
             if server is None:
-                adds.append(f"add server {target} {address} {SERVER_OPTIONS}")
+                weighted = f"weight {weight} " if weight != 1 else ""
+                adds.append(f"add server {target} {address} {weighted}{SERVER_OPTIONS}")
+            elif server.weight != weight:  # a traffic split moved (``traffic.py``)
+                adds.append(f"set weight {target} {weight}")
             if server is None or not server.enabled:
                 adds.append(f"enable server {target}")
         for address, server in sorted(present.items()):

@@ -7,7 +7,8 @@ cost 11-12 µs of its CPU here, a quarter of its whole route (issue 15). So the 
 which users compare to their own, come exact from the counters, and only the latency
 histogram, an estimate by nature, comes from every ``latency_sample``-th request:
 HAProxy's ``log ... sample 1:N`` sends one line in N, ``%b %ST %Ta`` (backend, status,
-milliseconds), as a datagram to a unix socket this module reads. Each sampled latency
+milliseconds, and the server: the instance, whose samples a rollout step compares
+with its revision's others), as a datagram to a unix socket this module reads. Each sampled latency
 stands for N requests, so the histogram's count follows the requests.
 
 Counters are cumulative in HAProxy, which outlives the agent: the first reading is the
@@ -22,6 +23,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +35,8 @@ log = logging.getLogger("slipway.routing.haproxytraffic")
 
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COLUMNS = ("req_tot", *(f"hrsp_{c}" for c in CLASSES))
-LOG_FORMAT = "%b %ST %Ta"  # what one sampled line says
+LOG_FORMAT = "%b %ST %Ta %s"  # what one sampled line says: backend, status, ms, server
+RECENT_MAX = 2000  # latency samples kept per server for a rollout's steps (``recent``)
 PENDING_MAX = 100_000  # samples kept between two readings; more are dropped
 
 
@@ -88,13 +92,44 @@ class Deltas:
         return moved
 
 
+@dataclass(frozen=True)
+class UpstreamServed:
+    """One instance's answers: ``requests`` and ``errors`` (5xx) since HAProxy added its
+    server (cumulative), and the latencies (seconds) sampled from it lately."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies: tuple[float, ...] = ()
+
+
 def parse_sample(line: bytes) -> tuple[str, float] | None:
     """One sampled log line -> (backend, seconds); None for a line of another shape or
     a request that got no answer (``%Ta`` is -1)."""
     parts = line.split()
-    if len(parts) != 3 or not parts[2].isdigit():
+    if len(parts) not in (3, 4) or not parts[2].isdigit():
         return None
     return parts[0].decode(errors="replace"), int(parts[2]) / 1000
+
+
+def parse_server_counters(csv: str) -> dict[str, tuple[int, int]]:
+    """``show stat`` -> {instance address: (req_tot, hrsp_5xx)} of the pool's servers."""
+    lines = csv.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise RouterError(f"unexpected answer to HAProxy's show stat: {csv[:200]!r}")
+    header = lines[0][2:].split(",")
+    try:
+        sv, addr, req, err = (header.index(k) for k in ("svname", "addr", "req_tot", "hrsp_5xx"))
+    except ValueError as exc:
+        raise RouterError(f"HAProxy's show stat lacks a column: {exc}") from exc
+    last = max(sv, addr, req, err)
+    counters: dict[str, tuple[int, int]] = {}
+    for line in lines[1:]:
+        row = line.split(",")
+        if len(row) <= last or row[sv] in ("FRONTEND", "BACKEND") or not row[addr]:
+            continue
+        before = counters.get(row[addr], (0, 0))
+        counters[row[addr]] = (before[0] + int(row[req] or 0), before[1] + int(row[err] or 0))
+    return counters
 
 
 def served(
@@ -125,6 +160,7 @@ class SampleSocket:
         self.path = Path(path)
         self._sock: socket.socket | None = None
         self._pending: dict[str, list[float]] = {}
+        self._recent: dict[str, deque[tuple[float, float]]] = {}  # server -> (when, seconds)
         self._count = 0
         self.dropped = 0
         self._lock = threading.Lock()
@@ -167,11 +203,22 @@ class SampleSocket:
             pending, self._pending, self._count = self._pending, {}, 0
         return pending
 
+    def recent(self, server: str, since: float) -> tuple[float, ...]:
+        """The latencies sampled from ``server`` since ``since`` (``time.monotonic``)."""
+        with self._lock:
+            kept = tuple(self._recent.get(server, ()))
+        return tuple(seconds for when, seconds in kept if when >= since)
+
     def add(self, line: bytes) -> None:
         sample = parse_sample(line)
         if sample is None:
             return
+        parts = line.split()
         with self._lock:
+            if len(parts) == 4:
+                server = parts[3].decode(errors="replace")
+                recent = self._recent.setdefault(server, deque(maxlen=RECENT_MAX))
+                recent.append((time.monotonic(), sample[1]))
             if self._count >= PENDING_MAX:
                 self.dropped += 1
                 return

@@ -7,7 +7,7 @@ resources, in and out as typed records from ``records.py`` or plain dicts),
 ``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), ``vpc.py`` (VPC connectors and ingress
-connections), over the plumbing in ``base.py``; the tables
+connections), ``traffic.py`` (traffic splits), over the plumbing in ``base.py``; the tables
 themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
 ``sealed.py`` names is sealed by the vault on the way in.
 """
@@ -20,11 +20,18 @@ from .configurations import ConfigurationTables
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
+from .traffic import TrafficTables
 from .vpc import VpcTables
 
 
 class Store(
-    ResourceTables, ConfigurationTables, ObserveTables, SecretTables, AccessTables, VpcTables
+    ResourceTables,
+    ConfigurationTables,
+    ObserveTables,
+    SecretTables,
+    AccessTables,
+    VpcTables,
+    TrafficTables,
 ):
     """Every table of the agent's database, behind one connection."""
 

@@ -26,6 +26,7 @@ JSON_COLUMNS = {
     "document",
     "subnets",
     "security_groups",
+    "split",
 }
 
 
@@ -329,6 +330,12 @@ def _m12_idle(db: sqlite_utils.Database) -> None:
     db["idle_services"].create({"service_id": str, "since": float}, pk="service_id")
 
 
+def _m13_traffic(db: sqlite_utils.Database) -> None:
+    """Traffic splits between a service's revisions and its revision tags
+    (``traffic.Split`` as JSON), one row per service that has one."""
+    db["traffic"].create({"service_id": str, "split": str, "updated_at": float}, pk="service_id")
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -343,4 +350,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m10_observability,
     _m11_vpc,
     _m12_idle,
+    _m13_traffic,
 ]
