@@ -42,7 +42,7 @@ from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
-from .scaling import Scaler
+from .scaling import ClusterCapacity, Scaler
 from .secretrefs import SecretLimits
 from .service_secrets import Secrets
 from .services import Services
@@ -258,6 +258,9 @@ class Agent:
             self.backend,
             self.operations.reconciler,
             self.journal,
+            capacity=ClusterCapacity(self.backend.rooms)
+            if isinstance(self.backend, SwarmEngine)
+            else None,
         )
         self.services.ensure_default_auto_scaling()
 

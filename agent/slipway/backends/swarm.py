@@ -57,7 +57,15 @@ from .swarm_config import Cluster
 from .swarm_images import BuildPusher
 from .swarm_logs import follow_service
 from .swarm_nodes import cluster_problems, node_rows
-from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
+from .swarm_placement import NodeRoom, node_rooms, placement_problem
+from .swarm_tasks import (
+    LABEL_INSTANCE,
+    free_port,
+    published_port,
+    pull_failure,
+    to_instance,
+    unplaced,
+)
 
 _INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
@@ -65,6 +73,7 @@ STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL this long after
 RESTART_DELAY_SECONDS = 1  # Swarm's default of 5 s would leave a crashed instance out longer
 NETWORK_REMOVE_SECONDS = 10.0  # a stopped task's endpoint leaves its network a bit later
 PLACE_SECONDS = 10.0  # a task no node takes by then never will without a change
+PULL_SECONDS = 60.0  # a node still pulling by then is left to the health check's wait
 
 
 def _explain(exc: BaseException) -> str:
@@ -163,6 +172,14 @@ class SwarmEngine:
         }
         spec = replace(spec, image=self.builds.shareable(spec.image))
         try:
+            problem = placement_problem(
+                self.client.api.nodes(), self.cluster.constraints, spec.cpu_units, spec.memory_mb
+            )
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        if problem is not None:
+            raise BackendError(f"no node can run instance {name}: {problem}")
+        try:
             with self._lock:
                 network = self._network(spec.service_id)
                 port = free_port(self._ports_taken(), self.cluster.port_range, self._last_port)
@@ -189,26 +206,31 @@ class SwarmEngine:
         return self._placed(created["ID"], name)
 
     def _placed(self, service: str, name: str) -> Instance:
-        """The new instance once a node took its task (so its address is known); if none
-        does within ``PLACE_SECONDS`` it is removed, and the error says why (a constraint
-        no node meets, a service larger than any node's room)."""
-        deadline = time.monotonic() + PLACE_SECONDS
+        """The new instance once its node got its image and started it (or, past
+        ``PULL_SECONDS``, once placed: its address is known). If no node takes it within
+        ``PLACE_SECONDS``, or a node cannot pull its image, it is removed and the error
+        says why (the room no node has; the node and its registry's answer)."""
+        start = time.monotonic()
         while True:
             try:
                 tasks = self.client.api.tasks(filters={"service": service})
+                nodes = self._nodes()
             except _DOCKER_ERRORS as exc:
                 raise BackendError(
                     f"inspecting swarm service {name} failed: {_explain(exc)}"
                 ) from exc
             why = unplaced(tasks)
+            refused = pull_failure(tasks, nodes)
+            waited = time.monotonic() - start
+            if refused is not None or (why is not None and waited > PLACE_SECONDS):
+                self.stop_instance(service, timeout=0)
+                raise BackendError(f"no node can run instance {name}: {refused or why}")
             if why is None:
                 found = self.get_instance(service)
                 if found is None:
                     raise BackendError(f"swarm service {name} vanished as it was created")
-                return found
-            if time.monotonic() > deadline:
-                self.stop_instance(service, timeout=0)
-                raise BackendError(f"no node can run instance {name}: {why}")
+                if found.running or waited > PULL_SECONDS:
+                    return found
             time.sleep(0.2)
 
     def _task_template(self, spec: InstanceSpec, labels: dict[str, str]) -> TaskTemplate:
@@ -394,6 +416,16 @@ class SwarmEngine:
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
         return node_rows(nodes, tasks, {s["ID"] for s in mine})
+
+    def rooms(self) -> list[NodeRoom]:
+        """What each node that may take an instance (ready, active, within
+        ``swarm_constraints``) has left: the autoscaler's cap on a cluster."""
+        try:
+            nodes = self.client.api.nodes()
+            tasks = self.client.api.tasks(filters={"desired-state": "running"})
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        return node_rooms(nodes, tasks, self.cluster.constraints)
 
     def check_cluster(self) -> None:
         """Raise, naming them, when nodes are lost or the managers' quorum is: a job of
