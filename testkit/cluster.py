@@ -57,6 +57,11 @@ class TestCluster:
         """``kill -9`` node ``node``'s daemon (dockerd and its containerd)."""
         _run("kill", str(node))
 
+    def revive(self, node: int) -> None:
+        """Start node ``node``'s daemon again after ``kill``, its old containers cleared
+        (a rebooted machine), and wait until the manager sees it ready."""
+        _run("revive", str(node))
+
     def services(self, service_id: str | None = None) -> list:
         """The slipway Swarm services (one per instance), of one slipway service or all."""
         labels = [f"{LABEL_MANAGED}=true"]
