@@ -62,6 +62,13 @@ class TestCluster:
         (a rebooted machine), and wait until the manager sees it ready."""
         _run("revive", str(node))
 
+    def block(self, node: int, registry: str) -> None:
+        """Node ``node`` cannot reach ``registry`` (host:port) until ``unblock``."""
+        _run("block", str(node), registry.rpartition(":")[2])
+
+    def unblock(self, node: int, registry: str) -> None:
+        _run("unblock", str(node), registry.rpartition(":")[2])
+
     def services(self, service_id: str | None = None) -> list:
         """The slipway Swarm services (one per instance), of one slipway service or all."""
         labels = [f"{LABEL_MANAGED}=true"]
@@ -78,18 +85,21 @@ class TestCluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
+def cluster(registry: LocalRegistry, request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     # One cluster per host (fixed names, namespaces, bridge): test files that use it take
-    # turns, whichever run or worker they belong to.
+    # turns, whichever run or worker they belong to. A file's CLUSTER_REGISTRIES(request)
+    # names more registries (host:port) the nodes reach.
+    more = getattr(request.module, "CLUSTER_REGISTRIES", None)
+    hosts = [registry.host, *(more(request) if more else [])]
     with LOCK.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        yield from _cluster(registry)
+        yield from _cluster(hosts)
 
 
-def _cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
-    port = registry.host.rpartition(":")[2]
+def _cluster(registries: list[str]) -> Iterator[TestCluster]:
+    ports = [arg for host in registries for arg in ("--registry-port", host.rpartition(":")[2])]
     try:
-        _run("up", "--registry-port", port)
+        _run("up", *ports)
     except (RuntimeError, OSError) as exc:
         _run("down")
         pytest.fail(str(exc))

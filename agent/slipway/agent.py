@@ -29,6 +29,7 @@ from .observe.audit import AuditTrail
 from .observe.events import EventBus
 from .observe.logs import LogStore
 from .observe.metrics import Metrics
+from .observe.node_metrics import NODES_JOB, NodeMetrics
 from .observe.notify import Notifier
 from .observe.retention import Retention
 from .observe.sampling import MetricsCollector
@@ -164,6 +165,9 @@ class Agent:
         self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
+        self.node_metrics = NodeMetrics(self.nodes) if self.nodes is not None else None
+        if self.node_metrics is not None:
+            self.metrics.register(self.node_metrics)
         self.router_spans = RouterSpans(access_log, settings.trace_settings, self._traced_hosts)
         self.metrics_collector = MetricsCollector(
             self.metrics,
@@ -314,6 +318,8 @@ class Agent:
         )
         if isinstance(self.backend, SwarmEngine):  # lost nodes or quorum degrade /healthz
             self.jobs.every("cluster", s.reconcile_interval, self.backend.check_cluster)
+        if self.node_metrics is not None:
+            self.jobs.every(NODES_JOB, s.metrics_stats_interval, self.node_metrics.sample)
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {

@@ -6,6 +6,7 @@ the host; the router reaches instances at ``<node address>:<published port>``.""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,12 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         "swarm_docker_host": running.manager_socket,
         "drain_seconds": 2,
         "scale_in_cooldown": 3600,  # the node-loss test counts instances: no scale-in
+        "scale_interval": 0.5,
+        "scale_out_window": 1,
+        "metrics_stats_interval": 1,
+        "swarm_node_docker_hosts": ",".join(
+            f"slwc-n{n}=unix:///run/slipway-cluster/n{n}/docker.sock" for n in (1, 2, 3)
+        ),
     }
 
 
@@ -106,6 +113,40 @@ def test_boto3_lifecycle(agent, cluster, hello_image, push_variant):  # noqa: F8
     assert not cluster.manager.networks.list(names=[f"slipway-svc-{service_id}"])
 
 
+def test_scale_out_stops_at_the_cluster_capacity_not_the_hosts(agent, cluster, hello_image):  # noqa: F811
+    # Instances of 2 vCPU: one fits each node of 2 cores, three the cluster (the
+    # manager's host alone would take one).
+    client = agent.client()
+    asc = client.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="capped", MaxConcurrency=1, MinSize=1, MaxSize=5
+    )["AutoScalingConfiguration"]
+    created = client.create_service(
+        ServiceName="capped",
+        SourceConfiguration=image_source(hello_image),
+        InstanceConfiguration={"Cpu": "2048", "Memory": "4096"},
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
+    )["Service"]
+    wait_status(client, created["ServiceArn"], "RUNNING")
+    service_id = created["ServiceId"]
+
+    def events() -> str:
+        return agent.cli("events", "capped").stdout
+
+    with Load(agent, "capped", workers=5, slow_ms=1500) as load:
+        wait_for(lambda: "refused" in events(), 60, "the refusal event")
+        wait_for(lambda: len(running_nodes(cluster, service_id)) == 3, 60, "three instances")
+        mark = len(load.answers)
+        wait_for(lambda: len(load.answers) > mark + 8, 30, "more answers")
+        assert sorted(running_nodes(cluster, service_id)) == ["slwc-n1", "slwc-n2", "slwc-n3"]
+    assert load.errors == [] and {status for status, _ in load.answers} == {200}
+    said = events()
+    assert "the cluster's capacity (3 ready node(s), 6144 CPU units" in said, said
+    assert "3 instance(s) fit" in said
+    client.delete_service(ServiceArn=created["ServiceArn"])
+    wait_status(client, created["ServiceArn"], "DELETED")
+
+
 def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     agent,
     cluster,  # noqa: F811
@@ -126,6 +167,26 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     ]
     assert all(n["CpuReserved"] >= 256 and n["CpuTotal"] > 0 for n in view)
     assert "slwc-n2" in agent.cli("nodes").stdout
+
+    def metric(name: str, **labels: str) -> float | None:
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # as exposed
+        text = httpx.get(f"{agent.endpoint}/metrics", timeout=10).text
+        found = re.search(rf"^{name}{{{wanted}[^}}]*}} (\S+)$", text, re.M)
+        return float(found.group(1)) if found else None
+
+    # Per-node figures, and instance CPU/memory read from each node's own daemon.
+    wait_for(lambda: metric("slipway_node_instances", node="slwc-n2") == 1, 30, "node metrics")
+    assert metric("slipway_node_cpu_reserved_units", node="slwc-n3", role="worker") >= 256
+    assert metric("slipway_node_ready", node="slwc-n1", role="manager") == 1
+    for swarm_service in cluster.services(service_id):  # one per node, one per instance
+        wait_for(
+            lambda i=swarm_service.name: (
+                metric("slipway_instance_memory_utilization_percent", service="spread", instance=i)
+                is not None
+            ),
+            30,
+            f"memory figures of {swarm_service.name}",
+        )
 
     lost_instance = hostnames(cluster, service_id, "slwc-n3")
     try:
@@ -169,6 +230,8 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     finally:
         cluster.revive(3)  # the next tests find three ready nodes again
     wait_for(lambda: not degraded(), 60, "/healthz to forget the lost node")
+    client.delete_service(ServiceArn=service["ServiceArn"])
+    wait_status(client, service["ServiceArn"], "DELETED")
 
 
 def hostnames(running: TestCluster, service_id: str, node: str) -> set[str]:

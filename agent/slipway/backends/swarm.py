@@ -58,6 +58,7 @@ from .swarm_images import BuildPusher
 from .swarm_logs import follow_service
 from .swarm_nodes import cluster_problems, node_rows
 from .swarm_placement import NodeRoom, node_rooms, placement_problem
+from .swarm_stats import SwarmStats
 from .swarm_tasks import (
     LABEL_INSTANCE,
     free_port,
@@ -112,6 +113,7 @@ class SwarmEngine:
         self._lock = threading.Lock()  # one free port, one network per service at a time
         self._last_port: int | None = None
         self.check_manager()
+        self.stats = SwarmStats(self.client, self._inspect, cluster.node_daemons)
 
     def check_manager(self) -> None:
         """Refuse to run on a daemon that is not a Swarm manager, saying how to fix it."""
@@ -467,8 +469,9 @@ class SwarmEngine:
         return follow_service(self.client, service["ID"], since_ns, bool(found and found.running))
 
     def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """No samples on a cluster yet (each node's daemon holds its own)."""
-        return {}
+        """One sample per instance, from the daemon of the node it runs on
+        (``swarm_stats.py``, ``swarm_node_docker_hosts``)."""
+        return self.stats.sample(instance_ids)
 
     def network_problems(self, names: list[str]) -> dict[str, str]:
         """VPC connectors name networks of one host: none can be joined on a cluster yet."""
@@ -476,17 +479,4 @@ class SwarmEngine:
 
     def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
         """Cores each instance may use, from its service's resource limits."""
-        limits: dict[str, float | None] = {}
-        for instance_id in instance_ids:
-            try:
-                service = self._inspect(instance_id)
-            except docker.errors.NotFound:
-                continue
-            except _DOCKER_ERRORS as exc:
-                raise BackendError(
-                    f"inspecting swarm service {instance_id} failed: {_explain(exc)}"
-                ) from exc
-            task = service["Spec"].get("TaskTemplate") or {}
-            nano = ((task.get("Resources") or {}).get("Limits") or {}).get("NanoCPUs")
-            limits[instance_id] = nano / 1e9 if nano else None
-        return limits
+        return self.stats.cpu_limits(instance_ids)
