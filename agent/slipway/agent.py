@@ -5,6 +5,7 @@ that serves it is started beside it by ``api/server.py``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from . import keys, runlock
@@ -150,6 +151,7 @@ class Agent:
                 allow_ports=settings.fence_allow_ports,
             )
         )
+        self.credentials = PullCredentials(self.store, self.vault)
         self.backend = self._backend(
             settings,
             Confinement(
@@ -160,6 +162,7 @@ class Agent:
                 user=settings.instance_user,
             ),
             self.networks,
+            self.credentials.for_host,
         )
         # The cluster view (``slipway nodes``), only when instances run on a cluster.
         self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
@@ -179,7 +182,6 @@ class Agent:
             stats_interval=settings.metrics_stats_interval,
         )
         registry = RegistryClient(settings.insecure_registries)
-        self.credentials = PullCredentials(self.store, self.vault)
         resolve = ImageResolver(registry, self.credentials.for_image)
         self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
         self.connections = Connections(self.store, settings, self.vault, self.github)
@@ -270,14 +272,17 @@ class Agent:
 
     @staticmethod
     def _backend(
-        settings: Settings, confinement: Confinement, networks: VpcNetworks
+        settings: Settings,
+        confinement: Confinement,
+        networks: VpcNetworks,
+        registry_auth: Callable[[str], tuple[str, str] | None],
     ) -> DockerEngine | SwarmEngine:
         """The one place that picks the container engine (``backend``): this host's
         Docker Engine, or a Swarm cluster through its manager (``backends/swarm.py``)."""
         cluster = settings.cluster
         cluster.check()
         if cluster.backend == "swarm":
-            return SwarmEngine(cluster, confinement)
+            return SwarmEngine(cluster, confinement, registry_auth=registry_auth)
         return DockerEngine(
             instance_network=settings.instance_network,
             instance_port=settings.instance_port,

@@ -29,7 +29,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -91,7 +91,10 @@ class SwarmEngine:
         cluster: Cluster,
         confinement: Confinement | None = None,
         client: docker.DockerClient | None = None,
+        registry_auth: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
+        """``registry_auth``: the stored credentials of a registry host (``slipway
+        registries login``), sent with each instance's service for its node's pull."""
         cluster.check()
         self.cluster = cluster
         self.confinement = confinement or Confinement()
@@ -109,6 +112,7 @@ class SwarmEngine:
                     f"cannot reach the docker daemon ({where}): {_explain(exc)}"
                 ) from exc
         self.client = client
+        self.registry_auth = registry_auth
         self._where = where
         self._lock = threading.Lock()  # one free port, one network per service at a time
         self._last_port: int | None = None
@@ -174,6 +178,7 @@ class SwarmEngine:
         }
         spec = replace(spec, image=self.builds.shareable(spec.image))
         try:
+            self._login(spec.image)
             problem = placement_problem(
                 self.client.api.nodes(), self.cluster.constraints, spec.cpu_units, spec.memory_mb
             )
@@ -206,6 +211,18 @@ class SwarmEngine:
         except _DOCKER_ERRORS as exc:
             raise BackendError(f"creating swarm service {name} failed: {_explain(exc)}") from exc
         return self._placed(created["ID"], name)
+
+    def _login(self, image: str) -> None:
+        """Log the manager's client in to the image's registry when credentials are
+        stored for it: docker-py sends that login with the service (``X-Registry-Auth``,
+        ``--with-registry-auth``), so a replacement or scale-out after the agent restarted
+        pulls as the deployment did."""
+        if self.registry_auth is None:
+            return
+        registry = docker.auth.resolve_repository_name(image)[0]
+        found = self.registry_auth(registry)
+        if found is not None:  # a login the client holds already is not sent again
+            self.client.login(found[0], found[1], registry=registry)
 
     def _placed(self, service: str, name: str) -> Instance:
         """The new instance once its node got its image and started it (or, past
