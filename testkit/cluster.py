@@ -29,7 +29,7 @@ NODES = 3
 
 def _run(*args: str) -> str:
     done = subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=180, check=False
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
     )
     if done.returncode:
         raise RuntimeError(f"test-cluster {' '.join(args)} failed: {done.stdout}{done.stderr}")
@@ -57,10 +57,10 @@ class TestCluster:
         """``kill -9`` node ``node``'s daemon (dockerd and its containerd)."""
         _run("kill", str(node))
 
-    def revive(self, node: int) -> None:
-        """Start node ``node``'s daemon again after ``kill``, its old containers cleared
-        (a rebooted machine), and wait until the manager sees it ready."""
-        _run("revive", str(node))
+    def revive(self, *nodes: int) -> None:
+        """Start the daemons of ``nodes`` again after ``kill``, their old containers
+        cleared (rebooted machines), and wait until the manager sees them ready."""
+        _run("revive", *(str(n) for n in nodes))
 
     def block(self, node: int, registry: str) -> None:
         """Node ``node`` cannot reach ``registry`` (host:port) until ``unblock``."""

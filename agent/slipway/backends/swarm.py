@@ -213,10 +213,8 @@ class SwarmEngine:
         return self._placed(created["ID"], name)
 
     def _login(self, image: str) -> None:
-        """Log the manager's client in to the image's registry when credentials are
-        stored for it: docker-py sends that login with the service (``X-Registry-Auth``,
-        ``--with-registry-auth``), so a replacement or scale-out after the agent restarted
-        pulls as the deployment did."""
+        """Log the manager's client in to the image's registry if credentials are stored:
+        docker-py sends that login with the service (``--with-registry-auth``)."""
         if self.registry_auth is None:
             return
         registry = docker.auth.resolve_repository_name(image)[0]
@@ -451,8 +449,9 @@ class SwarmEngine:
         the agent's, so ``/healthz`` says the cluster is degraded."""
         try:
             nodes = self.client.api.nodes()
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        except _DOCKER_ERRORS as exc:  # no leader: fewer than half the managers answer
+            lost = "swarm quorum lost: " if "have a leader" in _explain(exc) else ""
+            raise BackendError(f"{lost}listing the swarm's nodes failed: {_explain(exc)}") from exc
         problems = cluster_problems(nodes)
         if problems:
             raise BackendError("; ".join(problems))
