@@ -29,7 +29,7 @@ NODES = 3
 
 def _run(*args: str) -> str:
     done = subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, timeout=180, check=False
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
     )
     if done.returncode:
         raise RuntimeError(f"test-cluster {' '.join(args)} failed: {done.stdout}{done.stderr}")
@@ -57,6 +57,18 @@ class TestCluster:
         """``kill -9`` node ``node``'s daemon (dockerd and its containerd)."""
         _run("kill", str(node))
 
+    def revive(self, *nodes: int) -> None:
+        """Start the daemons of ``nodes`` again after ``kill``, their old containers
+        cleared (rebooted machines), and wait until the manager sees them ready."""
+        _run("revive", *(str(n) for n in nodes))
+
+    def block(self, node: int, registry: str) -> None:
+        """Node ``node`` cannot reach ``registry`` (host:port) until ``unblock``."""
+        _run("block", str(node), registry.rpartition(":")[2])
+
+    def unblock(self, node: int, registry: str) -> None:
+        _run("unblock", str(node), registry.rpartition(":")[2])
+
     def services(self, service_id: str | None = None) -> list:
         """The slipway Swarm services (one per instance), of one slipway service or all."""
         labels = [f"{LABEL_MANAGED}=true"]
@@ -73,18 +85,21 @@ class TestCluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
+def cluster(registry: LocalRegistry, request: pytest.FixtureRequest) -> Iterator[TestCluster]:
     # One cluster per host (fixed names, namespaces, bridge): test files that use it take
-    # turns, whichever run or worker they belong to.
+    # turns, whichever run or worker they belong to. A file's CLUSTER_REGISTRIES(request)
+    # names more registries (host:port) the nodes reach.
+    more = getattr(request.module, "CLUSTER_REGISTRIES", None)
+    hosts = [registry.host, *(more(request) if more else [])]
     with LOCK.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        yield from _cluster(registry)
+        yield from _cluster(hosts)
 
 
-def _cluster(registry: LocalRegistry) -> Iterator[TestCluster]:
-    port = registry.host.rpartition(":")[2]
+def _cluster(registries: list[str]) -> Iterator[TestCluster]:
+    ports = [arg for host in registries for arg in ("--registry-port", host.rpartition(":")[2])]
     try:
-        _run("up", "--registry-port", port)
+        _run("up", *ports)
     except (RuntimeError, OSError) as exc:
         _run("down")
         pytest.fail(str(exc))

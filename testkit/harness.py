@@ -113,11 +113,12 @@ class LocalRegistry:
         self.log = log
 
     @classmethod
-    def start(cls, root: Path) -> LocalRegistry:
-        """``docker-registry serve`` on a free loopback port, storage under ``root``."""
+    def start(cls, root: Path, htpasswd: Path | None = None) -> LocalRegistry:
+        """``docker-registry serve`` on a free loopback port, storage under ``root``;
+        with ``htpasswd`` (bcrypt lines), only its users may pull or push."""
         binary = require_binary("docker-registry")
         host = f"127.0.0.1:{free_port()}"
-        config = {
+        config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "warn"},
             "storage": {
@@ -126,6 +127,8 @@ class LocalRegistry:
             },
             "http": {"addr": host},
         }
+        if htpasswd is not None:
+            config["auth"] = {"htpasswd": {"realm": "slipway-test", "path": str(htpasswd)}}
         (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
         log = root / "registry.log"
         with log.open("wb") as out:

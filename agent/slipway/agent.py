@@ -5,6 +5,7 @@ that serves it is started beside it by ``api/server.py``."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from . import keys, runlock
@@ -30,6 +31,7 @@ from .observe.audit import AuditTrail
 from .observe.events import EventBus
 from .observe.logs import LogStore
 from .observe.metrics import Metrics
+from .observe.node_metrics import NODES_JOB, NodeMetrics
 from .observe.notify import Notifier
 from .observe.retention import Retention
 from .observe.sampling import MetricsCollector
@@ -45,7 +47,7 @@ from .routing.haproxy import HaproxyRouter, caddy_http_socket, caddy_listen
 from .routing.haproxyconfig import DataPlane
 from .routing.ingress import Ingress
 from .routing.router import Router
-from .scaling import Scaler
+from .scaling import ClusterCapacity, Scaler
 from .secretrefs import SecretLimits
 from .service_secrets import Secrets
 from .services import Services
@@ -153,6 +155,7 @@ class Agent:
                 allow_ports=settings.fence_allow_ports,
             )
         )
+        self.credentials = PullCredentials(self.store, self.vault)
         self.backend = self._backend(
             settings,
             Confinement(
@@ -163,11 +166,15 @@ class Agent:
                 user=settings.instance_user,
             ),
             self.networks,
+            self.credentials.for_host,
         )
         # The cluster view (``slipway nodes``), only when instances run on a cluster.
         self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
+        self.node_metrics = NodeMetrics(self.nodes) if self.nodes is not None else None
+        if self.node_metrics is not None:
+            self.metrics.register(self.node_metrics)
         self.router_spans = RouterSpans(access_log, settings.trace_settings, self._traced_hosts)
         self.metrics_collector = MetricsCollector(
             self.metrics,
@@ -180,7 +187,6 @@ class Agent:
             stats_interval=settings.metrics_stats_interval,
         )
         registry = RegistryClient(settings.insecure_registries)
-        self.credentials = PullCredentials(self.store, self.vault)
         resolve = ImageResolver(registry, self.credentials.for_image)
         self.github = GitHub(settings.github_api_url, hosts=settings.github_hosts)
         self.connections = Connections(self.store, settings, self.vault, self.github)
@@ -274,6 +280,9 @@ class Agent:
             self.backend,
             self.operations.reconciler,
             self.journal,
+            capacity=ClusterCapacity(self.backend.rooms)
+            if isinstance(self.backend, SwarmEngine)
+            else None,
         )
         self.idler = Idler(
             self.store,
@@ -296,14 +305,17 @@ class Agent:
 
     @staticmethod
     def _backend(
-        settings: Settings, confinement: Confinement, networks: VpcNetworks
+        settings: Settings,
+        confinement: Confinement,
+        networks: VpcNetworks,
+        registry_auth: Callable[[str], tuple[str, str] | None],
     ) -> DockerEngine | SwarmEngine:
         """The one place that picks the container engine (``backend``): this host's
         Docker Engine, or a Swarm cluster through its manager (``backends/swarm.py``)."""
         cluster = settings.cluster
         cluster.check()
         if cluster.backend == "swarm":
-            return SwarmEngine(cluster, confinement)
+            return SwarmEngine(cluster, confinement, registry_auth=registry_auth)
         return DockerEngine(
             instance_network=settings.instance_network,
             instance_port=settings.instance_port,
@@ -346,6 +358,8 @@ class Agent:
         )
         if isinstance(self.backend, SwarmEngine):  # lost nodes or quorum degrade /healthz
             self.jobs.every("cluster", s.reconcile_interval, self.backend.check_cluster)
+        if self.node_metrics is not None:
+            self.jobs.every(NODES_JOB, s.metrics_stats_interval, self.node_metrics.sample)
 
     def _metric_hosts(self) -> dict[str, str]:
         by_host = {

@@ -205,6 +205,8 @@ class Settings(SettingGroups):
     swarm_ports: str = Cluster.ports
     swarm_constraints: tuple[str, ...] = Cluster.constraints
     swarm_registry: str = Cluster.registry
+    # "node=unix:///...|tcp://..." each: a node's own daemon, read for instance stats.
+    swarm_node_docker_hosts: tuple[str, ...] = Cluster.node_hosts
     # State at rest (``filemodes.StateAccess``): data_dir and its files are owner-only
     # (0700/0600). state_group names an existing group whose members may pass data_dir
     # (0710), write Caddy's access log in <data_dir>/caddy (2770) and read routes.json

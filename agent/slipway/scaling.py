@@ -8,9 +8,10 @@ for more instances than serve, so a burst of one sample does not start container
 it scales in when no sample of the last ``scale_in_cooldown`` seconds asked for as
 many as serve, and not sooner than that after its last scaling action. Idle
 instances above MinSize are the ones that go. What all instances reserve together
-stays under the host's capacity: a scale-out that would pass it is refused, and
-said so once. Decisions are pure (``Autoscaler``); ``Scaler`` samples (a job every
-``scale_interval``) and asks the reconciler to act.
+stays under the host's capacity (on a cluster, what its nodes have left, node by
+node): a scale-out that would pass it is refused, and said so once. Decisions are
+pure (``Autoscaler``); ``Scaler`` samples (a job every ``scale_interval``) and asks
+the reconciler to act.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .backends import Backend, Instance
+from .backends.swarm_placement import NodeRoom
 from .config import Settings
 from .models import ServiceSpec
 from .operations.journal import Journal
@@ -133,6 +135,33 @@ class Capacity:
             return 0
         return min(cpu_left // max(1, each[0]), memory_left // max(1, each[1]))
 
+    def room_for(
+        self, services: list[Service], instances: list[Instance], each: tuple[int, int]
+    ) -> tuple[int, str]:
+        """How many more instances of size ``each`` fit, and the capacity, in words."""
+        room = self.room(reserved(services, instances), each)
+        return room, f"the host's capacity ({self.cpu} CPU units, {self.memory} MB)"
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """``backend: swarm``: what the cluster's nodes that may take an instance have left
+    (``rooms``: ready, active, within the constraints; less every task's reservations,
+    slipway's or not). Instances fit node by node, as Swarm places them."""
+
+    rooms: Callable[[], list[NodeRoom]]
+
+    def room_for(
+        self, services: list[Service], instances: list[Instance], each: tuple[int, int]
+    ) -> tuple[int, str]:
+        """How many more instances of size ``each`` fit, and the capacity, in words."""
+        rooms = self.rooms()
+        room = sum(r.fits(*each) for r in rooms)
+        cpu, memory = sum(r.cpu_total for r in rooms), sum(r.memory_total for r in rooms)
+        return room, (
+            f"the cluster's capacity ({len(rooms)} ready node(s), {cpu} CPU units, {memory} MB)"
+        )
+
 
 def reserved(services: list[Service], instances: list[Instance]) -> tuple[int, int]:
     """CPU units and MB that the running instances of all services reserve."""
@@ -161,6 +190,7 @@ class Scaler:
         reconciler: Reconciler,
         journal: Journal,
         clock: Callable[[], float] = time.monotonic,
+        capacity: Capacity | ClusterCapacity | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -170,7 +200,7 @@ class Scaler:
         self.reconciler = reconciler
         self.journal = journal
         self.clock = clock
-        self.capacity = Capacity.of_host(settings)
+        self.capacity = capacity or Capacity.of_host(settings)
         self.decisions = Autoscaler(settings.scale_out_window, settings.scale_in_cooldown)
         self._refused: set[str] = set()  # services told that the host is full
         self._services: tuple[object, list[Service]] = (None, [])  # as of a store mark
@@ -231,15 +261,14 @@ class Scaler:
         target: int,
     ) -> int:
         each = (int(spec.instance.cpu), int(spec.instance.memory))
-        room = self.capacity.room(reserved(services, instances), each)
+        room, capacity = self.capacity.room_for(services, instances, each)
         if serving + room >= target:
             self._refused.discard(service.id)
             return target
         if service.id not in self._refused:
             self._refused.add(service.id)
             message = (
-                f"scaling out to {target} instances refused: the host's capacity"
-                f" ({self.capacity.cpu} CPU units, {self.capacity.memory} MB) is reserved;"
+                f"scaling out to {target} instances refused: {capacity} is reserved;"
                 f" {serving + room} instance(s) fit"
             )
             self.journal.scaling_refused(service, serving, target, message)

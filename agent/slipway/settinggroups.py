@@ -89,6 +89,7 @@ class SettingGroups:
             ports=self.swarm_ports,
             constraints=self.swarm_constraints,
             registry=self.swarm_registry,
+            node_hosts=self.swarm_node_docker_hosts,
         )
 
     @property

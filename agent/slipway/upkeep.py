@@ -2,7 +2,8 @@
 
 Docker's restart policy brings a crashed instance back, with its own growing
 back-off, so a crash loop is slowed by the engine, not hammered by slipway; the
-upkeep reports each crash and, once, the loop. An instance that stays up but
+upkeep reports each crash and, once, the loop (and, on a cluster, an instance the
+engine moved off a lost node, naming both nodes). An instance that stays up but
 fails its health check ``UnhealthyThreshold`` times in a row, or that vanished,
 is replaced by a fresh one of the same revision, which joins the route only
 once healthy. Decisions are pure functions over plain data.
@@ -24,6 +25,7 @@ class Seen:
     restart_count: int = 0
     failures: int = 0
     looping: bool = False
+    node: str | None = None  # on a cluster, where it ran
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,22 @@ class Upkeep:
         reports, replace = [], []
         for inst in live:
             # First sight counts from zero: a restart just before it is still reported.
-            seen = self.seen.setdefault(inst.id, Seen())
+            seen = self.seen.setdefault(inst.id, Seen(node=inst.node))
+            moved = inst.running and seen.node is not None and inst.node != seen.node
+            if moved:
+                reports.append(
+                    f"instance {inst.name} left node {seen.node}; the engine runs it on"
+                    f" node {inst.node} now, and its route follows"
+                )
+            if inst.running:
+                seen.node = inst.node
             if inst.restart_count > seen.restart_count:
                 code = f" with exit code {inst.exit_code}" if inst.exit_code else ""
-                reports.append(
-                    f"instance {inst.name} exited{code}; the engine restarted it"
-                    f" (restart {inst.restart_count})"
-                )
+                if not moved:
+                    reports.append(
+                        f"instance {inst.name} exited{code}; the engine restarted it"
+                        f" (restart {inst.restart_count})"
+                    )
                 seen.restart_count = inst.restart_count
                 if inst.restart_count >= CRASH_LOOP and not seen.looping:
                     seen.looping = True

@@ -6,6 +6,7 @@ the host; the router reaches instances at ``<node address>:<published port>``.""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,12 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
         "swarm_docker_host": running.manager_socket,
         "drain_seconds": 2,
         "scale_in_cooldown": 3600,  # the node-loss test counts instances: no scale-in
+        "scale_interval": 0.5,
+        "scale_out_window": 1,
+        "metrics_stats_interval": 1,
+        "swarm_node_docker_hosts": ",".join(
+            f"slwc-n{n}=unix:///run/slipway-cluster/n{n}/docker.sock" for n in (1, 2, 3)
+        ),
     }
 
 
@@ -106,6 +113,40 @@ def test_boto3_lifecycle(agent, cluster, hello_image, push_variant):  # noqa: F8
     assert not cluster.manager.networks.list(names=[f"slipway-svc-{service_id}"])
 
 
+def test_scale_out_stops_at_the_cluster_capacity_not_the_hosts(agent, cluster, hello_image):  # noqa: F811
+    # Instances of 2 vCPU: one fits each node of 2 cores, three the cluster (the
+    # manager's host alone would take one).
+    client = agent.client()
+    asc = client.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="capped", MaxConcurrency=1, MinSize=1, MaxSize=5
+    )["AutoScalingConfiguration"]
+    created = client.create_service(
+        ServiceName="capped",
+        SourceConfiguration=image_source(hello_image),
+        InstanceConfiguration={"Cpu": "2048", "Memory": "4096"},
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health", "Interval": 1},
+        AutoScalingConfigurationArn=asc["AutoScalingConfigurationArn"],
+    )["Service"]
+    wait_status(client, created["ServiceArn"], "RUNNING")
+    service_id = created["ServiceId"]
+
+    def events() -> str:
+        return agent.cli("events", "capped").stdout
+
+    with Load(agent, "capped", workers=5, slow_ms=1500) as load:
+        wait_for(lambda: "refused" in events(), 60, "the refusal event")
+        wait_for(lambda: len(running_nodes(cluster, service_id)) == 3, 60, "three instances")
+        mark = len(load.answers)
+        wait_for(lambda: len(load.answers) > mark + 8, 30, "more answers")
+        assert sorted(running_nodes(cluster, service_id)) == ["slwc-n1", "slwc-n2", "slwc-n3"]
+    assert load.errors == [] and {status for status, _ in load.answers} == {200}
+    said = events()
+    assert "the cluster's capacity (3 ready node(s), 6144 CPU units" in said, said
+    assert "3 instance(s) fit" in said
+    client.delete_service(ServiceArn=created["ServiceArn"])
+    wait_status(client, created["ServiceArn"], "DELETED")
+
+
 def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     agent,
     cluster,  # noqa: F811
@@ -127,38 +168,81 @@ def test_min_size_3_spreads_over_the_nodes_and_survives_a_lost_node(
     assert all(n["CpuReserved"] >= 256 and n["CpuTotal"] > 0 for n in view)
     assert "slwc-n2" in agent.cli("nodes").stdout
 
-    with Load(agent, "spread", workers=4, slow_ms=100) as load:
-        wait_for(lambda: len(load.instances_since(0)) == 3, 30, "answers from all three")
-        lost_at = len(load.answers)
-        lost = time.monotonic()
-        cluster.kill(3)  # a worker node's daemon: kill -9
+    def metric(name: str, **labels: str) -> float | None:
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # as exposed
+        text = httpx.get(f"{agent.endpoint}/metrics", timeout=10).text
+        found = re.search(rf"^{name}{{{wanted}[^}}]*}} (\S+)$", text, re.M)
+        return float(found.group(1)) if found else None
 
-        def replaced() -> bool:
-            # Swarm moves the lost node's task; while it moves, the scaler may add one
-            # more (it counts routed instances), so three or more.
-            nodes = running_nodes(cluster, service_id)
-            return len(nodes) >= 3 and "slwc-n3" not in nodes
+    # Per-node figures, and instance CPU/memory read from each node's own daemon.
+    wait_for(lambda: metric("slipway_node_instances", node="slwc-n2") == 1, 30, "node metrics")
+    assert metric("slipway_node_cpu_reserved_units", node="slwc-n3", role="worker") >= 256
+    assert metric("slipway_node_ready", node="slwc-n1", role="manager") == 1
+    for swarm_service in cluster.services(service_id):  # one per node, one per instance
+        wait_for(
+            lambda i=swarm_service.name: (
+                metric("slipway_instance_memory_utilization_percent", service="spread", instance=i)
+                is not None
+            ),
+            30,
+            f"memory figures of {swarm_service.name}",
+        )
 
-        wait_for(replaced, 120, "three instances again, none on the lost node")
+    lost_instance = hostnames(cluster, service_id, "slwc-n3")
+    try:
+        with Load(agent, "spread", workers=4, slow_ms=100) as load:
+            wait_for(lambda: len(load.instances_since(0)) == 3, 30, "answers from all three")
+            lost_at = len(load.answers)
+            lost = time.monotonic()
+            cluster.kill(3)  # a worker node's daemon: kill -9
 
-        def degraded() -> list[str]:
-            health = httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()
-            return [p for p in health["problems"] if "swarm node slwc-n3" in p]
+            def replaced() -> bool:
+                # Swarm moves the lost node's task; while it moves, the scaler may add one
+                # more (it counts routed instances), so three or more.
+                nodes = running_nodes(cluster, service_id)
+                return len(nodes) >= 3 and "slwc-n3" not in nodes
 
-        assert wait_for(degraded, 30, "/healthz to name the lost node")
-        mark = len(load.answers)
-        wait_for(lambda: len(load.instances_since(mark)) >= 3, 60, "answers from three")
-        restored = time.monotonic() - lost
-    failed = Counter(status for status, _ in load.answers[lost_at:] if status != 200)
-    print(
-        f"node loss under load: {len(load.answers) - lost_at} answers after the kill,"
-        f" {sum(failed.values())} failed {dict(failed)}, {len(load.errors)} errors;"
-        f" full capacity again {restored:.1f} s after the kill"
-    )
-    # At most the requests in flight on the lost node: one per client at the instant.
-    assert sum(failed.values()) + len(load.errors) <= 4
-    said = agent.cli("logs", "spread").stdout  # the service's events stream
-    assert "exited; the engine restarted it" in said
+            wait_for(replaced, 120, "three instances again, none on the lost node")
+
+            def degraded() -> list[str]:
+                health = httpx.get(f"{agent.endpoint}/healthz", timeout=10)
+                return [p for p in health.json()["problems"] if "swarm node slwc-n3" in p]
+
+            assert wait_for(degraded, 30, "/healthz to name the lost node")
+            assert httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()["status"] == "degraded"
+            mark = len(load.answers)
+            wait_for(lambda: len(load.instances_since(mark)) >= 3, 60, "answers from three")
+            restored = time.monotonic() - lost
+        after = load.answers[lost_at:]
+        failed = Counter(status for status, _ in after if status != 200)
+        from_lost = sum(1 for _, inst in after if inst in lost_instance)
+        print(
+            f"node loss under load: {len(after)} answers after the kill, {from_lost} of them"
+            f" from the lost node's instance (its container outlives its daemon until its"
+            f" route is withdrawn), {sum(failed.values())} failed {dict(failed)},"
+            f" {len(load.errors)} errors {load.errors[:4]}; full capacity again"
+            f" {restored:.1f} s after the kill"
+        )
+        # At most the requests in flight on the lost node: one per client at the instant.
+        assert sum(failed.values()) + len(load.errors) <= 4
+        said = agent.cli("logs", "spread").stdout  # the service's events stream
+        assert "left node slwc-n3; the engine runs it on node slwc-n" in said, said
+    finally:
+        cluster.revive(3)  # the next tests find three ready nodes again
+    wait_for(lambda: not degraded(), 60, "/healthz to forget the lost node")
+    client.delete_service(ServiceArn=service["ServiceArn"])
+    wait_status(client, service["ServiceArn"], "DELETED")
+
+
+def hostnames(running: TestCluster, service_id: str, node: str) -> set[str]:
+    """The container host names (the app's X-Instance) of the service's tasks on ``node``."""
+    names = running.node_names()
+    return {
+        t["Status"]["ContainerStatus"]["ContainerID"][:12]
+        for s in running.services(service_id)
+        for t in s.tasks(filters={"desired-state": "running"})
+        if names[t["NodeID"]] == node and t["Status"].get("ContainerStatus")
+    }
 
 
 @pytest.mark.parametrize(("node", "said"), [(2, "is a worker")])
@@ -178,3 +262,35 @@ def test_a_daemon_that_is_not_a_manager_is_refused(agent, cluster, node, said): 
     )
     assert done.returncode != 0
     assert said in done.stderr and "docker swarm init" in done.stderr
+
+
+def test_healthz_says_when_the_managers_lose_their_quorum(agent, cluster):  # noqa: F811
+    def roles(role: str) -> None:
+        for node in cluster.manager.nodes.list():
+            if node.attrs["Description"]["Hostname"] != "slwc-n1":
+                node.update({**node.attrs["Spec"], "Role": role})
+
+    def problems() -> list[str]:
+        return httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()["problems"]
+
+    def managers_reachable() -> bool:
+        return [
+            (n.attrs.get("ManagerStatus") or {}).get("Reachability")
+            for n in cluster.manager.nodes.list()
+        ] == ["reachable"] * 3
+
+    roles("manager")  # three managers: losing two of them loses the quorum
+    try:
+        wait_for(managers_reachable, 60, "three reachable managers")
+        assert not [p for p in problems() if "swarm" in p]
+        cluster.kill(2)
+        cluster.kill(3)
+        said = wait_for(
+            lambda: [p for p in problems() if "swarm quorum lost" in p], 60, "quorum lost"
+        )
+        print(f"/healthz with 1 of 3 managers: {said}")
+    finally:
+        cluster.revive(2, 3)
+        wait_for(managers_reachable, 120, "the managers back")
+        roles("worker")
+    wait_for(lambda: not [p for p in problems() if "swarm" in p], 60, "a healthy cluster")

@@ -22,7 +22,8 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
     return {
         "backend": "swarm",
         "swarm_docker_host": running.manager_socket,
-        "swarm_constraints": "node.role==worker",
+        # The second holds while no node carries the label (a test adds it to all).
+        "swarm_constraints": "node.role==worker,node.labels.retired!=yes",
         "swarm_registry": request.getfixturevalue("registry").host,
         "build_timeout": 120,
     }
@@ -63,5 +64,27 @@ def test_a_service_larger_than_any_node_fails_naming_why(agent, cluster, hello_i
     )
     wait_status(client, created["Service"]["ServiceArn"], "CREATE_FAILED")
     said = agent.cli("logs", "huge").stdout
-    assert "no node can run instance" in said and "insufficient resources" in said
+    assert "no node can run instance" in said, said
+    assert "more than any node has: the largest, slwc-n" in said  # a worker: n2 or n3
+    assert cluster.services(created["Service"]["ServiceId"]) == []
+
+
+def test_a_constraint_no_node_meets_fails_naming_it(agent, cluster, hello_image):  # noqa: F811
+    nodes = cluster.manager.nodes.list()
+    for node in nodes:
+        spec = node.attrs["Spec"]
+        node.update({**spec, "Labels": {**(spec.get("Labels") or {}), "retired": "yes"}})
+    try:
+        client = agent.client()
+        created = client.create_service(
+            ServiceName="nowhere", SourceConfiguration=image_source(hello_image)
+        )
+        wait_status(client, created["Service"]["ServiceArn"], "CREATE_FAILED")
+    finally:
+        for node in cluster.manager.nodes.list():
+            spec = node.attrs["Spec"]
+            labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != "retired"}
+            node.update({**spec, "Labels": labels})
+    said = agent.cli("logs", "nowhere").stdout
+    assert "no ready node meets the placement constraint 'node.labels.retired!=yes'" in said, said
     assert cluster.services(created["Service"]["ServiceId"]) == []

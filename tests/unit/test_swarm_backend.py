@@ -220,3 +220,23 @@ def test_lost_nodes_and_quorum_are_named_for_healthz():
     )
     assert "swarm manager m2 is unreachable" in lost
     assert lost[-1] == "swarm quorum lost: 1 of 3 managers reachable"
+
+
+class _LoggingDaemon(_Daemon):
+    """A manager whose logins are recorded."""
+
+    def __init__(self) -> None:
+        super().__init__({"LocalNodeState": "active", "ControlAvailable": True})
+        self.logins: list[tuple[str, str, str]] = []
+
+    def login(self, username: str, password: str, registry: str) -> None:
+        self.logins.append((username, password, registry))
+
+
+def test_stored_registry_credentials_go_with_each_instance_s_service():
+    daemon = _LoggingDaemon()
+    stored = {"127.0.0.1:5001": ("deployer", "secret")}
+    engine = SwarmEngine(Cluster(backend="swarm"), client=daemon, registry_auth=stored.get)
+    engine._login("127.0.0.1:5001/team/app@sha256:" + "a" * 64)
+    engine._login("127.0.0.1:5000/public/app:1")  # nothing stored: no login
+    assert daemon.logins == [("deployer", "secret", "127.0.0.1:5001")]

@@ -62,3 +62,17 @@ def test_missing_instances_are_started_unless_the_engine_is_restarting_them():
     assert upkeep.judge([inst(1)], {}, 2, 3).missing == 1
     restarting = dataclasses.replace(inst(2), state="restarting")
     assert upkeep.judge([inst(1), restarting], {}, 2, 3).missing == 0
+
+
+def test_an_instance_moved_off_a_lost_node_is_said_once_naming_both_nodes():
+    upkeep = Upkeep()
+    on_n3 = dataclasses.replace(inst(1), node="slwc-n3")
+    upkeep.judge([on_n3], {}, 1, 3)
+    lost = dataclasses.replace(on_n3, state="restarting", host_port=None)
+    assert upkeep.judge([lost], {}, 1, 3).reports == ()  # the engine is moving it
+    moved = dataclasses.replace(inst(1, restarts=1), node="slwc-n1")
+    assert upkeep.judge([moved], {}, 1, 3).reports == (
+        "instance slipway-app-dep-1 left node slwc-n3; the engine runs it on node slwc-n1"
+        " now, and its route follows",
+    )
+    assert upkeep.judge([moved], {}, 1, 3).reports == ()

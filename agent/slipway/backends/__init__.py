@@ -101,6 +101,7 @@ class Instance:
     started_at: str | None
     restart_count: int = 0  # times the engine restarted it after it exited
     host_ip: str | None = None  # the address its port is published on; None if not running
+    node: str | None = None  # on a cluster, the node it runs on (or last ran on)
 
     @property
     def running(self) -> bool:

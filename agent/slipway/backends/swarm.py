@@ -29,7 +29,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +57,16 @@ from .swarm_config import Cluster
 from .swarm_images import BuildPusher
 from .swarm_logs import follow_service
 from .swarm_nodes import cluster_problems, node_rows
-from .swarm_tasks import LABEL_INSTANCE, free_port, published_port, to_instance, unplaced
+from .swarm_placement import NodeRoom, node_rooms, placement_problem
+from .swarm_stats import SwarmStats
+from .swarm_tasks import (
+    LABEL_INSTANCE,
+    free_port,
+    published_port,
+    pull_failure,
+    to_instance,
+    unplaced,
+)
 
 _INSTANCE_ID = re.compile(r"[0-9a-f]{64}")
 _DOCKER_ERRORS = (docker.errors.DockerException, requests.RequestException)
@@ -65,6 +74,7 @@ STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL this long after
 RESTART_DELAY_SECONDS = 1  # Swarm's default of 5 s would leave a crashed instance out longer
 NETWORK_REMOVE_SECONDS = 10.0  # a stopped task's endpoint leaves its network a bit later
 PLACE_SECONDS = 10.0  # a task no node takes by then never will without a change
+PULL_SECONDS = 60.0  # a node still pulling by then is left to the health check's wait
 
 
 def _explain(exc: BaseException) -> str:
@@ -81,7 +91,10 @@ class SwarmEngine:
         cluster: Cluster,
         confinement: Confinement | None = None,
         client: docker.DockerClient | None = None,
+        registry_auth: Callable[[str], tuple[str, str] | None] | None = None,
     ) -> None:
+        """``registry_auth``: the stored credentials of a registry host (``slipway
+        registries login``), sent with each instance's service for its node's pull."""
         cluster.check()
         self.cluster = cluster
         self.confinement = confinement or Confinement()
@@ -99,10 +112,12 @@ class SwarmEngine:
                     f"cannot reach the docker daemon ({where}): {_explain(exc)}"
                 ) from exc
         self.client = client
+        self.registry_auth = registry_auth
         self._where = where
         self._lock = threading.Lock()  # one free port, one network per service at a time
         self._last_port: int | None = None
         self.check_manager()
+        self.stats = SwarmStats(self.client, self._inspect, cluster.node_daemons)
 
     def check_manager(self) -> None:
         """Refuse to run on a daemon that is not a Swarm manager, saying how to fix it."""
@@ -163,6 +178,15 @@ class SwarmEngine:
         }
         spec = replace(spec, image=self.builds.shareable(spec.image))
         try:
+            self._login(spec.image)
+            problem = placement_problem(
+                self.client.api.nodes(), self.cluster.constraints, spec.cpu_units, spec.memory_mb
+            )
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        if problem is not None:
+            raise BackendError(f"no node can run instance {name}: {problem}")
+        try:
             with self._lock:
                 network = self._network(spec.service_id)
                 port = free_port(self._ports_taken(), self.cluster.port_range, self._last_port)
@@ -189,27 +213,42 @@ class SwarmEngine:
             raise BackendError(f"creating swarm service {name} failed: {_explain(exc)}") from exc
         return self._placed(created["ID"], name)
 
+    def _login(self, image: str) -> None:
+        """Log the manager's client in to the image's registry if credentials are stored:
+        docker-py sends that login with the service (``--with-registry-auth``)."""
+        if self.registry_auth is None:
+            return
+        registry = docker.auth.resolve_repository_name(image)[0]
+        found = self.registry_auth(registry)
+        if found is not None:  # a login the client holds already is not sent again
+            self.client.login(found[0], found[1], registry=registry)
+
     def _placed(self, service: str, name: str) -> Instance:
-        """The new instance once a node took its task (so its address is known); if none
-        does within ``PLACE_SECONDS`` it is removed, and the error says why (a constraint
-        no node meets, a service larger than any node's room)."""
-        deadline = time.monotonic() + PLACE_SECONDS
+        """The new instance once its node got its image and started it (or, past
+        ``PULL_SECONDS``, once placed: its address is known). If no node takes it within
+        ``PLACE_SECONDS``, or a node cannot pull its image, it is removed and the error
+        says why (the room no node has; the node and its registry's answer)."""
+        start = time.monotonic()
         while True:
             try:
                 tasks = self.client.api.tasks(filters={"service": service})
+                nodes = self._nodes()
             except _DOCKER_ERRORS as exc:
                 raise BackendError(
                     f"inspecting swarm service {name} failed: {_explain(exc)}"
                 ) from exc
             why = unplaced(tasks)
+            refused = pull_failure(tasks, nodes)
+            waited = time.monotonic() - start
+            if refused is not None or (why is not None and waited > PLACE_SECONDS):
+                self.stop_instance(service, timeout=0)
+                raise BackendError(f"no node can run instance {name}: {refused or why}")
             if why is None:
                 found = self.get_instance(service)
                 if found is None:
                     raise BackendError(f"swarm service {name} vanished as it was created")
-                return found
-            if time.monotonic() > deadline:
-                self.stop_instance(service, timeout=0)
-                raise BackendError(f"no node can run instance {name}: {why}")
+                if found.running or waited > PULL_SECONDS:
+                    return found
             time.sleep(0.2)
 
     def _task_template(self, spec: InstanceSpec, labels: dict[str, str]) -> TaskTemplate:
@@ -396,13 +435,24 @@ class SwarmEngine:
             raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
         return node_rows(nodes, tasks, {s["ID"] for s in mine})
 
+    def rooms(self) -> list[NodeRoom]:
+        """What each node that may take an instance (ready, active, within
+        ``swarm_constraints``) has left: the autoscaler's cap on a cluster."""
+        try:
+            nodes = self.client.api.nodes()
+            tasks = self.client.api.tasks(filters={"desired-state": "running"})
+        except _DOCKER_ERRORS as exc:
+            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        return node_rooms(nodes, tasks, self.cluster.constraints)
+
     def check_cluster(self) -> None:
         """Raise, naming them, when nodes are lost or the managers' quorum is: a job of
         the agent's, so ``/healthz`` says the cluster is degraded."""
         try:
             nodes = self.client.api.nodes()
-        except _DOCKER_ERRORS as exc:
-            raise BackendError(f"listing the swarm's nodes failed: {_explain(exc)}") from exc
+        except _DOCKER_ERRORS as exc:  # no leader: fewer than half the managers answer
+            lost = "swarm quorum lost: " if "have a leader" in _explain(exc) else ""
+            raise BackendError(f"{lost}listing the swarm's nodes failed: {_explain(exc)}") from exc
         problems = cluster_problems(nodes)
         if problems:
             raise BackendError("; ".join(problems))
@@ -436,8 +486,9 @@ class SwarmEngine:
         return follow_service(self.client, service["ID"], since_ns, bool(found and found.running))
 
     def instance_stats(self, instance_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """No samples on a cluster yet (each node's daemon holds its own)."""
-        return {}
+        """One sample per instance, from the daemon of the node it runs on
+        (``swarm_stats.py``, ``swarm_node_docker_hosts``)."""
+        return self.stats.sample(instance_ids)
 
     def network_problems(self, names: list[str]) -> dict[str, str]:
         """VPC connectors name networks of one host: none can be joined on a cluster yet."""
@@ -445,17 +496,4 @@ class SwarmEngine:
 
     def cpu_limits(self, instance_ids: Iterable[str]) -> dict[str, float | None]:
         """Cores each instance may use, from its service's resource limits."""
-        limits: dict[str, float | None] = {}
-        for instance_id in instance_ids:
-            try:
-                service = self._inspect(instance_id)
-            except docker.errors.NotFound:
-                continue
-            except _DOCKER_ERRORS as exc:
-                raise BackendError(
-                    f"inspecting swarm service {instance_id} failed: {_explain(exc)}"
-                ) from exc
-            task = service["Spec"].get("TaskTemplate") or {}
-            nano = ((task.get("Resources") or {}).get("Limits") or {}).get("NanoCPUs")
-            limits[instance_id] = nano / 1e9 if nano else None
-        return limits
+        return self.stats.cpu_limits(instance_ids)

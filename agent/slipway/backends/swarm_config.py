@@ -34,6 +34,14 @@ class Cluster:
     ports: str = "30000-32767"
     constraints: tuple[str, ...] = ()
     registry: str = ""  # host[:port] code services' builds are pushed to for the nodes
+    # "<node host name>=<docker host>" each: where a node's own daemon answers, for the
+    # stats of the instances on it (the manager has none); nodes not named give none.
+    node_hosts: tuple[str, ...] = ()
+
+    @property
+    def node_daemons(self) -> dict[str, str]:
+        """Node host name -> its daemon's docker host, from ``node_hosts``."""
+        return dict(entry.strip().split("=", 1) for entry in self.node_hosts)
 
     @property
     def port_range(self) -> range:
@@ -59,6 +67,11 @@ class Cluster:
             )
         if self.registry and not re.fullmatch(r"[\w.-]+(:\d{1,5})?", self.registry):
             raise InvalidRequest(f"swarm_registry: {self.registry!r} is not host or host:port")
+        for entry in self.node_hosts:
+            if not re.fullmatch(r"\s*[\w.-]+=(unix|tcp|ssh)://\S+\s*", entry):
+                raise InvalidRequest(
+                    f"swarm_node_docker_hosts: {entry!r} is not node=unix://..., tcp:// or ssh://"
+                )
         for constraint in self.constraints:
             if not _CONSTRAINT.fullmatch(constraint.strip()):
                 raise InvalidRequest(

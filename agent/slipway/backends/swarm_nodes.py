@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_NANO_PER_UNIT = 1_000_000_000 // 1024  # App Runner CPU units: 1024 = 1 vCPU
-_MB = 1024 * 1024
+from .swarm_placement import name_of, reservations, total
 
 
 def node_rows(
@@ -19,33 +18,24 @@ def node_rows(
     """One row per node, in the API's casing. ``tasks`` are every task of the cluster;
     those the manager wants running count as reserved; those of ``instance_services``
     (slipway's Swarm services) as instances."""
-    reserved: dict[str, list[int]] = {}
-    for task in tasks:
-        if task.get("DesiredState") != "running" or not task.get("NodeID"):
-            continue
-        spec = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
-        row = reserved.setdefault(task["NodeID"], [0, 0, 0])
-        row[0] += int(spec.get("NanoCPUs") or 0)
-        row[1] += int(spec.get("MemoryBytes") or 0)
-        row[2] += task.get("ServiceID") in instance_services
+    held = reservations(tasks, instance_services)
     rows = []
     for node in nodes:
-        cpu, memory, instances = reserved.get(node.get("ID") or "", [0, 0, 0])
-        description = node.get("Description") or {}
-        total = description.get("Resources") or {}
+        cpu, memory, instances = held.get(node.get("ID") or "", (0, 0, 0))
+        cpu_total, memory_total = total(node)
         spec = node.get("Spec") or {}
         rows.append(
             {
-                "Name": description.get("Hostname") or node.get("ID"),
+                "Name": name_of(node),
                 "Role": spec.get("Role") or "",
                 "Leader": bool((node.get("ManagerStatus") or {}).get("Leader")),
                 "State": (node.get("Status") or {}).get("State") or "",
                 "Address": (node.get("Status") or {}).get("Addr") or "",
                 "Availability": spec.get("Availability") or "",
-                "CpuReserved": cpu // _NANO_PER_UNIT,
-                "CpuTotal": int(total.get("NanoCPUs") or 0) // _NANO_PER_UNIT,
-                "MemoryReservedMb": memory // _MB,
-                "MemoryTotalMb": int(total.get("MemoryBytes") or 0) // _MB,
+                "CpuReserved": cpu,
+                "CpuTotal": cpu_total,
+                "MemoryReservedMb": memory,
+                "MemoryTotalMb": memory_total,
                 "Instances": instances,
             }
         )
@@ -58,7 +48,7 @@ def cluster_problems(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
     of managers reachable: the cluster can change nothing until they are back)."""
     problems, managers, reachable = [], 0, 0
     for node in nodes:
-        name = (node.get("Description") or {}).get("Hostname") or node.get("ID")
+        name = name_of(node)
         status = node.get("Status") or {}
         if status.get("State") != "ready":
             address = status.get("Addr") or "no address"

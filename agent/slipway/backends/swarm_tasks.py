@@ -9,10 +9,12 @@ restart policy counts them for a container.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import LABEL_DEPLOYMENT_ID, LABEL_REVISION, LABEL_SERVICE_ID, Instance
+from .swarm_placement import name_of
 
 # An instance's id: 64 hex digits like a container's (log streams are named by it), on
 # its Swarm service as a label; Swarm's own service ids are not hex.
@@ -76,6 +78,7 @@ def to_instance(
     task = current_task(tasks)
     restarts = max(0, len(tasks) - 1)
     state, host_ip, host_port, started_at = "created", None, None, None
+    node: Mapping[str, Any] = {}
     if task is not None:
         status = task.get("Status") or {}
         node = nodes.get(task.get("NodeID") or "") or {}
@@ -107,6 +110,7 @@ def to_instance(
         started_at=started_at,
         restart_count=restarts,
         host_ip=host_ip,
+        node=name_of(node) or None,
     )
 
 
@@ -119,6 +123,31 @@ def unplaced(tasks: Iterable[Mapping[str, Any]]) -> str | None:
     if task.get("NodeID"):
         return None
     return (task.get("Status") or {}).get("Err") or "no node has taken it yet"
+
+
+# What a node's daemon says when it could not get an instance's image (swarmkit's
+# executor reports the pull's own error, or the missing image it then met).
+_PULL_FAILED = re.compile(
+    r"pull|no such image|manifest unknown|unauthorized|no basic auth credentials|x509", re.I
+)
+
+
+def pull_failure(
+    tasks: Iterable[Mapping[str, Any]], nodes: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """ "node <name> cannot pull the image: <why>" for the newest task a node refused
+    for want of its image (no CA, no credentials, no such image), else None."""
+    refused = [
+        t
+        for t in tasks
+        if (t.get("Status") or {}).get("State") in ("rejected", "failed")
+        and _PULL_FAILED.search((t.get("Status") or {}).get("Err") or "")
+    ]
+    if not refused:
+        return None
+    task = max(refused, key=lambda t: t.get("CreatedAt") or "")
+    node = name_of(nodes.get(task.get("NodeID") or "") or {}) or task.get("NodeID") or "?"
+    return f"node {node} cannot pull the image: {task['Status']['Err']}"
 
 
 def free_port(taken: Iterable[int], span: range, after: int | None = None) -> int | None:

@@ -383,6 +383,10 @@ class Metrics(Collector):
                 )
         return rows
 
+    def register(self, collector: Collector) -> None:
+        """More figures on ``/metrics`` from a collector of their own (a cluster's nodes)."""
+        self._registry.register(collector)
+
     def prometheus(self) -> str:
         """All figures in Prometheus's text exposition format 0.0.4."""
         return generate_latest(self._registry).decode()
