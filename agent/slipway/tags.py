@@ -1,12 +1,13 @@
 """Tags of App Runner resources: the API's ``[{"Key", "Value"}]`` list checked and made a dict.
 
 Apart from ``services.py`` because every taggable resource is created with tags (services,
-auto scaling configurations), and slipway's own tags (a poll interval, tags to track)
-are checked here the same way for all of them.
+auto scaling configurations), and slipway's own tags (a poll interval, tags to track,
+a drain window) are checked here the same way for all of them.
 """
 
 from __future__ import annotations
 
+from .drain import TAG_DRAIN_SECONDS, drain_problem
 from .errors import InvalidRequest
 from .triggers.intervals import TAG_POLL_INTERVAL, TAG_TRACK_TAGS, parse_interval
 
@@ -27,6 +28,8 @@ def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
             raise InvalidRequest(
                 f"Tags[{i}]: {TAG_TRACK_TAGS} needs a glob like v* or a semver range like ^1.2"
             )
+        if tag["Key"] == TAG_DRAIN_SECONDS and (problem := drain_problem(value)):
+            raise InvalidRequest(f"Tags[{i}]: {problem}")
         out[tag["Key"]] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")
