@@ -244,6 +244,7 @@ class HaproxyRouter:
         backends: int,
         binary: str = "haproxy",
         latency_sample: int = 0,
+        threads: int = 1,
         runtime: Runtime | None = None,
     ) -> None:
         self.caddy = caddy
@@ -263,6 +264,7 @@ class HaproxyRouter:
                 backends=backends,
                 samples=self.samples.path,
                 sample=latency_sample,
+                threads=threads,
             ),
             binary,
         )
