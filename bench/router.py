@@ -338,7 +338,9 @@ def without_dynamic_upstreams(config: Any) -> Any:
     return {k: without_dynamic_upstreams(v) for k, v in config.items() if k != "dynamic_upstreams"}
 
 
-def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
+def run(args: argparse.Namespace) -> tuple[dict[str, list[Sample]], float]:
+    """The samples of every row, and the agent's CPU a second while nothing is sent
+    (its jobs: reconcile, metrics, scaling), which its column includes."""
     client = docker.from_env()
     samples: dict[str, list[Sample]] = {}
     with (
@@ -356,12 +358,18 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
         assert agent.proc is not None
         agent_pid = agent.proc.pid
         (haproxy_pid,) = haproxy_pids(agent.root)
+
+        def agent_pids() -> list[int]:
+            return agent_alone(agent_pid, haproxy_pid)
+
         nolog = without_access_log(slipway_config)
         dirs = [Path(tmp) / str(i) for i in range(7)]
         for each in dirs:
             each.mkdir()
         targets = [
-            Target("direct", f"http://{upstream}/", None),
+            # The agent's column here is what the app's own log line per request costs
+            # it (it follows every instance's output): in every row, routed or not.
+            Target("direct", f"http://{upstream}/", None, agent_pids=agent_pids),
             routers.enter_context(nginx(dirs[0], upstream)),
             routers.enter_context(haproxy(dirs[1], upstream)),
             routers.enter_context(
@@ -384,14 +392,14 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
                     caddy(dirs[6], "slipway, data_plane caddy", slipway_config, host)
                 ),
                 lambda: _route_dns_pids(table),
-                lambda: agent_alone(agent_pid, haproxy_pid),
+                agent_pids,
             ),
             Target(
                 "slipway",
                 f"http://127.0.0.1:{agent.http_port}/",
                 f"{host}:{agent.http_port}",
                 lambda: process_tree(haproxy_pid),
-                lambda: agent_alone(agent_pid, haproxy_pid),
+                agent_pids,
             ),
         ]
         for target in targets:  # each reaches the app before anything is measured
@@ -399,6 +407,9 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
             answer = httpx.get(target.url, headers=headers, timeout=10)
             if answer.status_code != 200 or "Hello from slipway" not in answer.text:
                 raise RuntimeError(f"{target.name} does not reach the app: {answer.status_code}")
+        before = cpu_of(agent_pids())
+        time.sleep(args.seconds)
+        idle = sum(cpu_of(agent_pids()).get(p, v) - v for p, v in before.items()) / args.seconds
         for round_ in range(args.rounds):
             order = targets[round_ % len(targets) :] + targets[: round_ % len(targets)]
             for target in order:
@@ -408,7 +419,7 @@ def run(args: argparse.Namespace) -> dict[str, list[Sample]]:
         instances = client.containers.list(filters={"label": f"{LABEL_SERVICE_NAME}=bench"})
         if len(instances) != 1:
             raise RuntimeError(f"the service scaled to {len(instances)} instances mid-run")
-    return samples
+    return samples, idle
 
 
 def median(values: list[float | None]) -> float | None:
@@ -484,8 +495,15 @@ def main() -> None:
             f" (apt-get install {' '.join(missing)}, or scripts/setup-host)"
         )
     load_before = os.getloadavg()[0]
-    rows = medians(run(args))
+    samples, idle = run(args)
+    rows = medians(samples)
     table = render(rows, args, (load_before, os.getloadavg()[0]))
+    ours = rows["slipway"]
+    table += (
+        f"\nThe agent idle (no request sent) spends {idle * 1e6:.0f} µs of CPU a second: at"
+        f" the slipway row's req/s, {idle * 1e6 / (ours['rps'] or 1):.1f} of its"
+        f" {ours['agent_us'] or 0:.1f} agent µs/req."
+    )
     print(table)
     if args.record:
         record(

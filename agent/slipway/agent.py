@@ -340,6 +340,7 @@ class Agent:
             backends=plane.haproxy_backends,
             binary=plane.haproxy_bin,
             latency_sample=plane.latency_sample,
+            threads=plane.threads,
         )
 
     def _schedule(self) -> None:

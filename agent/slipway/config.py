@@ -157,6 +157,7 @@ class Settings(SettingGroups):
     # haproxy_latency_sample is sent to the agent for the latency histogram (0: none);
     # request and status counts stay exact, from HAProxy's own counters.
     haproxy_latency_sample: int = DataPlane.latency_sample
+    haproxy_threads: int = DataPlane.threads  # HAProxy's nbthread
     # The idle reconcile pass (issue 12, ``health.ReconcilePace``): between two full passes
     # at most this many seconds apart, a pass that finds the store, the containers and
     # the work under way as they were only runs the health checks that are due.

@@ -57,6 +57,7 @@ class SettingGroups:
             haproxy_backends=self.haproxy_backends,
             haproxy_bin=self.haproxy_bin,
             latency_sample=self.haproxy_latency_sample,
+            threads=self.haproxy_threads,
         )
 
     @property

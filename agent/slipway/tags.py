@@ -2,11 +2,12 @@
 
 Apart from ``services.py`` because every taggable resource is created with tags (services,
 auto scaling configurations), and slipway's own tags (a poll interval, tags to track,
-an idle timeout) are checked here the same way for all of them.
+an idle timeout, a drain window) are checked here the same way for all of them.
 """
 
 from __future__ import annotations
 
+from .drain import TAG_DRAIN_SECONDS, drain_problem
 from .errors import InvalidRequest
 from .idle import TAG_IDLE_TIMEOUT, parse_idle_timeout
 from .traffic import TAG_ROLLOUT, parse_policy
@@ -36,6 +37,8 @@ def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
                 VALUE_PARSERS[tag["Key"]](value)
             except InvalidRequest as exc:
                 raise InvalidRequest(f"Tags[{i}]: {exc.message}") from exc
+        if tag["Key"] == TAG_DRAIN_SECONDS and (problem := drain_problem(value)):
+            raise InvalidRequest(f"Tags[{i}]: {problem}")
         out[tag["Key"]] = value
     if len(out) > MAX_TAGS:
         raise InvalidRequest(f"Tags: a resource can have at most {MAX_TAGS} tags")

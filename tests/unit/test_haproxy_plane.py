@@ -51,6 +51,24 @@ def test_config_routes_hosts_by_map_with_fixed_pool() -> None:
     assert "reload" not in text
 
 
+def test_config_lets_streams_live_and_runs_one_thread_unless_told() -> None:
+    def config(**kw: int) -> str:
+        return render_config(
+            http_port=8080, socket=Path("/a"), map_file=MAP, caddy_http=Path("/c"), backends=2, **kw
+        )
+
+    text = config()
+    assert "    nbthread 1\n" in text
+    assert "    timeout tunnel 1h\n" in text  # WebSockets
+    assert "    timeout server 300s\n" in text  # an ordinary answer
+    # An event stream may be silent longer than an answer may take: each pool backend
+    # gives requests that ask for one the tunnel's timeout.
+    stream = "http-request set-timeout server 1h if { req.hdr(accept) -m sub text/event-stream }"
+    assert text.count(stream) == 2
+    assert "backend s1\n    balance roundrobin\n    " + stream in text
+    assert "    nbthread 2\n" in config(threads=2)
+
+
 def test_plan_new_host_gets_servers_before_its_map_entry() -> None:
     routes = [Route("Hello.localhost", ("127.77.0.2:8080", "127.77.0.1:8080"))]
     assert plan(routes, {}, [], map_file=MAP, backends=4) == [
@@ -146,6 +164,7 @@ def test_parse_answers() -> None:
         (DataPlane(kind="haproxy", haproxy_backends=0), "haproxy_backends"),
         (DataPlane(kind="haproxy", haproxy_backends=-3), "haproxy_backends"),
         (DataPlane(kind="haproxy", haproxy_bin=" "), "haproxy_bin"),
+        (DataPlane(kind="haproxy", threads=0), "haproxy_threads"),
     ],
 )
 def test_nonsense_settings_are_refused_by_name(plane: DataPlane, named: str) -> None:

@@ -108,6 +108,19 @@ def test_sample_socket_reads_datagrams_until_closed(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_sample_socket_reads_a_burst_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "samples.sock"
+    samples = SampleSocket(path)
+    samples.open()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        for n in range(300):  # more than one batch, less than the socket's queue
+            sender.sendto(f"s0 200 {n}".encode(), str(path))
+    got: list[float] = []
+    wait_for(lambda: got.extend(samples.take().get("s0", [])) or len(got) == 300, 5, "all")
+    assert got == [n / 1000 for n in range(300)]  # none lost, in order
+    samples.close()
+
+
 def test_sample_socket_that_cannot_bind_says_where(tmp_path: Path) -> None:
     with pytest.raises(RouterError, match="samples socket"):
         SampleSocket(tmp_path / "no" / "such" / "dir.sock").open()

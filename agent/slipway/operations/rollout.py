@@ -95,7 +95,7 @@ class Rollout:
             self.journal.service_status(service, service.status, "PAUSED")
             return "service paused"
         if kind == "DELETE_SERVICE":
-            return self._delete(service, spec)
+            return (yield from self._delete(service, spec))
         if kind == "UPDATE_SERVICE":
             spec = ServiceSpec.from_dict(op.params["spec"])
         release = yield from self._release(op, service, spec)
@@ -226,8 +226,7 @@ class Rollout:
         self.routes.apply()
         try:
             if previous["live_deployment_id"]:  # a first deployment has nothing to go back to
-                self.journal.deploy_log(op, "[AppRunner] Draining the previous instances")
-                yield from self._settle(started, service.id)
+                yield from self._settle(op, started, live, service.id)
         except SlipwayError:
             with self.store.transaction():
                 self.store.update_service(service.id, **previous)
@@ -248,23 +247,44 @@ class Rollout:
         traced = trace_env(service, self.settings) if spec.tracing else {}
         return {**traced, **release.env, **self.secrets.resolve(service.name, release.secrets)}
 
-    def _settle(self, started: list[Instance], service_id: str) -> Task:
+    def _settle(
+        self, op: Operation, started: list[Instance], old: list[Instance], service_id: str
+    ) -> Task:
         """The old instances are out of the route but still up: for ``settle_seconds``
-        a crash of a new one puts them back. The same wait lets the old drain."""
+        a crash of a new one puts them back. Meanwhile the old drain: they keep what
+        they carry (requests in flight, WebSockets, event streams) until it ends or
+        the service's drain window does, and are stopped after."""
         begun = time.monotonic()
-        wait = max(self.settings.settle_seconds, self.settings.drain_seconds)
-        while (elapsed := time.monotonic() - begun) < wait:
-            if elapsed < self.settings.settle_seconds:
-                for inst in started:
-                    now = self.backend.get_instance(inst.id)
-                    if now is None or not now.running or now.restart_count > inst.restart_count:
-                        code = f" with exit code {now.exit_code}" if now and now.exit_code else ""
-                        raise SlipwayError(
-                            f"instance {inst.name} crashed{code} {elapsed:.0f}s after going live;"
-                            " the previous revision serves again" + self.log_tail(inst)
-                        )
-            yield Wait(min(SETTLE_POLL, wait - elapsed))
+        window = self.routes.drain_window(service_id)
+        if old:
+            self.journal.deploy_log(
+                op,
+                f"[AppRunner] Draining {len(old)} instance(s) of the previous revision for up"
+                f" to {window:g}s",
+            )
+        settle = self.settings.settle_seconds
+        while (elapsed := time.monotonic() - begun) < settle:
+            for inst in started:
+                now = self.backend.get_instance(inst.id)
+                if now is None or not now.running or now.restart_count > inst.restart_count:
+                    code = f" with exit code {now.exit_code}" if now and now.exit_code else ""
+                    raise SlipwayError(
+                        f"instance {inst.name} crashed{code} {elapsed:.0f}s after going live;"
+                        " the previous revision serves again" + self.log_tail(inst)
+                    )
+            yield Wait(min(SETTLE_POLL, settle - elapsed))
             self.queue.check(service_id)
+        if not old:
+            return
+        rest = max(0.0, window - (time.monotonic() - begun))
+        addresses = {i.address for i in old}
+        left = yield from self.routes.drained(addresses, rest, lambda: self.queue.check(service_id))
+        if left:
+            self.journal.deploy_log(
+                op,
+                f"[AppRunner] The drain window ({window:g}s) is over with {left} request(s) or"
+                " stream(s) still open on the previous revision: they close with it",
+            )
 
     def wait_healthy(self, inst: Instance, spec: ServiceSpec, port: int, service_id: str) -> Task:
         if spec.worker:  # no port: started once it stays up (``worker_rollout.py``)
@@ -330,10 +350,12 @@ class Rollout:
             if keep is None or inst.deployment_id not in keep:
                 self.backend.stop_instance(inst.id, timeout=10)
 
-    def _delete(self, service: Service, spec: ServiceSpec) -> str:
-        # Its host stops answering first, so DELETED is only said once it is gone.
+    def _delete(self, service: Service, spec: ServiceSpec) -> Task:
+        # Its host stops answering first, so DELETED is only said once it is gone; what
+        # its instances carry drains (the service's drain window) before they stop.
         self.routes.withdraw(service.id)
         try:
+            yield from self.routes.leave(self.backend.list_instances(service.id))
             self.stop_instances(service.id)
             with self.store.transaction():
                 self.store.update_service(service.id, status="DELETED", live_deployment_id=None)

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from ..backends import Backend, Instance
 from ..config import Settings
+from ..drain import drain_window
 from ..errors import SlipwayError
 from ..records import Service
 from ..routing.router import ROUTE_CHANGE_SECONDS, Route, Router
@@ -220,9 +221,39 @@ class Routes:
         with self._lock:
             self._joining.discard(instance_id)
 
+    def drain_window(self, service_id: str) -> float:
+        """Seconds the service's instances out of its route may keep serving what they
+        carry: its ``slipway:drain-seconds`` tag, else ``drain_seconds`` (``drain.py``)."""
+        service = self.store.get_service(service_id)
+        tags = self.store.get_tags(service.arn) if service is not None else {}
+        return drain_window(tags, self.settings.drain_seconds)
+
+    def drained(
+        self, addresses: Set[str | None], seconds: float, check: Callable[[], None] = lambda: None
+    ) -> Task:
+        """Wait until no request, WebSocket or stream is in flight to ``addresses``
+        (instances out of the route), at most ``seconds``: first for the router to stop
+        sending them new ones (Caddy until its route DNS answer expires), then while
+        its in-flight counts say they still carry something; ``check`` after each
+        wait (an operation cancelled meanwhile raises there). Returns how many they
+        still carried when the window ended (0: drained; unknown counts read as 0)."""
+        deadline = time.monotonic() + seconds
+        yield Wait(min(seconds, ROUTE_CHANGE_SECONDS))
+        check()
+        while True:
+            try:
+                flights = self.router.upstream_requests()
+            except SlipwayError:
+                return 0
+            left = sum(flights.get(a or "", 0) for a in addresses)
+            if not left or time.monotonic() >= deadline:
+                return left
+            yield Wait(min(DRAIN_POLL, max(0.0, deadline - time.monotonic())))
+            check()
+
     def leave(self, leaving: list[Instance]) -> Task:
-        """Take instances out of the route, let their in-flight requests finish (up to
-        ``drain_seconds``), then stop them."""
+        """Take instances out of the route, let what they carry finish (up to their
+        service's drain window), then stop them."""
         if not leaving:
             return
         ids = {i.id for i in leaving}
@@ -230,18 +261,8 @@ class Routes:
             self._leaving |= ids
         try:
             self.apply()
-            addresses = {i.address for i in leaving}
-            deadline = time.monotonic() + self.settings.drain_seconds
-            # Caddy sends them new requests until its answer for the route expires.
-            yield Wait(min(self.settings.drain_seconds, ROUTE_CHANGE_SECONDS))
-            while time.monotonic() < deadline:
-                try:
-                    flights = self.router.upstream_requests()
-                except SlipwayError:
-                    break
-                if not any(flights.get(a, 0) for a in addresses):
-                    break
-                yield Wait(DRAIN_POLL)
+            window = max(self.drain_window(s) for s in {i.service_id for i in leaving})
+            yield from self.drained({i.address for i in leaving}, window)
             for inst in leaving:
                 self.backend.stop_instance(inst.id, timeout=10)
         finally:

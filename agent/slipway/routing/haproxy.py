@@ -252,6 +252,7 @@ class HaproxyRouter:
         backends: int,
         binary: str = "haproxy",
         latency_sample: int = 0,
+        threads: int = 1,
         runtime: Runtime | None = None,
     ) -> None:
         self.caddy = caddy
@@ -271,6 +272,7 @@ class HaproxyRouter:
                 backends=backends,
                 samples=self.samples.path,
                 sample=latency_sample,
+                threads=threads,
             ),
             binary,
         )

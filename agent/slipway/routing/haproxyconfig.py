@@ -38,6 +38,13 @@ RETRIES = 3
 # opened a new connection to its instance, and slipway's route cost 3x bare HAProxy's
 # CPU per request, at a third of its req/s (bench/router.py, issue 15).
 SERVER_OPTIONS = "pool-max-conn -1 pool-purge-delay 5s"
+# Long-lived streams. A WebSocket (an upgraded connection) is bounded by ``timeout
+# tunnel``; a server-sent events stream is an ordinary response, which HAProxy cuts when
+# the app sends nothing for ``timeout server`` (checked on 2.6, where ``timeout client``
+# does not apply while the client only reads): an event stream, asked for with ``Accept:
+# text/event-stream`` as browsers' EventSource does, gets the tunnel's hour instead.
+STREAM_TIMEOUT = "1h"
+SERVER_TIMEOUT = "300s"
 
 
 @dataclass(frozen=True)
@@ -46,12 +53,17 @@ class DataPlane:
     HAProxy how many services it can route at once (``haproxy_backends``: the pool,
     fixed at its start because a backend cannot be added without a reload), and one
     request in how many has its latency sent to the agent (``haproxy_latency_sample``;
-    0: none, the latency histogram stays empty; see ``haproxytraffic.py``)."""
+    0: none, the latency histogram stays empty; see ``haproxytraffic.py``), and its
+    threads (``haproxy_threads``): one by default, because on the 2-core hosts slipway
+    is sized for a second thread cost about a fifth more CPU per request (locks, and
+    wake-ups across cores; bench/router.py) and one thread carries far more requests
+    than such a host's apps answer."""
 
     kind: str = "haproxy"
     haproxy_backends: int = 500
     haproxy_bin: str = "haproxy"
     latency_sample: int = 10
+    threads: int = 1
 
     def check(self) -> None:
         """Refuse settings that cannot work, naming the setting."""
@@ -65,6 +77,8 @@ class DataPlane:
             )
         if not self.haproxy_bin.strip():
             raise InvalidRequest("haproxy_bin must name the haproxy program")
+        if not 1 <= self.threads <= 64:
+            raise InvalidRequest(f"haproxy_threads must be between 1 and 64, not {self.threads}")
         if not 0 <= self.latency_sample <= 100_000:
             raise InvalidRequest(
                 "haproxy_latency_sample must be between 0 (off) and 100000,"
@@ -113,6 +127,7 @@ def render_config(
     backends: int,
     samples: Path | None = None,
     sample: int = 0,
+    threads: int = 1,
 ) -> str:
     """HAProxy's whole config: the same settings always give the same text. With
     ``samples`` and ``sample`` > 0, every ``sample``-th request's backend, status and
@@ -126,6 +141,7 @@ def render_config(
     lines = [
         "# Written by slipway at each start; routes change through the Runtime API.\n",
         "global\n",
+        f"    nbthread {threads}\n",
         f"    stats socket {socket} mode 600 level admin\n",
         "    log stderr format raw local0 notice\n",
         "defaults\n",
@@ -134,10 +150,10 @@ def render_config(
         "    option dontlognull\n",
         "    timeout connect 5s\n",
         "    timeout client 60s\n",
-        "    timeout server 300s\n",
+        f"    timeout server {SERVER_TIMEOUT}\n",
         "    timeout http-request 30s\n",
         "    timeout http-keep-alive 60s\n",
-        "    timeout tunnel 1h\n",  # WebSockets and other upgraded connections
+        f"    timeout tunnel {STREAM_TIMEOUT}\n",  # WebSockets and other upgraded connections
         f"    retries {RETRIES}\n",
         "    option redispatch 1\n",
         "    retry-on conn-failure empty-response\n",
@@ -152,8 +168,12 @@ def render_config(
         f"backend {FALLBACK}\n",
         f"    server caddy {caddy_http}\n",
     ]
+    streams = (
+        f"    http-request set-timeout server {STREAM_TIMEOUT}"
+        " if { req.hdr(accept) -m sub text/event-stream }\n"
+    )
     for index in range(backends):
-        lines.append(f"backend {pool_name(index)}\n    balance roundrobin\n")
+        lines.append(f"backend {pool_name(index)}\n    balance roundrobin\n{streams}")
     return "".join(lines)
 
 
