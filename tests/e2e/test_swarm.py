@@ -262,38 +262,3 @@ def test_a_daemon_that_is_not_a_manager_is_refused(agent, cluster, node, said): 
     )
     assert done.returncode != 0
     assert said in done.stderr and "docker swarm init" in done.stderr
-
-
-# Alone: managers that lost their quorum elect a leader again within seconds on a quiet
-# host, but not within minutes while other test files load its two cores.
-@pytest.mark.alone
-def test_healthz_says_when_the_managers_lose_their_quorum(agent, cluster):  # noqa: F811
-    def roles(role: str) -> None:
-        for node in cluster.manager.nodes.list():
-            if node.attrs["Description"]["Hostname"] != "slwc-n1":
-                node.update({**node.attrs["Spec"], "Role": role})
-
-    def problems() -> list[str]:
-        return httpx.get(f"{agent.endpoint}/healthz", timeout=10).json()["problems"]
-
-    def managers_reachable() -> bool:
-        return [
-            (n.attrs.get("ManagerStatus") or {}).get("Reachability")
-            for n in cluster.manager.nodes.list()
-        ] == ["reachable"] * 3
-
-    roles("manager")  # three managers: losing two of them loses the quorum
-    try:
-        wait_for(managers_reachable, 60, "three reachable managers")
-        assert not [p for p in problems() if "swarm" in p]
-        cluster.kill(2)
-        cluster.kill(3)
-        said = wait_for(
-            lambda: [p for p in problems() if "swarm quorum lost" in p], 60, "quorum lost"
-        )
-        print(f"/healthz with 1 of 3 managers: {said}")
-    finally:
-        cluster.revive(2, 3)
-        wait_for(managers_reachable, 120, "the managers back")
-        roles("worker")
-    wait_for(lambda: not [p for p in problems() if "swarm" in p], 60, "a healthy cluster")
