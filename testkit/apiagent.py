@@ -20,6 +20,7 @@ ABSENT = (
     "tracker",
     "previews",
     "metrics",
+    "metrics_history",
     "notifier",
     "secrets",
     "splits",

@@ -29,6 +29,7 @@ from .jobs import Jobs
 from .observe.applogs import AppLogCollector
 from .observe.audit import AuditTrail
 from .observe.events import EventBus
+from .observe.history import MetricsHistory
 from .observe.logs import LogStore
 from .observe.metrics import Metrics
 from .observe.node_metrics import NODES_JOB, NodeMetrics
@@ -185,6 +186,12 @@ class Agent:
             restarts=self._metric_restarts,
             interval=settings.metrics_interval,
             stats_interval=settings.metrics_stats_interval,
+        )
+        self.metrics_history = MetricsHistory(
+            self.store,
+            self.metrics,
+            lambda: [s.name for s in self.store.list_services()],
+            days=settings.metrics_history_days,
         )
         registry = RegistryClient(settings.insecure_registries)
         resolve = ImageResolver(registry, self.credentials.for_image)
@@ -350,6 +357,7 @@ class Agent:
         self.notifier.schedule(self.jobs)
         self.retention.schedule(self.jobs)
         self.metrics_collector.schedule(self.jobs)
+        self.metrics_history.schedule(self.jobs)
         self.router_spans.schedule(self.jobs)
         self.jobs.every("previews", s.preview_interval, self.previews.sweep)
         self.jobs.every("scale", s.scale_interval, self.scaler.sample_once, first=s.scale_interval)

@@ -280,6 +280,8 @@ class Settings(SettingGroups):
     access_log: str = ""
     metrics_interval: float = 5.0
     metrics_stats_interval: float = 15.0
+    # Days of per-service metrics kept (a day per minute, then per hour): 24 h / 7 d charts.
+    metrics_history_days: float = 7.0
     # Auto scaling: Caddy's in-flight counts are sampled every scale_interval seconds;
     # a service scales out when every sample of scale_out_window seconds asks for more
     # instances, and in when none of scale_in_cooldown seconds asked for as many.

@@ -150,6 +150,13 @@ def test_an_image_service_from_create_to_delete(console, hello_image, push_varia
 
     wait_for(lambda: moved() or page.wait_for_timeout(1000), timeout=120, what="chart total")
     console.shoot("metrics")
+    # the same burst over a day and a week, from the metrics history
+    for label, minutes, words in (("24 h", "1440", "24 hours"), ("7 d", "10080", "7 days")):
+        page.get_by_role("button", name=label).click()
+        expect(page.get_by_role("button", name=label)).to_have_attribute("aria-pressed", "true")
+        expect(charts).to_have_attribute("data-shown", minutes)
+        expect(page.locator("#metrics-total")).to_contain_text(words)
+        assert moved()
 
     # logs and events tabs render the planted values as text
     page.get_by_role("link", name="Events").click()

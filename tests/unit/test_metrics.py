@@ -21,16 +21,19 @@ from slipway.backends.docker_engine import DockerEngine
 from slipway.backends.fake import FakeBackend
 from slipway.errors import InvalidRequest, UnrecognizedClient
 from slipway.jobs import Jobs
+from slipway.observe.figures import histogram_quantile
+from slipway.observe.history import MetricsHistory
 from slipway.observe.metrics import (
     _ACCESS_LINE,
     Metrics,
     _parse_json_line,
     cpu_percent,
-    histogram_quantile,
     memory_percent,
     normalize_host,
 )
 from slipway.observe.sampling import MetricsCollector
+from slipway.store import Store
+from slipway.vault import Vault
 
 # Captured from a real Caddy 2.6.2 run with Router(access_log=...)'s config: hello
 # proxied to a server answering 200 / 404 / 500 / 501 (HEAD, POST), a request for an
@@ -630,7 +633,7 @@ def test_collector_jobs_survive_failures(log: Path, metrics: Metrics) -> None:
 # -- HTTP -----------------------------------------------------------------------------------
 
 
-def app_with(metrics: Metrics, denied: bool = False) -> tuple[TestClient, list[str]]:
+def app_with(tmp: Path, metrics: Metrics, denied: bool = False) -> tuple[TestClient, list[str]]:
     seen: list[str] = []
 
     async def authenticate(request: Request, body: bytes) -> str:
@@ -639,15 +642,17 @@ def app_with(metrics: Metrics, denied: bool = False) -> tuple[TestClient, list[s
             raise UnrecognizedClient("no such key")
         return "caller"
 
+    store = Store(tmp / "db.sqlite", Vault(tmp / "vault.key"))
+    history = MetricsHistory(store, metrics, lambda: ["hello"], clock=metrics.clock)
     app = FastAPI()
-    app.include_router(metrics_router(metrics, authenticate))
+    app.include_router(metrics_router(metrics, history, authenticate))
     return TestClient(app), seen
 
 
 def test_metrics_endpoint_is_prometheus_text_without_auth(log: Path, metrics: Metrics) -> None:
     write(log, CADDY_LINES)
     metrics.collect_requests(HOSTS)
-    client, seen = app_with(metrics, denied=True)
+    client, seen = app_with(log.parent, metrics, denied=True)
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -658,21 +663,26 @@ def test_metrics_endpoint_is_prometheus_text_without_auth(log: Path, metrics: Me
 def test_recent_endpoint_is_signed_and_in_app_runner_names(log: Path, metrics: Metrics) -> None:
     write(log, CADDY_LINES)
     metrics.collect_requests(HOSTS)
-    client, seen = app_with(metrics)
+    client, seen = app_with(log.parent, metrics)
     body = client.get("/slipway/v1/metrics", params={"Service": "hello", "Minutes": 2}).json()
     assert seen == ["/slipway/v1/metrics"]
-    assert body["Service"] == "hello"
+    assert body["Service"] == "hello" and body["PeriodSeconds"] == 60
     assert len(body["Rows"]) == 2
     last = body["Rows"][-1]
     assert last["Requests"] == 6 and last["5xxStatusResponses"] == 3
     assert set(last) >= {"Minute", "RequestLatencyP50", "RequestLatencyP99", "CPUUtilization"}
 
 
-def test_recent_endpoint_rejects_bad_input_and_bad_callers(metrics: Metrics) -> None:
-    client, _ = app_with(metrics)
-    for params in ({}, {"Service": "a", "Minutes": "x"}, {"Service": "a", "Minutes": 0}):
+def test_recent_endpoint_rejects_bad_input_and_bad_callers(log: Path, metrics: Metrics) -> None:
+    client, _ = app_with(log.parent, metrics)
+    for params in (
+        {},
+        {"Service": "a", "Minutes": "x"},
+        {"Service": "a", "Minutes": 0},
+        {"Service": "a", "Minutes": 7 * 1440 + 1},
+    ):
         with pytest.raises(InvalidRequest):
             client.get("/slipway/v1/metrics", params=params)
-    denied, _ = app_with(metrics, denied=True)
+    denied, _ = app_with(log.parent, metrics, denied=True)
     with pytest.raises(UnrecognizedClient):
         denied.get("/slipway/v1/metrics", params={"Service": "a"})

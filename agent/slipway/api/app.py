@@ -335,7 +335,7 @@ def create_app(agent: Agent) -> FastAPI:
 
     app.include_router(webhook_router(agent.tracker, limits, failures, pulls=agent.previews))
     app.include_router(keys_router(agent.access, authenticate, signed_call))
-    app.include_router(metrics_router(agent.metrics, authenticate))
+    app.include_router(metrics_router(agent.metrics, agent.metrics_history, authenticate))
     app.include_router(idle_router(agent.idler, authenticate))
     app.include_router(
         notify_router(agent.notifier, authenticate, agent.audit, limits.max_json_depth)

@@ -19,7 +19,8 @@ from ..edgelimits import EdgeLimits, check_json_depth
 from ..errors import InvalidRequest, SlipwayError
 from ..observe.audit import AuditTrail
 from ..observe.events import EventBus
-from ..observe.metrics import KEEP_MINUTES, PROMETHEUS_CONTENT_TYPE, Metrics
+from ..observe.history import MetricsHistory
+from ..observe.metrics import PROMETHEUS_CONTENT_TYPE, Metrics
 from ..observe.notify import Notifier
 from .edge import client_address, request_id
 
@@ -116,11 +117,14 @@ _ROW_API = {
 }
 
 
-def metrics_router(metrics: Metrics, authenticate: Authenticate) -> APIRouter:
+def metrics_router(
+    metrics: Metrics, history: MetricsHistory, authenticate: Authenticate
+) -> APIRouter:
     """``GET /metrics`` for Prometheus, unauthenticated as scrapers expect (it names
     services and their traffic, nothing more: keep the agent's listener private or put
     the scrape behind a proxy); ``GET /slipway/v1/metrics?Service=NAME&Minutes=5``, SigV4
-    signed like every /slipway/v1 endpoint, for the CLI's per-minute table."""
+    signed like every /slipway/v1 endpoint, for the CLI's table: a row per minute up to
+    an hour, per 5 minutes up to a day, per hour beyond (``PeriodSeconds``)."""
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
@@ -138,12 +142,11 @@ def metrics_router(metrics: Metrics, authenticate: Authenticate) -> APIRouter:
             minutes = int(query.get("Minutes", "5"))
         except ValueError as exc:
             raise InvalidRequest(f"Minutes must be a whole number: {exc}") from exc
-        if not 1 <= minutes <= KEEP_MINUTES:
-            raise InvalidRequest(f"Minutes must be between 1 and {KEEP_MINUTES}")
-        rows = metrics.recent(service, minutes)
+        step, rows = await run_in_threadpool(history.window, service, minutes)
         return JSONResponse(
             {
                 "Service": service,
+                "PeriodSeconds": step,
                 "Rows": [{_ROW_API[k]: v for k, v in row.items()} for row in rows],
             }
         )

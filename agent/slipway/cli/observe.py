@@ -204,11 +204,18 @@ def notify_remove(target_id: str, config: ConfigOpt = None) -> None:
 
 def metrics(
     name: str,
-    minutes: Annotated[int, typer.Option(help="how many minutes back (1-60)")] = 5,
+    minutes: Annotated[
+        int,
+        typer.Option(
+            help="how many minutes back: a row per minute up to 60, per 5 minutes up to"
+            " 1440, per hour beyond (as far as metrics_history_days)"
+        ),
+    ] = 5,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """A service's requests, statuses, latency and resources, minute by minute."""
+    """A service's requests, statuses, latency and resources, minute by minute (longer
+    windows in 5-minute or hourly rows)."""
     client = _client(config)
     rows = _run(
         lambda: client.signed(
@@ -219,13 +226,15 @@ def metrics(
         _print_json(rows)
         return
 
+    stamp = "%H:%M" if minutes <= 1440 else "%a %H:%M"
+
     def num(value: Any, scale: float = 1, digits: int = 0) -> str:
         return "" if value is None else f"{value * scale:.{digits}f}"
 
     _table(
         [
             {
-                "MINUTE": time.strftime("%H:%M", time.localtime(r["Minute"])),
+                "MINUTE": time.strftime(stamp, time.localtime(r["Minute"])),
                 "REQ": r["Requests"],
                 "2XX": r["2xxStatusResponses"],
                 "4XX": r["4xxStatusResponses"],

@@ -50,6 +50,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from .accesslog import AccessLogTail
+from .figures import Figures, summarize
 
 log = logging.getLogger("slipway.metrics")
 
@@ -88,24 +89,6 @@ def _parse_json_line(raw: bytes) -> tuple[float, str, float, int] | None:
         )
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def histogram_quantile(q: float, bounds: tuple[float, ...], counts: list[int]) -> float | None:
-    """Prometheus's estimate: linear inside the bucket holding rank ``q``; a rank in the
-    +Inf bucket gives the highest finite bound. ``counts`` are per bucket, not cumulative."""
-    total = sum(counts)
-    if not total:
-        return None
-    rank = q * total
-    seen = 0
-    for i, count in enumerate(counts):
-        if count and seen + count >= rank:
-            if i == len(bounds):
-                return float(bounds[-1])
-            lower = float(bounds[i - 1]) if i else 0.0
-            return lower + (bounds[i] - lower) * (rank - seen) / count
-        seen += count
-    return float(bounds[-1])
 
 
 def cpu_percent(
@@ -162,9 +145,20 @@ class _Minute(_Tally):
         self.cpu: list[float] = []  # one value per instance per sample
         self.memory: list[float] = []
 
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+    def figures(self) -> Figures:
+        return {
+            "requests": self.requests,
+            "2xx": self.classes["2xx"],
+            "4xx": self.classes["4xx"],
+            "5xx": self.classes["5xx"],
+            "buckets": list(self.buckets),
+            "latency_sum": self.latency_sum,
+            "active": self.active,
+            "cpu_sum": sum(self.cpu),
+            "cpu_n": len(self.cpu),
+            "memory_sum": sum(self.memory),
+            "memory_n": len(self.memory),
+        }
 
 
 class Metrics(Collector):
@@ -359,29 +353,28 @@ class Metrics(Collector):
     # -- reading ----------------------------------------------------------------
 
     def recent(self, service: str, minutes: int = 5) -> list[dict[str, Any]]:
-        """One row per minute, oldest first, ending with the current (partial) minute.
-        Latency quantiles are estimated from the minute's histogram, in seconds."""
+        """One row per minute, oldest first, ending with the current (partial) minute
+        (``figures.summarize``)."""
         now = int(self.clock()) // 60
-        rows = []
         with self._lock:
             per_minute = self._minutes.get(service, {})
-            for minute in range(now - minutes + 1, now + 1):
-                row = per_minute.get(minute) or _Minute(len(self.buckets))
-                rows.append(
-                    {
-                        "minute": minute * 60,
-                        "requests": row.requests,
-                        "2xx": row.classes["2xx"],
-                        "4xx": row.classes["4xx"],
-                        "5xx": row.classes["5xx"],
-                        "p50": histogram_quantile(0.5, self.buckets, row.buckets),
-                        "p99": histogram_quantile(0.99, self.buckets, row.buckets),
-                        "active_instances": row.active,
-                        "cpu": _mean(row.cpu),
-                        "memory": _mean(row.memory),
-                    }
-                )
-        return rows
+            found = {
+                m: per_minute[m].figures()
+                for m in range(now - minutes + 1, now + 1)
+                if m in per_minute
+            }
+        return [
+            summarize(m * 60, found.get(m), self.buckets) for m in range(now - minutes + 1, now + 1)
+        ]
+
+    def minute_figures(self, first: int, last: int) -> dict[str, dict[int, Figures]]:
+        """The kept minutes ``first`` to ``last`` (epoch minutes) of every service, for
+        the metrics history; a minute nothing was counted in is left out."""
+        with self._lock:
+            return {
+                name: {m: row.figures() for m, row in minutes.items() if first <= m <= last}
+                for name, minutes in self._minutes.items()
+            }
 
     def register(self, collector: Collector) -> None:
         """More figures on ``/metrics`` from a collector of their own (a cluster's nodes)."""

@@ -7,9 +7,10 @@ resources, in and out as typed records from ``records.py`` or plain dicts),
 ``access.py`` (principals, their policies and access keys),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), ``vpc.py`` (VPC connectors and ingress
-connections), ``traffic.py`` (traffic splits), over the plumbing in ``base.py``; the tables
-themselves are in ``schema.py``. JSON columns are decoded on the way out, and what
-``sealed.py`` names is sealed by the vault on the way in.
+connections), ``traffic.py`` (traffic splits), ``metric_history.py`` (the metrics
+history), over the plumbing in ``base.py``; the tables themselves are in ``schema.py``.
+JSON columns are decoded on the way out, and what ``sealed.py`` names is sealed by the
+vault on the way in.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from .access import AccessTables
 from .base import StoreError, sealed_sample
 from .configurations import ConfigurationTables
+from .metric_history import MetricHistoryTables
 from .observe import ObserveTables
 from .resources import ResourceTables
 from .secrets import SecretTables
@@ -32,6 +34,7 @@ class Store(
     AccessTables,
     VpcTables,
     TrafficTables,
+    MetricHistoryTables,
 ):
     """Every table of the agent's database, behind one connection."""
 

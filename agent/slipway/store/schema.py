@@ -336,6 +336,16 @@ def _m13_traffic(db: sqlite_utils.Database) -> None:
     db["traffic"].create({"service_id": str, "split": str, "updated_at": float}, pk="service_id")
 
 
+def _m14_metric_history(db: sqlite_utils.Database) -> None:
+    """The metrics history (``observe/history.py``): each service's figures per minute
+    for a day, per hour after that, so the 24 h and 7 d charts survive restarts."""
+    db["metric_history"].create(
+        {"service": str, "start": int, "span": int, "figures": str},
+        pk=("service", "start", "span"),
+    )
+    db["metric_history"].create_index(["start"])
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -351,4 +361,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m11_vpc,
     _m12_idle,
     _m13_traffic,
+    _m14_metric_history,
 ]

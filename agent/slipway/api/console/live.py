@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from ...console import pages
 from ...console.sessions import COOKIE, SessionExpired
 from ...errors import InvalidRequest, SlipwayError
-from ...observe.metrics import KEEP_MINUTES
 from .web import Console
 
 POLL_SECONDS = 1.0
@@ -153,18 +152,16 @@ def live_router(console: Console) -> APIRouter:
 
     @router.get(f"{p}/services/{{name}}/{{sid}}/metrics.json")
     async def metrics(name: str, sid: str, request: Request) -> Response:
-        """The per-minute rows of the metrics store, as columns for uPlot."""
+        """The rows of the metrics history's window, as columns for uPlot."""
         session = console.session(request)
         try:
             minutes = int(request.query_params.get("minutes", "60"))
         except ValueError as exc:
             raise InvalidRequest(f"minutes must be a whole number: {exc}") from exc
-        if not 1 <= minutes <= KEEP_MINUTES:
-            raise InvalidRequest(f"minutes must be between 1 and {KEEP_MINUTES}")
         console.calls.authorize_route(
             session.key_id, "GET", "/slipway/v1/metrics", {"Service": name}
         )
-        rows = agent.metrics.recent(name, minutes)
+        _, rows = await run_in_threadpool(agent.metrics_history.window, name, minutes)
         columns = {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
         return JSONResponse(columns, headers=pages.HEADERS)
 

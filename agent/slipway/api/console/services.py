@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from ...console import forms, pages
 from ...console.sessions import Session
 from ...errors import InvalidRequest, SlipwayError
-from ...observe.metrics import KEEP_MINUTES
 from .web import Console, redirect
 
 TABS = ("overview", "deployments", "logs", "metrics", "events", "revisions", "settings")
@@ -288,7 +287,7 @@ def _service_context(console: Console, key_id: str, arn: str, tab: str) -> dict[
         console.calls.authorize_route(key_id, "GET", "/slipway/v1/revisions", {"ServiceArn": arn})
         context["revisions"] = agent.services.rollback_candidates(record)
     elif tab == "metrics":
-        context["keep_minutes"] = KEEP_MINUTES
+        context["history_minutes"] = agent.metrics_history.max_minutes
     elif tab == "settings":
         context["auto_scaling"] = call(key_id, "ListAutoScalingConfigurations", {})[
             "AutoScalingConfigurationSummaryList"

@@ -99,10 +99,12 @@
     if (!box || !window.uPlot) return;
     var plots = {};
     var palette = ["#3b82f6", "#16a34a", "#d97706", "#dc2626"];
+    var label = "hour";
     function draw(cols) {
       var total = (cols.requests || []).reduce(function (a, b) { return a + b; }, 0);
       box.setAttribute("data-total", String(total));
-      document.getElementById("metrics-total").textContent = total + " requests in the last hour";
+      box.setAttribute("data-shown", box.getAttribute("data-minutes"));
+      document.getElementById("metrics-total").textContent = total + " requests in the last " + label;
       box.querySelectorAll(".chart").forEach(function (el) {
         var names = el.getAttribute("data-series").split(",");
         var data = [cols.minute || []].concat(names.map(function (n) { return cols[n] || []; }));
@@ -116,10 +118,20 @@
       });
     }
     function load() {
-      fetch(box.getAttribute("data-metrics") + "?minutes=60", { credentials: "same-origin" })
+      var url = box.getAttribute("data-metrics") + "?minutes=" + box.getAttribute("data-minutes");
+      fetch(url, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (cols) { if (cols) draw(cols); });
     }
+    document.querySelectorAll(".ranges button[data-minutes]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        document.querySelectorAll(".ranges button").forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
+        button.setAttribute("aria-pressed", "true");
+        box.setAttribute("data-minutes", button.getAttribute("data-minutes"));
+        label = button.getAttribute("data-label");
+        load();
+      });
+    });
     load();
     setInterval(load, 10000);
   }
