@@ -7,7 +7,6 @@ that runs it opens a dialog, which fails the test: ``console`` fixture)."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -213,7 +212,7 @@ def test_a_forged_csrf_token_and_sign_out(console) -> None:
     console.shoot("notifications")
 
     page.get_by_role("link", name="Keys").click()
-    page.get_by_label("Principal").fill("root")
+    page.get_by_label("Principal", exact=True).fill("root")
     page.get_by_label("Description").fill(SCRIPT)
     page.get_by_role("button", name="Create key").click()
     new_key = page.locator("#new-key-id").inner_text()
@@ -256,12 +255,35 @@ def test_a_console_link_signs_in_once(console) -> None:
 
 
 def test_a_read_only_principal_is_refused_as_the_api_refuses_it(console) -> None:
-    cli = console.agent.cli
-    cli("principals", "create", "viewer")
-    cli("principals", "attach-policy", "viewer", "read-only")
-    created = json.loads(cli("keys", "create", "--principal", "viewer", "--json").stdout)
     page = console.page
-    console.sign_in(created["AccessKeyId"], created["SecretAccessKey"])
+    console.sign_in()
+    page.get_by_role("link", name="Keys").click()
+    page.get_by_label("Principal name").fill("viewer")
+    page.get_by_role("button", name="Create principal").click()
+    page.get_by_label("Attach to principal").select_option("viewer")
+    page.get_by_label("Policy name").fill("own")
+    page.get_by_label("Policy document (JSON, optional)").fill('{"Statement": [')
+    page.get_by_role("button", name="Attach policy").click()
+    expect(page.locator("#policy_document-error")).to_contain_text("not valid JSON")
+    page.get_by_label("Policy name").fill("read-only")
+    page.get_by_label("Policy document (JSON, optional)").fill("")
+    page.get_by_role("button", name="Attach policy").click()
+    viewer = page.locator('tr[data-principal="viewer"]')
+    expect(viewer).to_contain_text("read-only")
+    page.get_by_label("Attach to principal").select_option("viewer")
+    page.get_by_label("Policy name").fill("administrator")
+    page.get_by_role("button", name="Attach policy").click()
+    expect(viewer).to_contain_text("administrator")
+    viewer.get_by_role("button", name="Detach administrator from viewer").click()
+    expect(viewer).not_to_contain_text("administrator")
+    expect(viewer).to_contain_text("read-only")
+    page.get_by_label("Principal", exact=True).fill("viewer")
+    page.get_by_role("button", name="Create key").click()
+    key_id = page.locator("#new-key-id").inner_text()
+    secret = page.locator("#new-key-secret").inner_text()
+    console.shoot("principals")
+    page.get_by_role("button", name="Sign out").click()
+    console.sign_in(key_id, secret)
     expect(page.get_by_role("heading", name="Services")).to_be_visible()
     expect(page.locator(".who")).to_have_text("viewer")
     page.get_by_role("link", name="Auto scaling").click()

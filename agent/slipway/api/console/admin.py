@@ -1,5 +1,6 @@
 """The console's pages beside services: auto scaling configurations, connections (with
-GitHub's authorization step), notification targets and the audit trail. Each change is
+GitHub's authorization step), notification targets, keys, principals and their policies,
+and the audit trail. Each change is
 the API's own call, audited under the session's key."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...console import pages
 from ...errors import SlipwayError
+from ...policies import READY_MADE
 from ...sources.github_app import AppCredentials
 from .web import Console, redirect
 
@@ -147,7 +149,13 @@ def admin_router(console: Console) -> APIRouter:
         def load() -> dict[str, Any]:
             console.calls.authorize_route(session.key_id, "GET", "/slipway/v1/keys", {})
             console.calls.authorize_route(session.key_id, "GET", "/slipway/v1/principals", {})
-            return {"keys": agent.access.list_keys(), "principals": agent.access.list_principals()}
+            principals = agent.access.list_principals()
+            return {
+                "keys": agent.access.list_keys(),
+                "principals": principals,
+                "principal_options": [(r["name"], r["name"]) for r in principals],
+                "ready_made": sorted(READY_MADE),
+            }
 
         context = await run_in_threadpool(load)
         context |= {"errors": {}, "form": {}, "shown": None, **extra}
@@ -185,6 +193,60 @@ def admin_router(console: Console) -> APIRouter:
         except SlipwayError as exc:
             return await keys_answer(request, {"errors": {"": [exc.message]}, "form": f}, 400)
         return await keys_answer(request, {"shown": shown})
+
+    @router.post(f"{p}/principals")
+    async def principals_change(request: Request) -> Response:
+        """A new principal, or a policy (ready-made by name, or a document) attached to
+        or detached from one: the API's ``/slipway/v1/principals`` calls."""
+        session = console.session(request)
+        f = await console.form(request, session)
+        key, intent = session.key_id, f.get("intent", "")
+        who = f.get("new_principal" if intent == "create" else "policy_principal", "")
+        policy = f.get("policy_name", "")
+        route = "/slipway/v1/principals/{principal}/policies/{policy}"
+        names = {"principal": who, "policy": policy}
+        params: dict[str, Any] = {"Principal": who, "PolicyName": policy}
+        if intent == "create":
+            params = {"Principal": who}
+            action, method, path, work = (
+                "slipway:CreatePrincipal",
+                "POST",
+                "/slipway/v1/principals",
+                lambda: agent.access.create_principal(who),
+            )
+        elif intent == "attach":
+            document = f.get("policy_document", "").strip() or None
+            if document:
+                params["PolicyDocument"] = document
+            action, method, path, work = (
+                "slipway:AttachPolicy",
+                "PUT",
+                route,
+                lambda: agent.access.attach_policy(who, policy, document),
+            )
+        else:
+            action, method, path, work = (
+                "slipway:DetachPolicy",
+                "DELETE",
+                route,
+                lambda: agent.access.detach_policy(who, policy),
+            )
+
+        def change() -> Any:
+            console.calls.authorize_route(key, method, path, params, names)
+            return work()
+
+        try:
+            await console.act(request, session, action, params, change)
+        except SlipwayError as exc:
+            first = exc.message.partition(":")[0]
+            where = {
+                "Principal": "new_principal" if intent == "create" else "policy_principal",
+                "PolicyName": "policy_name",
+                "PolicyDocument": "policy_document",
+            }.get(first, "")
+            return await keys_answer(request, {"errors": {where: [exc.message]}, "form": f}, 400)
+        return redirect(f"{p}/keys")
 
     @router.get(f"{p}/audit")
     async def audit(request: Request) -> Response:
