@@ -16,6 +16,7 @@ from .backends.docker_engine import DockerEngine
 from .backends.docker_vpc import VpcNetworks
 from .backends.fence import Isolation
 from .backends.swarm import SwarmEngine
+from .backends.swarm_fence import NodeFence
 from .builds.builder import Builder
 from .builds.runtimes import load_runtimes
 from .config import Settings
@@ -148,14 +149,13 @@ class Agent:
         )
         settings.edge_limits.check()  # the API applies them; a bad one stops the start
         settings.vpc_limits.check((settings.http_port, settings.https_port))
-        self.networks = VpcNetworks(
-            Isolation(
-                pool=settings.network_pool,
-                fence=settings.fence,
-                host_ports=(settings.http_port, settings.https_port),
-                allow_ports=settings.fence_allow_ports,
-            )
+        isolation = Isolation(
+            pool=settings.network_pool,
+            fence=settings.fence,
+            host_ports=(settings.http_port, settings.https_port),
+            allow_ports=settings.fence_allow_ports,
         )
+        self.networks = VpcNetworks(isolation)
         self.credentials = PullCredentials(self.store, self.vault)
         self.backend = self._backend(
             settings,
@@ -171,6 +171,12 @@ class Agent:
         )
         # The cluster view (``slipway nodes``), only when instances run on a cluster.
         self.nodes = self.backend.nodes if isinstance(self.backend, SwarmEngine) else None
+        # The host fence on every node of the cluster (``backends/swarm_fence.py``).
+        self.node_fence = (
+            NodeFence(self.backend.client, self.backend.builds, isolation)
+            if isinstance(self.backend, SwarmEngine)
+            else None
+        )
         self.applogs = AppLogCollector(self.logs, self.backend)
         self.metrics = Metrics(access_log)
         self.node_metrics = NodeMetrics(self.nodes) if self.nodes is not None else None
@@ -367,6 +373,8 @@ class Agent:
         )
         if isinstance(self.backend, SwarmEngine):  # lost nodes or quorum degrade /healthz
             self.jobs.every("cluster", s.reconcile_interval, self.backend.check_cluster)
+        if self.node_fence is not None:  # a node without the fence degrades /healthz
+            self.jobs.every("fence", s.reconcile_interval, self.node_fence.ensure)
         if self.node_metrics is not None:
             self.jobs.every(NODES_JOB, s.metrics_stats_interval, self.node_metrics.sample)
 

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from ..errors import BackendError, InvalidRequest
 
 BRIDGE_PREFIX = "slw-"
+SLIPWAY_BRIDGES = BRIDGE_PREFIX + "+"
 FORWARD_CHAIN = "SLIPWAY-FENCE"
 HOST_CHAIN = "SLIPWAY-FENCE-HOST"
 VPC_HOST_CHAIN = "SLIPWAY-FENCE-VPC-IN"
@@ -95,16 +96,18 @@ class Isolation:
                 raise InvalidRequest(f"fence_allow_ports: {port!r} is not a port number")
 
 
-def jumps() -> list[tuple[str, Rule]]:
-    """``(chain, rule)`` of the ways into the fence: slipway's bridges enter, and every
-    packet passes the VPC chains, which send on only slipway's instances."""
-    bridges = ("-i", BRIDGE_PREFIX + "+")
-    return [
+def jumps(inlet: str = SLIPWAY_BRIDGES, vpc: bool = True) -> list[tuple[str, Rule]]:
+    """``(chain, rule)`` of the ways into the fence: what comes in at ``inlet`` (slipway's
+    bridges; a Swarm node's ``docker_gwbridge``) enters, and with ``vpc`` every packet
+    passes the VPC chains, which send on only slipway's instances."""
+    bridges = ("-i", inlet)
+    entries = [
         ("INPUT", (*bridges, "-j", HOST_CHAIN)),
         ("DOCKER-USER", (*bridges, "-j", FORWARD_CHAIN)),
-        ("INPUT", ("-j", VPC_HOST_CHAIN)),
-        ("DOCKER-USER", ("-j", VPC_FORWARD_CHAIN)),
     ]
+    if vpc:
+        entries += [("INPUT", ("-j", VPC_HOST_CHAIN)), ("DOCKER-USER", ("-j", VPC_FORWARD_CHAIN))]
+    return entries
 
 
 def host_rules(ports: Iterable[int]) -> list[Rule]:
@@ -115,17 +118,22 @@ def host_rules(ports: Iterable[int]) -> list[Rule]:
     return [*rules, _REFUSE]
 
 
-def forward_rules(bridges: Iterable[str]) -> list[Rule]:
+def forward_rules(
+    bridges: Iterable[str], hosts: Iterable[str] = (), others: str = SLIPWAY_BRIDGES
+) -> list[Rule]:
     """``SLIPWAY-FENCE``: routed onward, anywhere but link-local, another slipway network
-    or a port published on the host; a network's own members keep reaching each other
-    (with br_netfilter, traffic inside one bridge passes FORWARD too)."""
+    (``others``) or a port published on the host; a network's own members keep reaching
+    each other (with br_netfilter, traffic inside one bridge passes FORWARD too).
+    ``hosts`` (a cluster's node addresses) are held to the host chain's ports, as the
+    host itself is: a port another node publishes is no more open than one of this one."""
     rules: list[Rule] = [
         _REPLIES,
         ("-d", LINK_LOCAL, *_REFUSE),
         ("-m", "conntrack", "--ctstate", "DNAT", *_REFUSE),
     ]
+    rules += [("-d", f"{host}/32", "-j", HOST_CHAIN) for host in sorted(set(hosts))]
     rules += [("-i", bridge, "-o", bridge, "-j", "RETURN") for bridge in sorted(set(bridges))]
-    return [*rules, ("-o", BRIDGE_PREFIX + "+", *_REFUSE)]
+    return [*rules, ("-o", others, *_REFUSE)]
 
 
 def vpc_rules(members: Iterable[Member]) -> tuple[list[Rule], list[Rule]]:
@@ -142,15 +150,19 @@ def vpc_rules(members: Iterable[Member]) -> tuple[list[Rule], list[Rule]]:
 
 
 def restore_input(
-    ports: Iterable[int], bridges: Iterable[str], members: Iterable[Member] = ()
+    ports: Iterable[int],
+    bridges: Iterable[str],
+    members: Iterable[Member] = (),
+    forward: list[Rule] | None = None,
 ) -> str:
-    """The chains as ``iptables-restore`` input: declared (so flushed), then filled."""
+    """The chains as ``iptables-restore`` input: declared (so flushed), then filled;
+    ``forward`` replaces ``forward_rules(bridges)`` (a Swarm node's, ``fence_node.py``)."""
     chains = (HOST_CHAIN, FORWARD_CHAIN, VPC_HOST_CHAIN, VPC_FORWARD_CHAIN)
     vpc_host, vpc_forward = vpc_rules(members)
     lines = ["*filter", *(f":{chain} - [0:0]" for chain in chains)]
     for chain, rules in (
         (HOST_CHAIN, host_rules(ports)),
-        (FORWARD_CHAIN, forward_rules(bridges)),
+        (FORWARD_CHAIN, forward_rules(bridges) if forward is None else forward),
         (VPC_HOST_CHAIN, vpc_host),
         (VPC_FORWARD_CHAIN, vpc_forward),
     ):
