@@ -69,7 +69,7 @@ def unfenced(nodes: Iterable[Mapping[str, Any]], tasks: Iterable[Mapping[str, An
         active = (node.get("Spec") or {}).get("Availability") == "active"
         if ready and active and node.get("ID") not in running:
             why = said.get(node.get("ID")) or "no task"
-            problems.append(f"host fence missing on swarm node {name_of(node)} ({why})")
+            problems.append(f"no host fence on node {name_of(node)} ({why})")
     return problems
 
 
