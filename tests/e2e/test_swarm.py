@@ -33,6 +33,7 @@ def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conf
     return {
         "backend": "swarm",
         "swarm_docker_host": running.manager_socket,
+        "swarm_registry": request.getfixturevalue("registry").host,  # the fence's image
         "drain_seconds": 2,
         "scale_in_cooldown": 3600,  # the node-loss test counts instances: no scale-in
         "scale_interval": 0.5,

@@ -16,6 +16,7 @@ from slipway.backends.fence import (
 )
 from slipway.backends.fence_node import GATEWAY_BRIDGE, install_script, lift_script, node_rules
 from slipway.backends.swarm_fence import LABEL_SPEC, SERVICE, NodeFence, node_addresses, unfenced
+from slipway.backends.swarm_nodes import LABEL_FENCE, node_rows
 
 REFUSE = ("-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
 
@@ -79,16 +80,35 @@ def node(node_id: str, state: str = "ready", availability: str = "active") -> di
     }
 
 
+def fence_task(node_id: str, state: str, mode: str = "installed") -> dict:
+    labels = {LABEL_FENCE: mode}
+    return {
+        "NodeID": node_id,
+        "Status": {"State": state},
+        "Spec": {"ContainerSpec": {"Labels": labels}},
+    }
+
+
 def test_health_names_each_ready_active_node_without_a_running_fence_task() -> None:
     nodes = [node("a"), node("b"), node("c"), node("d", state="down"), node("e", "ready", "drain")]
     tasks = [
-        {"NodeID": "a", "Status": {"State": "running"}},
-        {"NodeID": "b", "Status": {"State": "failed", "Err": "exit 4"}},
+        fence_task("a", "running"),
+        {**fence_task("b", "failed"), "Status": {"State": "failed", "Err": "exit 4"}},
+        fence_task("c", "running", "lifted"),  # fence: false
     ]
     assert unfenced(nodes, tasks) == [
         "no host fence on node host-b (exit 4)",
-        "no host fence on node host-c (no task)",
+        "no host fence on node host-c (running)",
     ]
+    # ``slipway nodes`` says the same per node.
+    rows = {r["Name"]: r["Fence"] for r in node_rows(nodes, tasks, set())}
+    assert rows == {
+        "host-a": True,
+        "host-b": False,
+        "host-c": False,
+        "host-d": False,
+        "host-e": False,
+    }
 
 
 class FakeServices:
@@ -124,7 +144,7 @@ class FakeClient:
         return [node("a") | {"Status": {"State": "ready", "Addr": "10.0.0.11"}}]
 
     def tasks(self, filters: dict) -> list:
-        return [{"NodeID": "a", "Status": {"State": "running"}}]
+        return [fence_task("a", "running")]
 
 
 class FakeBuilds:
@@ -141,6 +161,7 @@ def test_the_service_is_global_on_the_host_network_and_replaced_only_when_it_cha
     (created,) = client.services.created  # the same spec: left alone
     assert created["mode"].mode == "global" and created["networks"] == ["host"]
     assert created["cap_add"] == ["NET_ADMIN", "NET_RAW"]
+    assert created["container_labels"] == {LABEL_FENCE: "installed"}
     assert "--dport 3128" in created["command"][2] and "10.0.0.11/32" in created["command"][2]
     first = client.services.existing[0]
     fence.isolation = Isolation(fence=False)

@@ -30,6 +30,7 @@ from ..errors import BackendError
 from .fence import Isolation
 from .fence_node import install_script, lift_script
 from .swarm_images import BuildPusher
+from .swarm_nodes import LABEL_FENCE, fenced
 from .swarm_placement import name_of
 
 SERVICE = "slipway-fence"
@@ -57,8 +58,9 @@ def node_addresses(nodes: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def unfenced(nodes: Iterable[Mapping[str, Any]], tasks: Iterable[Mapping[str, Any]]) -> list[str]:
-    """``/healthz`` lines: each ready, active node whose fence task is not running."""
-    running = {t.get("NodeID") for t in tasks if (t.get("Status") or {}).get("State") == "running"}
+    """``/healthz`` lines: each ready, active node where no fence task installs it."""
+    tasks = list(tasks)
+    with_fence = fenced(tasks)
     said = {
         t.get("NodeID"): (t.get("Status") or {}).get("Err") or (t.get("Status") or {}).get("State")
         for t in tasks
@@ -67,7 +69,7 @@ def unfenced(nodes: Iterable[Mapping[str, Any]], tasks: Iterable[Mapping[str, An
     for node in nodes:
         ready = (node.get("Status") or {}).get("State") == "ready"
         active = (node.get("Spec") or {}).get("Availability") == "active"
-        if ready and active and node.get("ID") not in running:
+        if ready and active and node.get("ID") not in with_fence:
             why = said.get(node.get("ID")) or "no task"
             problems.append(f"no host fence on node {name_of(node)} ({why})")
     return problems
@@ -100,7 +102,7 @@ class NodeFence:
                 script = install_script(self.isolation.ports(), node_addresses(nodes))
             else:
                 script = lift_script()
-            self._deploy(self.image(), script)
+            self._deploy(self.image(), script, "installed" if self.isolation.fence else "lifted")
             if not self.isolation.fence:
                 return
             tasks = self.client.api.tasks(filters={"service": SERVICE, "desired-state": "running"})
@@ -131,7 +133,7 @@ class NodeFence:
                 ) from exc
         return self._image
 
-    def _deploy(self, image: str, script: str) -> None:
+    def _deploy(self, image: str, script: str, mode: str) -> None:
         spec = hashlib.sha256(f"{image}\n{script}".encode()).hexdigest()[:16]
         found = self.client.services.list(filters={"name": SERVICE})
         current = [s for s in found if s.name == SERVICE]
@@ -143,7 +145,8 @@ class NodeFence:
             image,
             command=["sh", "-c", script],
             name=SERVICE,
-            labels={LABEL_SPEC: spec, "slipway.fence": "true"},
+            labels={LABEL_SPEC: spec},
+            container_labels={LABEL_FENCE: mode},
             mode=ServiceMode("global"),
             networks=["host"],
             cap_add=["NET_ADMIN", "NET_RAW"],

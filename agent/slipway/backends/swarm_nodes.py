@@ -9,6 +9,20 @@ from typing import Any
 
 from .swarm_placement import name_of, reservations, total
 
+# On the fence's tasks (``swarm_fence.py``): "installed", or "lifted" under fence: false.
+LABEL_FENCE = "slipway.fence"
+
+
+def fenced(tasks: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The ids of the nodes where a fence task that installs the fence is running."""
+    return {
+        task.get("NodeID") or ""
+        for task in tasks
+        if ((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Labels", {}).get(LABEL_FENCE)
+        == "installed"
+        and (task.get("Status") or {}).get("State") == "running"
+    }
+
 
 def node_rows(
     nodes: Iterable[Mapping[str, Any]],
@@ -17,8 +31,10 @@ def node_rows(
 ) -> list[dict[str, Any]]:
     """One row per node, in the API's casing. ``tasks`` are every task of the cluster;
     those the manager wants running count as reserved; those of ``instance_services``
-    (slipway's Swarm services) as instances."""
+    (slipway's Swarm services) as instances; a running fence task makes ``Fence``."""
+    tasks = list(tasks)
     held = reservations(tasks, instance_services)
+    with_fence = fenced(tasks)
     rows = []
     for node in nodes:
         cpu, memory, instances = held.get(node.get("ID") or "", (0, 0, 0))
@@ -37,6 +53,7 @@ def node_rows(
                 "MemoryReservedMb": memory,
                 "MemoryTotalMb": memory_total,
                 "Instances": instances,
+                "Fence": node.get("ID") in with_fence,
             }
         )
     return sorted(rows, key=lambda r: r["Name"])

@@ -7,7 +7,7 @@ from .base import ConfigOpt, JsonOpt, _client, _print_json, _run, _table
 
 def nodes(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """The cluster's nodes: role, state, availability, CPU units and MB reserved of the
-    total, and slipway instances on each."""
+    total, slipway instances on each, and whether the host fence is in place there."""
     client = _client(config)
     rows = _run(lambda: client.signed("GET", "/slipway/v1/nodes"))["Nodes"]
     if as_json:
@@ -23,8 +23,9 @@ def nodes(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
                 "CPU": f"{r['CpuReserved']}/{r['CpuTotal']}",
                 "MEMORY MB": f"{r['MemoryReservedMb']}/{r['MemoryTotalMb']}",
                 "INSTANCES": r["Instances"],
+                "FENCE": "yes" if r.get("Fence") else "no",
             }
             for r in rows
         ],
-        ["NAME", "ROLE", "STATE", "AVAILABILITY", "CPU", "MEMORY MB", "INSTANCES"],
+        ["NAME", "ROLE", "STATE", "AVAILABILITY", "CPU", "MEMORY MB", "INSTANCES", "FENCE"],
     )
