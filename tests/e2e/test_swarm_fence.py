@@ -12,6 +12,7 @@ jumps are taken out, until the fence task puts them back.
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -151,6 +152,14 @@ def test_an_instance_on_a_worker_reaches_no_node_port_nor_metadata(
     # One fence task on every node, the manager too.
     wait_for(lambda: len(set(fence_tasks(cluster))) == 3, 180, "a fence task on each node")
     assert sorted(fence_tasks(cluster)) == sorted(cluster.node_names())
+
+    def fenced_nodes() -> dict[str, bool]:
+        rows = json.loads(agent.cli("nodes", "--json").stdout)
+        return {row["Name"]: row["Fence"] for row in rows}
+
+    # ``slipway nodes`` and /healthz say so.
+    wait_for(lambda: all(fenced_nodes().values()), 30, "slipway nodes to show every fence")
+    assert fenced_nodes() == {"slwc-n1": True, "slwc-n2": True, "slwc-n3": True}
 
     client = agent.client()
     target = scaled_service(client, "fenced-b", hello_image, MinSize=2, MaxSize=2)
