@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -520,15 +521,30 @@ def operations(client: Any, arn: str) -> list[dict[str, Any]]:
 
 
 class Load:
-    """``workers`` clients, each sending slow requests through Caddy one after another
-    until stopped; every answer is kept."""
+    """``workers`` clients, each asking ``path`` (by default ``/slow?ms=slow_ms``) through
+    the router one after another until stopped, ``pause`` seconds apart. Every answer is
+    kept as (status, who answered): the X-Instance header, or with ``by="body"`` the
+    answer's body (the example app's /env/APP_VERSION, to count answers by revision);
+    ``times`` holds each answer's ``time.time()`` in the same order."""
 
-    def __init__(self, agent, service: str, workers: int, slow_ms: int) -> None:
-        self.url = f"http://127.0.0.1:{agent.http_port}/slow?ms={slow_ms}"
+    def __init__(
+        self,
+        agent,
+        service: str,
+        workers: int = 3,
+        slow_ms: int = 0,
+        *,
+        path: str | None = None,
+        by: str = "instance",
+        pause: float = 0.0,
+    ) -> None:
+        self.url = f"http://127.0.0.1:{agent.http_port}{path or f'/slow?ms={slow_ms}'}"
         self.host = f"{service}.localhost:{agent.http_port}"
+        self.by, self.pause = by, pause
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.answers: list[tuple[int, str]] = []  # (status, X-Instance)
+        self.answers: list[tuple[int, str]] = []  # (status, X-Instance or body)
+        self.times: list[float] = []
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
 
@@ -537,11 +553,15 @@ class Load:
             while not self.stop.is_set():
                 try:
                     r = client.get(self.url)
+                    who = r.text.strip() if self.by == "body" else r.headers.get("X-Instance", "")
                     with self.lock:
-                        self.answers.append((r.status_code, r.headers.get("X-Instance", "")))
+                        self.answers.append((r.status_code, who))
+                        self.times.append(time.time())
                 except httpx.HTTPError as exc:
                     with self.lock:
                         self.errors.append(repr(exc))
+                if self.pause:
+                    time.sleep(self.pause)
 
     def __enter__(self) -> Load:
         for t in self.threads:
@@ -556,6 +576,20 @@ class Load:
     def instances_since(self, start: int) -> set[str]:
         with self.lock:
             return {inst for _, inst in self.answers[start:]}
+
+    def between(self, start: float, end: float) -> Counter:
+        """Who answered how often from ``start`` to ``end`` (``time.time()`` values)."""
+        with self.lock:
+            return Counter(
+                who
+                for when, (_, who) in zip(self.times, self.answers, strict=True)
+                if start <= when < end
+            )
+
+    def failed(self) -> list[tuple[int, str]]:
+        """The answers that were not 200."""
+        with self.lock:
+            return [a for a in self.answers if a[0] != 200]
 
 
 def service_containers(service_id: str) -> list:
