@@ -114,9 +114,15 @@ class LocalRegistry:
         self.log = log
 
     @classmethod
-    def start(cls, root: Path, htpasswd: Path | None = None) -> LocalRegistry:
+    def start(
+        cls,
+        root: Path,
+        htpasswd: Path | None = None,
+        notify: list[dict[str, Any]] | None = None,
+    ) -> LocalRegistry:
         """``docker-registry serve`` on a free loopback port, storage under ``root``;
-        with ``htpasswd`` (bcrypt lines), only its users may pull or push."""
+        with ``htpasswd`` (bcrypt lines), only its users may pull or push; with
+        ``notify``, its notification endpoints (the registry's config)."""
         binary = require_binary("docker-registry")
         host = f"127.0.0.1:{free_port()}"
         config: dict[str, Any] = {
@@ -130,6 +136,8 @@ class LocalRegistry:
         }
         if htpasswd is not None:
             config["auth"] = {"htpasswd": {"realm": "slipway-test", "path": str(htpasswd)}}
+        if notify is not None:
+            config["notifications"] = {"endpoints": notify}
         (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
         log = root / "registry.log"
         with log.open("wb") as out:
