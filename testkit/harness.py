@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,17 @@ class CaddyProcess:
         """Kill and start again: Caddy comes back with the empty initial config."""
         self.stop()
         self.start()
+
+
+@contextlib.contextmanager
+def running_caddy(root: Path, *, admin_socket: bool = False) -> Iterator[CaddyProcess]:
+    """A started ``CaddyProcess`` under ``root``, stopped on the way out."""
+    process = CaddyProcess(root, admin_socket=admin_socket)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 class AgentProcess:

@@ -29,6 +29,7 @@ from testkit.harness import (
     image_source,
     operations,
     push_image,
+    running_caddy,
     wait_for,
     wait_status,
 )
@@ -50,12 +51,8 @@ def caddy_server(
     data_plane: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CaddyProcess]:
     """A Caddy per data plane (overrides the session's), so each plane's agent is new."""
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"))
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.harness import CaddyProcess, image_source, wait_for, wait_status
+from testkit.harness import CaddyProcess, image_source, running_caddy, wait_for, wait_status
 from testkit.hostile import METADATA, metadata_server
 
 pytestmark = pytest.mark.e2e
@@ -73,12 +73,8 @@ class Receiver:
 @pytest.fixture(scope="module")
 def caddy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProcess]:
     """This module's own Caddy (overrides the session's): its admin API is a socket only."""
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"), admin_socket=True)
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy"), admin_socket=True) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
