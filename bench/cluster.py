@@ -14,7 +14,6 @@ again within 30 s of the node loss.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
 import time
@@ -23,7 +22,7 @@ from contextlib import contextmanager
 
 import docker
 from common import ROOT, example_service, local_stack, record
-from zero_downtime import ERRORS, build_variants, deploy_under_load, phase, summary
+from zero_downtime import ERRORS, arguments, build_variants, deploy_under_load, phase, summary
 
 from testkit.harness import LocalRegistry
 
@@ -55,13 +54,7 @@ def running_nodes(manager: docker.DockerClient, service_name: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--deployments", type=int, default=10)
-    parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="caddy")
-    parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0], data_plane="caddy")
 
     client = docker.from_env()
     settings = {
