@@ -539,6 +539,16 @@ def operations(client: Any, arn: str) -> list[dict[str, Any]]:
         params["NextToken"] = page["NextToken"]
 
 
+def operation_end(client: Any, arn: str, operation_id: str, timeout: float = 300) -> dict[str, Any]:
+    """Wait until the operation is no longer PENDING or IN_PROGRESS; the operation."""
+
+    def ended() -> dict[str, Any] | None:
+        op = next(o for o in operations(client, arn) if o["Id"] == operation_id)
+        return None if op["Status"] in ("PENDING", "IN_PROGRESS") else op
+
+    return wait_for(ended, timeout, f"operation {operation_id} to end")
+
+
 class Load:
     """``workers`` clients, each asking ``path`` (by default ``/slow?ms=slow_ms``) through
     the router one after another until stopped, ``pause`` seconds apart. Every answer is

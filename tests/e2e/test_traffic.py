@@ -15,7 +15,7 @@ from slipway.client import ApiError, Client
 from testkit.harness import (
     Load,
     image_source,
-    operations,
+    operation_end,
     service_containers,
     wait_for,
     wait_status,
@@ -65,13 +65,7 @@ def versioned(agent, hello_image, push_variant):
 def deploy(agent, arn: str, image: str, push_variant, **env: str) -> dict:
     push_variant(image, **env)
     client = agent.client()
-    op_id = client.start_deployment(ServiceArn=arn)["OperationId"]
-
-    def ended() -> dict | None:
-        op = next(o for o in operations(client, arn) if o["Id"] == op_id)
-        return None if op["Status"] in ("PENDING", "IN_PROGRESS") else op
-
-    op = wait_for(ended, 180, "the deployment to end")
+    op = operation_end(client, arn, client.start_deployment(ServiceArn=arn)["OperationId"], 180)
     wait_status(client, arn, "RUNNING")
     return op
 
