@@ -539,6 +539,32 @@ def operations(client: Any, arn: str) -> list[dict[str, Any]]:
         params["NextToken"] = page["NextToken"]
 
 
+def aws_cli(
+    agent: Any, *args: str, profile: str = "slipway", credentials: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``aws apprunner ARGS`` (the AWS CLI of this venv) against ``agent``, JSON out,
+    with ``profile`` of the agent's credentials file (or of ``credentials``)."""
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "aws"), "apprunner", *args,
+         "--endpoint-url", agent.endpoint, "--profile", profile, "--region", "us-east-1",
+         "--output", "json"],
+        env={
+            **os.environ,
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials or agent.credentials_file),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def aws_json(agent: Any, *args: str) -> dict[str, Any]:
+    """``aws_cli`` asserted to succeed: its answer."""
+    done = aws_cli(agent, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def operation_end(client: Any, arn: str, operation_id: str, timeout: float = 300) -> dict[str, Any]:
     """Wait until the operation is no longer PENDING or IN_PROGRESS; the operation."""
 
