@@ -27,6 +27,7 @@ import docker.errors
 import httpx
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from slipway import keys
 from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
@@ -563,6 +564,18 @@ def aws_json(agent: Any, *args: str) -> dict[str, Any]:
     done = aws_cli(agent, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def expect_error(call: Callable[[], Any], code: str, *words: str) -> str:
+    """``call`` refused by the API with error ``code`` and a message naming ``words``;
+    the message."""
+    with pytest.raises(ClientError) as info:
+        call()
+    error = info.value.response["Error"]
+    assert error["Code"] == code, error
+    for word in words:
+        assert word in error["Message"], error["Message"]
+    return error["Message"]
 
 
 def operation_end(client: Any, arn: str, operation_id: str, timeout: float = 300) -> dict[str, Any]:

@@ -18,7 +18,14 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from testkit.harness import aws_json, image_source, stop_haproxy, wait_for, wait_status
+from testkit.harness import (
+    aws_json,
+    expect_error,
+    image_source,
+    stop_haproxy,
+    wait_for,
+    wait_status,
+)
 
 PLANES = ["caddy", "haproxy"]  # caddy first: the HAProxy the second starts keeps http_port
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("agent", PLANES, indirect=True)]
@@ -101,15 +108,6 @@ def reap_haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def plane(agent) -> str:
     return agent.env["SLIPWAY_DATA_PLANE"]
-
-
-def expect_error(call, code: str, *words: str) -> None:
-    with pytest.raises(ClientError) as info:
-        call()
-    error = info.value.response["Error"]
-    assert error["Code"] == code, error
-    for word in words:
-        assert word in error["Message"], error["Message"]
 
 
 def partial_arn(agent, name: str) -> str:
