@@ -63,11 +63,8 @@ def database(docker_client: docker.DockerClient, hello_local: str) -> Iterator[t
 
 @pytest.fixture(scope="module")
 def host_listener() -> Iterator[Listener]:
-    listener = Listener()
-    try:
+    with contextlib.closing(Listener()) as listener:
         yield listener
-    finally:
-        listener.close()
 
 
 def fetch(container, host: str) -> str:
