@@ -42,6 +42,7 @@ class Console:
             agent.settings.console_session_ttl,
             agent.settings.console_link_ttl,
             key_usable=lambda key_id: agent.access.lookup_secret(key_id) is not None,
+            kept=agent.store,
         )
         self.env = pages.environment()
 
