@@ -304,6 +304,8 @@ def _service_context(console: Console, key_id: str, arn: str, tab: str) -> dict[
     elif tab == "revisions":
         console.calls.authorize_route(key_id, "GET", "/slipway/v1/revisions", {"ServiceArn": arn})
         context["revisions"] = agent.services.rollback_candidates(record)
+        console.calls.authorize_route(key_id, "GET", "/slipway/v1/traffic", {"ServiceArn": arn})
+        context["traffic"] = agent.splits.describe(arn)
     elif tab == "metrics":
         context["history_minutes"] = agent.metrics_history.max_minutes
     elif tab == "settings":
