@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from testkit.harness import wait_for
+from testkit.harness import image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 SCRIPT = "<script>alert('name')</script>"
@@ -37,25 +37,11 @@ def test_observability_configurations_and_a_services_tracing(console, hello_imag
     spare.get_by_role("button", name="Delete spare #1").click()
     expect(page.locator("table")).not_to_contain_text("spare")
 
-    made = console.agent.client().create_service(
-        ServiceName="traced",
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": hello_image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
-    )["Service"]
     client = console.agent.client()
-    wait_for(
-        lambda: (
-            client.describe_service(ServiceArn=made["ServiceArn"])["Service"]["Status"] == "RUNNING"
-        ),
-        180,
-        "traced RUNNING",
-    )
+    made = client.create_service(
+        ServiceName="traced", SourceConfiguration=image_source(hello_image)
+    )["Service"]
+    wait_status(client, made["ServiceArn"], "RUNNING", timeout=180)
     page.goto(console.url(f"/services/traced/{made['ServiceId']}?tab=settings"))
     page.get_by_label("Tracing").select_option(label="tracing #1")
     page.get_by_role("button", name="Save tracing and deploy").click()

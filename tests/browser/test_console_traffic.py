@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from testkit.harness import wait_for
+from testkit.harness import image_source, wait_for, wait_status
 
 pytestmark = pytest.mark.e2e
 SCRIPT = "<script>alert('tag')</script>"
@@ -18,21 +18,11 @@ def test_a_split_between_revisions_and_a_revision_tag(console, hello_image, push
     client = console.agent.client()
     made = client.create_service(
         ServiceName="split-web",
-        SourceConfiguration={
-            "ImageRepository": {
-                "ImageIdentifier": hello_image,
-                "ImageRepositoryType": "ECR",
-                "ImageConfiguration": {"Port": "8080"},
-            },
-            "AutoDeploymentsEnabled": False,
-        },
+        SourceConfiguration=image_source(hello_image),
     )["Service"]
     arn = made["ServiceArn"]
 
-    def running() -> bool:
-        return client.describe_service(ServiceArn=arn)["Service"]["Status"] == "RUNNING"
-
-    wait_for(running, 180, "split-web RUNNING")
+    wait_status(client, arn, "RUNNING", timeout=180)
     push_variant(hello_image, VERSION="second")
     client.start_deployment(ServiceArn=arn)
     wait_for(
@@ -40,7 +30,7 @@ def test_a_split_between_revisions_and_a_revision_tag(console, hello_image, push
         180,
         "the second revision live",
     )
-    wait_for(running, 60, "split-web RUNNING again")
+    wait_status(client, arn, "RUNNING", timeout=60)
 
     page = console.page
     console.sign_in()

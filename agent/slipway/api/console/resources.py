@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...console import pages
 from ...console.sessions import Session
-from .services import again, operation_or
+from .services import service_change
 from .web import Console, redirect
 
 # Member paths of the API's messages -> the form field they belong next to.
@@ -214,23 +214,16 @@ def resources_router(console: Console) -> APIRouter:
     async def service_observability(name: str, sid: str, request: Request) -> Response:
         """The service's tracing: on with a configuration, or off (UpdateService)."""
 
-        async def change(session: Session, f: dict[str, str]) -> str:
+        def params(f: dict[str, str]) -> dict[str, Any]:
             chosen = f.get("observability", "")
             setting: dict[str, Any] = {"ObservabilityEnabled": bool(chosen)}
             if chosen:
                 setting["ObservabilityConfigurationArn"] = chosen
-            params = {
-                "ServiceArn": console.service_arn(name, sid),
-                "ObservabilityConfiguration": setting,
-            }
-            answer = await console.app_runner(request, session, "UpdateService", params)
-            return answer["OperationId"]
+            arn = console.service_arn(name, sid)
+            return {"ServiceArn": arn, "ObservabilityConfiguration": setting}
 
-        return await console.submit(
-            request,
-            change,
-            operation_or(name, sid),
-            again(console, request, name, sid, "settings", field="observability"),
+        return await service_change(
+            console, request, name, sid, "UpdateService", params, "settings", field="observability"
         )
 
     return router

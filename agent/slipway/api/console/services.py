@@ -5,6 +5,8 @@ custom domains. Every change is the API's own call (``Console.app_runner``)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -118,47 +120,36 @@ def services_router(console: Console) -> APIRouter:
             name: str, sid: str, request: Request, operation: str = operation
         ) -> Response:
             """One button's App Runner call; its error shown on the page it came from."""
-
-            async def change(session: Session, fields: dict[str, str]) -> str | None:
-                params = {"ServiceArn": console.service_arn(name, sid)}
-                answer = await console.app_runner(request, session, operation, params)
-                return answer.get("OperationId")
-
-            return await console.submit(
-                request, change, operation_or(name, sid), again(console, request, name, sid)
+            arn = console.service_arn(name, sid)
+            return await service_change(
+                console, request, name, sid, operation, lambda _: {"ServiceArn": arn}
             )
 
         router.post(f"{p}/services/{{name}}/{{sid}}/{action}")(button)
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/delete")
     async def delete(name: str, sid: str, request: Request) -> Response:
-        async def change(session: Session, fields: dict[str, str]) -> str:
+        def params(fields: dict[str, str]) -> dict[str, Any]:
             if fields.get("confirm") != name:
                 raise InvalidRequest(f"Type the service's name, {name}, to delete it")
-            params = {"ServiceArn": console.service_arn(name, sid)}
-            answer = await console.app_runner(request, session, "DeleteService", params)
-            return answer["OperationId"]
+            return {"ServiceArn": console.service_arn(name, sid)}
 
-        return await console.submit(
-            request,
-            change,
-            operation_or(name, sid),
-            again(console, request, name, sid, "settings", field="confirm"),
+        return await service_change(
+            console, request, name, sid, "DeleteService", params, "settings", field="confirm"
         )
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/update")
     async def update(name: str, sid: str, request: Request) -> Response:
-        async def change(session: Session, fields: dict[str, str]) -> str:
-            params = forms.update_service(console.service_arn(name, sid), fields)
-            answer = await console.app_runner(request, session, "UpdateService", params)
-            return answer["OperationId"]
-
-        return await console.submit(
+        arn = console.service_arn(name, sid)
+        return await service_change(
+            console,
             request,
-            change,
-            operation_or(name, sid),
-            again(console, request, name, sid, "settings", typed=True),
-            forms.FIELDS,
+            name,
+            sid,
+            "UpdateService",
+            partial(forms.update_service, arn),
+            "settings",
+            typed=True,
         )
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/domains")
@@ -254,6 +245,29 @@ def operation_or(name: str, sid: str, tab: str = "overview") -> Any:
         return redirect(f"{to}/operations/{op}" if op else f"{to}?tab={tab}")
 
     return done
+
+
+async def service_change(
+    console: Console,
+    request: Request,
+    name: str,
+    sid: str,
+    operation: str,
+    params: Callable[[dict[str, str]], dict[str, Any]],
+    tab: str = "",
+    **where: Any,
+) -> Response:
+    """A form on a service's page that makes one App Runner call (its parameters made
+    from the form by ``params``): the operation's page after, or the ``tab`` again with
+    the refusal (``where``: as ``again`` takes them; the API's members placed by
+    ``forms.FIELDS``)."""
+
+    async def change(session: Session, fields: dict[str, str]) -> str | None:
+        answer = await console.app_runner(request, session, operation, params(fields))
+        return answer.get("OperationId")
+
+    refused = again(console, request, name, sid, tab, **where)
+    return await console.submit(request, change, operation_or(name, sid), refused, forms.FIELDS)
 
 
 async def _create_context(
