@@ -1,10 +1,14 @@
-"""The console's observability and VPC pages in a real browser against a real agent:
-create and delete an observability configuration, turn a service's tracing on from
-its Settings tab, create a VPC connector on a Docker network and delete it; bad input
-comes back next to its field, and planted script in a name is shown as text only (a
-page that runs it opens a dialog, which fails the test: ``console`` fixture)."""
+"""The console's observability, VPC and secrets pages in a real browser against a real
+agent: create and delete an observability configuration, turn a service's tracing on
+from its Settings tab, create a VPC connector on a Docker network and delete it, save,
+grant, revoke and delete a secret whose value never comes back; bad input comes back
+next to its field, and planted script in a name is shown as text only (a page that runs
+it opens a dialog, which fails the test: ``console`` fixture). A session outlives an
+agent restart, and sign-out still ends it on the server."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -76,6 +80,16 @@ def test_a_vpc_connector_from_create_to_delete(console, docker_client) -> None:
         expect(row).to_contain_text(network.name)
         expect(row).to_contain_text("sg-0123abcd")
         console.shoot("vpc")
+        page.get_by_label("Connection name").fill("private-web")
+        page.get_by_label("VPC id", exact=True).fill("vpc-0123abcd")
+        page.get_by_label("VPC endpoint id").fill("vpce-0123abcd")
+        page.get_by_role("button", name="Create ingress connection").click()
+        # no service to pick (ServiceArn), or no private listener on this host
+        expect(page.locator(".field-error").first).to_contain_text(
+            re.compile("ServiceArn|private listener")
+        )
+        expect(page.get_by_label("Connection name")).to_have_value("private-web")
+        row = page.locator("tr", has=page.get_by_text("to-db", exact=True))
         row.get_by_role("button", name="Delete to-db #1").click()
         expect(page.locator("table").first).not_to_contain_text("to-db")
     finally:
@@ -111,3 +125,20 @@ def test_secrets_are_saved_granted_and_never_shown_back(console) -> None:
     expect(row).not_to_contain_text("web-app")
     row.get_by_role("button", name="Delete db/password").click()
     expect(page.locator("table.secrets")).to_contain_text("None")
+
+
+def test_a_session_outlives_an_agent_restart_and_sign_out_still_ends_it(console) -> None:
+    page = console.page
+    console.sign_in()
+    expect(page.get_by_role("heading", name="Services")).to_be_visible()
+    console.agent.kill()
+    console.agent.start()
+    page.goto(console.url("/secrets"))
+    expect(page.get_by_role("heading", name="Secrets")).to_be_visible()  # still signed in
+
+    cookies = console.context.cookies()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    console.context.add_cookies(cookies)  # the old cookie, replayed
+    page.goto(console.url("/secrets"))
+    expect(page.locator("#signin-error")).to_have_text("Your session ended: sign in again")
