@@ -6,9 +6,7 @@ set is the one the tags carry, and disabling removes it."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker.errors
 import pytest
@@ -16,15 +14,16 @@ from playwright.sync_api import expect
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.fakepulls import FakeGitHubPulls
-from testkit.gitserver import GitServer
 from testkit.harness import code_source, wait_status
+from tests.e2e.test_previews import (  # noqa: F401 - the previews suite's fake GitHub and git
+    AGENT_SETTINGS,
+    HELLO,
+    TOKEN,
+    git,
+    github,
+)
 
 pytestmark = pytest.mark.e2e
-TOKEN = "ghp_" + uuid.uuid4().hex
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-HELLO = {p.name: p.read_text() for p in (EXAMPLES / "python-hello").iterdir() if p.is_file()}
-HELLO["apprunner.yaml"] = HELLO["apprunner.yaml"].replace('"set in apprunner.yaml"', "main")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,27 +35,7 @@ def built_images(docker_client) -> Iterator[None]:
             docker_client.images.remove(image.id, force=True)
 
 
-@pytest.fixture(scope="module")
-def github() -> Iterator[FakeGitHubPulls]:
-    with FakeGitHubPulls() as fake:
-        fake.add_user(TOKEN, "octocat")
-        fake.add_repo("acme/app")
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
-    with GitServer(tmp_path_factory.mktemp("git")) as server:
-        yield server
-
-
-def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - the fixture's name
-    github = request.getfixturevalue("github")
-    git = request.getfixturevalue("git")
-    return {"github_api_url": github.url, "github_hosts": f"127.0.0.1:{git.port}"}
-
-
-def test_previews_enabled_and_disabled_on_the_settings_tab(console, git) -> None:
+def test_previews_enabled_and_disabled_on_the_settings_tab(console, git) -> None:  # noqa: F811
     runner = CliRunner()
     env = console.agent.env
     assert runner.invoke(app, ["connections", "create", "github-acme"], env=env).exit_code == 0
