@@ -217,20 +217,21 @@ def again(
     field: str = "",
     typed: bool = False,
 ) -> Any:
-    """A refused form: the service's tab again (``tab``, else the form's), each
-    message next to its field (all next to ``field`` when given; the ones naming
-    none at the top), and the edit form as typed when ``typed``."""
+    """A refused form: the service's tab again (``tab``, else the form's), the form as
+    typed when ``typed``, and the messages all next to ``field``, or next to their own
+    fields when ``typed``, or else all at the top (a button's tab may show no field)."""
 
     async def answer(session: Session, fields: dict[str, str], errors: Errors) -> Response:
         shown = tab or fields.get("tab", "overview")
         arn = console.service_arn(name, sid)
         context = await run_in_threadpool(_service_context, console, session.key_id, arn, shown)
-        if field:
-            errors = {field: [m for ms in errors.values() for m in ms]}
-        elif not typed:
-            context["error"] = "; ".join(errors.pop("", [])) or None
+        every = [m for ms in errors.values() for m in ms]
         if typed:
             context["form"] = fields
+        if field:
+            errors = {field: every}
+        elif not typed:
+            context["error"], errors = "; ".join(every), {}
         context |= {"errors": errors, "q": ""}
         return console.page(request, "service.html", context, session, 400)
 
