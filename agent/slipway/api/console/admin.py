@@ -71,11 +71,8 @@ def admin_router(console: Console) -> APIRouter:
     @router.post(f"{p}/autoscaling")
     async def autoscaling(request: Request) -> Response:
         async def change(session: Session, f: dict[str, str]) -> None:
-            if f.get("delete"):
-                params: dict[str, Any] = {"AutoScalingConfigurationArn": f["delete"]}
-                operation = "DeleteAutoScalingConfiguration"
-            else:
-                params = {"AutoScalingConfigurationName": f.get("name", "")}
+            def created() -> dict[str, Any]:
+                params: dict[str, Any] = {"AutoScalingConfigurationName": f.get("name", "")}
                 for member, field in (
                     ("MinSize", "min"),
                     ("MaxSize", "max"),
@@ -83,8 +80,10 @@ def admin_router(console: Console) -> APIRouter:
                 ):
                     if f.get(field):
                         params[member] = _number(f[field])
-                operation = "CreateAutoScalingConfiguration"
-            await console.app_runner(request, session, operation, params)
+                return params
+
+            kind = "AutoScalingConfiguration"
+            await console.create_or_delete(request, session, kind, f, created)
 
         what = "autoscaling"
         return await console.submit(request, change, then(request, what), again(request, what))

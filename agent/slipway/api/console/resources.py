@@ -126,15 +126,14 @@ def resources_router(console: Console) -> APIRouter:
     @router.post(f"{p}/observability")
     async def observability_change(request: Request) -> Response:
         async def change(session: Session, f: dict[str, str]) -> None:
-            if f.get("delete"):
-                params: dict[str, Any] = {"ObservabilityConfigurationArn": f["delete"]}
-                operation = "DeleteObservabilityConfiguration"
-            else:
-                params = {"ObservabilityConfigurationName": f.get("name", "")}
+            def created() -> dict[str, Any]:
+                params: dict[str, Any] = {"ObservabilityConfigurationName": f.get("name", "")}
                 if f.get("vendor"):
                     params["TraceConfiguration"] = {"Vendor": f["vendor"]}
-                operation = "CreateObservabilityConfiguration"
-            await console.app_runner(request, session, operation, params)
+                return params
+
+            kind = "ObservabilityConfiguration"
+            await console.create_or_delete(request, session, kind, f, created)
 
         return await console.submit(
             request,

@@ -170,6 +170,23 @@ class Console:
             return await shown if isinstance(shown, Awaitable) else shown
         return await again(session, form, errors)
 
+    async def create_or_delete(
+        self,
+        request: Request,
+        session: Session,
+        kind: str,
+        form: dict[str, str],
+        created: Callable[[], dict[str, Any]],
+    ) -> None:
+        """A configuration page's form (``kind``: ``AutoScalingConfiguration``...):
+        ``Delete<kind>`` of the revision whose ARN its ``delete`` button names, or else
+        ``Create<kind>`` with the parameters ``created`` makes of the form."""
+        if form.get("delete"):
+            params = {f"{kind}Arn": form["delete"]}
+            await self.app_runner(request, session, f"Delete{kind}", params)
+        else:
+            await self.app_runner(request, session, f"Create{kind}", created())
+
     def service_arn(self, name: str, service_id: str) -> str:
         s = self.settings
         return f"arn:aws:apprunner:{s.region}:{s.account_id}:service/{name}/{service_id}"
