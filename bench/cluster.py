@@ -14,59 +14,32 @@ again within 30 s of the node loss.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import docker
-from common import ROOT, example_service, record
-from zero_downtime import ERRORS, build_variants, deploy_under_load, phase, summary
+from common import ROOT, example_service, local_stack, record
+from zero_downtime import ERRORS, arguments, build_variants, deploy_under_load, phase, summary
 
-from testkit.harness import (
-    AgentProcess,
-    CaddyProcess,
-    LocalRegistry,
-    stop_haproxy,
-)
+from testkit.harness import LocalRegistry
 
 SCRIPT = ROOT / "scripts" / "test-cluster"
 MANAGER = "unix:///run/slipway-cluster/n1/docker.sock"
 
 
 @contextmanager
-def cluster_stack(
-    **agent_settings: Any,
-) -> Iterator[tuple[LocalRegistry, CaddyProcess, AgentProcess]]:
-    """``common.local_stack`` with the cluster between the registry (which the nodes
-    are given) and the agent (which needs the manager): all torn down on the way out."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for part in ("registry", "caddy", "agent"):
-            (root / part).mkdir()
-        registry = LocalRegistry.start(root / "registry")
-        caddy = CaddyProcess(root / "caddy")
-        try:
-            port = registry.host.rpartition(":")[2]
-            subprocess.run([str(SCRIPT), "up", "--registry-port", port], check=True)
-            caddy.start()
-            agent = AgentProcess(root / "agent", caddy.admin_url, caddy.http_port, **agent_settings)
-            try:
-                agent.start()
-                yield registry, caddy, agent
-            finally:
-                agent.kill()
-                agent.stop_route_dns()
-                stop_haproxy(agent.root)
-        finally:
-            caddy.stop()
-            registry.stop()
-            subprocess.run([str(SCRIPT), "down"], check=True)
+def test_cluster(registry: LocalRegistry) -> Iterator[None]:
+    """``scripts/test-cluster up`` with the registry's port (its nodes pull from it),
+    and down again on the way out."""
+    try:
+        port = registry.host.rpartition(":")[2]
+        subprocess.run([str(SCRIPT), "up", "--registry-port", port], check=True)
+        yield
+    finally:
+        subprocess.run([str(SCRIPT), "down"], check=True)
 
 
 def running_nodes(manager: docker.DockerClient, service_name: str) -> list[str]:
@@ -81,13 +54,7 @@ def running_nodes(manager: docker.DockerClient, service_name: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0)
-    parser.add_argument("--deployments", type=int, default=10)
-    parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="caddy")
-    parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0], data_plane="caddy")
 
     client = docker.from_env()
     settings = {
@@ -98,7 +65,7 @@ def main() -> None:
         "data_plane": args.data_plane,
         "scale_in_cooldown": 3600,
     }
-    with cluster_stack(**settings) as (registry, caddy, agent):
+    with local_stack(beside=test_cluster, **settings) as (registry, caddy, agent):
         manager = docker.DockerClient(base_url=MANAGER)
         try:
             api = agent.client()

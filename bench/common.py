@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,13 @@ def record(section: str, table: str, intro: str = "") -> None:
 
 @contextmanager
 def local_stack(
+    *,
+    beside: Callable[[LocalRegistry], AbstractContextManager[object]] | None = None,
     **agent_settings: Any,
 ) -> Iterator[tuple[LocalRegistry, CaddyProcess, AgentProcess]]:
-    """A registry, a Caddy and an agent of their own, in a temporary directory."""
+    """A registry, a Caddy and an agent of their own, in a temporary directory; with
+    ``beside``, what else runs from when the registry is up until the agent has ended
+    (``bench/cluster.py``'s Swarm, whose nodes pull from the registry)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for part in ("registry", "caddy", "agent"):
@@ -49,14 +53,17 @@ def local_stack(
         registry = LocalRegistry.start(root / "registry")
         caddy = CaddyProcess(root / "caddy")
         try:
-            caddy.start()
-            agent = AgentProcess(root / "agent", caddy.admin_url, caddy.http_port, **agent_settings)
-            try:
-                agent.start()
-                yield registry, caddy, agent
-            finally:
-                agent.kill()
-                agent.stop_children()
+            with beside(registry) if beside else nullcontext():
+                caddy.start()
+                agent = AgentProcess(
+                    root / "agent", caddy.admin_url, caddy.http_port, **agent_settings
+                )
+                try:
+                    agent.start()
+                    yield registry, caddy, agent
+                finally:
+                    agent.kill()
+                    agent.stop_children()
         finally:
             caddy.stop()
             registry.stop()

@@ -21,14 +21,12 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import docker
-import httpx
 from common import example_service, local_stack, record
 
-from testkit.harness import AgentProcess, wait_for
+from testkit.harness import AgentProcess, Load, wait_for
 
 MAX_SIZE = 4
 COOLDOWN = 15
@@ -57,41 +55,16 @@ def running(client: docker.DockerClient, service: str) -> int:
     )
 
 
-class Overload:
-    """Clients each sending slow requests one after another; answers timestamped."""
-
-    def __init__(self, url: str, host: str, workers: int) -> None:
-        self.url, self.host = url, host
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.answers: list[tuple[float, str]] = []
-        self.failed = 0
-        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
-
-    def _run(self) -> None:
-        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.get(self.url)
-                    ok = r.status_code == 200
-                    instance = r.headers.get("X-Instance", "")
-                except httpx.HTTPError:
-                    ok, instance = False, ""
-                with self.lock:
-                    if ok:
-                        self.answers.append((time.monotonic(), instance))
-                    else:
-                        self.failed += 1
-
-    def serving_from(self, count: int) -> float | None:
-        """When answers had come from ``count`` distinct instances."""
-        seen: set[str] = set()
-        with self.lock:
-            for at, instance in self.answers:
+def serving_from(load: Load, count: int) -> float | None:
+    """When (``time.time()``) answers had come from ``count`` distinct instances."""
+    seen: set[str] = set()
+    with load.lock:
+        for at, (status, instance) in zip(load.times, load.answers, strict=True):
+            if status == 200:
                 seen.add(instance)
                 if len(seen) >= count:
                     return at
-        return None
+    return None
 
 
 def main() -> None:
@@ -116,26 +89,20 @@ def main() -> None:
             InstanceConfiguration={"Cpu": "256", "Memory": "512"},
             AutoScalingConfigurationArn=asc,
         ):
-            url = f"http://127.0.0.1:{caddy.http_port}/slow?ms=1000"
-            host = f"elastic.localhost:{caddy.http_port}"
             for _ in range(args.rounds):
                 wait_for(lambda: running(client, "elastic") == 1, 120, "MinSize")
                 moves = scale_outs(agent)
-                load = Overload(url, host, args.workers)
-                onset = time.monotonic()
-                for t in load.threads:
-                    t.start()
-                wait_for(lambda: running(client, "elastic") == MAX_SIZE, 60, "scale out")
-                started = time.monotonic() - onset
-                wait_for(lambda o=load: o.serving_from(MAX_SIZE) is not None, 60, "serving")
-                serving = load.serving_from(MAX_SIZE) - onset
-                load.stop.set()
-                for t in load.threads:
-                    t.join()
+                onset = time.time()
+                with Load(agent, "elastic", args.workers, slow_ms=1000) as load:
+                    wait_for(lambda: running(client, "elastic") == MAX_SIZE, 60, "scale out")
+                    started = time.time() - onset
+                    wait_for(lambda o=load: serving_from(o, MAX_SIZE) is not None, 60, "serving")
+                    serving = serving_from(load, MAX_SIZE) - onset
                 ended = time.monotonic()
                 wait_for(lambda: running(client, "elastic") == 1, 120, "scale in")
                 back = time.monotonic() - ended
-                rows.append((started, serving, back, load.failed, scale_outs(agent) - moves))
+                failed = len(load.failed()) + len(load.errors)
+                rows.append((started, serving, back, failed, scale_outs(agent) - moves))
 
     lines = [
         f"### Scaling, {time.strftime('%Y-%m-%d')}: {args.workers} clients x 1 s requests,"

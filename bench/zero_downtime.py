@@ -118,14 +118,19 @@ def deploy_under_load(
     return during, elapsed, succeeded
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, data_plane: str) -> argparse.Namespace:
+    """The command line this bench and ``bench/cluster.py`` share."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--deployments", type=int, default=10)
     parser.add_argument("--steady-seconds", type=float, default=20.0)
-    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default="haproxy")
+    parser.add_argument("--data-plane", choices=("caddy", "haproxy"), default=data_plane)
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], data_plane="haproxy")
 
     client = docker.from_env()
     with (

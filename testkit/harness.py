@@ -16,7 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import docker.errors
 import httpx
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from slipway import keys
 from slipway.backends import LABEL_MANAGED, LABEL_SERVICE_ID
@@ -113,9 +115,15 @@ class LocalRegistry:
         self.log = log
 
     @classmethod
-    def start(cls, root: Path, htpasswd: Path | None = None) -> LocalRegistry:
+    def start(
+        cls,
+        root: Path,
+        htpasswd: Path | None = None,
+        notify: list[dict[str, Any]] | None = None,
+    ) -> LocalRegistry:
         """``docker-registry serve`` on a free loopback port, storage under ``root``;
-        with ``htpasswd`` (bcrypt lines), only its users may pull or push."""
+        with ``htpasswd`` (bcrypt lines), only its users may pull or push; with
+        ``notify``, its notification endpoints (the registry's config)."""
         binary = require_binary("docker-registry")
         host = f"127.0.0.1:{free_port()}"
         config: dict[str, Any] = {
@@ -129,6 +137,8 @@ class LocalRegistry:
         }
         if htpasswd is not None:
             config["auth"] = {"htpasswd": {"realm": "slipway-test", "path": str(htpasswd)}}
+        if notify is not None:
+            config["notifications"] = {"endpoints": notify}
         (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
         log = root / "registry.log"
         with log.open("wb") as out:
@@ -241,6 +251,17 @@ class CaddyProcess:
         """Kill and start again: Caddy comes back with the empty initial config."""
         self.stop()
         self.start()
+
+
+@contextlib.contextmanager
+def running_caddy(root: Path, *, admin_socket: bool = False) -> Iterator[CaddyProcess]:
+    """A started ``CaddyProcess`` under ``root``, stopped on the way out."""
+    process = CaddyProcess(root, admin_socket=admin_socket)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 class AgentProcess:
@@ -519,16 +540,79 @@ def operations(client: Any, arn: str) -> list[dict[str, Any]]:
         params["NextToken"] = page["NextToken"]
 
 
-class Load:
-    """``workers`` clients, each sending slow requests through Caddy one after another
-    until stopped; every answer is kept."""
+def aws_cli(
+    agent: Any, *args: str, profile: str = "slipway", credentials: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``aws apprunner ARGS`` (the AWS CLI of this venv) against ``agent``, JSON out,
+    with ``profile`` of the agent's credentials file (or of ``credentials``)."""
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "aws"), "apprunner", *args,
+         "--endpoint-url", agent.endpoint, "--profile", profile, "--region", "us-east-1",
+         "--output", "json"],
+        env={
+            **os.environ,
+            "AWS_SHARED_CREDENTIALS_FILE": str(credentials or agent.credentials_file),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
 
-    def __init__(self, agent, service: str, workers: int, slow_ms: int) -> None:
-        self.url = f"http://127.0.0.1:{agent.http_port}/slow?ms={slow_ms}"
+
+def aws_json(agent: Any, *args: str) -> dict[str, Any]:
+    """``aws_cli`` asserted to succeed: its answer."""
+    done = aws_cli(agent, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def expect_error(call: Callable[[], Any], code: str, *words: str) -> str:
+    """``call`` refused by the API with error ``code`` and a message naming ``words``;
+    the message."""
+    with pytest.raises(ClientError) as info:
+        call()
+    error = info.value.response["Error"]
+    assert error["Code"] == code, error
+    for word in words:
+        assert word in error["Message"], error["Message"]
+    return error["Message"]
+
+
+def operation_end(client: Any, arn: str, operation_id: str, timeout: float = 300) -> dict[str, Any]:
+    """Wait until the operation is no longer PENDING or IN_PROGRESS; the operation."""
+
+    def ended() -> dict[str, Any] | None:
+        op = next(o for o in operations(client, arn) if o["Id"] == operation_id)
+        return None if op["Status"] in ("PENDING", "IN_PROGRESS") else op
+
+    return wait_for(ended, timeout, f"operation {operation_id} to end")
+
+
+class Load:
+    """``workers`` clients, each asking ``path`` (by default ``/slow?ms=slow_ms``) through
+    the router one after another until stopped, ``pause`` seconds apart. Every answer is
+    kept as (status, who answered): the X-Instance header, or with ``by="body"`` the
+    answer's body (the example app's /env/APP_VERSION, to count answers by revision);
+    ``times`` holds each answer's ``time.time()`` in the same order."""
+
+    def __init__(
+        self,
+        agent,
+        service: str,
+        workers: int = 3,
+        slow_ms: int = 0,
+        *,
+        path: str | None = None,
+        by: str = "instance",
+        pause: float = 0.0,
+    ) -> None:
+        self.url = f"http://127.0.0.1:{agent.http_port}{path or f'/slow?ms={slow_ms}'}"
         self.host = f"{service}.localhost:{agent.http_port}"
+        self.by, self.pause = by, pause
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.answers: list[tuple[int, str]] = []  # (status, X-Instance)
+        self.answers: list[tuple[int, str]] = []  # (status, X-Instance or body)
+        self.times: list[float] = []
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
 
@@ -537,11 +621,15 @@ class Load:
             while not self.stop.is_set():
                 try:
                     r = client.get(self.url)
+                    who = r.text.strip() if self.by == "body" else r.headers.get("X-Instance", "")
                     with self.lock:
-                        self.answers.append((r.status_code, r.headers.get("X-Instance", "")))
+                        self.answers.append((r.status_code, who))
+                        self.times.append(time.time())
                 except httpx.HTTPError as exc:
                     with self.lock:
                         self.errors.append(repr(exc))
+                if self.pause:
+                    time.sleep(self.pause)
 
     def __enter__(self) -> Load:
         for t in self.threads:
@@ -556,6 +644,20 @@ class Load:
     def instances_since(self, start: int) -> set[str]:
         with self.lock:
             return {inst for _, inst in self.answers[start:]}
+
+    def between(self, start: float, end: float) -> Counter:
+        """Who answered how often from ``start`` to ``end`` (``time.time()`` values)."""
+        with self.lock:
+            return Counter(
+                who
+                for when, (_, who) in zip(self.times, self.answers, strict=True)
+                if start <= when < end
+            )
+
+    def failed(self) -> list[tuple[int, str]]:
+        """The answers that were not 200."""
+        with self.lock:
+            return [a for a in self.answers if a[0] != 200]
 
 
 def service_containers(service_id: str) -> list:

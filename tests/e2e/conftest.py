@@ -41,7 +41,14 @@ import pytest
 
 from testkit import images
 from testkit.dnsserver import DnsServer
-from testkit.harness import AgentProcess, CaddyProcess, LocalRegistry, push_image, running_agent
+from testkit.harness import (
+    AgentProcess,
+    CaddyProcess,
+    LocalRegistry,
+    push_image,
+    running_agent,
+    running_caddy,
+)
 
 # The longest files (minutes each, serially), started first: a parallel run then does
 # not wait for one of them at its end.
@@ -158,12 +165,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry
 
 @pytest.fixture
 def caddy(tmp_path: Path) -> Iterator[CaddyProcess]:
-    process = CaddyProcess(tmp_path)
-    process.start()
-    try:
+    with running_caddy(tmp_path) as process:
         yield process
-    finally:
-        process.stop()
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -173,12 +176,8 @@ HELLO_LOCAL = "slipway-test/hello:latest"
 
 @pytest.fixture(scope="session")
 def caddy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProcess]:
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"))
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from testkit.harness import (
     CaddyProcess,
     curl_https,
     image_source,
+    running_caddy,
     stop_haproxy,
     wait_for,
     wait_status,
@@ -47,12 +48,8 @@ def caddy_server(
 ) -> Iterator[CaddyProcess]:
     """A Caddy per case (overrides the session's): its certificate storage starts empty,
     and Pebble validates on its ports."""
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"))
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import json
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 
-from testkit.harness import image_source, wait_status
+from testkit.harness import expect_error, image_source, wait_status
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"service_quota": 3}
@@ -41,16 +40,6 @@ def snapshot(agent) -> tuple:
         json.dumps(ops, default=str),
         containers,
     )
-
-
-def expect_error(call, code: str, *words: str) -> str:
-    with pytest.raises(ClientError) as info:
-        call()
-    error = info.value.response["Error"]
-    assert error["Code"] == code, error
-    for word in words:
-        assert word in error["Message"], error["Message"]
-    return error["Message"]
 
 
 @pytest.mark.parametrize(

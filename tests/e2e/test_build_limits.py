@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from slipway.backends.build_box import CGROUP_ROOT, PARENT
 from slipway.cli import app
 from testkit.gitserver import GitServer
-from testkit.harness import code_source, live_containers, wait_for, wait_status
+from testkit.harness import code_source, live_containers, operation_end, wait_status
 
 pytestmark = pytest.mark.e2e
 
@@ -77,13 +77,7 @@ def deploy(agent, service: dict) -> tuple[str, str]:
     """Start a deployment of the branch's tip; its final status and deployment log."""
     client = agent.client()
     op_id = client.start_deployment(ServiceArn=service["ServiceArn"])["OperationId"]
-
-    def finished() -> str | None:
-        ops = client.list_operations(ServiceArn=service["ServiceArn"])["OperationSummaryList"]
-        status = next(op["Status"] for op in ops if op["Id"] == op_id)
-        return None if status in ("PENDING", "IN_PROGRESS") else status
-
-    status = wait_for(finished, 300, f"operation {op_id} to end")
+    status = operation_end(client, service["ServiceArn"], op_id)["Status"]
     result = CliRunner().invoke(app, ["logs", "hostile", "--deployment", op_id], env=agent.env)
     assert result.exit_code == 0, result.output
     return status, result.output

@@ -25,7 +25,14 @@ from typer.testing import CliRunner
 from slipway.cli import app
 from testkit import hostile as targets
 from testkit.gitserver import GitServer
-from testkit.harness import Load, code_source, image_source, live_containers, wait_for, wait_status
+from testkit.harness import (
+    Load,
+    code_source,
+    image_source,
+    live_containers,
+    operation_end,
+    wait_status,
+)
 from testkit.hostile import FENCED, METADATA, container_network, host_answers, metadata_server
 
 pytestmark = pytest.mark.e2e
@@ -118,13 +125,7 @@ def deploy(agent, arn: str, name: str) -> tuple[str, str]:
     """A deployment of the branch's tip: its final status and its deployment log."""
     client = agent.client()
     op_id = client.start_deployment(ServiceArn=arn)["OperationId"]
-
-    def ended() -> str | None:
-        ops = client.list_operations(ServiceArn=arn)["OperationSummaryList"]
-        status = next(op["Status"] for op in ops if op["Id"] == op_id)
-        return None if status in ("PENDING", "IN_PROGRESS") else status
-
-    status = wait_for(ended, 300, f"operation {op_id} to end")
+    status = operation_end(client, arn, op_id)["Status"]
     log = CliRunner().invoke(app, ["logs", name, "--deployment", op_id], env=agent.env)
     assert log.exit_code == 0, log.output
     return status, log.output

@@ -4,15 +4,20 @@ the real Docker engine, Caddy and a local registry."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.harness import image_source, operations, service_containers, wait_for, wait_status
+from testkit.harness import (
+    aws_cli,
+    image_source,
+    operations,
+    service_containers,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -150,17 +155,9 @@ def test_aws_cli_with_created_key(agent, tmp_path):
         f"aws_access_key_id = {key['AccessKeyId']}\n"
         f"aws_secret_access_key = {key['SecretAccessKey']}\n"
     )
-    aws = os.path.join(os.path.dirname(sys.executable), "aws")
 
     def list_services() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [aws, "apprunner", "list-services", "--endpoint-url", agent.endpoint,
-             "--profile", "ci", "--region", "us-east-1", "--output", "json"],
-            env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(creds)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )  # fmt: skip
+        return aws_cli(agent, "list-services", profile="ci", credentials=creds)
 
     result = list_services()
     assert result.returncode == 0, result.stderr

@@ -19,10 +19,10 @@ import pytest
 from testkit.gitserver import GitServer
 from testkit.harness import (
     AgentProcess,
-    CaddyProcess,
     code_source,
     image_source,
     running_agent,
+    running_caddy,
     wait_for,
     wait_status,
     worker_network,
@@ -47,18 +47,16 @@ def account(
     tmp_path_factory: pytest.TempPathFactory, docker_client, dns_server
 ) -> Iterator[AgentProcess]:
     """The "App Runner account": an agent of its own, on a Caddy of its own."""
-    caddy = CaddyProcess(tmp_path_factory.mktemp("account-caddy"))
-    caddy.start()
-    try:
-        with running_agent(
+    with (
+        running_caddy(tmp_path_factory.mktemp("account-caddy")) as caddy,
+        running_agent(
             tmp_path_factory.mktemp("account"),
             caddy,
             instance_network=str(HALVES[1]),
             dns_resolver=dns_server.address,
-        ) as process:
-            yield process
-    finally:
-        caddy.stop()
+        ) as process,
+    ):
+        yield process
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,6 +12,7 @@ EHOSTUNREACH, never ECONNREFUSED (nothing listening) or a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import subprocess
 import uuid
@@ -58,11 +59,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture(scope="module")
 def host_listener() -> Iterator[Listener]:
-    listener = Listener()
-    try:
+    with contextlib.closing(Listener()) as listener:
         yield listener
-    finally:
-        listener.close()
 
 
 @pytest.fixture(scope="module")

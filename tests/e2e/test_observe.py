@@ -6,58 +6,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.harness import free_port, image_source, wait_for, wait_status
+from testkit.harness import image_source, wait_for, wait_status
+from testkit.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 PLANTED = "planted-" + uuid.uuid4().hex
 # The receiver listens on loopback, where notification targets may point only when allowed.
 AGENT_SETTINGS = {"metrics_interval": 1, "metrics_stats_interval": 2, "outbound_allow": "127.0.0.1"}
-
-
-class Receiver:
-    """A notification target on loopback that records what it is sent."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[dict, bytes]] = []
-        self.server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def codes(self, service: str) -> list[str]:
-        out = []
-        for _, body in self.received:
-            detail = json.loads(body)["detail"]
-            if detail["serviceName"] == service and "operationStatus" in detail:
-                out.append(detail["operationStatus"])
-        return out
 
 
 def test_events_notifications_and_audit(agent, hello_image, tmp_path):
@@ -68,8 +30,7 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
         assert result.exit_code == 0, result.output
         return result.output
 
-    receiver = Receiver(free_port())
-    receiver.start()
+    receiver = Receiver().start()
     pattern = tmp_path / "pattern.json"
     pattern.write_text(
         json.dumps(
@@ -100,7 +61,7 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
     wait_status(client, arn, "RUNNING")
     wait_for(
         lambda: (
-            receiver.codes("observed")
+            receiver.statuses("observed")
             == ["CreateServiceStarted", "CreateServiceCompletedSuccessfully"]
         ),
         30,
@@ -119,7 +80,7 @@ def test_events_notifications_and_audit(agent, hello_image, tmp_path):
     agent.start()
     wait_for(
         lambda: (
-            receiver.codes("observed")
+            receiver.statuses("observed")
             == [
                 "CreateServiceStarted",
                 "CreateServiceCompletedSuccessfully",

@@ -8,8 +8,6 @@ recording sink.
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,12 +21,10 @@ from fastapi import FastAPI
 
 from slipway.api.hooks import webhook_router
 from testkit.harness import (
+    LocalRegistry,
     free_port,
     push_image,
-    require_binary,
-    stop_process,
     wait_for,
-    wait_until_answers,
 )
 
 pytestmark = pytest.mark.e2e
@@ -86,34 +82,23 @@ def serve_hooks(sink: RecordingSink) -> Iterator[str]:
 @contextlib.contextmanager
 def notifying_registry(root: Path, hooks_url: str) -> Iterator[str]:
     """``docker-registry serve`` whose notifications go to ``hooks_url``; yields its host."""
-    binary = require_binary("docker-registry")
-    host = f"127.0.0.1:{free_port()}"
-    endpoint = {
-        "name": "slipway",
-        "url": f"{hooks_url}/hooks/registry",
-        "headers": {"Authorization": [f"Bearer {TOKEN}"]},
-        "timeout": "1s",
-        "threshold": 3,
-        "backoff": "1s",
-    }
-    config = {
-        "version": 0.1,
-        "log": {"level": "info"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": host},
-        "notifications": {"endpoints": [endpoint]},
-    }
-    (root / "config.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = root / "registry.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [binary, "serve", str(root / "config.yml")], stdout=out, stderr=subprocess.STDOUT
-        )
+    registry = LocalRegistry.start(
+        root,
+        notify=[
+            {
+                "name": "slipway",
+                "url": f"{hooks_url}/hooks/registry",
+                "headers": {"Authorization": [f"Bearer {TOKEN}"]},
+                "timeout": "1s",
+                "threshold": 3,
+                "backoff": "1s",
+            }
+        ],
+    )
     try:
-        wait_until_answers(f"http://{host}/v2/", "docker-registry", process, log)
-        yield host
+        yield registry.host
     finally:
-        stop_process(process)
+        registry.stop()
 
 
 def test_push_notifies_image_pushed(

@@ -7,10 +7,13 @@ arrives before the app sends the next (the router does not buffer the stream).""
 
 from __future__ import annotations
 
+import abc
+import itertools
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import docker
 import httpx
@@ -26,6 +29,7 @@ from testkit.harness import (
     image_source,
     operations,
     push_image,
+    running_caddy,
     wait_for,
     wait_status,
 )
@@ -47,12 +51,8 @@ def caddy_server(
     data_plane: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CaddyProcess]:
     """A Caddy per data plane (overrides the session's), so each plane's agent is new."""
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"))
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name
@@ -88,33 +88,24 @@ def stream_image(
     return image
 
 
-class Socket:
-    """A WebSocket client through the router: sends a message, reads the echo, again,
-    until the connection closes; ``revisions`` are those that answered, in order."""
+class Stream(abc.ABC):
+    """What both clients share: the ``revisions`` that answered, in order, read on a
+    thread by ``follow`` until the connection ends (then ``closed`` is set)."""
 
-    def __init__(self, agent, service: str) -> None:
-        host = f"{service}.localhost:{agent.http_port}"
-        self.ws = websocket.create_connection(
-            f"ws://127.0.0.1:{agent.http_port}/ws", host=host, timeout=30
-        )
+    def __init__(self) -> None:
         self.revisions: list[str] = []
         self.closed = threading.Event()
-        self.stop = threading.Event()
 
-    def echo(self, text: str) -> str:
-        self.ws.send(text)
-        revision, _, back = self.ws.recv().partition(" ")
-        assert back == text
-        return revision
+    @abc.abstractmethod
+    def read(self) -> str | None:
+        """The revision of the next answer; None to stop reading."""
 
-    def talk(self) -> Socket:
+    def follow(self) -> Self:
         def run() -> None:
-            n = 0
             try:
-                while not self.stop.wait(0.2):
-                    self.revisions.append(self.echo(f"message {n}"))
-                    n += 1
-            except (websocket.WebSocketException, OSError):
+                while (revision := self.read()) is not None:
+                    self.revisions.append(revision)
+            except (websocket.WebSocketException, OSError, EOFError, httpx.HTTPError):
                 pass
             finally:
                 self.closed.set()
@@ -122,16 +113,50 @@ class Socket:
         threading.Thread(target=run, daemon=True).start()
         return self
 
+    @abc.abstractmethod
+    def close(self) -> None:
+        """End the connection."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Socket(Stream):
+    """A WebSocket client through the router; following, it sends a message and reads
+    the echo, again, until the connection closes."""
+
+    def __init__(self, agent, service: str) -> None:
+        super().__init__()
+        host = f"{service}.localhost:{agent.http_port}"
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{agent.http_port}/ws", host=host, timeout=30
+        )
+        self.stop = threading.Event()
+        self.sent = itertools.count()
+
+    def echo(self, text: str) -> str:
+        self.ws.send(text)
+        revision, _, back = self.ws.recv().partition(" ")
+        assert back == text
+        return revision
+
+    def read(self) -> str | None:
+        return None if self.stop.wait(0.2) else self.echo(f"message {next(self.sent)}")
+
     def close(self) -> None:
         self.stop.set()
         self.ws.close()
 
 
-class Events:
-    """A server-sent events client through the router; ``revisions`` of the events
-    read, in order, until the stream ends."""
+class Events(Stream):
+    """A server-sent events client through the router; following, it reads the events
+    until the stream ends."""
 
     def __init__(self, agent, service: str) -> None:
+        super().__init__()
         self.agent = agent
         self.service = service
         self.id = uuid.uuid4().hex[:8]
@@ -147,8 +172,6 @@ class Events:
         self.response = self.client.send(request, stream=True)
         assert self.response.status_code == 200
         self.lines = self.response.iter_lines()
-        self.revisions: list[str] = []
-        self.closed = threading.Event()
 
     def next_event(self) -> tuple[str, int]:
         for line in self.lines:
@@ -169,18 +192,8 @@ class Events:
             assert ack.status_code == 200
         return seen
 
-    def follow(self) -> Events:
-        def run() -> None:
-            try:
-                while True:
-                    self.revisions.append(self.next_event()[0])
-            except (EOFError, httpx.HTTPError):
-                pass
-            finally:
-                self.closed.set()
-
-        threading.Thread(target=run, daemon=True).start()
-        return self
+    def read(self) -> str | None:
+        return self.next_event()[0]
 
     def close(self) -> None:
         self.response.close()
@@ -210,18 +223,15 @@ def test_streams_stay_through_a_deployment_until_the_drain_window_ends(
     events.follow()
     socket = Socket(agent, name)
     assert socket.echo("hello") == "1"
-    socket.talk()
+    socket.follow()
     wait_for(lambda: len(socket.revisions) > 3 and len(events.revisions) > GATED + 3, 30, "both")
     try:
         push_variant(stream_image, APP_VERSION="2")
         client.start_deployment(ServiceArn=arn)
 
         def new_connection_revision() -> str:
-            fresh = Socket(agent, name)
-            try:
+            with Socket(agent, name) as fresh:
                 return fresh.echo("who")
-            finally:
-                fresh.close()
 
         wait_for(lambda: new_connection_revision() == "2", 120, "new connections on rev 2")
         # The route has switched: the old connections still get answers from rev 1.
@@ -249,14 +259,8 @@ def test_streams_stay_through_a_deployment_until_the_drain_window_ends(
     assert f"The drain window ({DRAIN}s) is over with 2 request(s) or stream(s)" in log
 
     # Reconnected, both reach the new revision.
-    again = Socket(agent, name)
-    try:
+    with Socket(agent, name) as again:
         assert again.echo("back") == "2"
-    finally:
-        again.close()
-    events = Events(agent, name)
-    try:
+    with Events(agent, name) as events:
         events.gated()
         assert set(events.revisions) == {"2"}
-    finally:
-        events.close()

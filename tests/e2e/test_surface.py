@@ -12,17 +12,16 @@ import os
 import re
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from slipway.cli import app
-from testkit.harness import CaddyProcess, image_source, wait_for, wait_status
+from testkit.harness import CaddyProcess, image_source, running_caddy, wait_for, wait_status
 from testkit.hostile import METADATA, metadata_server
+from testkit.receiver import Receiver, receiving
 
 pytestmark = pytest.mark.e2e
 
@@ -41,52 +40,17 @@ except OSError as exc:
 """
 
 
-class Receiver:
-    """A notification target of the test's own on loopback."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.bodies.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def statuses(self, service: str) -> list[str]:
-        return [
-            b["detail"]["operationStatus"]
-            for b in self.bodies
-            if b["detail"].get("serviceName") == service and "operationStatus" in b["detail"]
-        ]
-
-
 @pytest.fixture(scope="module")
 def caddy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyProcess]:
     """This module's own Caddy (overrides the session's): its admin API is a socket only."""
-    process = CaddyProcess(tmp_path_factory.mktemp("caddy"), admin_socket=True)
-    process.start()
-    try:
+    with running_caddy(tmp_path_factory.mktemp("caddy"), admin_socket=True) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with receiving() as r:
+        yield r
 
 
 def AGENT_SETTINGS(request: pytest.FixtureRequest) -> dict:  # noqa: N802 - conftest's name

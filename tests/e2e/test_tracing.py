@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +18,14 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from testkit.harness import image_source, stop_haproxy, wait_for, wait_status
+from testkit.harness import (
+    aws_json,
+    expect_error,
+    image_source,
+    stop_haproxy,
+    wait_for,
+    wait_status,
+)
 
 PLANES = ["caddy", "haproxy"]  # caddy first: the HAProxy the second starts keeps http_port
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("agent", PLANES, indirect=True)]
@@ -104,15 +108,6 @@ def reap_haproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def plane(agent) -> str:
     return agent.env["SLIPWAY_DATA_PLANE"]
-
-
-def expect_error(call, code: str, *words: str) -> None:
-    with pytest.raises(ClientError) as info:
-        call()
-    error = info.value.response["Error"]
-    assert error["Code"] == code, error
-    for word in words:
-        assert word in error["Message"], error["Message"]
 
 
 def partial_arn(agent, name: str) -> str:
@@ -385,20 +380,10 @@ def test_unknown_arns_and_bad_service_members_store_nothing(agent, hello_image):
 
 
 def test_aws_cli_create_describe_delete(agent):
-    aws = os.path.join(os.path.dirname(sys.executable), "aws")
     name = f"cli-{plane(agent)}"
 
     def run(*args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [aws, "apprunner", *args, "--endpoint-url", agent.endpoint, "--profile", "slipway",
-             "--region", "us-east-1", "--output", "json"],
-            env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(agent.credentials_file)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return aws_json(agent, *args)
 
     created = run(
         "create-observability-configuration",

@@ -5,7 +5,6 @@ the routing untouched. Answers are counted by revision: the app's /env/APP_VERSI
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 
@@ -13,55 +12,23 @@ import httpx
 import pytest
 
 from slipway.client import ApiError, Client
-from testkit.harness import image_source, operations, service_containers, wait_for, wait_status
+from testkit.harness import (
+    Load,
+    image_source,
+    operation_end,
+    service_containers,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 AGENT_SETTINGS = {"rollout_min_requests": 10, "rollout_max_5xx_points": 5}
 POLICY = "10,50,100/8s"
 
 
-class VersionLoad:
-    """``workers`` clients asking /env/APP_VERSION one after another until stopped;
-    each answer kept with its time (``time.time()``)."""
-
-    def __init__(self, agent, service: str, workers: int = 3) -> None:
-        self.url = f"http://127.0.0.1:{agent.http_port}/env/APP_VERSION"
-        self.host = f"{service}.localhost:{agent.http_port}"
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.answers: list[tuple[float, int, str]] = []  # (when, status, body)
-        self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._run) for _ in range(workers)]
-
-    def _run(self) -> None:
-        with httpx.Client(headers={"Host": self.host}, timeout=30) as client:
-            while not self.stop.is_set():
-                try:
-                    r = client.get(self.url)
-                    with self.lock:
-                        self.answers.append((time.time(), r.status_code, r.text.strip()))
-                except httpx.HTTPError as exc:
-                    with self.lock:
-                        self.errors.append(repr(exc))
-                time.sleep(0.005)
-
-    def __enter__(self) -> VersionLoad:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=60)
-
-    def between(self, start: float, end: float) -> Counter:
-        with self.lock:
-            return Counter(body for when, status, body in self.answers if start <= when < end)
-
-    def failed(self) -> list[tuple[float, int, str]]:
-        with self.lock:
-            return [a for a in self.answers if a[1] != 200]
+def version_load(agent, service: str) -> Load:
+    """Three clients asking /env/APP_VERSION, answers counted by revision."""
+    return Load(agent, service, path="/env/APP_VERSION", by="body", pause=0.005)
 
 
 def slipway_client(agent) -> Client:
@@ -98,20 +65,14 @@ def versioned(agent, hello_image, push_variant):
 def deploy(agent, arn: str, image: str, push_variant, **env: str) -> dict:
     push_variant(image, **env)
     client = agent.client()
-    op_id = client.start_deployment(ServiceArn=arn)["OperationId"]
-
-    def ended() -> dict | None:
-        op = next(o for o in operations(client, arn) if o["Id"] == op_id)
-        return None if op["Status"] in ("PENDING", "IN_PROGRESS") else op
-
-    op = wait_for(ended, 180, "the deployment to end")
+    op = operation_end(client, arn, client.start_deployment(ServiceArn=arn)["OperationId"], 180)
     wait_status(client, arn, "RUNNING")
     return op
 
 
 def test_rollout_in_steps_under_load_fails_no_request(agent, versioned, push_variant):
     arn, image = versioned("steps", Tags=[{"Key": "slipway:rollout", "Value": POLICY}])
-    with VersionLoad(agent, "steps") as load:
+    with version_load(agent, "steps") as load:
         wait_for(lambda: len(load.answers) > 50, 30, "the load to run")
         op = deploy(agent, arn, image, push_variant, APP_VERSION="2")
         time.sleep(1)
@@ -132,7 +93,7 @@ def test_rollout_in_steps_under_load_fails_no_request(agent, versioned, push_var
 def test_bad_revision_is_rolled_back_at_the_first_step(agent, versioned, push_variant):
     arn, image = versioned("badstep", Tags=[{"Key": "slipway:rollout", "Value": POLICY}])
     service_id = agent.client().describe_service(ServiceArn=arn)["Service"]["ServiceId"]
-    with VersionLoad(agent, "badstep"):
+    with version_load(agent, "badstep"):
         op = deploy(agent, arn, image, push_variant, APP_VERSION="bad", FAIL_EVERY="3")
     said = [m for _, m in events(agent, arn) if "rollout" in m or "rolled back" in m]
     assert (op["Type"], op["Status"]) == ("START_DEPLOYMENT", "FAILED"), said

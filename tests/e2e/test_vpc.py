@@ -13,10 +13,6 @@ fence's VPC chains must hold.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -25,7 +21,7 @@ import docker.errors
 import pytest
 from botocore.exceptions import ClientError
 
-from testkit.harness import free_port, image_source, live_containers, wait_status
+from testkit.harness import aws_json, free_port, image_source, live_containers, wait_status
 from testkit.hostile import FENCED, Listener, probe_from
 from testkit.vpc import check_private_service
 
@@ -67,11 +63,8 @@ def database(docker_client: docker.DockerClient, hello_local: str) -> Iterator[t
 
 @pytest.fixture(scope="module")
 def host_listener() -> Iterator[Listener]:
-    listener = Listener()
-    try:
+    with contextlib.closing(Listener()) as listener:
         yield listener
-    finally:
-        listener.close()
 
 
 def fetch(container, host: str) -> str:
@@ -183,19 +176,8 @@ def test_a_malformed_egress_is_refused_and_nothing_is_stored(agent, hello_image)
 
 
 def test_the_aws_cli_creates_describes_and_deletes_both(agent, hello_image, database):
-    aws = os.path.join(os.path.dirname(sys.executable), "aws")
-
     def cli(*args: str) -> dict:
-        done = subprocess.run(
-            [aws, "apprunner", *args, "--endpoint-url", agent.endpoint, "--profile",
-             "slipway", "--region", "us-east-1", "--output", "json"],
-            env={**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(agent.credentials_file)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return aws_json(agent, *args)
 
     network, _ = database
     made = cli("create-vpc-connector", "--vpc-connector-name", "cli-conn", "--subnets", network)

@@ -19,17 +19,10 @@ from slipway.policies import AccessRequest
 from slipway.store import Store
 from slipway.store.schema import _m9_principals
 from slipway.vault import Vault
+from testkit.clock import Clock
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 SVC = f"arn:aws:apprunner:{REGION}:{ACCOUNT}:service/web/0123"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -12,20 +12,13 @@ import requests
 from slipway.sources.github import GitHub, github_repo_name
 from slipway.sources.github_app import AppCredentials, TokenCache
 from slipway.sources.github_errors import GitHubAuthFailed, GitHubError, GitHubUnavailable
+from testkit.clock import Clock
 from testkit.fakegithub import FakeGitHub, generate_private_key
 
 TOKEN = "ghp_PLANTEDtoken0123456789abcdefghijklmnop"
 REPO_URL = "https://github.com/octo/app"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 APP_ID = 4242
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ def app_key() -> str:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(1_800_000_000.0)
 
 
 @pytest.fixture

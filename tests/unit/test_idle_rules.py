@@ -26,8 +26,10 @@ from slipway.idle import (
 )
 from slipway.operations.routes import desired_routes
 from slipway.operations.wake import Idler
+from slipway.records import Service
 from slipway.routing.waker import Refusal, Waker, request_host
 from slipway.tags import tag_dict
+from testkit.clock import Clock
 
 WAKER = "127.77.0.0:28080"
 
@@ -220,14 +222,6 @@ def test_the_waker_proxies_a_held_request_with_its_body_and_host():
 # -- the idler ----------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class _Networks:
     """Records what the Idler asks of the services' networks."""
 
@@ -244,7 +238,7 @@ class _Networks:
 def _idler(
     env: Env,
     counts: dict[str, int],
-    clock: _Clock,
+    clock: Clock,
     networks: _Networks | None = None,
     waker: str = WAKER,
 ) -> Idler:
@@ -270,13 +264,26 @@ def _idler(
     )
 
 
+def _gone_idle(env: Env) -> tuple[Service, Idler]:
+    """Service "dozy" with a 1 s idle timeout, gone idle under an idler of its own."""
+    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
+    env.drain()
+    env.routes.apply()
+    clock = Clock()
+    idler = _idler(env, {}, clock)
+    idler.check_once()
+    clock.now += 2
+    idler.check_once()
+    return service, idler
+
+
 def test_a_quiet_service_goes_idle_and_its_first_request_wakes_it(tmp_path: Path):
     env = Env(tmp_path)
     service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "10s"}])
     other = env.create("busy")  # no tag: never idle
     env.drain()
     env.routes.apply()
-    counts, clock, networks = {"dozy": 3}, _Clock(), _Networks()
+    counts, clock, networks = {"dozy": 3}, Clock(), _Networks()
     idler = _idler(env, counts, clock, networks)
     host = env.settings.service_host(env.store.get_service(service.id).hostname).lower()
 
@@ -314,14 +321,7 @@ def test_a_quiet_service_goes_idle_and_its_first_request_wakes_it(tmp_path: Path
 
 def test_a_wake_that_fails_is_said_and_tried_again(tmp_path: Path):
     env = Env(tmp_path)
-    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
-    env.drain()
-    env.routes.apply()
-    clock = _Clock()
-    idler = _idler(env, {}, clock)
-    idler.check_once()
-    clock.now += 2
-    idler.check_once()
+    service, idler = _gone_idle(env)
     host = env.settings.service_host(env.store.get_service(service.id).hostname).lower()
     env.unhealthy.add(env.store.get_service(service.id).live_revision)
     with pytest.raises(SlipwayError, match="no instance became healthy"):
@@ -333,14 +333,7 @@ def test_a_wake_that_fails_is_said_and_tried_again(tmp_path: Path):
 
 def test_a_service_paused_while_idle_is_no_longer_parked(tmp_path: Path):
     env = Env(tmp_path)
-    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
-    env.drain()
-    env.routes.apply()
-    clock = _Clock()
-    idler = _idler(env, {}, clock)
-    idler.check_once()
-    clock.now += 2
-    idler.check_once()
+    service, idler = _gone_idle(env)
     assert service.id in env.routes.parked()
     env.services.pause_service(service.arn)
     env.drain()
@@ -354,14 +347,7 @@ def test_a_service_paused_while_idle_is_no_longer_parked(tmp_path: Path):
 
 def test_a_deployment_of_an_idle_service_keeps_it_parked_then_wakes_it(tmp_path: Path):
     env = Env(tmp_path)
-    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
-    env.drain()
-    env.routes.apply()
-    clock = _Clock()
-    idler = _idler(env, {}, clock)
-    idler.check_once()
-    clock.now += 2
-    idler.check_once()
+    service, idler = _gone_idle(env)
     host = env.settings.service_host(env.store.get_service(service.id).hostname).lower()
     env.services.start_deployment(service.arn)
     assert env.status(service) == "OPERATION_IN_PROGRESS"
@@ -378,20 +364,13 @@ def test_a_deployment_of_an_idle_service_keeps_it_parked_then_wakes_it(tmp_path:
 
 def test_an_agent_that_restarts_leaves_idle_services_idle(tmp_path: Path):
     env = Env(tmp_path)
-    service = env.create("dozy", Tags=[{"Key": TAG_IDLE_TIMEOUT, "Value": "1s"}])
-    env.drain()
-    env.routes.apply()
-    clock = _Clock()
-    before = _idler(env, {}, clock)
-    before.check_once()
-    clock.now += 2
-    before.check_once()
+    service, before = _gone_idle(env)
     since = before.state("dozy")["idle_since"]
     assert since is not None
 
     again = Env(tmp_path)  # the same store, a new agent
     networks = _Networks()
-    after = _idler(again, {}, _Clock(), networks, waker="127.0.0.1:0")
+    after = _idler(again, {}, Clock(), networks, waker="127.0.0.1:0")
     after.start()
     try:
         assert after.state("dozy")["idle_since"] == since

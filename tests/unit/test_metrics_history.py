@@ -14,22 +14,15 @@ from slipway.observe.history import DAY, HOUR, MetricsHistory
 from slipway.observe.metrics import Metrics
 from slipway.store import Store
 from slipway.vault import Vault
+from testkit.clock import Clock
 
 HOSTS = {"web.localhost": "web", "gone.localhost": "gone"}
 START = 1_800_000_000 // DAY * DAY  # midnight, so steps and hours line up
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(START)
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(float(START))
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ unless ``outbound_allow`` lists them."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ from slipway.sources.git_names import parse_repository_url
 from slipway.sources.registry import ImageRef, RegistryClient
 from slipway.store import Store
 from slipway.vault import Vault
+from testkit.receiver import Receiver, receiving
 
 PUBLIC = "93.184.216.34"  # resolved to only; never connected to by these tests
 PATTERN = {"source": ["aws.apprunner"]}
@@ -94,32 +93,10 @@ def test_link_local_only_for_registries_and_git() -> None:
         assert link_local_reason(host) is None
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.hosts: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.hosts.append(self.headers.get("Host", ""))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
+    with receiving() as r:
+        yield r
 
 
 def test_connect_time_check_follows_dns(receiver: Receiver) -> None:
@@ -134,7 +111,7 @@ def test_connect_time_check_follows_dns(receiver: Receiver) -> None:
             client.post(f"http://rebind.test:{receiver.port}/", content=b"{}")
         answer = client.post(f"http://hooks.test:{receiver.port}/", content=b"{}")
     assert answer.status_code == 204
-    assert receiver.hosts == [f"hooks.test:{receiver.port}"]  # only the allowed one came
+    assert receiver.hosts() == [f"hooks.test:{receiver.port}"]  # only the allowed one came
 
 
 def test_notifier_refuses_targets_at_creation_and_config_targets_at_start(tmp_path: Path) -> None:
