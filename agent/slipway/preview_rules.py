@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,35 @@ def parse_policy(text: str, *, ttl: float, max_previews: int) -> PreviewPolicy:
         forks=_flag("forks", values["forks"]) if "forks" in values else False,
         poll=_flag("poll", values["poll"]) if "poll" in values else True,
     )
+
+
+def policy_text(ttl: str | None, max_previews: int | None, forks: bool, poll: bool) -> str:
+    """The ``slipway:previews`` tag value of the enable options, checked as the agent
+    will read it (``slipway previews enable`` and the console)."""
+    parts = [f"ttl={ttl}"] if ttl else []
+    if max_previews is not None:
+        parts.append(f"max={max_previews}")
+    parts += [f"forks={'yes' if forks else 'no'}", f"poll={'yes' if poll else 'no'}"]
+    text = ",".join(parts)
+    parse_policy(text, ttl=1.0, max_previews=1)
+    return text
+
+
+def check_previewable(name: str, source: Mapping[str, Any]) -> None:
+    """Previews read pull requests through the service's GitHub connection: refuse a
+    service (its ``SourceConfiguration``) that has none."""
+    if not source.get("CodeRepository") or not source.get("AuthenticationConfiguration", {}).get(
+        "ConnectionArn"
+    ):
+        raise InvalidRequest(
+            f"{name} is not a code service with a GitHub connection; previews read"
+            " pull requests through the connection"
+        )
+
+
+def preview_tag_keys(tags: Iterable[str]) -> list[str]:
+    """The tag keys that enable previews (the policy and its env overrides)."""
+    return [k for k in tags if k == TAG_PREVIEWS or k.startswith(TAG_PREVIEW_ENV)]
 
 
 def preview_name(parent: str, number: int) -> str:

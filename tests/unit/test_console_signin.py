@@ -127,9 +127,29 @@ def test_a_disabled_key_ends_its_sessions(door: Door) -> None:
     assert answer.status_code == 401 and "is no longer active" in answer.text
 
 
-def test_a_console_link_signs_in_once() -> None:
+def test_a_session_outlives_a_restart_and_a_sign_out_ends_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
     clock = [1000.0]
-    sessions = Sessions(60, 30, key_usable=lambda key: True, clock=lambda: clock[0])
+
+    def agent() -> Sessions:  # a restart: new Sessions over the same store
+        return Sessions(60, 30, key_usable=lambda key: True, kept=store, clock=lambda: clock[0])
+
+    token, session = agent().start("SLWYKEY")
+    assert agent().get(token) == session
+    assert token not in str(store.db.execute("SELECT * FROM console_sessions").fetchall())
+    agent().end(token)
+    with pytest.raises(SessionExpired, match="ended"):
+        agent().get(token)
+    late, _ = agent().start("SLWYKEY")
+    clock[0] += 61
+    with pytest.raises(SessionExpired, match="expired"):
+        agent().get(late)
+
+
+def test_a_console_link_signs_in_once(tmp_path: Path) -> None:
+    clock = [1000.0]
+    store = Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
+    sessions = Sessions(60, 30, key_usable=lambda key: True, kept=store, clock=lambda: clock[0])
     token, expires = sessions.new_link("SLWYKEY")
     assert expires == 1030.0
     assert sessions.redeem(token) == "SLWYKEY"

@@ -17,23 +17,15 @@ from ..preview_rules import (
     TAG_PREVIEW_OF,
     TAG_PREVIEW_PR,
     TAG_PREVIEWS,
-    parse_policy,
+    check_previewable,
+    policy_text,
+    preview_tag_keys,
 )
 from .base import ConfigOpt, JsonOpt, _client, _fail, _print_json, _run, _table, _when
 
 previews_app = typer.Typer(
     help="Preview environments: a service per open pull request.", no_args_is_help=True
 )
-
-
-def _policy_tag(ttl: str | None, max_previews: int | None, forks: bool, poll: bool) -> str:
-    parts = [f"ttl={ttl}"] if ttl else []
-    if max_previews is not None:
-        parts.append(f"max={max_previews}")
-    parts += [f"forks={'yes' if forks else 'no'}", f"poll={'yes' if poll else 'no'}"]
-    text = ",".join(parts)
-    _run(lambda: parse_policy(text, ttl=1.0, max_previews=1))  # the agent's own check
-    return text
 
 
 @previews_app.command("enable")
@@ -57,7 +49,7 @@ def enable(
     config: ConfigOpt = None,
 ) -> None:
     """Give each open pull request of the code service NAME a preview NAME-pr-NUMBER."""
-    policy = _policy_tag(ttl, max_previews, allow_forks, not no_poll)
+    policy = _run(lambda: policy_text(ttl, max_previews, allow_forks, not no_poll))
     tags = [{"Key": TAG_PREVIEWS, "Value": policy}]
     for pair in env or []:
         key, sep, value = pair.partition("=")
@@ -69,13 +61,7 @@ def enable(
     def tag() -> None:
         arn = client.service_arn(name)
         source = client.call("DescribeService", ServiceArn=arn)["Service"]["SourceConfiguration"]
-        if not source.get("CodeRepository") or not source.get(
-            "AuthenticationConfiguration", {}
-        ).get("ConnectionArn"):
-            raise SlipwayError(
-                f"{name} is not a code service with a GitHub connection; previews read"
-                " pull requests through the connection"
-            )
+        check_previewable(name, source)
         client.call("TagResource", ResourceArn=arn, Tags=tags)
 
     _run(tag)
@@ -90,8 +76,7 @@ def disable(name: str, config: ConfigOpt = None) -> None:
     def untag() -> None:
         arn = client.service_arn(name)
         tags = client.call("ListTagsForResource", ResourceArn=arn)["Tags"]
-        keys = [t["Key"] for t in tags if t["Key"] == TAG_PREVIEWS]
-        keys += [t["Key"] for t in tags if t["Key"].startswith(TAG_PREVIEW_ENV)]
+        keys = preview_tag_keys(t["Key"] for t in tags)
         if not keys:
             raise SlipwayError(f"previews of {name} are not enabled")
         client.call("UntagResource", ResourceArn=arn, TagKeys=keys)

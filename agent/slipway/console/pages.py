@@ -66,6 +66,11 @@ def iso(epoch: float | None) -> str:
     return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="seconds")
 
 
+def _within(member: str, path: str) -> bool:
+    """``member`` is ``path`` or inside it (``path.Member``, ``path[0]``)."""
+    return member == path or (member.startswith(path) and member[len(path) : len(path) + 1] in ".[")
+
+
 def field_errors(message: str, fields: Mapping[str, str]) -> dict[str, list[str]]:
     """The API's message split per form field: each part that names a member (``at
     'ServiceName'`` from the model check, or a leading ``ServiceName:`` from a rule)
@@ -75,10 +80,7 @@ def field_errors(message: str, fields: Mapping[str, str]) -> dict[str, list[str]
     for part in parts:
         named = _AT.search(part)
         member = named.group(1) if named else part.split(":", 1)[0].strip()
-        target = next(
-            (f for path, f in fields.items() if member == path or member.startswith(path + ".")),
-            "",
-        )
+        target = next((f for path, f in fields.items() if _within(member, path)), "")
         out.setdefault(target, []).append(part)
     return out
 

@@ -1,9 +1,10 @@
 """Console sessions: who signed in (an access key), until when, and the CSRF token of
 each session; and the one-time sign-in links ``slipway console-link`` prints.
 
-Kept in memory on purpose: a session is a convenience over a key the store keeps, so an
-agent restart only asks people to sign in again, and nothing secret lands on disk. A
-session is only as good as its key: it ends when the key stops being usable."""
+Sessions are kept in the store by a digest of their cookie (never the cookie), so an
+agent restart leaves people signed in and a sign-out ends a session for good; sign-in
+links live a minute or two and stay in memory. A session is only as good as its key:
+it ends when the key stops being usable."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..errors import AuthError
 
@@ -27,6 +29,18 @@ class Session:
     key_id: str
     csrf: str
     expires_at: float
+
+
+class SessionTable(Protocol):
+    """Where sessions are kept (the store's ``console_sessions``)."""
+
+    def put_console_session(
+        self, digest: str, key_id: str, csrf: str, expires_at: float
+    ) -> None: ...
+
+    def get_console_session(self, digest: str) -> dict[str, Any] | None: ...
+
+    def delete_console_sessions(self, digest: str | None = None, before: float = 0.0) -> None: ...
 
 
 class SessionExpired(AuthError):
@@ -44,6 +58,7 @@ class Sessions:
         ttl: float,
         link_ttl: float,
         key_usable: Callable[[str], bool],
+        kept: SessionTable,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if ttl <= 0 or link_ttl <= 0:
@@ -52,13 +67,11 @@ class Sessions:
         self.link_ttl = link_ttl
         self.key_usable = key_usable
         self.clock = clock
-        self._sessions: dict[str, Session] = {}
+        self.kept = kept
         self._links: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def _prune(self, now: float) -> None:
-        # An expired session is kept as long again, to say "expired" rather than "ended".
-        self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at + self.ttl > now}
         self._links = {k: v for k, v in self._links.items() if v[1] > now}
 
     def start(self, key_id: str) -> tuple[str, Session]:
@@ -66,9 +79,9 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         session = Session(key_id, secrets.token_urlsafe(32), now + self.ttl)
-        with self._lock:
-            self._prune(now)
-            self._sessions[_digest(token)] = session
+        # An expired session is kept as long again, to say "expired" rather than "ended".
+        self.kept.delete_console_sessions(before=now - self.ttl)
+        self.kept.put_console_session(_digest(token), key_id, session.csrf, session.expires_at)
         return token, session
 
     def get(self, token: str | None) -> Session:
@@ -76,8 +89,8 @@ class Sessions:
         if not token:
             raise SessionExpired("Sign in to use the console")
         now = self.clock()
-        with self._lock:
-            session = self._sessions.get(_digest(token))
+        row = self.kept.get_console_session(_digest(token))
+        session = Session(**row) if row else None
         if session is not None and session.expires_at <= now:
             raise SessionExpired("Your session expired: sign in again")
         if session is None:
@@ -90,8 +103,7 @@ class Sessions:
     def end(self, token: str | None) -> None:
         """Sign-out: the cookie's session is gone on the server, whatever the browser keeps."""
         if token:
-            with self._lock:
-                self._sessions.pop(_digest(token), None)
+            self.kept.delete_console_sessions(_digest(token))
 
     @staticmethod
     def csrf_ok(session: Session, sent: str | None) -> bool:

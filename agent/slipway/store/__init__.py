@@ -8,9 +8,9 @@ resources, in and out as typed records from ``records.py`` or plain dicts),
 ``observe.py`` (events, notification targets and deliveries, audit) and ``secrets.py``
 (sealed secrets and their grants), ``vpc.py`` (VPC connectors and ingress
 connections), ``traffic.py`` (traffic splits), ``metric_history.py`` (the metrics
-history), over the plumbing in ``base.py``; the tables themselves are in ``schema.py``.
-JSON columns are decoded on the way out, and what ``sealed.py`` names is sealed by the
-vault on the way in.
+history), ``console.py`` (console sessions), over the plumbing in ``base.py``; the
+tables themselves are in ``schema.py``. JSON columns are decoded on the way out, and
+what ``sealed.py`` names is sealed by the vault on the way in.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from .access import AccessTables
 from .base import StoreError, sealed_sample
 from .configurations import ConfigurationTables
+from .console import ConsoleSessionTables
 from .metric_history import MetricHistoryTables
 from .observe import ObserveTables
 from .resources import ResourceTables
@@ -35,6 +36,7 @@ class Store(
     VpcTables,
     TrafficTables,
     MetricHistoryTables,
+    ConsoleSessionTables,
 ):
     """Every table of the agent's database, behind one connection."""
 

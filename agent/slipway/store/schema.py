@@ -346,6 +346,15 @@ def _m14_metric_history(db: sqlite_utils.Database) -> None:
     db["metric_history"].create_index(["start"])
 
 
+def _m15_console_sessions(db: sqlite_utils.Database) -> None:
+    """Console sessions (``console/sessions.py``) by a digest of their cookie, so an
+    agent restart keeps people signed in and a sign-out still ends a session."""
+    db["console_sessions"].create(
+        {"digest": str, "key_id": str, "csrf": str, "expires_at": float}, pk="digest"
+    )
+    db["console_sessions"].create_index(["expires_at"])
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -362,4 +371,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m12_idle,
     _m13_traffic,
     _m14_metric_history,
+    _m15_console_sessions,
 ]

@@ -1,7 +1,8 @@
 """The web console's routes, under ``/console`` on the agent's API listener (and on
 ``api_domain`` behind Caddy): sign-in (``signin.py``), service pages (``services.py``),
-live updates (``live.py``), the other pages (``admin.py``), and its static files. It
-calls the API's own calls (``api/calls.py``): the same validation, policies and audit.
+live updates (``live.py``), traffic (``traffic.py``), the other pages (``admin.py``,
+``resources.py``), and its static files. It calls the API's own calls
+(``api/calls.py``): the same validation, policies and audit.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from ...edgelimits import TokenBuckets
 from ...errors import SlipwayError
 from .admin import admin_router
 from .live import live_router
+from .resources import resources_router
 from .services import services_router
 from .signin import signin_router
+from .traffic import traffic_router
 from .web import Console, redirect
 
 
@@ -51,4 +54,6 @@ def mount_console(
     app.include_router(services_router(console))
     app.include_router(live_router(console))
     app.include_router(admin_router(console))
+    app.include_router(resources_router(console))
+    app.include_router(traffic_router(console))
     app.mount(f"{pages.PREFIX}/static", StaticFiles(directory=pages.STATIC), name="console-static")

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ...console import pages
-from ...errors import SlipwayError
+from ...console.forms import FormError
+from ...console.sessions import Session
 from ...policies import READY_MADE
 from ...sources.github_app import AppCredentials
 from .web import Console, redirect
@@ -51,16 +52,27 @@ def admin_router(console: Console) -> APIRouter:
 
         router.get(f"{p}/{what}")(page)
 
+    def again(request: Request, what: str) -> Any:
+        """A refused form: its page again, with the form as typed and the messages."""
+
+        async def answer(_: Session, f: dict[str, str], errors: dict[str, list[str]]) -> Response:
+            return await show(request, what, {"errors": errors, "form": f}, 400)
+
+        return answer
+
+    def then(request: Request, what: str) -> Any:
+        """After a change: the page showing once what it made (a secret), or a redirect."""
+
+        def done(shown: Any) -> Any:
+            return show(request, what, {"shown": shown}) if shown else redirect(f"{p}/{what}")
+
+        return done
+
     @router.post(f"{p}/autoscaling")
     async def autoscaling(request: Request) -> Response:
-        session = console.session(request)
-        f = await console.form(request, session)
-        try:
-            if f.get("delete"):
-                params: dict[str, Any] = {"AutoScalingConfigurationArn": f["delete"]}
-                await console.app_runner(request, session, "DeleteAutoScalingConfiguration", params)
-            else:
-                params = {"AutoScalingConfigurationName": f.get("name", "")}
+        async def change(session: Session, f: dict[str, str]) -> None:
+            def created() -> dict[str, Any]:
+                params: dict[str, Any] = {"AutoScalingConfigurationName": f.get("name", "")}
                 for member, field in (
                     ("MinSize", "min"),
                     ("MaxSize", "max"),
@@ -68,76 +80,62 @@ def admin_router(console: Console) -> APIRouter:
                 ):
                     if f.get(field):
                         params[member] = _number(f[field])
-                await console.app_runner(request, session, "CreateAutoScalingConfiguration", params)
-        except SlipwayError as exc:
-            return await show(
-                request, "autoscaling", {"errors": {"": [exc.message]}, "form": f}, 400
-            )
-        return redirect(f"{p}/autoscaling")
+                return params
+
+            kind = "AutoScalingConfiguration"
+            await console.create_or_delete(request, session, kind, f, created)
+
+        what = "autoscaling"
+        return await console.submit(request, change, then(request, what), again(request, what))
 
     @router.post(f"{p}/connections")
     async def connections(request: Request) -> Response:
-        session = console.session(request)
-        f = await console.form(request, session)
-        shown = None
-        try:
+        async def change(session: Session, f: dict[str, str]) -> Any:
+            if f.get("authorize"):
+                return await _authorize(console, request, session, f)
             if f.get("delete"):
-                await console.app_runner(
-                    request, session, "DeleteConnection", {"ConnectionArn": f["delete"]}
-                )
-            elif f.get("authorize"):
-                shown = await _authorize(console, request, session, f)
+                operation, params = "DeleteConnection", {"ConnectionArn": f["delete"]}
             else:
+                operation = "CreateConnection"
                 params = {"ConnectionName": f.get("name", ""), "ProviderType": "GITHUB"}
-                await console.app_runner(request, session, "CreateConnection", params)
-        except (SlipwayError, ValueError) as exc:
-            message = getattr(exc, "message", str(exc))
-            return await show(request, "connections", {"errors": {"": [message]}, "form": f}, 400)
-        if shown:
-            return await show(request, "connections", {"shown": shown})
-        return redirect(f"{p}/connections")
+            await console.app_runner(request, session, operation, params)
+            return None
+
+        what = "connections"
+        return await console.submit(request, change, then(request, what), again(request, what))
 
     @router.post(f"{p}/notifications")
     async def notifications(request: Request) -> Response:
-        session = console.session(request)
-        f = await console.form(request, session)
-        shown = None
-        try:
+        async def change(session: Session, f: dict[str, str]) -> Any:
             if f.get("delete"):
-                params: dict[str, Any] = {"Id": f["delete"]}
-
-                def remove() -> None:
-                    console.calls.authorize_route(
-                        session.key_id,
-                        "DELETE",
-                        "/slipway/v1/notify/{target_id}",
-                        params,
-                        {"target_id": f["delete"]},
-                    )
-                    agent.notifier.remove_target(f["delete"])
-
-                await console.act(request, session, "slipway:RemoveNotifyTarget", params, remove)
-            else:
-                params = {
-                    "Url": f.get("url", ""),
-                    "Pattern": f.get("pattern", ""),
-                    "Format": f.get("format") or "json",
-                }
-
-                def add() -> dict[str, Any]:
-                    console.calls.authorize_route(session.key_id, "POST", "/slipway/v1/notify", {})
-                    return agent.notifier.add_target(
-                        params["Url"], params["Pattern"], format=params["Format"]
-                    )
-
-                shown = await console.act(request, session, "slipway:AddNotifyTarget", params, add)
-        except SlipwayError as exc:
-            return await show(
-                request, "notifications", {"errors": {"": [exc.message]}, "form": f}, 400
+                await console.slipway(
+                    request,
+                    session,
+                    "slipway:RemoveNotifyTarget",
+                    ("DELETE", "/slipway/v1/notify/{target_id}"),
+                    {"Id": f["delete"]},
+                    lambda: agent.notifier.remove_target(f["delete"]),
+                    {"target_id": f["delete"]},
+                )
+                return None
+            params = {
+                "Url": f.get("url", ""),
+                "Pattern": f.get("pattern", ""),
+                "Format": f.get("format") or "json",
+            }
+            return await console.slipway(
+                request,
+                session,
+                "slipway:AddNotifyTarget",
+                ("POST", "/slipway/v1/notify"),
+                params,
+                lambda: agent.notifier.add_target(
+                    params["Url"], params["Pattern"], format=params["Format"]
+                ),
             )
-        if shown:
-            return await show(request, "notifications", {"shown": shown})
-        return redirect(f"{p}/notifications")
+
+        what = "notifications"
+        return await console.submit(request, change, then(request, what), again(request, what))
 
     @router.get(f"{p}/keys")
     async def keys_page(request: Request) -> Response:
@@ -161,92 +159,99 @@ def admin_router(console: Console) -> APIRouter:
         context |= {"errors": {}, "form": {}, "shown": None, **extra}
         return console.page(request, "keys.html", context, session, status)
 
+    def keys_again(request: Request) -> Any:
+        async def answer(_: Session, f: dict[str, str], errors: dict[str, list[str]]) -> Response:
+            return await keys_answer(request, {"errors": errors, "form": f}, 400)
+
+        return answer
+
     @router.post(f"{p}/keys")
     async def keys_change(request: Request) -> Response:
         """A new key (its secret shown once), or a key enabled or disabled."""
-        session = console.session(request)
-        f = await console.form(request, session)
-        key = session.key_id
-        try:
+
+        async def change(session: Session, f: dict[str, str]) -> Any:
             if f.get("key_id"):
-                params: dict[str, Any] = {"Status": f.get("status", "")}
-
-                def set_status() -> Any:
-                    console.calls.authorize_route(
-                        key,
-                        "PUT",
-                        "/slipway/v1/keys/{key_id}/status",
-                        params,
-                        {"key_id": f["key_id"]},
-                    )
-                    return agent.access.set_key_status(f["key_id"], params["Status"])
-
-                await console.act(request, session, "slipway:UpdateKey", params, set_status)
-                return redirect(f"{p}/keys")
+                await console.slipway(
+                    request,
+                    session,
+                    "slipway:UpdateKey",
+                    ("PUT", "/slipway/v1/keys/{key_id}/status"),
+                    {"Status": f.get("status", "")},
+                    lambda: agent.access.set_key_status(f["key_id"], f.get("status", "")),
+                    {"key_id": f["key_id"]},
+                )
+                return None
             params = {"Principal": f.get("principal", ""), "Description": f.get("description", "")}
+            return await console.slipway(
+                request,
+                session,
+                "slipway:CreateKey",
+                ("POST", "/slipway/v1/keys"),
+                params,
+                lambda: agent.access.create_key(params["Principal"], params["Description"]),
+            )
 
-            def create() -> dict[str, Any]:
-                console.calls.authorize_route(key, "POST", "/slipway/v1/keys", params)
-                return agent.access.create_key(params["Principal"], params["Description"])
+        def done(shown: Any) -> Any:
+            return keys_answer(request, {"shown": shown}) if shown else redirect(f"{p}/keys")
 
-            shown = await console.act(request, session, "slipway:CreateKey", params, create)
-        except SlipwayError as exc:
-            return await keys_answer(request, {"errors": {"": [exc.message]}, "form": f}, 400)
-        return await keys_answer(request, {"shown": shown})
+        return await console.submit(request, change, done, keys_again(request))
 
     @router.post(f"{p}/principals")
     async def principals_change(request: Request) -> Response:
         """A new principal, or a policy (ready-made by name, or a document) attached to
         or detached from one: the API's ``/slipway/v1/principals`` calls."""
-        session = console.session(request)
-        f = await console.form(request, session)
-        key, intent = session.key_id, f.get("intent", "")
-        who = f.get("new_principal" if intent == "create" else "policy_principal", "")
-        policy = f.get("policy_name", "")
-        route = "/slipway/v1/principals/{principal}/policies/{policy}"
-        names = {"principal": who, "policy": policy}
-        params: dict[str, Any] = {"Principal": who, "PolicyName": policy}
-        if intent == "create":
-            params = {"Principal": who}
-            action, method, path, work = (
-                "slipway:CreatePrincipal",
-                "POST",
-                "/slipway/v1/principals",
-                lambda: agent.access.create_principal(who),
-            )
-        elif intent == "attach":
-            document = f.get("policy_document", "").strip() or None
-            if document:
-                params["PolicyDocument"] = document
-            action, method, path, work = (
-                "slipway:AttachPolicy",
-                "PUT",
-                route,
-                lambda: agent.access.attach_policy(who, policy, document),
-            )
-        else:
-            action, method, path, work = (
-                "slipway:DetachPolicy",
-                "DELETE",
-                route,
-                lambda: agent.access.detach_policy(who, policy),
-            )
 
-        def change() -> Any:
-            console.calls.authorize_route(key, method, path, params, names)
-            return work()
+        async def change(session: Session, f: dict[str, str]) -> None:
+            intent = f.get("intent", "")
+            who = f.get("new_principal" if intent == "create" else "policy_principal", "")
+            policy = f.get("policy_name", "")
+            route = "/slipway/v1/principals/{principal}/policies/{policy}"
+            names = {"principal": who, "policy": policy}
+            params: dict[str, Any] = {"Principal": who, "PolicyName": policy}
+            if intent == "create":
+                await console.slipway(
+                    request,
+                    session,
+                    "slipway:CreatePrincipal",
+                    ("POST", "/slipway/v1/principals"),
+                    {"Principal": who},
+                    lambda: agent.access.create_principal(who),
+                )
+            elif intent == "attach":
+                document = f.get("policy_document", "").strip() or None
+                if document:
+                    params["PolicyDocument"] = document
+                await console.slipway(
+                    request,
+                    session,
+                    "slipway:AttachPolicy",
+                    ("PUT", route),
+                    params,
+                    lambda: agent.access.attach_policy(who, policy, document),
+                    names,
+                )
+            else:
+                await console.slipway(
+                    request,
+                    session,
+                    "slipway:DetachPolicy",
+                    ("DELETE", route),
+                    params,
+                    lambda: agent.access.detach_policy(who, policy),
+                    names,
+                )
 
-        try:
-            await console.act(request, session, action, params, change)
-        except SlipwayError as exc:
-            first = exc.message.partition(":")[0]
-            where = {
-                "Principal": "new_principal" if intent == "create" else "policy_principal",
+        def fields(f: dict[str, str]) -> dict[str, str]:
+            create = f.get("intent") == "create"
+            return {
+                "Principal": "new_principal" if create else "policy_principal",
                 "PolicyName": "policy_name",
                 "PolicyDocument": "policy_document",
-            }.get(first, "")
-            return await keys_answer(request, {"errors": {where: [exc.message]}, "form": f}, 400)
-        return redirect(f"{p}/keys")
+            }
+
+        return await console.submit(
+            request, change, lambda _: redirect(f"{p}/keys"), keys_again(request), fields
+        )
 
     @router.get(f"{p}/audit")
     async def audit(request: Request) -> Response:
@@ -284,27 +289,30 @@ def _number(value: str) -> int | str:
         return value
 
 
+def _whole(f: dict[str, str], field: str) -> int | None:
+    """A whole-number field of the authorize form, or None when left empty."""
+    if not f.get(field):
+        return None
+    try:
+        return int(f[field])
+    except ValueError:
+        raise FormError("", f"{field}: {f[field]!r} is not a whole number") from None
+
+
 async def _authorize(
-    console: Console, request: Request, session: Any, f: dict[str, str]
+    console: Console, request: Request, session: Session, f: dict[str, str]
 ) -> dict[str, Any]:
     """GitHub's step after CreateConnection: a token, or a GitHub App's credentials."""
     name = f["authorize"]
-    params = {"Name": name}
+    app_id, installation_id = _whole(f, "app_id"), _whole(f, "installation_id")
 
     def work() -> dict[str, Any]:
-        console.calls.authorize_route(
-            session.key_id,
-            "POST",
-            "/slipway/v1/connections/{name}/authorize",
-            params,
-            {"name": name},
-        )
         app = None
-        if f.get("app_id"):
+        if app_id is not None:
             app = AppCredentials(
-                app_id=int(f["app_id"]),
+                app_id=app_id,
                 private_key=f.get("private_key", ""),
-                installation_id=int(f["installation_id"]) if f.get("installation_id") else None,
+                installation_id=installation_id,
             )
         row = console.agent.connections.authorize(name, token=f.get("token") or None, app=app)
         return {
@@ -313,4 +321,12 @@ async def _authorize(
             "account": row["account"],
         }
 
-    return await console.act(request, session, "slipway:AuthorizeConnection", params, work)
+    return await console.slipway(
+        request,
+        session,
+        "slipway:AuthorizeConnection",
+        ("POST", "/slipway/v1/connections/{name}/authorize"),
+        {"Name": name},
+        work,
+        {"name": name},
+    )

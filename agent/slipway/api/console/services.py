@@ -5,6 +5,8 @@ custom domains. Every change is the API's own call (``Console.app_runner``)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ...console import forms, pages
 from ...console.sessions import Session
-from ...errors import InvalidRequest, SlipwayError
+from ...errors import InvalidRequest
 from .web import Console, redirect
 
 TABS = ("overview", "deployments", "logs", "metrics", "events", "revisions", "settings")
 SPARK_MINUTES = 30
+Errors = dict[str, list[str]]
 
 
 def sparkline(values: list[int], width: int = 90, height: int = 20) -> str:
@@ -82,20 +85,19 @@ def services_router(console: Console) -> APIRouter:
 
     @router.post(f"{p}/new")
     async def create_service(request: Request) -> Response:
-        session = console.session(request)
-        fields = await console.form(request, session)
-        try:
+        async def change(session: Session, fields: dict[str, str]) -> dict[str, Any]:
             params = forms.create_service(fields)
-            answer = await console.app_runner(request, session, "CreateService", params)
-        except forms.FormError as exc:
-            errors = {exc.field: [exc.message]}
-        except SlipwayError as exc:
-            errors = pages.field_errors(exc.message, forms.FIELDS)
-        else:
+            return await console.app_runner(request, session, "CreateService", params)
+
+        def done(answer: dict[str, Any]) -> Response:
             svc, op = answer["Service"], answer["OperationId"]
             return redirect(f"{p}/services/{svc['ServiceName']}/{svc['ServiceId']}/operations/{op}")
-        context = await _create_context(console, session, fields, errors)
-        return console.page(request, "create.html", context, session, 400)
+
+        async def again(session: Session, fields: dict[str, str], errors: Errors) -> Response:
+            context = await _create_context(console, session, fields, errors)
+            return console.page(request, "create.html", context, session, 400)
+
+        return await console.submit(request, change, done, again, forms.FIELDS)
 
     @router.get(f"{p}/services/{{name}}/{{sid}}")
     async def service_page(name: str, sid: str, request: Request) -> Response:
@@ -108,26 +110,6 @@ def services_router(console: Console) -> APIRouter:
         context["q"] = request.query_params.get("q", "")
         return console.page(request, "service.html", context, session)
 
-    async def change(
-        request: Request, name: str, sid: str, operation: str, params: dict[str, Any]
-    ) -> Response:
-        """One button's App Runner call; its error shown on the page it came from."""
-        session = console.session(request)
-        fields = await console.form(request, session)
-        arn = console.service_arn(name, sid)
-        tab = fields.get("tab", "overview")
-        try:
-            answer = await console.app_runner(
-                request, session, operation, {"ServiceArn": arn, **params}
-            )
-        except SlipwayError as exc:
-            context = await run_in_threadpool(_service_context, console, session.key_id, arn, tab)
-            context |= {"error": exc.message, "q": ""}
-            return console.page(request, "service.html", context, session, 400)
-        op = answer.get("OperationId")
-        to = f"{p}/services/{name}/{sid}"
-        return redirect(f"{to}/operations/{op}" if op else f"{to}?tab={tab}")
-
     for action, operation in (
         ("deploy", "StartDeployment"),
         ("pause", "PauseService"),
@@ -137,89 +119,77 @@ def services_router(console: Console) -> APIRouter:
         async def button(
             name: str, sid: str, request: Request, operation: str = operation
         ) -> Response:
-            return await change(request, name, sid, operation, {})
+            """One button's App Runner call; its error shown on the page it came from."""
+            arn = console.service_arn(name, sid)
+            return await service_change(
+                console, request, name, sid, operation, lambda _: {"ServiceArn": arn}
+            )
 
         router.post(f"{p}/services/{{name}}/{{sid}}/{action}")(button)
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/delete")
     async def delete(name: str, sid: str, request: Request) -> Response:
-        session = console.session(request)
-        fields = await console.form(request, session)
-        arn = console.service_arn(name, sid)
-        try:
+        def params(fields: dict[str, str]) -> dict[str, Any]:
             if fields.get("confirm") != name:
                 raise InvalidRequest(f"Type the service's name, {name}, to delete it")
-            answer = await console.app_runner(
-                request, session, "DeleteService", {"ServiceArn": arn}
-            )
-        except SlipwayError as exc:
-            context = await run_in_threadpool(
-                _service_context, console, session.key_id, arn, "settings"
-            )
-            context |= {"errors": {"confirm": [exc.message]}, "q": ""}
-            return console.page(request, "service.html", context, session, 400)
-        return redirect(f"{p}/services/{name}/{sid}/operations/{answer['OperationId']}")
+            return {"ServiceArn": console.service_arn(name, sid)}
+
+        return await service_change(
+            console, request, name, sid, "DeleteService", params, "settings", field="confirm"
+        )
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/update")
     async def update(name: str, sid: str, request: Request) -> Response:
-        session = console.session(request)
-        fields = await console.form(request, session)
         arn = console.service_arn(name, sid)
-        try:
-            params = forms.update_service(arn, fields)
-            answer = await console.app_runner(request, session, "UpdateService", params)
-        except forms.FormError as exc:
-            errors = {exc.field: [exc.message]}
-        except SlipwayError as exc:
-            errors = pages.field_errors(exc.message, forms.FIELDS)
-        else:
-            return redirect(f"{p}/services/{name}/{sid}/operations/{answer['OperationId']}")
-        context = await run_in_threadpool(
-            _service_context, console, session.key_id, arn, "settings"
+        return await service_change(
+            console,
+            request,
+            name,
+            sid,
+            "UpdateService",
+            partial(forms.update_service, arn),
+            "settings",
+            typed=True,
         )
-        context |= {"errors": errors, "form": fields, "q": ""}
-        return console.page(request, "service.html", context, session, 400)
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/domains")
     async def domains(name: str, sid: str, request: Request) -> Response:
-        session = console.session(request)
-        fields = await console.form(request, session)
-        arn = console.service_arn(name, sid)
-        params: dict[str, Any] = {"ServiceArn": arn, "DomainName": fields.get("domain", "")}
-        remove = fields.get("remove") == "1"
-        if not remove:
-            params["EnableWWWSubdomain"] = fields.get("www") == "on"
-        operation = "DisassociateCustomDomain" if remove else "AssociateCustomDomain"
-        try:
+        async def change(session: Session, fields: dict[str, str]) -> None:
+            arn = console.service_arn(name, sid)
+            params: dict[str, Any] = {"ServiceArn": arn, "DomainName": fields.get("domain", "")}
+            remove = fields.get("remove") == "1"
+            if not remove:
+                params["EnableWWWSubdomain"] = fields.get("www") == "on"
+            operation = "DisassociateCustomDomain" if remove else "AssociateCustomDomain"
             await console.app_runner(request, session, operation, params)
-        except SlipwayError as exc:
-            context = await run_in_threadpool(
-                _service_context, console, session.key_id, arn, "overview"
-            )
-            context |= {"errors": {"domain": [exc.message]}, "q": ""}
-            return console.page(request, "service.html", context, session, 400)
-        return redirect(f"{p}/services/{name}/{sid}?tab=overview#domains")
+
+        return await console.submit(
+            request,
+            change,
+            lambda _: redirect(f"{p}/services/{name}/{sid}?tab=overview#domains"),
+            again(console, request, name, sid, "overview", field="domain"),
+        )
 
     @router.post(f"{p}/services/{{name}}/{{sid}}/rollback")
     async def rollback(name: str, sid: str, request: Request) -> Response:
-        session = console.session(request)
-        fields = await console.form(request, session)
-        arn = console.service_arn(name, sid)
-        params = {"ServiceArn": arn, "Revision": fields.get("revision") or None}
-
-        def work() -> str:
-            console.calls.authorize_route(session.key_id, "POST", "/slipway/v1/rollback", params)
-            return agent.services.rollback(arn, params["Revision"])
-
-        try:
-            op = await console.act(request, session, "slipway:Rollback", params, work)
-        except SlipwayError as exc:
-            context = await run_in_threadpool(
-                _service_context, console, session.key_id, arn, "revisions"
+        async def change(session: Session, fields: dict[str, str]) -> str:
+            arn = console.service_arn(name, sid)
+            params = {"ServiceArn": arn, "Revision": fields.get("revision") or None}
+            return await console.slipway(
+                request,
+                session,
+                "slipway:Rollback",
+                ("POST", "/slipway/v1/rollback"),
+                params,
+                lambda: agent.services.rollback(arn, params["Revision"]),
             )
-            context |= {"error": exc.message, "q": ""}
-            return console.page(request, "service.html", context, session, 400)
-        return redirect(f"{p}/services/{name}/{sid}/operations/{op}")
+
+        return await console.submit(
+            request,
+            change,
+            operation_or(name, sid),
+            again(console, request, name, sid, "revisions"),
+        )
 
     @router.get(f"{p}/services/{{name}}/{{sid}}/operations/{{op_id}}")
     async def operation_page(name: str, sid: str, op_id: str, request: Request) -> Response:
@@ -236,6 +206,69 @@ def services_router(console: Console) -> APIRouter:
         return console.page(request, "operation.html", await run_in_threadpool(load), session)
 
     return router
+
+
+def again(
+    console: Console,
+    request: Request,
+    name: str,
+    sid: str,
+    tab: str = "",
+    field: str = "",
+    typed: bool = False,
+) -> Any:
+    """A refused form: the service's tab again (``tab``, else the form's), the form as
+    typed when ``typed``, and the messages all next to ``field``, or next to their own
+    fields when ``typed``, or else all at the top (a button's tab may show no field)."""
+
+    async def answer(session: Session, fields: dict[str, str], errors: Errors) -> Response:
+        shown = tab or fields.get("tab", "overview")
+        arn = console.service_arn(name, sid)
+        context = await run_in_threadpool(_service_context, console, session.key_id, arn, shown)
+        every = [m for ms in errors.values() for m in ms]
+        if typed:
+            context["form"] = fields
+        if field:
+            errors = {field: every}
+        elif not typed:
+            context["error"], errors = "; ".join(every), {}
+        context |= {"errors": errors, "q": ""}
+        return console.page(request, "service.html", context, session, 400)
+
+    return answer
+
+
+def operation_or(name: str, sid: str, tab: str = "overview") -> Any:
+    """After a change: its operation's page, or the tab it came from."""
+
+    def done(op: str | None) -> Response:
+        to = f"{pages.PREFIX}/services/{name}/{sid}"
+        return redirect(f"{to}/operations/{op}" if op else f"{to}?tab={tab}")
+
+    return done
+
+
+async def service_change(
+    console: Console,
+    request: Request,
+    name: str,
+    sid: str,
+    operation: str,
+    params: Callable[[dict[str, str]], dict[str, Any]],
+    tab: str = "",
+    **where: Any,
+) -> Response:
+    """A form on a service's page that makes one App Runner call (its parameters made
+    from the form by ``params``): the operation's page after, or the ``tab`` again with
+    the refusal (``where``: as ``again`` takes them; the API's members placed by
+    ``forms.FIELDS``)."""
+
+    async def change(session: Session, fields: dict[str, str]) -> str | None:
+        answer = await console.app_runner(request, session, operation, params(fields))
+        return answer.get("OperationId")
+
+    refused = again(console, request, name, sid, tab, **where)
+    return await console.submit(request, change, operation_or(name, sid), refused, forms.FIELDS)
 
 
 async def _create_context(
@@ -286,10 +319,15 @@ def _service_context(console: Console, key_id: str, arn: str, tab: str) -> dict[
     elif tab == "revisions":
         console.calls.authorize_route(key_id, "GET", "/slipway/v1/revisions", {"ServiceArn": arn})
         context["revisions"] = agent.services.rollback_candidates(record)
+        console.calls.authorize_route(key_id, "GET", "/slipway/v1/traffic", {"ServiceArn": arn})
+        context["traffic"] = agent.splits.describe(arn)
     elif tab == "metrics":
         context["history_minutes"] = agent.metrics_history.max_minutes
     elif tab == "settings":
         context["auto_scaling"] = call(key_id, "ListAutoScalingConfigurations", {})[
             "AutoScalingConfigurationSummaryList"
+        ]
+        context["observability"] = call(key_id, "ListObservabilityConfigurations", {})[
+            "ObservabilityConfigurationSummaryList"
         ]
     return context

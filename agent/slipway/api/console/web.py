@@ -5,7 +5,7 @@ calls (``Calls``) with one audit row each under the session's key."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ...console import pages
+from ...console.forms import FormError
 from ...console.sessions import COOKIE, Session, SessionExpired, Sessions
 from ...errors import AuthError, ResourceNotFound, SlipwayError
 from ..calls import Calls
@@ -41,6 +42,7 @@ class Console:
             agent.settings.console_session_ttl,
             agent.settings.console_link_ttl,
             key_usable=lambda key_id: agent.access.lookup_secret(key_id) is not None,
+            kept=agent.store,
         )
         self.env = pages.environment()
 
@@ -121,6 +123,69 @@ class Console:
             params,
             lambda: self.calls.app_runner(session.key_id, operation, params),
         )
+
+    async def slipway(
+        self,
+        request: Request,
+        session: Session,
+        action: str,
+        route: tuple[str, str],
+        params: dict[str, Any],
+        work: Callable[[], Any],
+        names: Mapping[str, str] | None = None,
+    ) -> Any:
+        """A ``/slipway/v1`` route's work from a console form: the route's own policy
+        check (``authorize_route``, method and path template) first, then ``work``,
+        audited as ``action`` under the session's key."""
+
+        def checked() -> Any:
+            self.calls.authorize_route(session.key_id, route[0], route[1], params, names)
+            return work()
+
+        return await self.act(request, session, action, params, checked)
+
+    async def submit(
+        self,
+        request: Request,
+        change: Callable[[Session, dict[str, str]], Awaitable[Any]],
+        done: Callable[[Any], Response | Awaitable[Response]],
+        again: Callable[[Session, dict[str, str], dict[str, list[str]]], Awaitable[Response]],
+        fields: Mapping[str, str] | Callable[[dict[str, str]], Mapping[str, str]] | None = None,
+    ) -> Response:
+        """One console form, the way every form goes: its fields once the CSRF token
+        matches, ``change`` (the API's calls), then ``done`` with the answer; or, when
+        the API refuses, ``again`` with the form as typed and each message next to the
+        field its member names (``fields``: member path -> field, or made from the form)."""
+        session = self.session(request)
+        form = await self.form(request, session)
+        try:
+            answer = await change(session, form)
+        except FormError as exc:
+            errors = {exc.field: [exc.message]}
+        except SlipwayError as exc:
+            named = fields(form) if callable(fields) else fields or {}
+            errors = pages.field_errors(exc.message, named)
+        else:
+            shown = done(answer)
+            return await shown if isinstance(shown, Awaitable) else shown
+        return await again(session, form, errors)
+
+    async def create_or_delete(
+        self,
+        request: Request,
+        session: Session,
+        kind: str,
+        form: dict[str, str],
+        created: Callable[[], dict[str, Any]],
+    ) -> None:
+        """A configuration page's form (``kind``: ``AutoScalingConfiguration``...):
+        ``Delete<kind>`` of the revision whose ARN its ``delete`` button names, or else
+        ``Create<kind>`` with the parameters ``created`` makes of the form."""
+        if form.get("delete"):
+            params = {f"{kind}Arn": form["delete"]}
+            await self.app_runner(request, session, f"Delete{kind}", params)
+        else:
+            await self.app_runner(request, session, f"Create{kind}", created())
 
     def service_arn(self, name: str, service_id: str) -> str:
         s = self.settings
