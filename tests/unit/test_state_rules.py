@@ -266,6 +266,7 @@ def seeded(root: Path) -> tuple[Settings, Path]:
     vault = Vault(settings.vault_key)
     store = Store(settings.db_path, vault)
     store.insert_service(service(image_spec({"API_KEY": SECRET})))
+    store.db.close()  # not left to the garbage collector, whose checkpoint rewrites the file
     config.write_text("base_domain: localhost\n")
     settings.credentials_file.write_text("[slipway]\n")
     return settings, config
