@@ -152,7 +152,7 @@ class Idler:
         view = self._look()
         service = next((s for s in view.services.values() if s.name == name), None)
         if service is None:
-            raise ResourceNotFound(f"Service {name} does not exist")
+            raise ResourceNotFound(f"no service named {name}")  # as the CLI says it
         asleep = self._asleep.get(service.id)
         idle = asleep is not None and asleep.phase != "idling"
         return {
