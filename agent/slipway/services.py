@@ -312,7 +312,7 @@ class Services:
                 self.store.update_service(service_id, **fields)
             active = self._pending_ops(service_id)
             queued = [o for o in active if o.type in DEPLOYING_OPS]
-            if any((o.params or {}).get("revision") == revision for o in queued):
+            if any(self._brings(o, service) == revision for o in queued):
                 return None
             if revision == service.live_revision and not queued:
                 return None
@@ -339,6 +339,15 @@ class Services:
         self._note(service, f"deploying revision {revision} ({ref}), found by {trigger}")
         self._started(service, previous)
         return op_id
+
+    @staticmethod
+    def _brings(op: Operation, service: Service) -> str | None:
+        """The revision a queued deployment will put live, when it is known now: a
+        resume brings back the live one, like a rollback that names none."""
+        named = (op.params or {}).get("revision")
+        if named or op.type != "RESUME_SERVICE":
+            return named
+        return service.live_revision
 
     def rollback(self, arn: str, revision: str | None = None) -> str:
         """Deploy an earlier revision again from its kept image, without a rebuild: the

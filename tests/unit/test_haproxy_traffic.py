@@ -135,7 +135,9 @@ def test_config_samples_latency_only_when_asked() -> None:
         "backends": 2,
     }
     text = render_config(**common, samples=Path("/d/samples.sock"), sample=10)
-    assert "    log /d/samples.sock format raw sample 1:10 local0 info\n" in text
+    assert "    log /d/samples.sock format raw local0 info\n" in text
+    assert "    http-request set-log-level silent if { rand(10) gt 0 }\n" in text
+    assert "rand(" not in render_config(**common, samples=Path("/d/samples.sock"), sample=1)
     assert '    log-format "%b %ST %Ta %s"\n' in text
     assert "samples.sock" not in render_config(**common, samples=Path("/d/s.sock"), sample=0)
     with pytest.raises(InvalidRequest, match="haproxy_latency_sample"):

@@ -512,6 +512,19 @@ def test_live_revision_is_not_redeployed(env):
     assert env.store.operations_with_status("PENDING") == []
 
 
+def test_live_revision_seen_while_resuming_is_not_deployed_again(env):
+    service = env.create()
+    env.drain()
+    env.services.pause_service(service.arn)
+    env.drain()
+    env.services.resume_service(service.arn)
+    live = env.store.get_service(service.id).live_revision
+    assert env.services.revision_detected(service.id, live, ref="v1", trigger="poll") is None
+    assert [o.type for o in env.store.operations_with_status("PENDING")] == ["RESUME_SERVICE"]
+    newer = "sha256:" + "9" * 64
+    assert env.services.revision_detected(service.id, newer, ref="v1", trigger="poll")
+
+
 def test_manual_mode_holds_new_revisions(env):
     service = env.create(
         SourceConfiguration={

@@ -132,12 +132,18 @@ def render_config(
     """HAProxy's whole config: the same settings always give the same text. With
     ``samples`` and ``sample`` > 0, every ``sample``-th request's backend, status and
     latency go as a datagram to the socket ``samples`` (the agent reads it)."""
-    sampled = []
+    # The frontend logs nothing but the sample. HAProxy formats a request's line before
+    # ``log ... sample`` drops it, so an unsampled request is silenced first, by a
+    # random draw: about 13% less of HAProxy's CPU per request than the keyword alone
+    # (bench/router.py, issue 15).
+    sampled = ["    no log\n"]
     if samples is not None and sample > 0:
-        sampled = [
-            f"    log {samples} format raw sample 1:{sample} local0 info\n",
+        sampled += [
+            f"    log {samples} format raw local0 info\n",
             f'    log-format "{LOG_FORMAT}"\n',
         ]
+        if sample > 1:
+            sampled.append(f"    http-request set-log-level silent if {{ rand({sample}) gt 0 }}\n")
     lines = [
         "# Written by slipway at each start; routes change through the Runtime API.\n",
         "global\n",

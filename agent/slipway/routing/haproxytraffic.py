@@ -5,10 +5,10 @@ Why this split: counting is free in HAProxy (``show stat``'s ``req_tot`` and
 ``hrsp_1xx``..``hrsp_5xx`` per backend, kept anyway), while a log line per request
 cost 11-12 µs of its CPU here, a quarter of its whole route (issue 15). So the counts,
 which users compare to their own, come exact from the counters, and only the latency
-histogram, an estimate by nature, comes from every ``latency_sample``-th request:
-HAProxy's ``log ... sample 1:N`` sends one line in N, ``%b %ST %Ta`` (backend, status,
-milliseconds, and the server: the instance, whose samples a rollout step compares
-with its revision's others), as a datagram to a unix socket this module reads. Each sampled latency
+histogram, an estimate by nature, comes from one request in ``latency_sample`` (a
+random draw silences the others): ``%b %ST %Ta %s`` (backend, status, milliseconds,
+and the server: the instance, whose samples a rollout step compares with its
+revision's others), as a datagram to a unix socket this module reads. Each sampled latency
 stands for N requests, so the histogram's count follows the requests.
 
 Counters are cumulative in HAProxy, which outlives the agent: the first reading is the
