@@ -32,6 +32,7 @@ from slipway.outbound import OutboundPolicy
 from slipway.records import Operation, Service
 from slipway.store import Store
 from slipway.vault import Vault
+from testkit.clock import Clock
 
 SECRET = "s3cret-for-tests-0123456789"
 # The receivers of these tests listen on loopback, which targets may not name unless allowed.
@@ -300,18 +301,24 @@ def test_gives_up_after_max_age_then_the_chain_moves_on(
     store: Store, vault: Vault, receiver: Receiver
 ) -> None:
     receiver.respond = lambda n: (500, {})
-    notifier, bus = make(store, vault, max_age=0.3, backoff_base=0.05)
+    clock = Clock(time.time() + 1)  # the events' own times are the wall clock's
+    notifier, bus = make(store, vault, max_age=60, backoff_base=1, clock=clock)
     notifier.add_target(receiver.url, EVERYTHING, secret=SECRET)
     first = bus.service_status_changed(A, "RUNNING", "PAUSED")
-    with scheduled(notifier):
-        wait_for(lambda: store.list_deliveries(status="failed") != [])
-        (failed,) = store.list_deliveries(status="failed")
-        assert failed["last_error"] == "HTTP 500: nope"
-        assert failed["attempts"] >= 2
-        tried = len(receiver.requests)
-        receiver.respond = lambda n: (200, {})
-        second = bus.service_status_changed(A, "PAUSED", "RUNNING")
-        wait_for(lambda: not store.list_deliveries(status="pending"))
+    assert notifier.run_once() == 1
+    assert notifier.run_once() == 0  # backing off
+    clock.now += 5
+    assert notifier.run_once() == 1
+    assert store.list_deliveries(status="failed") == []
+    clock.now += 60  # past max_age: this attempt is the last
+    assert notifier.run_once() == 1
+    (failed,) = store.list_deliveries(status="failed")
+    assert (failed["attempts"], failed["last_error"]) == (3, "HTTP 500: nope")
+    tried = len(receiver.requests)
+    receiver.respond = lambda n: (200, {})
+    second = bus.service_status_changed(A, "PAUSED", "RUNNING")
+    assert notifier.run_once() == 1
+    assert not store.list_deliveries(status="pending")
     assert len(receiver.requests) == tried + 1  # the failed one is not tried again
     assert receiver.events()[-1][0] == second["id"]
     assert {e for e, _, _ in receiver.events()} == {first["id"], second["id"]}
