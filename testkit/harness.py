@@ -48,6 +48,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the TCP socket listening on ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -299,16 +316,30 @@ class AgentProcess:
         return self.root / "conf" / "credentials"
 
     def start(self) -> AgentProcess:
-        self.log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slipway", "serve"],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._healthy, timeout=30, what="the agent's /healthz")
-        return self
+        """Start the agent and wait for its /healthz. Its port was free when picked; if
+        another process (another test's agent or server) bound it since, the agent cannot
+        and a /healthz there is not its own: it starts again on a new port."""
+        for _ in range(3):
+            self.log = open(self.root / "agent.log", "ab")  # noqa: SIM115 - lives with the process
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "slipway", "serve"],
+                env=self.env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                wait_for(self._healthy, timeout=30, what="the agent's /healthz")
+            except AssertionError:
+                if "address already in use" not in self.log_text():
+                    raise
+            if self.proc.poll() is None and listens(self.proc.pid, self.port):
+                return self
+            self.kill()
+            self.port = free_port()
+            self.endpoint = f"http://127.0.0.1:{self.port}"
+            self.env["SLIPWAY_LISTEN_PORT"] = str(self.port)
+        raise AssertionError(f"the agent found no free port: {self.log_text()[-2000:]}")
 
     def cli(
         self, *args: str, stdin: str | None = None, ok: bool = True
