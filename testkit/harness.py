@@ -48,15 +48,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def listens(pid: int, port: int) -> bool:
-    """Whether process ``pid`` holds the TCP socket listening on ``port``."""
-    inodes = set()
+def listeners(port: int) -> list[tuple[str, str]]:
+    """Each TCP socket listening on ``port``: its local address as /proc/net/tcp{,6}
+    writes it (``0100007F:1F90``) and its inode."""
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{fields[9]}]")
+                    found.append((fields[1], fields[9]))
+    return found
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the TCP socket listening on ``port``."""
+    inodes = {f"socket:[{inode}]" for _, inode in listeners(port)}
     with contextlib.suppress(OSError):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             with contextlib.suppress(OSError):

@@ -29,7 +29,14 @@ from slipway.cli import app
 from slipway.routing.ingress import CLIENT_HEADER
 from testkit.fakegithub import FakeGitHub
 from testkit.gitserver import GitServer
-from testkit.harness import code_source, image_source, operations, wait_for, wait_status
+from testkit.harness import (
+    code_source,
+    image_source,
+    listeners,
+    operations,
+    wait_for,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -176,10 +183,7 @@ def test_hooks_domain_serves_the_hooks_only_and_the_agent_stays_on_loopback(agen
     ask = https(agent, ca_root, API, "/slipway/v1/domains/ask?domain=x.example", method="GET")
     assert ask.status_code == 404
     # the agent listens on loopback only
-    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    port = f"{agent.port:04X}"
-    local = [line.split()[1] for line in listening if line.split()[3] == "0A"]
-    assert [a for a in local if a.endswith(f":{port}")] == [f"0100007F:{port}"]
+    assert [address for address, _ in listeners(agent.port)] == [f"0100007F:{agent.port:04X}"]
 
 
 def test_webhook_through_the_hooks_domain_deploys_what_the_branch_is_at(agent, git, ca_root):
