@@ -26,15 +26,23 @@ from testkit.harness import (  # noqa: E402
 )
 
 
-def record(section: str, table: str, intro: str = "") -> None:
-    """Append ``table`` under ``## section`` in BENCHMARKS.md, opening the section (with
-    ``intro``) the first time."""
-    path = ROOT / "BENCHMARKS.md"
+def record(section: str, table: str, intro: str = "", path: Path | None = None) -> None:
+    """Add ``table`` at the end of ``## section`` in BENCHMARKS.md (before the next
+    section), opening the section (with ``intro``) at the end of the file the first time."""
+    path = path or ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else ""
     heading = f"\n## {section}\n"
-    with path.open("a") as fh:
-        if heading not in path.read_text():
-            fh.write(heading + "\n" + (intro.rstrip() + "\n\n" if intro else ""))
-        fh.write("\n" + table + "\n")
+    entry = "\n" + table + "\n"
+    start = text.find(heading)
+    if start < 0:
+        text += heading + "\n" + (intro.rstrip() + "\n\n" if intro else "") + entry[1:]
+    else:
+        end = text.find("\n## ", start + len(heading))
+        end = len(text) if end < 0 else end + 1
+        text = (
+            text[:end].rstrip("\n") + "\n" + entry + ("\n" if end < len(text) else "") + text[end:]
+        )
+    path.write_text(text)
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 route, side by side in one run, on the same upstream and the same load.
 
 Usage: .venv/bin/python bench/router.py [--seconds 10] [--rounds 3] [--connections 16]
-       [--record]
+       [--haproxy-bin PATH] [--record]
 
 The upstream is one instance of ``examples/hello`` that a real agent (``local_stack``)
 runs as an image service; every router proxies to that instance's published loopback
@@ -14,6 +14,13 @@ The load is wrk (``--latency``, bounded by ``--seconds``) on loopback. Rows:
   config, started and stopped here, no access log), keep-alive to the upstream.
 - haproxy + request log: HAProxy with a log line per request and the Runtime API
   socket (what slipway would add to it unsampled).
+- nginx + Lua routing: nginx with the least a route needs that nginx cannot do without
+  a reload, done in Lua (Debian's ``libnginx-mod-http-lua``): the upstream picked by
+  Host from a shared table at run time, in-flight counts per instance, 1-in-10 latency
+  samples. Not held against the goal: it is the price of the other data plane slipway
+  could have chosen. Left out, saying so, where the module is not installed.
+- haproxy VERSION: with ``--haproxy-bin``, the bare HAProxy row again with another
+  build (one made from a newer release's source), to see what a newer HAProxy saves.
 - caddy, slipway config...: Caddy loaded with the config the agent generates for the
   route under ``data_plane: caddy``, less its access log, and also less its dynamic
   upstreams (the route DNS responder): where that route's cost over bare Caddy comes from.
@@ -66,6 +73,9 @@ from testkit.harness import (
 
 # The Debian package of each program the bench runs.
 PACKAGES = {"wrk": "wrk", "nginx": "nginx", "haproxy": "haproxy", "caddy": "caddy"}
+NGINX_MODULES = Path("/usr/lib/nginx/modules")
+LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")  # in this order
+LUA_PACKAGE = "libnginx-mod-http-lua"
 ROUTERS = ("nginx", "haproxy", "caddy")  # the ones slipway's route is held against
 WARMUP_SECONDS = 1
 GOAL = {"cpu": 1.2, "rps": 0.9, "p50": 1.1}
@@ -185,13 +195,18 @@ def measure(target: Target, seconds: float, connections: int, threads: int) -> S
 
 
 @contextmanager
-def program(argv: list[str], log: Path, url: str, what: str) -> Iterator[int]:
+def program(
+    argv: list[str], log: Path, url: str, what: str, host: str | None = None
+) -> Iterator[int]:
     """``argv`` running in the foreground until the block ends; yields its pid once
-    ``url`` answers."""
+    ``url`` answers (asked for ``host`` when given)."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    headers = {"Host": host} if host else {}
     try:
-        wait_until_answers(url, what, process, log)
+        wait_until_answers(
+            url, what, process, log, get=lambda: httpx.get(url, headers=headers, timeout=1)
+        )
         yield process.pid
     finally:
         stop_process(process)
@@ -222,6 +237,39 @@ http {{
   }}
 }}
 """
+
+
+def nginx_lua_conf(tmp: Path, port: int, upstream: str, host: str) -> str:
+    """``nginx_conf`` whose upstream Lua picks by Host from a table it could change at
+    run time, counting requests in flight per instance and keeping one latency in ten:
+    what slipway's route does per request, the nginx way."""
+    modules = "".join(f"load_module {NGINX_MODULES / name};\n" for name in LUA_MODULES)
+    balancer = """
+    server 0.0.0.1;  # never used: the balancer sets the peer
+    balancer_by_lua_block {
+      local peer = ngx.shared.routes:get(ngx.var.host)
+      local ip, port = peer:match("^(.+):(%d+)$")
+      ngx.ctx.peer = peer
+      ngx.shared.flights:incr(peer, 1, 0)
+      require("ngx.balancer").set_current_peer(ip, tonumber(port))
+    }
+   """
+    log = """
+      log_by_lua_block {
+        local peer = ngx.ctx.peer
+        if peer then ngx.shared.flights:incr(peer, -1, 0) end
+        if math.random(10) == 1 then
+          ngx.shared.flights:set("latency", ngx.var.upstream_response_time)
+        end
+      }"""
+    conf = nginx_conf(tmp, port, upstream)
+    conf = conf.replace(f"server {upstream};", balancer)
+    conf = conf.replace("proxy_set_header Host $host;", f"proxy_set_header Host $host;{log}")
+    tables = (
+        "lua_shared_dict routes 1m;\n  lua_shared_dict flights 1m;\n"
+        f'  init_by_lua_block {{ ngx.shared.routes:set("{host}", "{upstream}") }}\n'
+    )
+    return modules + conf.replace("http {\n", f"http {{\n  {tables}", 1)
 
 
 def haproxy_conf(tmp: Path, port: int, upstream: str, *, log_requests: bool = False) -> str:
@@ -260,12 +308,37 @@ def nginx(tmp: Path, upstream: str) -> Iterator[Target]:
 
 
 @contextmanager
-def haproxy(tmp: Path, upstream: str, name: str = "haproxy", **options: bool) -> Iterator[Target]:
+def nginx_lua(tmp: Path, upstream: str, host: str) -> Iterator[Target]:
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(nginx_lua_conf(tmp, port, upstream, host))
+    argv = ["nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
+    url = f"http://127.0.0.1:{port}/"
+    host = f"{host}:{port}"
+    with program(argv, tmp / "nginx.log", url, "nginx with Lua", host) as pid:
+        yield Target("nginx + Lua routing", url, host, lambda: process_tree(pid))
+
+
+def has_lua() -> bool:
+    return all((NGINX_MODULES / name).exists() for name in LUA_MODULES)
+
+
+def haproxy_version(binary: str) -> str:
+    """``2.6.12`` from ``HAProxy version 2.6.12-1+deb12u4 2025/... - https://...``."""
+    first = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stdout
+    return first.split()[2].split("-")[0]
+
+
+@contextmanager
+def haproxy(
+    tmp: Path, upstream: str, name: str = "haproxy", binary: str = "haproxy", **options: bool
+) -> Iterator[Target]:
     port = free_port()
     conf = tmp / "haproxy.cfg"
     conf.write_text(haproxy_conf(tmp, port, upstream, **options))
     url = f"http://127.0.0.1:{port}/"
-    with program(["haproxy", "-db", "-f", str(conf)], tmp / "haproxy.log", url, "haproxy") as pid:
+    argv = [binary, "-db", "-f", str(conf)]
+    with program(argv, tmp / "haproxy.log", url, "haproxy") as pid:
         yield Target(name, url, None, lambda: process_tree(pid))
 
 
@@ -363,7 +436,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[Sample]], float]:
             return agent_alone(agent_pid, haproxy_pid)
 
         nolog = without_access_log(slipway_config)
-        dirs = [Path(tmp) / str(i) for i in range(7)]
+        dirs = [Path(tmp) / str(i) for i in range(9)]
         for each in dirs:
             each.mkdir()
         targets = [
@@ -402,6 +475,14 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[Sample]], float]:
                 agent_pids,
             ),
         ]
+        if args.haproxy_bin:
+            name = f"haproxy {haproxy_version(args.haproxy_bin)}"
+            other = haproxy(dirs[8], upstream, name, args.haproxy_bin)
+            targets.insert(3, routers.enter_context(other))
+        if has_lua():
+            targets.insert(3, routers.enter_context(nginx_lua(dirs[7], upstream, host)))
+        else:
+            print(f"nginx + Lua routing left out: apt-get install {LUA_PACKAGE}", flush=True)
         for target in targets:  # each reaches the app before anything is measured
             headers = {"Host": target.host} if target.host else {}
             answer = httpx.get(target.url, headers=headers, timeout=10)
@@ -482,12 +563,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each row; medians shown")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--haproxy-bin", help="another HAProxy build: its bare row beside Debian's")
     parser.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = parser.parse_args()
     if args.seconds <= 0 or args.rounds < 1 or args.threads < 1:
         parser.error("--seconds must be positive, --rounds and --threads at least 1")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads (wrk's rule)")
+    if args.haproxy_bin and not os.access(args.haproxy_bin, os.X_OK):
+        parser.error(f"--haproxy-bin {args.haproxy_bin} is not a program this user can run")
     missing = missing_packages()
     if missing:
         raise SystemExit(

@@ -1,5 +1,6 @@
 """bench/router.py's pure parts: reading wrk, the Caddy variants it derives from slipway's
-config, the CPU accounting and the verdict against the goal."""
+config, the CPU accounting and the verdict against the goal; and where its table goes
+in BENCHMARKS.md (bench/common.py's ``record``, which every bench uses)."""
 
 from __future__ import annotations
 
@@ -126,3 +127,46 @@ def test_haproxy_with_request_log_logs_each_request_and_opens_its_runtime_api(ro
     assert "httplog" not in plain and "stats socket" not in plain
     assert "option httplog" in logged and "stats socket /tmp/x/admin.sock" in logged
     assert "server app1 127.77.0.2:8080" in logged
+
+
+def test_nginx_with_lua_routes_by_host_at_run_time_and_counts_flights(router) -> None:
+    conf = router.nginx_lua_conf(Path("/tmp/x"), 8081, "127.77.0.2:8080", "bench.localhost")
+    assert conf.startswith("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n")
+    assert 'routes:set("bench.localhost", "127.77.0.2:8080")' in conf
+    assert "server 127.77.0.2:8080;" not in conf  # no static upstream: the balancer picks
+    assert "flights:incr(peer, 1, 0)" in conf and "flights:incr(peer, -1, 0)" in conf
+    assert "keepalive 32;" in conf and "listen 127.0.0.1:8081;" in conf
+
+
+def test_haproxy_version_is_read_from_its_banner(router, tmp_path) -> None:
+    fake = tmp_path / "haproxy"
+    fake.write_text(
+        "#!/bin/sh\necho 'HAProxy version 3.0.11-9e587df 2025/06/02 - https://haproxy.org/'\n"
+    )
+    fake.chmod(0o755)
+    assert router.haproxy_version(str(fake)) == "3.0.11"
+
+
+@pytest.fixture(scope="module")
+def common(router):
+    return sys.modules["common"]  # imported by router.py
+
+
+def test_a_table_goes_to_the_end_of_its_section_not_of_the_file(common, tmp_path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## bench/a.py\n\nold a\n\n## bench/b.py\n\nold b\n")
+    common.record("bench/a.py", "new a", path=path)
+    assert path.read_text() == (
+        "# Benchmarks\n\n## bench/a.py\n\nold a\n\nnew a\n\n## bench/b.py\n\nold b\n"
+    )
+    common.record("bench/b.py", "new b", path=path)
+    assert path.read_text().endswith("## bench/b.py\n\nold b\n\nnew b\n")
+
+
+def test_a_new_section_opens_at_the_end_with_its_intro(common, tmp_path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text("# Benchmarks\n\n## bench/a.py\n\nold a\n")
+    common.record("bench/c.py", "table c", "What c measures.", path=path)
+    assert path.read_text() == (
+        "# Benchmarks\n\n## bench/a.py\n\nold a\n\n## bench/c.py\n\nWhat c measures.\n\ntable c\n"
+    )
