@@ -3,8 +3,8 @@ agent: create and delete an observability configuration, turn a service's tracin
 from its Settings tab, create a VPC connector on a Docker network and delete it, save,
 grant, revoke and delete a secret whose value never comes back; bad input comes back
 next to its field, and planted script in a name is shown as text only (a page that runs
-it opens a dialog, which fails the test: ``console`` fixture). A session outlives an
-agent restart, and sign-out still ends it on the server."""
+it opens a dialog, which fails the test: ``console`` fixture). A session and an unused
+sign-in link outlive an agent restart, and sign-out still ends a session on the server."""
 
 from __future__ import annotations
 
@@ -127,14 +127,28 @@ def test_secrets_are_saved_granted_and_never_shown_back(console) -> None:
     expect(page.locator("table.secrets")).to_contain_text("None")
 
 
-def test_a_session_outlives_an_agent_restart_and_sign_out_still_ends_it(console) -> None:
+def test_a_session_and_a_link_outlive_an_agent_restart_and_sign_out_still_ends_it(
+    console,
+) -> None:
     page = console.page
     console.sign_in()
     expect(page.get_by_role("heading", name="Services")).to_be_visible()
+    link = console.agent.cli("console-link").stdout.strip()
     console.agent.kill()
     console.agent.start()
     page.goto(console.url("/secrets"))
     expect(page.get_by_role("heading", name="Secrets")).to_be_visible()  # still signed in
+    other = console.context.browser.new_context()
+    try:  # the link made before the restart signs another browser in, once
+        opened = other.new_page()
+        opened.goto(console.url(link.split("/console", 1)[1]))
+        expect(opened.get_by_role("heading", name="Services")).to_be_visible()
+        opened.goto(console.url(link.split("/console", 1)[1]))
+        expect(opened.locator("#signin-error")).to_have_text(
+            "This sign-in link was used already or has expired"
+        )
+    finally:
+        other.close()
 
     cookies = console.context.cookies()
     page.get_by_role("button", name="Sign out").click()

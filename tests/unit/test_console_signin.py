@@ -5,6 +5,7 @@ refusals land next to the field they name."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -136,7 +137,11 @@ def test_a_session_outlives_a_restart_and_a_sign_out_ends_it(tmp_path: Path) -> 
 
     token, session = agent().start("SLWYKEY")
     assert agent().get(token) == session
-    assert token not in str(store.db.execute("SELECT * FROM console_sessions").fetchall())
+    kept = str(store.db.execute("SELECT * FROM console_sessions").fetchall())
+    assert token not in kept and session.csrf not in kept  # nothing to forge a form with
+    assert Sessions.csrf_ok(agent().get(token), session.csrf)
+    other, _ = agent().start("SLWYKEY")
+    assert not Sessions.csrf_ok(agent().get(other), session.csrf)
     agent().end(token)
     with pytest.raises(SessionExpired, match="ended"):
         agent().get(token)
@@ -146,19 +151,23 @@ def test_a_session_outlives_a_restart_and_a_sign_out_ends_it(tmp_path: Path) -> 
         agent().get(late)
 
 
-def test_a_console_link_signs_in_once(tmp_path: Path) -> None:
+def test_a_console_link_signs_in_once_even_across_a_restart(tmp_path: Path) -> None:
     clock = [1000.0]
     store = Store(tmp_path / "db.sqlite", Vault(tmp_path / "vault.key"))
     sessions = Sessions(60, 30, key_usable=lambda key: True, kept=store, clock=lambda: clock[0])
     token, expires = sessions.new_link("SLWYKEY")
     assert expires == 1030.0
-    assert sessions.redeem(token) == "SLWYKEY"
+    assert token not in str(store.db.execute("SELECT * FROM console_links").fetchall())
+    restarted = Sessions(60, 30, key_usable=lambda key: True, kept=store, clock=lambda: clock[0])
+    assert restarted.redeem(token) == "SLWYKEY"
     with pytest.raises(SessionExpired, match="used already or has expired"):
         sessions.redeem(token)
     late, _ = sessions.new_link("SLWYKEY")
     clock[0] += 31
     with pytest.raises(SessionExpired):
         sessions.redeem(late)
+    sessions.new_link("SLWYKEY")  # and the ended ones leave the store
+    assert store.db.execute("SELECT count(*) FROM console_links").fetchone() == (1,)
 
 
 def test_the_api_messages_go_next_to_the_fields_they_name() -> None:
@@ -196,3 +205,30 @@ def test_the_edit_form_round_trips_a_described_service() -> None:
     described = {**params, "SourceConfiguration": params["SourceConfiguration"]}
     again = forms.form_of(described)
     assert {k: again.get(k, "") for k in fields} == fields
+
+
+def test_a_session_from_before_the_links_table_stays_signed_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slipway.store.schema as store_module
+
+    every = list(store_module.MIGRATIONS)
+    monkeypatch.setattr(
+        store_module, "MIGRATIONS", every[: every.index(store_module._m16_console_links)]
+    )
+    vault = Vault(tmp_path / "vault.key")
+    old = Store(tmp_path / "db.sqlite", vault)
+    old.db["console_sessions"].insert(
+        {
+            "digest": hashlib.sha256(b"cookie").hexdigest(),
+            "key_id": "SLWYKEY",
+            "csrf": "kept",
+            "expires_at": 2000.0,
+        }
+    )
+    monkeypatch.setattr(store_module, "MIGRATIONS", every)
+    store = Store(tmp_path / "db.sqlite", vault)
+    assert "csrf" not in store.db["console_sessions"].columns_dict
+    sessions = Sessions(60, 30, key_usable=lambda key: True, kept=store, clock=lambda: 1000.0)
+    session = sessions.get("cookie")
+    assert session.key_id == "SLWYKEY" and session.csrf != "kept"

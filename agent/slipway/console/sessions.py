@@ -1,9 +1,10 @@
 """Console sessions: who signed in (an access key), until when, and the CSRF token of
 each session; and the one-time sign-in links ``slipway console-link`` prints.
 
-Sessions are kept in the store by a digest of their cookie (never the cookie), so an
-agent restart leaves people signed in and a sign-out ends a session for good; sign-in
-links live a minute or two and stay in memory. A session is only as good as its key:
+Sessions and links are kept in the store by a digest of their token (never the token),
+so an agent restart leaves people signed in and unused links working, and a sign-out or
+a used link ends for good. A session's CSRF token is derived from its cookie, so the
+store holds nothing a form could be forged with. A session is only as good as its key:
 it ends when the key stops being usable."""
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,15 +32,18 @@ class Session:
 
 
 class SessionTable(Protocol):
-    """Where sessions are kept (the store's ``console_sessions``)."""
+    """Where sessions and links are kept (the store's ``console_sessions`` and
+    ``console_links``)."""
 
-    def put_console_session(
-        self, digest: str, key_id: str, csrf: str, expires_at: float
-    ) -> None: ...
+    def put_console_session(self, digest: str, key_id: str, expires_at: float) -> None: ...
 
     def get_console_session(self, digest: str) -> dict[str, Any] | None: ...
 
     def delete_console_sessions(self, digest: str | None = None, before: float = 0.0) -> None: ...
+
+    def put_console_link(self, digest: str, key_id: str, expires_at: float, now: float) -> None: ...
+
+    def take_console_link(self, digest: str) -> dict[str, Any] | None: ...
 
 
 class SessionExpired(AuthError):
@@ -48,8 +51,14 @@ class SessionExpired(AuthError):
 
 
 def _digest(token: str) -> str:
-    # Only digests are kept, so a memory dump does not hand out live sessions.
+    # Only digests are kept, so a copy of the store does not hand out live sessions.
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _csrf(token: str) -> str:
+    # Another digest of the cookie: whoever can send the cookie's value can already act,
+    # and nobody else can compute this one, from the store or the page.
+    return hashlib.sha256(b"csrf:" + token.encode()).hexdigest()
 
 
 class Sessions:
@@ -68,20 +77,15 @@ class Sessions:
         self.key_usable = key_usable
         self.clock = clock
         self.kept = kept
-        self._links: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, now: float) -> None:
-        self._links = {k: v for k, v in self._links.items() if v[1] > now}
 
     def start(self, key_id: str) -> tuple[str, Session]:
         """A new session for a key whose secret was just proven: its cookie value."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        session = Session(key_id, secrets.token_urlsafe(32), now + self.ttl)
+        session = Session(key_id, _csrf(token), now + self.ttl)
         # An expired session is kept as long again, to say "expired" rather than "ended".
         self.kept.delete_console_sessions(before=now - self.ttl)
-        self.kept.put_console_session(_digest(token), key_id, session.csrf, session.expires_at)
+        self.kept.put_console_session(_digest(token), key_id, session.expires_at)
         return token, session
 
     def get(self, token: str | None) -> Session:
@@ -90,7 +94,7 @@ class Sessions:
             raise SessionExpired("Sign in to use the console")
         now = self.clock()
         row = self.kept.get_console_session(_digest(token))
-        session = Session(**row) if row else None
+        session = Session(row["key_id"], _csrf(token), row["expires_at"]) if row else None
         if session is not None and session.expires_at <= now:
             raise SessionExpired("Your session expired: sign in again")
         if session is None:
@@ -114,15 +118,12 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires = now + self.link_ttl
-        with self._lock:
-            self._prune(now)
-            self._links[_digest(token)] = (key_id, expires)
+        self.kept.put_console_link(_digest(token), key_id, expires, now)
         return token, expires
 
     def redeem(self, token: str) -> str:
         """The key a link signs in as; the link is spent whether or not it still works."""
-        with self._lock:
-            found = self._links.pop(_digest(token), None)
-        if found is None or found[1] <= self.clock():
+        found = self.kept.take_console_link(_digest(token))
+        if found is None or found["expires_at"] <= self.clock():
             raise SessionExpired("This sign-in link was used already or has expired")
-        return found[0]
+        return found["key_id"]

@@ -355,6 +355,15 @@ def _m15_console_sessions(db: sqlite_utils.Database) -> None:
     db["console_sessions"].create_index(["expires_at"])
 
 
+def _m16_console_links(db: sqlite_utils.Database) -> None:
+    """One-time console sign-in links by a digest of their token, so an agent restart
+    leaves an unused link working; and no CSRF token kept beside a session: it is
+    derived from the cookie, which is never kept (``console/sessions.py``)."""
+    db["console_links"].create({"digest": str, "key_id": str, "expires_at": float}, pk="digest")
+    db["console_links"].create_index(["expires_at"])
+    db["console_sessions"].transform(drop={"csrf"})
+
+
 # Append only: each entry moves the schema one version forward.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m1_initial,
@@ -372,4 +381,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None] | WithVault] = [
     _m13_traffic,
     _m14_metric_history,
     _m15_console_sessions,
+    _m16_console_links,
 ]
