@@ -32,16 +32,13 @@ def record(section: str, table: str, intro: str = "", path: Path | None = None) 
     path = path or ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else ""
     heading = f"\n## {section}\n"
-    entry = "\n" + table + "\n"
     start = text.find(heading)
     if start < 0:
-        text += heading + "\n" + (intro.rstrip() + "\n\n" if intro else "") + entry[1:]
-    else:
+        text += heading + "\n" + (intro.rstrip() + "\n\n" if intro else "") + table + "\n"
+    else:  # before the newline that opens the next section, or at the end
         end = text.find("\n## ", start + len(heading))
-        end = len(text) if end < 0 else end + 1
-        text = (
-            text[:end].rstrip("\n") + "\n" + entry + ("\n" if end < len(text) else "") + text[end:]
-        )
+        end = len(text) if end < 0 else end
+        text = text[:end].rstrip("\n") + "\n\n" + table + "\n" + text[end:]
     path.write_text(text)
 
 

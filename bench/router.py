@@ -297,26 +297,21 @@ backend app
 
 
 @contextmanager
-def nginx(tmp: Path, upstream: str) -> Iterator[Target]:
+def nginx(tmp: Path, upstream: str, lua_host: str | None = None) -> Iterator[Target]:
+    """The nginx row; with ``lua_host``, the nginx + Lua routing row, which routes that
+    host only (``nginx_lua_conf``)."""
     port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(nginx_conf(tmp, port, upstream))
+    if lua_host:
+        conf.write_text(nginx_lua_conf(tmp, port, upstream, lua_host))
+        name, host = "nginx + Lua routing", f"{lua_host}:{port}"
+    else:
+        conf.write_text(nginx_conf(tmp, port, upstream))
+        name, host = "nginx", None
     argv = ["nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
     url = f"http://127.0.0.1:{port}/"
-    with program(argv, tmp / "nginx.log", url, "nginx") as pid:
-        yield Target("nginx", url, None, lambda: process_tree(pid))
-
-
-@contextmanager
-def nginx_lua(tmp: Path, upstream: str, host: str) -> Iterator[Target]:
-    port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(nginx_lua_conf(tmp, port, upstream, host))
-    argv = ["nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)]
-    url = f"http://127.0.0.1:{port}/"
-    host = f"{host}:{port}"
-    with program(argv, tmp / "nginx.log", url, "nginx with Lua", host) as pid:
-        yield Target("nginx + Lua routing", url, host, lambda: process_tree(pid))
+    with program(argv, tmp / "nginx.log", url, name, host) as pid:
+        yield Target(name, url, host, lambda: process_tree(pid))
 
 
 def has_lua() -> bool:
@@ -480,7 +475,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, list[Sample]], float]:
             other = haproxy(dirs[8], upstream, name, args.haproxy_bin)
             targets.insert(3, routers.enter_context(other))
         if has_lua():
-            targets.insert(3, routers.enter_context(nginx_lua(dirs[7], upstream, host)))
+            targets.insert(3, routers.enter_context(nginx(dirs[7], upstream, host)))
         else:
             print(f"nginx + Lua routing left out: apt-get install {LUA_PACKAGE}", flush=True)
         for target in targets:  # each reaches the app before anything is measured
